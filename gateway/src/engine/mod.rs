@@ -1,0 +1,190 @@
+//! The object service: S3-agnostic buckets, objects, listing and multipart uploads on top of the
+//! erasure-coded shard stores (`storage`) and the catalog (`metadata`).
+//!
+//! Invariants kept here:
+//! - nothing becomes visible before its data is durable on at least `write_quorum` shard stores and
+//!   the one metadata batch that publishes it has been written;
+//! - a failed or cancelled write leaves only an intent, which turns into garbage collection;
+//! - reads never hand out bytes that failed a frame checksum: such frames are erasures and are
+//!   rebuilt from parity, and a stripe that cannot be rebuilt ends the stream with an error.
+//!
+//! Nothing here knows about HTTP, XML or S3 error codes; `gateway::s3` maps [`EngineError`].
+
+mod buckets;
+mod gc;
+mod multipart;
+mod objects;
+mod placement;
+mod read;
+mod write;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::Stream;
+use metadata::catalog::Catalog;
+use storage::codec::{ErasureCodec, Geometry};
+use storage::store::ShardStore;
+
+pub use metadata::catalog::{ListPage, ListQuery, UploadListPage, UploadListQuery, WriteCondition};
+pub use metadata::model::{
+    BucketRecord, DataLayout, ObjectHead, PartRecord, StoredChecksum, UploadRecord, VersionRecord,
+};
+pub use multipart::{CombineChecksums, CompletedPart, CreateUploadRequest, PartSummary};
+pub use objects::{ChecksumSource, ObjectRead, PutObjectRequest, PutOutcome, NULL_VERSION};
+pub use read::ByteRange;
+
+/// Error carried by a request body stream (the S3 layer puts its own typed error inside).
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+/// A request or response body: a stream of byte chunks whose last item may be an error.
+pub type BodyStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send>>;
+
+/// Why an engine operation failed. The S3 layer maps each variant to exactly one S3 error.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no such bucket")]
+    NoSuchBucket,
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("bucket already exists")]
+    BucketExists,
+    #[error("bucket not empty")]
+    BucketNotEmpty,
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("a concurrent conditional write won")]
+    ConditionalConflict,
+    #[error("content MD5 mismatch")]
+    BadDigest,
+    #[error("body shorter or longer than declared: {0}")]
+    IncompleteBody(String),
+    #[error("length required")]
+    MissingContentLength,
+    #[error("entity too large")]
+    EntityTooLarge,
+    #[error("entity too small: part {0}")]
+    EntityTooSmall(u32),
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    #[error("part list not in ascending order")]
+    InvalidPartOrder,
+    #[error("not enough shard stores answered: {0}")]
+    Unavailable(String),
+    #[error("request body failed: {0}")]
+    Body(BodyError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<metadata::MetaError> for EngineError {
+    fn from(e: metadata::MetaError) -> Self {
+        use metadata::MetaError as M;
+        match e {
+            M::NoSuchBucket => EngineError::NoSuchBucket,
+            M::BucketExists => EngineError::BucketExists,
+            M::BucketNotEmpty => EngineError::BucketNotEmpty,
+            M::NoSuchUpload => EngineError::NoSuchUpload,
+            M::PreconditionFailed => EngineError::PreconditionFailed,
+            other => EngineError::Internal(format!("metadata: {other}")),
+        }
+    }
+}
+
+/// Tunables of the object service (validated by `config`).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub geometry: Geometry,
+    /// Objects and parts at most this long live inside their metadata record.
+    pub inline_threshold: usize,
+    /// Durable shard acknowledgements needed before a write is committed.
+    pub write_quorum: usize,
+    /// How long replaced data stays readable for in-flight GETs before GC removes it.
+    pub gc_delay: Duration,
+    /// Per shard-store call budget.
+    pub shard_timeout: Duration,
+    /// Region reported by GetBucketLocation and stored with new buckets.
+    pub region: String,
+}
+
+/// Largest single PUT or part (S3's limit).
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Smallest non-final multipart part (S3's limit).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Highest multipart part number (S3's limit).
+pub const MAX_PART_NUMBER: u32 = 10_000;
+
+/// The object service shared by every request handler.
+pub struct Engine {
+    catalog: Catalog,
+    stores: Vec<Arc<dyn ShardStore>>,
+    codec: ErasureCodec,
+    config: EngineConfig,
+}
+
+impl Engine {
+    /// Builds the engine over a catalog and the shard stores (index = node id recorded in layouts).
+    pub fn new(
+        catalog: Catalog,
+        stores: Vec<Arc<dyn ShardStore>>,
+        config: EngineConfig,
+    ) -> Result<Arc<Engine>, EngineError> {
+        let codec = ErasureCodec::new(config.geometry.clone())
+            .map_err(|e| EngineError::Internal(format!("codec: {e}")))?;
+        if stores.len() < config.geometry.total_shards() {
+            return Err(EngineError::Internal(format!(
+                "{} shard stores for {} shards per stripe",
+                stores.len(),
+                config.geometry.total_shards()
+            )));
+        }
+        Ok(Arc::new(Engine {
+            catalog,
+            stores,
+            codec,
+            config,
+        }))
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// True when the catalog answers and enough shard stores are healthy to accept writes.
+    pub async fn ready(&self) -> bool {
+        let mut healthy = 0;
+        for store in &self.stores {
+            if tokio::time::timeout(self.config.shard_timeout, store.health())
+                .await
+                .map(|r| r.is_ok())
+                .unwrap_or(false)
+            {
+                healthy += 1;
+            }
+        }
+        healthy >= self.config.write_quorum
+    }
+
+    /// Runs a blocking catalog call off the reactor.
+    async fn meta<T, F>(&self, f: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Catalog) -> Result<T, metadata::MetaError> + Send + 'static,
+    {
+        let catalog = self.catalog.clone();
+        tokio::task::spawn_blocking(move || f(&catalog))
+            .await
+            .map_err(|e| EngineError::Internal(format!("metadata task: {e}")))?
+            .map_err(EngineError::from)
+    }
+}
+
+/// Milliseconds since the Unix epoch, the time unit of every record.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

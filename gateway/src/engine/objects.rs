@@ -1,0 +1,220 @@
+//! Single objects: put (with conditions), look-up, ranged reads, delete and listing.
+//!
+//! A put writes its data first (invisible), then publishes it with one catalog batch that also
+//! checks the write condition, removes the intent and queues the replaced version's shards for
+//! GC after the grace delay. If publishing fails, the freshly written shards go to GC.
+
+use std::sync::Arc;
+
+use metadata::catalog::{ListPage, ListQuery, WriteCondition};
+use metadata::model::{BucketRecord, PartLayout, StoredChecksum, VersionRecord};
+
+use super::read::ByteRange;
+use super::write::DataOwner;
+use super::{now_ms, BodyStream, Engine, EngineError};
+
+/// Reads the checksum the protocol layer verified while the body streamed, once it has ended.
+pub type ChecksumSource = Box<dyn FnOnce() -> Option<StoredChecksum> + Send>;
+
+/// Everything a PutObject needs besides the body.
+pub struct PutObjectRequest {
+    pub bucket: String,
+    pub key: String,
+    /// Exact body length (decoded length for aws-chunked bodies).
+    pub length: u64,
+    pub content_type: Option<String>,
+    /// Standard headers stored verbatim (content-encoding, cache-control, …), lowercase names.
+    pub headers: Vec<(String, String)>,
+    /// `x-amz-meta-*` without the prefix, lowercase names.
+    pub user_metadata: Vec<(String, String)>,
+    pub storage_class: String,
+    pub expected_md5: Option<[u8; 16]>,
+    pub checksum: Option<ChecksumSource>,
+    pub condition: WriteCondition,
+}
+
+/// A committed write.
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    pub version: VersionRecord,
+}
+
+/// An open read: the version it reads and the bytes of the requested range.
+pub struct ObjectRead {
+    pub version: VersionRecord,
+    pub range: ByteRange,
+    pub body: BodyStream,
+}
+
+/// Version id of every object in an unversioned bucket.
+pub const NULL_VERSION: &str = "null";
+
+impl Engine {
+    pub(crate) async fn bucket(&self, name: &str) -> Result<BucketRecord, EngineError> {
+        let name = name.to_string();
+        self.meta(move |c| c.get_bucket(&name))
+            .await?
+            .ok_or(EngineError::NoSuchBucket)
+    }
+
+    /// Stores an object; it becomes visible atomically once durable.
+    pub async fn put_object(
+        &self,
+        request: PutObjectRequest,
+        body: BodyStream,
+    ) -> Result<PutOutcome, EngineError> {
+        let bucket = self.bucket(&request.bucket).await?;
+        if request.condition != WriteCondition::None {
+            // Fail fast before streaming; the commit re-checks atomically.
+            self.check_condition(&bucket, &request.key, &request.condition)
+                .await?;
+        }
+        let owner = DataOwner {
+            bucket: bucket.name.clone(),
+            key: request.key.clone(),
+            version: NULL_VERSION.to_string(),
+            part_number: 1,
+        };
+        let written = self
+            .write_data(body, request.length, owner, request.expected_md5)
+            .await?;
+        let checksum = request.checksum.and_then(|source| source());
+        let seq = self.meta(|c| c.next_seq()).await?;
+        let etag = hex::encode(written.md5);
+        let mtime_ms = now_ms();
+        let version = VersionRecord {
+            seq,
+            version_id: NULL_VERSION.to_string(),
+            size: written.size,
+            etag: etag.clone(),
+            mtime_ms,
+            storage_class: request.storage_class,
+            content_type: request.content_type,
+            headers: request.headers,
+            user_metadata: request.user_metadata,
+            checksum: checksum.clone(),
+            delete_marker: false,
+            parts: vec![PartLayout {
+                part_number: 1,
+                size: written.size,
+                etag,
+                checksum,
+                data: written.layout,
+            }],
+        };
+        self.publish(&bucket, &request.key, version, request.condition, written.intent, None)
+            .await
+    }
+
+    /// The one place a version becomes visible (also used by CompleteMultipartUpload).
+    pub(crate) async fn publish(
+        &self,
+        bucket: &BucketRecord,
+        key: &str,
+        version: VersionRecord,
+        condition: WriteCondition,
+        intent: Option<[u8; 16]>,
+        upload: Option<metadata::model::UploadRecord>,
+    ) -> Result<PutOutcome, EngineError> {
+        let bucket_id = bucket.id;
+        let key_owned = key.to_string();
+        let record = version.clone();
+        let gc_delay = self.config.gc_delay.as_millis() as u64;
+        let result = self
+            .meta(move |c| {
+                let intents: Vec<[u8; 16]> = intent.into_iter().collect();
+                c.commit_version(
+                    &bucket_id,
+                    &key_owned,
+                    record,
+                    condition,
+                    &intents,
+                    upload.as_ref(),
+                    now_ms(),
+                    gc_delay,
+                )
+            })
+            .await;
+        match result {
+            Ok(_replaced) => Ok(PutOutcome { version }),
+            Err(e) => {
+                if let Some(group) = intent {
+                    self.abandon_intent(group).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn check_condition(
+        &self,
+        bucket: &BucketRecord,
+        key: &str,
+        condition: &WriteCondition,
+    ) -> Result<(), EngineError> {
+        let current = self.get_version(bucket, key).await?;
+        match (condition, current) {
+            (WriteCondition::IfNoneMatchAny, Some(_)) => Err(EngineError::PreconditionFailed),
+            (WriteCondition::IfMatch(_), None) => Err(EngineError::NoSuchKey),
+            (WriteCondition::IfMatch(etag), Some(v)) if &v.etag != etag => {
+                Err(EngineError::PreconditionFailed)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn get_version(
+        &self,
+        bucket: &BucketRecord,
+        key: &str,
+    ) -> Result<Option<VersionRecord>, EngineError> {
+        let bucket_id = bucket.id;
+        let key = key.to_string();
+        self.meta(move |c| c.get_object(&bucket_id, &key)).await
+    }
+
+    /// The current version of an object (HeadObject, and the first step of GetObject).
+    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<VersionRecord, EngineError> {
+        let bucket = self.bucket(bucket).await?;
+        self.get_version(&bucket, key)
+            .await?
+            .filter(|v| !v.delete_marker)
+            .ok_or(EngineError::NoSuchKey)
+    }
+
+    /// Opens `range` of a version obtained from [`Engine::head_object`].
+    pub async fn open_object(
+        self: &Arc<Self>,
+        version: VersionRecord,
+        range: ByteRange,
+    ) -> Result<ObjectRead, EngineError> {
+        let body = if range.start >= range.end {
+            Box::pin(futures::stream::empty()) as BodyStream
+        } else {
+            self.read_version(&version, range).await?
+        };
+        Ok(ObjectRead {
+            version,
+            range,
+            body,
+        })
+    }
+
+    /// Deletes an object; deleting a missing key succeeds (S3 semantics).
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), EngineError> {
+        let bucket = self.bucket(bucket).await?;
+        let bucket_id = bucket.id;
+        let key = key.to_string();
+        let gc_delay = self.config.gc_delay.as_millis() as u64;
+        self.meta(move |c| c.delete_object(&bucket_id, &key, now_ms(), gc_delay))
+            .await?;
+        Ok(())
+    }
+
+    /// One page of a bucket listing (V1 and V2 share it).
+    pub async fn list_objects(&self, bucket: &str, query: ListQuery) -> Result<ListPage, EngineError> {
+        let bucket = self.bucket(bucket).await?;
+        let bucket_id = bucket.id;
+        self.meta(move |c| c.list_objects(&bucket_id, &query)).await
+    }
+}

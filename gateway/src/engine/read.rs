@@ -1,0 +1,322 @@
+//! The read path (DESIGN §6): a byte range of a version becomes a stream of verified bytes.
+//!
+//! The range is mapped to parts, then stripes. For each batch of stripes the k data shards are
+//! read in parallel (spawned, each call bounded by the shard timeout); frames that are missing,
+//! short or fail their checksum are erasures, and only then is parity read and the stripe
+//! rebuilt off the reactor. Healthy data frames are handed out without copying. A producer task
+//! stays at most a couple of batches ahead of the client (bounded channel). If a stripe cannot be
+//! rebuilt, the stream's last item is an error, so the HTTP layer aborts the connection instead
+//! of ending a 200 early.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use metadata::model::{DataLayout, ShardedLayout, VersionRecord};
+use storage::codec::{ErasureCodec, Geometry};
+use storage::id::{ShardGroupId, ShardId};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::{BodyError, BodyStream, Engine, EngineError};
+
+/// A half-open byte range `[start, end)` of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// How many bytes of stripes one batch of shard reads covers.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+type FrameColumn = Vec<Option<Bytes>>;
+
+impl Engine {
+    /// Streams `range` of `version`. The first chunk is produced before this returns, so a
+    /// version whose data cannot be read at all fails here (→ 503), not mid-body.
+    pub(crate) async fn read_version(
+        self: &Arc<Self>,
+        version: &VersionRecord,
+        range: ByteRange,
+    ) -> Result<BodyStream, EngineError> {
+        let (tx, mut rx) = mpsc::channel::<Result<Bytes, BodyError>>(8);
+        let engine = self.clone();
+        let parts = version.parts.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.produce_range(&parts, range, &tx).await {
+                warn!(error = %e, "read failed");
+                let _ = tx.send(Err(Box::new(e) as BodyError)).await;
+            }
+        });
+        let first = rx.recv().await;
+        let first = match first {
+            Some(Ok(chunk)) => Some(chunk),
+            Some(Err(e)) => {
+                return Err(match e.downcast::<EngineError>() {
+                    Ok(e) => *e,
+                    Err(e) => EngineError::Internal(e.to_string()),
+                })
+            }
+            None => None,
+        };
+        let rest = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let head = futures::stream::iter(first.map(Ok));
+        Ok(Box::pin(futures::StreamExt::chain(head, rest)))
+    }
+
+    async fn produce_range(
+        &self,
+        parts: &[metadata::model::PartLayout],
+        range: ByteRange,
+        tx: &mpsc::Sender<Result<Bytes, BodyError>>,
+    ) -> Result<(), EngineError> {
+        let mut part_start = 0u64;
+        for part in parts {
+            let part_end = part_start + part.size;
+            let lo = range.start.max(part_start);
+            let hi = range.end.min(part_end);
+            if lo < hi {
+                let local = ByteRange {
+                    start: lo - part_start,
+                    end: hi - part_start,
+                };
+                match &part.data {
+                    DataLayout::Inline(bytes) => {
+                        let slice = bytes
+                            .get(local.start as usize..local.end as usize)
+                            .ok_or_else(|| EngineError::Internal("inline data too short".into()))?;
+                        if tx.send(Ok(Bytes::copy_from_slice(slice))).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    DataLayout::Sharded(layout) => {
+                        if !self.produce_sharded(layout, local, tx).await? {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            part_start = part_end;
+            if part_start >= range.end {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Streams `range` (part-relative) of one shard group. Returns false when the client left.
+    async fn produce_sharded(
+        &self,
+        layout: &ShardedLayout,
+        range: ByteRange,
+        tx: &mpsc::Sender<Result<Bytes, BodyError>>,
+    ) -> Result<bool, EngineError> {
+        let geometry = Geometry::new(
+            layout.data_shards as usize,
+            layout.parity_shards as usize,
+            layout.block_size as usize,
+        )
+        .map_err(|e| EngineError::Internal(format!("layout geometry: {e}")))?;
+        let codec = if geometry == self.config.geometry {
+            self.codec.clone()
+        } else {
+            ErasureCodec::new(geometry.clone())
+                .map_err(|e| EngineError::Internal(format!("codec: {e}")))?
+        };
+        let block = geometry.block_size as u64;
+        let first_stripe = range.start / block;
+        let last_stripe = (range.end - 1) / block;
+        let batch = (BATCH_BYTES / geometry.block_size).max(1) as u64;
+        let mut stripe = first_stripe;
+        while stripe <= last_stripe {
+            let count = batch.min(last_stripe - stripe + 1);
+            let stripes = self
+                .read_stripes(layout, &geometry, &codec, stripe, count)
+                .await?;
+            for (offset, pieces) in stripes.into_iter().enumerate() {
+                let stripe_start = (stripe + offset as u64) * block;
+                for piece in clip_pieces(pieces, stripe_start, range) {
+                    if tx.send(Ok(piece)).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+            }
+            stripe += count;
+        }
+        Ok(true)
+    }
+
+    /// Reads `count` stripes from `first`, returning each stripe's data as pieces in order.
+    async fn read_stripes(
+        &self,
+        layout: &ShardedLayout,
+        geometry: &Geometry,
+        codec: &ErasureCodec,
+        first: u64,
+        count: u64,
+    ) -> Result<Vec<Vec<Bytes>>, EngineError> {
+        let k = geometry.data_shards;
+        let total = geometry.total_shards();
+        let mut columns: Vec<Option<FrameColumn>> = vec![None; total];
+        let data: Vec<usize> = (0..k).collect();
+        self.read_columns(layout, geometry, &data, first, count, &mut columns)
+            .await;
+        let complete = |columns: &[Option<FrameColumn>], s: usize| {
+            (0..k).all(|i| matches!(columns.get(i), Some(Some(c)) if matches!(c.get(s), Some(Some(_)))))
+        };
+        let degraded = (0..count as usize).any(|s| !complete(&columns, s));
+        if degraded {
+            let parity: Vec<usize> = (k..total).collect();
+            self.read_columns(layout, geometry, &parity, first, count, &mut columns)
+                .await;
+        }
+        let mut stripes = Vec::with_capacity(count as usize);
+        for s in 0..count as usize {
+            let stripe_index = first + s as u64;
+            let data_len = geometry.stripe_data_len(layout.length, stripe_index);
+            let frame = |i: usize| -> Option<Bytes> {
+                columns.get(i)?.as_ref()?.get(s)?.clone()
+            };
+            if complete(&columns, s) {
+                let pieces = (0..k).filter_map(frame).collect();
+                stripes.push(truncate_pieces(pieces, data_len));
+                continue;
+            }
+            let mut shards: Vec<Option<Vec<u8>>> = (0..total)
+                .map(|i| frame(i).map(|b| b.to_vec()))
+                .collect();
+            let available = shards.iter().filter(|s| s.is_some()).count();
+            if available < k {
+                return Err(EngineError::Unavailable(format!(
+                    "stripe {stripe_index} of group {}: {available} of {k} shards readable",
+                    hex::encode(layout.group)
+                )));
+            }
+            let codec = codec.clone();
+            let joined = tokio::task::spawn_blocking(move || {
+                codec.reconstruct_data(&mut shards)?;
+                codec.join_data(&shards, data_len)
+            })
+            .await
+            .map_err(|e| EngineError::Internal(format!("reconstruct task: {e}")))?
+            .map_err(|e| EngineError::Internal(format!("reconstruct: {e}")))?;
+            stripes.push(vec![Bytes::from(joined)]);
+        }
+        Ok(stripes)
+    }
+
+    /// Reads the given shard indexes in parallel into `columns`; a failed shard stays `None`,
+    /// a frame of the wrong length becomes `None`.
+    async fn read_columns(
+        &self,
+        layout: &ShardedLayout,
+        geometry: &Geometry,
+        indexes: &[usize],
+        first: u64,
+        count: u64,
+        columns: &mut [Option<FrameColumn>],
+    ) {
+        let group = ShardGroupId(layout.group);
+        let mut tasks = Vec::new();
+        for &index in indexes {
+            if layout.missing.contains(&(index as u8)) {
+                continue;
+            }
+            let Some(store) = layout
+                .nodes
+                .get(index)
+                .and_then(|&node| self.stores.get(node as usize))
+                .cloned()
+            else {
+                continue;
+            };
+            let id = ShardId {
+                group,
+                index: index as u8,
+            };
+            let timeout = self.config.shard_timeout;
+            tasks.push((
+                index,
+                tokio::spawn(async move {
+                    tokio::time::timeout(timeout, store.read_frames(id, first, count)).await
+                }),
+            ));
+        }
+        for (index, task) in tasks {
+            let column = match task.await {
+                Ok(Ok(Ok(frames))) => Some(
+                    frames
+                        .into_iter()
+                        .enumerate()
+                        .map(|(s, frame)| {
+                            let want = geometry.shard_len(layout.length, first + s as u64);
+                            frame.filter(|f| f.len() == want)
+                        })
+                        .collect(),
+                ),
+                Ok(Ok(Err(e))) => {
+                    warn!(group = %group.to_hex(), index, error = %e, "shard read failed");
+                    None
+                }
+                Ok(Err(_)) => {
+                    warn!(group = %group.to_hex(), index, "shard read timed out");
+                    None
+                }
+                Err(e) => {
+                    warn!(group = %group.to_hex(), index, error = %e, "shard read task failed");
+                    None
+                }
+            };
+            if let Some(slot) = columns.get_mut(index) {
+                *slot = column;
+            }
+        }
+    }
+}
+
+/// Drops the zero padding after `len` bytes from a stripe's data pieces.
+fn truncate_pieces(pieces: Vec<Bytes>, len: usize) -> Vec<Bytes> {
+    let mut left = len;
+    let mut out = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        if left == 0 {
+            break;
+        }
+        let take = piece.len().min(left);
+        out.push(piece.slice(..take));
+        left -= take;
+    }
+    out
+}
+
+/// Keeps the part of a stripe's pieces (starting at `stripe_start`) that lies inside `range`.
+fn clip_pieces(pieces: Vec<Bytes>, stripe_start: u64, range: ByteRange) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut offset = stripe_start;
+    for piece in pieces {
+        let piece_end = offset + piece.len() as u64;
+        let lo = range.start.max(offset);
+        let hi = range.end.min(piece_end);
+        if lo < hi {
+            out.push(piece.slice((lo - offset) as usize..(hi - offset) as usize));
+        }
+        offset = piece_end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clipping_and_truncation_keep_exact_bytes() {
+        let pieces = vec![Bytes::from_static(b"abcd"), Bytes::from_static(b"ef\0\0")];
+        let data = truncate_pieces(pieces, 6);
+        assert_eq!(data.concat(), b"abcdef");
+        let clipped = clip_pieces(data, 10, ByteRange { start: 13, end: 15 });
+        assert_eq!(clipped.concat(), b"de");
+    }
+}

@@ -1,0 +1,360 @@
+//! The write path (DESIGN §5): a body stream becomes either inline bytes or one erasure-coded
+//! shard group written in parallel to k+m shard stores.
+//!
+//! Per stripe: the bytes go to the MD5 thread (the ETag), are encoded off the reactor, and shard
+//! `i` is sent to writer task `i` through a bounded channel (backpressure). A writer that fails is
+//! dropped; when fewer than `write_quorum` writers remain the write is cancelled. Writers only
+//! commit (fsync + rename) after the whole body was read and verified, so a bad body leaves no
+//! visible shard. The caller publishes the layout in one metadata batch and removes the intent.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use metadata::model::{DataLayout, IntentRecord, ShardedLayout};
+use storage::format::{BackReference, CodecId, FrameChecksum, ShardHeader};
+use storage::id::{ShardGroupId, ShardId};
+use storage::store::ShardStore;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::placement::place_group;
+use super::{now_ms, BodyStream, Engine, EngineError};
+
+/// What a finished data write produced; not yet visible to anyone.
+pub(crate) struct WrittenData {
+    pub layout: DataLayout,
+    pub size: u64,
+    pub md5: [u8; 16],
+    /// The shard group whose intent row the publishing batch must remove.
+    pub intent: Option<[u8; 16]>,
+}
+
+/// Where the data belongs, recorded in each shard's back-reference.
+pub(crate) struct DataOwner {
+    pub bucket: String,
+    pub key: String,
+    pub version: String,
+    pub part_number: u32,
+}
+
+enum WriterMessage {
+    Frame(Bytes),
+    Commit,
+}
+
+impl Engine {
+    /// Reads exactly `length` bytes from `body` and stores them durably but invisibly.
+    /// `expected_md5` (Content-MD5) is checked before anything is committed.
+    pub(crate) async fn write_data(
+        &self,
+        mut body: BodyStream,
+        length: u64,
+        owner: DataOwner,
+        expected_md5: Option<[u8; 16]>,
+    ) -> Result<WrittenData, EngineError> {
+        if length > super::MAX_PART_SIZE {
+            return Err(EngineError::EntityTooLarge);
+        }
+        if length <= self.config.inline_threshold as u64 {
+            let mut data = Vec::with_capacity(length as usize);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(EngineError::Body)?;
+                if data.len() + chunk.len() > length as usize {
+                    return Err(EngineError::IncompleteBody(
+                        "body longer than declared".into(),
+                    ));
+                }
+                data.extend_from_slice(&chunk);
+            }
+            if data.len() as u64 != length {
+                return Err(EngineError::IncompleteBody(format!(
+                    "got {} of {length} bytes",
+                    data.len()
+                )));
+            }
+            let md5: [u8; 16] = Md5::digest(&data).into();
+            check_md5(expected_md5, &md5)?;
+            return Ok(WrittenData {
+                layout: DataLayout::Inline(data),
+                size: length,
+                md5,
+                intent: None,
+            });
+        }
+        self.write_sharded(body, length, owner, expected_md5).await
+    }
+
+    async fn write_sharded(
+        &self,
+        body: BodyStream,
+        length: u64,
+        owner: DataOwner,
+        expected_md5: Option<[u8; 16]>,
+    ) -> Result<WrittenData, EngineError> {
+        let geometry = &self.config.geometry;
+        let total = geometry.total_shards();
+        let group = ShardGroupId::new_v7();
+        let candidates: Vec<u32> = (0..self.stores.len() as u32).collect();
+        let nodes = place_group(&group.0, &candidates, total).ok_or_else(|| {
+            EngineError::Unavailable(format!("{} stores for {total} shards", candidates.len()))
+        })?;
+        let layout = ShardedLayout {
+            group: group.0,
+            data_shards: geometry.data_shards as u8,
+            parity_shards: geometry.parity_shards as u8,
+            block_size: geometry.block_size as u32,
+            length,
+            nodes: nodes.clone(),
+            missing: Vec::new(),
+        };
+        let intent = IntentRecord {
+            created_ms: now_ms(),
+            layout: layout.clone(),
+        };
+        self.meta(move |c| c.put_intent(group.0, &intent)).await?;
+
+        let back_reference = BackReference {
+            bucket: owner.bucket,
+            key: owner.key,
+            version: owner.version,
+            part_number: owner.part_number,
+        };
+        let mut senders = Vec::with_capacity(total);
+        let mut tasks = Vec::with_capacity(total);
+        for (index, &node) in nodes.iter().enumerate() {
+            let header = ShardHeader {
+                codec: CodecId::ReedSolomonGf8,
+                data_shards: geometry.data_shards as u8,
+                parity_shards: geometry.parity_shards as u8,
+                index: index as u8,
+                block_size: geometry.block_size as u32,
+                part_length: length,
+                group,
+                checksum: FrameChecksum::Xxh3_64,
+                back_reference: back_reference.clone(),
+            };
+            let id = ShardId {
+                group,
+                index: index as u8,
+            };
+            let (tx, rx) = mpsc::channel(4);
+            senders.push(Some(tx));
+            let store = self.stores[node as usize].clone();
+            tasks.push(tokio::spawn(run_shard_writer(
+                store,
+                id,
+                header,
+                rx,
+                self.config.shard_timeout,
+            )));
+        }
+
+        let streamed = self.stream_stripes(body, length, &mut senders).await;
+        let outcome = match streamed {
+            Ok(md5) => match check_md5(expected_md5, &md5) {
+                Ok(()) => {
+                    for tx in senders.iter().flatten() {
+                        // A writer that died already shows up in its task result.
+                        let _ = tx.send(WriterMessage::Commit).await;
+                    }
+                    Ok(md5)
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        // Dropping the senders without a Commit makes every writer abort.
+        drop(senders);
+
+        let mut missing = Vec::new();
+        for (index, task) in tasks.into_iter().enumerate() {
+            let result = task
+                .await
+                .map_err(|e| EngineError::Internal(format!("shard writer task: {e}")))
+                .and_then(|r| r);
+            if let Err(e) = result {
+                if outcome.is_ok() {
+                    warn!(group = %group.to_hex(), index, error = %e, "shard write failed");
+                }
+                missing.push(index as u8);
+            }
+        }
+        let committed = total - missing.len();
+        let md5 = match outcome {
+            Ok(md5) if committed >= self.config.write_quorum => md5,
+            Ok(_) => {
+                self.abandon_intent(group.0).await;
+                return Err(EngineError::Unavailable(format!(
+                    "{committed} of {total} shards written, quorum {}",
+                    self.config.write_quorum
+                )));
+            }
+            Err(e) => {
+                self.abandon_intent(group.0).await;
+                return Err(e);
+            }
+        };
+        if !missing.is_empty() {
+            debug!(group = %group.to_hex(), ?missing, "written below full redundancy");
+        }
+        let mut layout = layout;
+        layout.missing = missing;
+        Ok(WrittenData {
+            layout: DataLayout::Sharded(layout),
+            size: length,
+            md5,
+            intent: Some(group.0),
+        })
+    }
+
+    /// Cuts the body into stripes, encodes them and feeds the writers. Returns the MD5 of the
+    /// body once exactly `length` bytes have been read.
+    async fn stream_stripes(
+        &self,
+        mut body: BodyStream,
+        length: u64,
+        senders: &mut [Option<mpsc::Sender<WriterMessage>>],
+    ) -> Result<[u8; 16], EngineError> {
+        let block_size = self.config.geometry.block_size;
+        let (md5_tx, md5_rx) = std::sync::mpsc::sync_channel::<Bytes>(8);
+        let md5_task = tokio::task::spawn_blocking(move || {
+            let mut hasher = Md5::new();
+            while let Ok(chunk) = md5_rx.recv() {
+                hasher.update(&chunk);
+            }
+            <[u8; 16]>::from(hasher.finalize())
+        });
+
+        let mut buffer = BytesMut::with_capacity(block_size);
+        let mut received: u64 = 0;
+        let mut body_done = false;
+        while !body_done || !buffer.is_empty() {
+            while !body_done && buffer.len() < block_size {
+                match body.next().await {
+                    Some(Ok(chunk)) => {
+                        received += chunk.len() as u64;
+                        if received > length {
+                            return Err(EngineError::IncompleteBody(
+                                "body longer than declared".into(),
+                            ));
+                        }
+                        buffer.extend_from_slice(&chunk);
+                    }
+                    Some(Err(e)) => return Err(EngineError::Body(e)),
+                    None => body_done = true,
+                }
+            }
+            if body_done && received != length {
+                return Err(EngineError::IncompleteBody(format!(
+                    "got {received} of {length} bytes"
+                )));
+            }
+            let take = buffer.len().min(block_size);
+            if take == 0 {
+                break;
+            }
+            let stripe = buffer.split_to(take).freeze();
+            let md5_feed = md5_tx.clone();
+            let codec = self.codec.clone();
+            let (fed, shards) = tokio::task::spawn_blocking(move || {
+                // Feeding the MD5 thread may block briefly when it lags: fine off the reactor.
+                let fed = md5_feed.send(stripe.clone()).is_ok();
+                (fed, codec.encode_stripe(&stripe))
+            })
+            .await
+            .map_err(|e| EngineError::Internal(format!("encode task: {e}")))?;
+            if !fed {
+                return Err(EngineError::Internal("md5 thread stopped".into()));
+            }
+            let shards = shards.map_err(|e| EngineError::Internal(format!("encode: {e}")))?;
+            self.send_shards(shards, senders).await?;
+        }
+        drop(md5_tx);
+        md5_task
+            .await
+            .map_err(|e| EngineError::Internal(format!("md5 task: {e}")))
+    }
+
+    /// Sends shard `i` of one stripe to writer `i`; a writer that is gone is dropped, and the
+    /// write fails once fewer than the write quorum remain.
+    async fn send_shards(
+        &self,
+        shards: Vec<Vec<u8>>,
+        senders: &mut [Option<mpsc::Sender<WriterMessage>>],
+    ) -> Result<(), EngineError> {
+        for (slot, shard) in senders.iter_mut().zip(shards) {
+            if let Some(tx) = slot {
+                if tx.send(WriterMessage::Frame(Bytes::from(shard))).await.is_err() {
+                    *slot = None;
+                }
+            }
+        }
+        let alive = senders.iter().filter(|s| s.is_some()).count();
+        if alive < self.config.write_quorum {
+            return Err(EngineError::Unavailable(format!(
+                "{alive} shard writers left, quorum {}",
+                self.config.write_quorum
+            )));
+        }
+        Ok(())
+    }
+
+    /// A write that will never be published: its intent becomes garbage collection.
+    pub(crate) async fn abandon_intent(&self, group: [u8; 16]) {
+        let now = now_ms();
+        if let Err(e) = self.meta(move |c| c.remove_intent_to_gc(group, now)).await {
+            warn!(group = %hex::encode(group), error = %e, "could not queue abandoned write for GC");
+        }
+    }
+}
+
+fn check_md5(expected: Option<[u8; 16]>, actual: &[u8; 16]) -> Result<(), EngineError> {
+    match expected {
+        Some(expected) if &expected != actual => Err(EngineError::BadDigest),
+        _ => Ok(()),
+    }
+}
+
+/// One spawned task per shard: create, append frames, commit on `Commit`, abort if the channel
+/// closes first. Every store call is bounded by `timeout`.
+async fn run_shard_writer(
+    store: Arc<dyn ShardStore>,
+    id: ShardId,
+    header: ShardHeader,
+    mut rx: mpsc::Receiver<WriterMessage>,
+    timeout: std::time::Duration,
+) -> Result<(), EngineError> {
+    let unavailable = |what: &str, e: String| {
+        EngineError::Unavailable(format!("{} {what}: {e}", store.name()))
+    };
+    let mut writer = match tokio::time::timeout(timeout, store.create(id, header)).await {
+        Ok(Ok(w)) => w,
+        Ok(Err(e)) => return Err(unavailable("create", e.to_string())),
+        Err(_) => return Err(unavailable("create", "timed out".into())),
+    };
+    while let Some(message) = rx.recv().await {
+        match message {
+            WriterMessage::Frame(frame) => {
+                let result = tokio::time::timeout(timeout, writer.write_frame(frame)).await;
+                let error = match result {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "timed out".to_string(),
+                };
+                writer.abort().await;
+                return Err(unavailable("write", error));
+            }
+            WriterMessage::Commit => {
+                return match tokio::time::timeout(timeout, writer.commit()).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(unavailable("commit", e.to_string())),
+                    Err(_) => Err(unavailable("commit", "timed out".into())),
+                };
+            }
+        }
+    }
+    writer.abort().await;
+    Err(EngineError::Internal("write cancelled".into()))
+}

@@ -1,0 +1,8 @@
+//! The Strata gateway: the S3 protocol layer (`s3`), the object service (`engine`) and the
+//! process roles built from them (`server`). The `strata` binary is a thin CLI over this crate.
+
+pub mod config;
+pub mod credentials;
+pub mod engine;
+pub mod s3;
+pub mod server;

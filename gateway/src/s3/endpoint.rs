@@ -1,0 +1,308 @@
+//! Request routing: (method, path, query keywords) → one [`Endpoint`].
+//!
+//! Path-style addressing only: `/{bucket}` and `/{bucket}/{key}`; the key is the rest of the path,
+//! percent-decoded once (S3 clients encode every byte outside the unreserved set, and `+` in a
+//! path is a literal plus). Sub-resources are recognised by query keyword, as S3 does, so
+//! `?uploads`, `?uploadId=…`, `?location`, `?delete` pick the operation. Anything recognised but
+//! not implemented maps to [`Endpoint::NotImplemented`] with the operation's name (→ 501).
+
+use http::Method;
+use percent_encoding::percent_decode_str;
+
+use super::error::{S3Error, S3ErrorCode};
+
+/// Longest key S3 accepts, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    ListBuckets,
+    CreateBucket { bucket: String },
+    HeadBucket { bucket: String },
+    DeleteBucket { bucket: String },
+    GetBucketLocation { bucket: String },
+    GetBucketVersioning { bucket: String },
+    ListObjectsV1 { bucket: String },
+    ListObjectsV2 { bucket: String },
+    ListMultipartUploads { bucket: String },
+    DeleteObjects { bucket: String },
+    PutObject { bucket: String, key: String },
+    CopyObject { bucket: String, key: String },
+    GetObject { bucket: String, key: String },
+    HeadObject { bucket: String, key: String },
+    DeleteObject { bucket: String, key: String },
+    CreateMultipartUpload { bucket: String, key: String },
+    UploadPart { bucket: String, key: String, upload_id: String, part_number: u32 },
+    CompleteMultipartUpload { bucket: String, key: String, upload_id: String },
+    AbortMultipartUpload { bucket: String, key: String, upload_id: String },
+    ListParts { bucket: String, key: String, upload_id: String },
+    NotImplemented { operation: &'static str },
+}
+
+/// Decoded query parameters in request order (keys without `=` have an empty value).
+#[derive(Debug, Default, Clone)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Query {
+        let pairs = raw
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode_query_component(k), decode_query_component(v))
+            })
+            .collect();
+        Query(pairs)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+}
+
+fn decode_query_component(s: &str) -> String {
+    let plus_as_space = s.replace('+', " ");
+    percent_decode_str(&plus_as_space)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Bucket-level sub-resources that exist in S3 but not (yet) here.
+const BUCKET_SUBRESOURCES: &[(&str, &str)] = &[
+    ("acl", "BucketAcl"),
+    ("cors", "BucketCors"),
+    ("encryption", "BucketEncryption"),
+    ("lifecycle", "BucketLifecycle"),
+    ("logging", "BucketLogging"),
+    ("notification", "BucketNotification"),
+    ("object-lock", "ObjectLockConfiguration"),
+    ("ownershipControls", "BucketOwnershipControls"),
+    ("policy", "BucketPolicy"),
+    ("policyStatus", "BucketPolicyStatus"),
+    ("publicAccessBlock", "PublicAccessBlock"),
+    ("replication", "BucketReplication"),
+    ("requestPayment", "BucketRequestPayment"),
+    ("tagging", "BucketTagging"),
+    ("versions", "ListObjectVersions"),
+    ("website", "BucketWebsite"),
+    ("accelerate", "BucketAccelerateConfiguration"),
+    ("analytics", "BucketAnalyticsConfiguration"),
+    ("intelligent-tiering", "BucketIntelligentTieringConfiguration"),
+    ("inventory", "BucketInventoryConfiguration"),
+    ("metrics", "BucketMetricsConfiguration"),
+];
+
+/// Object-level sub-resources that exist in S3 but not (yet) here.
+const OBJECT_SUBRESOURCES: &[(&str, &str)] = &[
+    ("acl", "ObjectAcl"),
+    ("tagging", "ObjectTagging"),
+    ("attributes", "GetObjectAttributes"),
+    ("legal-hold", "ObjectLegalHold"),
+    ("retention", "ObjectRetention"),
+    ("restore", "RestoreObject"),
+    ("select", "SelectObjectContent"),
+    ("torrent", "GetObjectTorrent"),
+    ("renameObject", "RenameObject"),
+];
+
+/// Parses the route. `copy_source` tells a PUT with `x-amz-copy-source` from a plain PUT.
+pub fn parse_endpoint(
+    method: &Method,
+    raw_path: &str,
+    query: &Query,
+    copy_source: bool,
+) -> Result<Endpoint, S3Error> {
+    let path = raw_path.strip_prefix('/').unwrap_or(raw_path);
+    let (raw_bucket, raw_key) = match path.split_once('/') {
+        Some((b, k)) => (b, Some(k)),
+        None => (path, None),
+    };
+    if raw_bucket.is_empty() {
+        return match *method {
+            Method::GET => Ok(Endpoint::ListBuckets),
+            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+        };
+    }
+    let bucket = percent_decode_str(raw_bucket)
+        .decode_utf8()
+        .map_err(|_| S3Error::new(S3ErrorCode::InvalidBucketName))?
+        .into_owned();
+    match raw_key.filter(|k| !k.is_empty()) {
+        None => parse_bucket_endpoint(method, bucket, query),
+        Some(raw_key) => {
+            let key = percent_decode_str(raw_key)
+                .decode_utf8()
+                .map_err(|_| {
+                    S3Error::new(S3ErrorCode::InvalidArgument)
+                        .with_message("Object key is not valid UTF-8")
+                })?
+                .into_owned();
+            if key.len() > MAX_KEY_LEN {
+                return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
+            }
+            parse_object_endpoint(method, bucket, key, query, copy_source)
+        }
+    }
+}
+
+fn parse_bucket_endpoint(method: &Method, bucket: String, query: &Query) -> Result<Endpoint, S3Error> {
+    let m = method.clone();
+    if m == Method::GET && query.has("location") {
+        return Ok(Endpoint::GetBucketLocation { bucket });
+    }
+    if m == Method::GET && query.has("versioning") {
+        return Ok(Endpoint::GetBucketVersioning { bucket });
+    }
+    if m == Method::GET && query.has("uploads") {
+        return Ok(Endpoint::ListMultipartUploads { bucket });
+    }
+    if m == Method::POST && query.has("delete") {
+        return Ok(Endpoint::DeleteObjects { bucket });
+    }
+    if let Some((_, op)) = BUCKET_SUBRESOURCES.iter().find(|(q, _)| query.has(q)) {
+        return Ok(Endpoint::NotImplemented { operation: op });
+    }
+    if query.has("versioning") {
+        return Ok(Endpoint::NotImplemented {
+            operation: "PutBucketVersioning",
+        });
+    }
+    match m {
+        Method::PUT => Ok(Endpoint::CreateBucket { bucket }),
+        Method::HEAD => Ok(Endpoint::HeadBucket { bucket }),
+        Method::DELETE => Ok(Endpoint::DeleteBucket { bucket }),
+        Method::GET if query.get("list-type") == Some("2") => Ok(Endpoint::ListObjectsV2 { bucket }),
+        Method::GET => Ok(Endpoint::ListObjectsV1 { bucket }),
+        Method::POST => Ok(Endpoint::NotImplemented {
+            operation: "PostObject",
+        }),
+        _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+    }
+}
+
+fn parse_object_endpoint(
+    method: &Method,
+    bucket: String,
+    key: String,
+    query: &Query,
+    copy_source: bool,
+) -> Result<Endpoint, S3Error> {
+    if let Some((_, op)) = OBJECT_SUBRESOURCES.iter().find(|(q, _)| query.has(q)) {
+        return Ok(Endpoint::NotImplemented { operation: op });
+    }
+    let upload_id = query.get("uploadId").map(str::to_string);
+    match (method.clone(), upload_id) {
+        (Method::PUT, Some(upload_id)) => {
+            let part_number = query
+                .get("partNumber")
+                .and_then(|n| n.parse::<u32>().ok())
+                .ok_or_else(|| {
+                    S3Error::new(S3ErrorCode::InvalidArgument)
+                        .with_message("Part number must be an integer between 1 and 10000, inclusive")
+                })?;
+            if copy_source {
+                return Ok(Endpoint::NotImplemented {
+                    operation: "UploadPartCopy",
+                });
+            }
+            Ok(Endpoint::UploadPart {
+                bucket,
+                key,
+                upload_id,
+                part_number,
+            })
+        }
+        (Method::POST, Some(upload_id)) => Ok(Endpoint::CompleteMultipartUpload {
+            bucket,
+            key,
+            upload_id,
+        }),
+        (Method::DELETE, Some(upload_id)) => Ok(Endpoint::AbortMultipartUpload {
+            bucket,
+            key,
+            upload_id,
+        }),
+        (Method::GET, Some(upload_id)) => Ok(Endpoint::ListParts {
+            bucket,
+            key,
+            upload_id,
+        }),
+        (Method::POST, None) if query.has("uploads") => {
+            Ok(Endpoint::CreateMultipartUpload { bucket, key })
+        }
+        (Method::PUT, None) if copy_source => Ok(Endpoint::CopyObject { bucket, key }),
+        (Method::PUT, None) => Ok(Endpoint::PutObject { bucket, key }),
+        (Method::GET, None) => Ok(Endpoint::GetObject { bucket, key }),
+        (Method::HEAD, None) => Ok(Endpoint::HeadObject { bucket, key }),
+        (Method::DELETE, None) => Ok(Endpoint::DeleteObject { bucket, key }),
+        _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(method: Method, path: &str, query: &str) -> Endpoint {
+        parse_endpoint(&method, path, &Query::parse(Some(query)), false).unwrap()
+    }
+
+    #[test]
+    fn routes_by_method_path_and_keyword() {
+        assert_eq!(route(Method::GET, "/", ""), Endpoint::ListBuckets);
+        assert_eq!(
+            route(Method::GET, "/b", "list-type=2&prefix=a"),
+            Endpoint::ListObjectsV2 { bucket: "b".into() }
+        );
+        assert_eq!(
+            route(Method::GET, "/b/", "location"),
+            Endpoint::GetBucketLocation { bucket: "b".into() }
+        );
+        assert_eq!(
+            route(Method::PUT, "/b/a%20b/c%2Bd+e", ""),
+            Endpoint::PutObject {
+                bucket: "b".into(),
+                key: "a b/c+d+e".into()
+            }
+        );
+        assert_eq!(
+            route(Method::PUT, "/b/k", "partNumber=3&uploadId=xyz"),
+            Endpoint::UploadPart {
+                bucket: "b".into(),
+                key: "k".into(),
+                upload_id: "xyz".into(),
+                part_number: 3
+            }
+        );
+        assert_eq!(
+            route(Method::GET, "/b/k", "tagging"),
+            Endpoint::NotImplemented {
+                operation: "ObjectTagging"
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_overlong_keys_and_bad_part_numbers() {
+        let long = format!("/b/{}", "k".repeat(1025));
+        let err = parse_endpoint(&Method::GET, &long, &Query::default(), false).unwrap_err();
+        assert_eq!(err.code, S3ErrorCode::KeyTooLongError);
+        let err = parse_endpoint(
+            &Method::PUT,
+            "/b/k",
+            &Query::parse(Some("partNumber=x&uploadId=u")),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, S3ErrorCode::InvalidArgument);
+    }
+}

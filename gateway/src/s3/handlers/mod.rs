@@ -1,0 +1,128 @@
+//! S3 operation handlers: one `handle_<operation>` function each, grouped by resource.
+//!
+//! A handler gets the parsed request ([`S3Request`]), calls the engine and builds the response.
+//! [`engine_error`] is the one mapping from engine errors to S3 errors.
+
+pub mod bucket;
+pub mod list;
+pub mod multipart;
+pub mod object;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, Method, Response, StatusCode};
+
+use super::auth::AuthContext;
+use super::body::{s3_error_of, PreparedBody};
+use super::endpoint::Query;
+use super::error::{S3Error, S3ErrorCode};
+use super::xml::XmlWriter;
+use crate::engine::{Engine, EngineError};
+
+/// Everything a handler may need about the request besides its endpoint.
+pub struct S3Request {
+    pub engine: Arc<Engine>,
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: Query,
+    pub auth: AuthContext,
+    pub body: Body,
+}
+
+/// Result type of every handler.
+pub type S3Result = Result<Response<Body>, S3Error>;
+
+/// Maps an engine error to the S3 error a client expects (`resource` names the bucket/key).
+pub fn engine_error(error: EngineError, resource: &str) -> S3Error {
+    let code = match error {
+        EngineError::NoSuchBucket => S3ErrorCode::NoSuchBucket,
+        EngineError::NoSuchKey => S3ErrorCode::NoSuchKey,
+        EngineError::NoSuchUpload => S3ErrorCode::NoSuchUpload,
+        EngineError::BucketExists => S3ErrorCode::BucketAlreadyOwnedByYou,
+        EngineError::BucketNotEmpty => S3ErrorCode::BucketNotEmpty,
+        EngineError::PreconditionFailed => S3ErrorCode::PreconditionFailed,
+        EngineError::ConditionalConflict => S3ErrorCode::ConditionalRequestConflict,
+        EngineError::BadDigest => S3ErrorCode::BadDigest,
+        EngineError::IncompleteBody(ref m) => {
+            return S3Error::new(S3ErrorCode::IncompleteBody)
+                .with_message(m.clone())
+                .with_resource(resource)
+        }
+        EngineError::MissingContentLength => S3ErrorCode::MissingContentLength,
+        EngineError::EntityTooLarge => S3ErrorCode::EntityTooLarge,
+        EngineError::EntityTooSmall(_) => S3ErrorCode::EntityTooSmall,
+        EngineError::InvalidPart(ref m) => {
+            return S3Error::new(S3ErrorCode::InvalidPart)
+                .with_message(m.clone())
+                .with_resource(resource)
+        }
+        EngineError::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
+        EngineError::Unavailable(ref m) => {
+            tracing::warn!(error = %m, "service unavailable");
+            S3ErrorCode::ServiceUnavailable
+        }
+        EngineError::Body(ref e) => {
+            if let Some(s3) = s3_error_of(e) {
+                return s3.with_resource(resource);
+            }
+            tracing::warn!(error = %e, "request body failed");
+            S3ErrorCode::IncompleteBody
+        }
+        EngineError::Internal(ref m) => {
+            tracing::error!(error = %m, "internal error");
+            S3ErrorCode::InternalError
+        }
+    };
+    S3Error::new(code).with_resource(resource)
+}
+
+/// A 200 response with an XML document.
+pub fn xml_response(doc: String) -> S3Result {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/xml")
+        .body(Body::from(doc))
+        .map_err(|e| internal(&e))
+}
+
+/// An empty response with `status`.
+pub fn empty_response(status: StatusCode) -> S3Result {
+    Response::builder()
+        .status(status)
+        .body(Body::empty())
+        .map_err(|e| internal(&e))
+}
+
+pub fn internal(e: &dyn std::fmt::Display) -> S3Error {
+    tracing::error!(error = %e, "internal error");
+    S3Error::new(S3ErrorCode::InternalError)
+}
+
+/// Reads a small request document (XML bodies), verifying its declared checksums, capped at
+/// `limit` bytes.
+pub async fn read_small_body(prepared: PreparedBody, limit: usize) -> Result<Bytes, S3Error> {
+    let mut stream = prepared.stream;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            s3_error_of(&e).unwrap_or_else(|| S3Error::new(S3ErrorCode::IncompleteBody))
+        })?;
+        if out.len() + chunk.len() > limit {
+            return Err(S3Error::new(S3ErrorCode::MalformedXML)
+                .with_message("The XML you provided was too large"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(out))
+}
+
+/// The owner block used in listings (single-tenant: the request's access key).
+pub fn write_owner(w: &mut XmlWriter, owner: &str) {
+    w.open("Owner")
+        .text("ID", owner)
+        .text("DisplayName", owner)
+        .close("Owner");
+}

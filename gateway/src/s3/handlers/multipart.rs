@@ -1,0 +1,233 @@
+//! Multipart upload operations: Create, UploadPart, Complete, Abort, ListParts.
+//!
+//! Object checksums of multipart uploads: when every chosen part carries a checksum of the
+//! upload's algorithm, the object gets S3's COMPOSITE checksum (the checksum of the concatenated
+//! binary part checksums, suffixed `-N`). Clients skip validating such values on GET.
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use http::StatusCode;
+
+use super::object::{checksum_source, put_checksum_headers, storage_class, write_condition};
+use super::{empty_response, engine_error, read_small_body, write_owner, xml_response, S3Request, S3Result};
+use crate::engine::{CombineChecksums, CompletedPart, CreateUploadRequest, PartRecord, StoredChecksum, UploadRecord};
+use crate::s3::body::prepare_body;
+use crate::s3::checksum::{verify_content_md5, ChecksumAlgorithm};
+use crate::s3::error::{S3Error, S3ErrorCode};
+use crate::s3::headers::{header_str, put_header, quote_etag, stored_headers, unquote_etag, user_metadata};
+use crate::s3::xml::{iso8601, parse, CompleteMultipartUploadXml, XmlWriter};
+
+/// Largest CompleteMultipartUpload document we read (10,000 parts with checksums).
+const MAX_COMPLETE_BODY: usize = 4 * 1024 * 1024;
+/// Parts per ListParts page (S3's maximum).
+const MAX_PARTS: usize = 1000;
+
+pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &str) -> S3Result {
+    let algorithm = match header_str(&req.headers, "x-amz-checksum-algorithm") {
+        None => None,
+        Some(name) => Some(ChecksumAlgorithm::from_name(&name).ok_or_else(|| {
+            S3Error::new(S3ErrorCode::InvalidArgument)
+                .with_message(format!("Checksum algorithm {name} is not supported"))
+        })?),
+    };
+    let checksum_type = match (header_str(&req.headers, "x-amz-checksum-type"), algorithm) {
+        (Some(t), _) => Some(t.to_ascii_uppercase()),
+        // CRC64NVME exists only as a full-object checksum in S3.
+        (None, Some(ChecksumAlgorithm::Crc64Nvme)) => Some("FULL_OBJECT".to_string()),
+        (None, Some(_)) => Some("COMPOSITE".to_string()),
+        (None, None) => None,
+    };
+    let request = CreateUploadRequest {
+        content_type: header_str(&req.headers, "content-type"),
+        headers: stored_headers(&req.headers),
+        user_metadata: user_metadata(&req.headers)?,
+        storage_class: storage_class(&req.headers)?,
+        checksum_algorithm: algorithm.map(|a| a.name().to_string()),
+        checksum_type: checksum_type.clone(),
+    };
+    let upload = req
+        .engine
+        .create_upload(bucket, key, request)
+        .await
+        .map_err(|e| engine_error(e, &format!("/{bucket}/{key}")))?;
+    let mut w = XmlWriter::new("InitiateMultipartUploadResult");
+    w.text("Bucket", bucket)
+        .text("Key", key)
+        .text("UploadId", &upload.upload_id);
+    let mut response = xml_response(w.finish("InitiateMultipartUploadResult"))?;
+    if let Some(algorithm) = algorithm {
+        put_header(response.headers_mut(), "x-amz-checksum-algorithm", algorithm.name());
+    }
+    if let Some(kind) = checksum_type {
+        put_header(response.headers_mut(), "x-amz-checksum-type", &kind);
+    }
+    Ok(response)
+}
+
+pub async fn handle_upload_part(
+    req: S3Request,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    part_number: u32,
+) -> S3Result {
+    let resource = format!("/{bucket}/{key}");
+    let expected_md5 = verify_content_md5(&req.headers)?;
+    let prepared = prepare_body(req.body, &req.headers, &req.auth)?;
+    let length = prepared
+        .content_length
+        .ok_or_else(|| S3Error::new(S3ErrorCode::MissingContentLength))?;
+    let checksum = checksum_source(&prepared);
+    let part = req
+        .engine
+        .upload_part(bucket, key, upload_id, part_number, length, expected_md5, checksum, prepared.stream)
+        .await
+        .map_err(|e| engine_error(e, &resource))?;
+    let mut response = empty_response(StatusCode::OK)?;
+    put_header(response.headers_mut(), "etag", &quote_etag(&part.etag));
+    if let Some(checksum) = &part.checksum {
+        // s3transfer copies this header into the Complete request (S3-CLIENTS.md §2a).
+        put_checksum_headers(response.headers_mut(), checksum);
+        response.headers_mut().remove("x-amz-checksum-type");
+    }
+    Ok(response)
+}
+
+/// COMPOSITE checksum of the chosen parts, when all of them carry one of the upload's algorithm.
+fn combine_checksums() -> CombineChecksums {
+    Box::new(|upload: &UploadRecord, parts: &[PartRecord]| {
+        let algorithm = ChecksumAlgorithm::from_name(upload.checksum_algorithm.as_deref()?)?;
+        if upload.checksum_type.as_deref() == Some("FULL_OBJECT") {
+            // Needs CRC combination; not stored rather than stored wrong.
+            return None;
+        }
+        let mut hasher = algorithm.hasher();
+        for part in parts {
+            let checksum = part.checksum.as_ref()?;
+            if checksum.algorithm != algorithm.name() {
+                return None;
+            }
+            hasher.update(&BASE64.decode(&checksum.value).ok()?);
+        }
+        Some(StoredChecksum {
+            algorithm: algorithm.name().to_string(),
+            value: format!("{}-{}", hasher.finish_base64(), parts.len()),
+            kind: "COMPOSITE".to_string(),
+        })
+    })
+}
+
+pub async fn handle_complete_multipart_upload(
+    req: S3Request,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> S3Result {
+    let resource = format!("/{bucket}/{key}");
+    let condition = write_condition(&req.headers)?;
+    let engine = req.engine.clone();
+    let prepared = prepare_body(req.body, &req.headers, &req.auth)?;
+    let body = read_small_body(prepared, MAX_COMPLETE_BODY).await?;
+    let document: CompleteMultipartUploadXml = parse(&body)?;
+    if document.parts.is_empty() {
+        return Err(S3Error::new(S3ErrorCode::MalformedXML)
+            .with_message("You must specify at least one part"));
+    }
+    let parts = document
+        .parts
+        .iter()
+        .map(|p| CompletedPart {
+            part_number: p.part_number,
+            etag: unquote_etag(&p.etag),
+        })
+        .collect();
+    let outcome = engine
+        .complete_upload(bucket, key, upload_id, parts, condition, combine_checksums())
+        .await
+        .map_err(|e| engine_error(e, &resource))?;
+    let mut w = XmlWriter::new("CompleteMultipartUploadResult");
+    w.text("Location", &resource)
+        .text("Bucket", bucket)
+        .text("Key", key)
+        .text("ETag", &quote_etag(&outcome.version.etag));
+    if let Some(checksum) = &outcome.version.checksum {
+        if let Some(algorithm) = ChecksumAlgorithm::from_name(&checksum.algorithm) {
+            w.text(&format!("Checksum{}", algorithm.name()), &checksum.value)
+                .text("ChecksumType", &checksum.kind);
+        }
+    }
+    xml_response(w.finish("CompleteMultipartUploadResult"))
+}
+
+pub async fn handle_abort_multipart_upload(req: S3Request, bucket: &str, key: &str, upload_id: &str) -> S3Result {
+    req.engine
+        .abort_upload(bucket, key, upload_id)
+        .await
+        .map_err(|e| engine_error(e, &format!("/{bucket}/{key}")))?;
+    empty_response(StatusCode::NO_CONTENT)
+}
+
+pub async fn handle_list_parts(req: S3Request, bucket: &str, key: &str, upload_id: &str) -> S3Result {
+    let resource = format!("/{bucket}/{key}");
+    let invalid = |name: &str| {
+        S3Error::new(S3ErrorCode::InvalidArgument)
+            .with_message(format!("Provided {name} not an integer or within integer range"))
+    };
+    let max_parts = match req.query.get("max-parts") {
+        None => MAX_PARTS,
+        Some(v) => v.parse::<usize>().map_err(|_| invalid("max-parts"))?.min(MAX_PARTS),
+    };
+    let marker = match req.query.get("part-number-marker") {
+        None | Some("") => 0,
+        Some(v) => v.parse::<u32>().map_err(|_| invalid("part-number-marker"))?,
+    };
+    let upload = req
+        .engine
+        .get_upload(bucket, key, upload_id)
+        .await
+        .map_err(|e| engine_error(e, &resource))?;
+    let parts = req
+        .engine
+        .list_parts(&upload)
+        .await
+        .map_err(|e| engine_error(e, &resource))?;
+    let remaining: Vec<_> = parts.into_iter().filter(|p| p.part_number > marker).collect();
+    let truncated = remaining.len() > max_parts;
+    let page = &remaining[..remaining.len().min(max_parts)];
+    let mut w = XmlWriter::new("ListPartsResult");
+    w.text("Bucket", bucket)
+        .text("Key", key)
+        .text("UploadId", upload_id)
+        .text("PartNumberMarker", &marker.to_string());
+    if let Some(last) = page.last() {
+        w.text("NextPartNumberMarker", &last.part_number.to_string());
+    }
+    w.text("MaxParts", &max_parts.to_string())
+        .text("IsTruncated", if truncated { "true" } else { "false" });
+    w.open("Initiator")
+        .text("ID", &req.auth.access_key)
+        .text("DisplayName", &req.auth.access_key)
+        .close("Initiator");
+    write_owner(&mut w, &req.auth.access_key);
+    w.text("StorageClass", &upload.storage_class);
+    if let Some(alg) = &upload.checksum_algorithm {
+        w.text("ChecksumAlgorithm", alg);
+    }
+    if let Some(kind) = &upload.checksum_type {
+        w.text("ChecksumType", kind);
+    }
+    for part in page {
+        w.open("Part")
+            .text("PartNumber", &part.part_number.to_string())
+            .text("LastModified", &iso8601(part.mtime_ms))
+            .text("ETag", &quote_etag(&part.etag))
+            .text("Size", &part.size.to_string());
+        if let Some(checksum) = &part.checksum {
+            if let Some(algorithm) = ChecksumAlgorithm::from_name(&checksum.algorithm) {
+                w.text(&format!("Checksum{}", algorithm.name()), &checksum.value);
+            }
+        }
+        w.close("Part");
+    }
+    xml_response(w.finish("ListPartsResult"))
+}

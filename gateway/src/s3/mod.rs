@@ -1,0 +1,15 @@
+//! The S3 protocol layer: routing, authentication, request/response formats and errors.
+//!
+//! This layer never touches shards or the catalog: it turns HTTP requests into calls on
+//! [`crate::engine::Engine`] and engine results into S3 responses.
+
+pub mod auth;
+pub mod body;
+pub mod checksum;
+pub mod chunked;
+pub mod endpoint;
+pub mod error;
+pub mod handlers;
+pub mod headers;
+pub mod service;
+pub mod xml;

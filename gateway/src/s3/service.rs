@@ -1,0 +1,117 @@
+//! The S3 request pipeline: request id → authentication → routing → handler → response
+//! headers. Every response, error or not, carries `x-amz-request-id` and `x-amz-id-2`; errors
+//! become S3 XML (no body on HEAD).
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::body::Body;
+use axum::extract::State;
+use http::{HeaderValue, Method, Request, Response};
+use tracing::{info, Instrument};
+
+use super::auth::{authenticate, AuthConfig, Keyring};
+use super::endpoint::{parse_endpoint, Endpoint, Query};
+use super::error::{S3Error, S3ErrorCode};
+use super::handlers::{bucket, list, multipart, object, S3Request, S3Result};
+use crate::engine::Engine;
+
+/// Shared state of the S3 endpoint.
+pub struct S3Service {
+    pub engine: Arc<Engine>,
+    pub keyring: Keyring,
+    pub auth: AuthConfig,
+}
+
+/// A fresh request id: 16 upper-case hex characters, like S3's.
+fn new_request_id() -> String {
+    hex::encode_upper(rand::random::<[u8; 8]>())
+}
+
+/// The axum handler for every S3 request.
+pub async fn handle_s3(State(service): State<Arc<S3Service>>, request: Request<Body>) -> Response<Body> {
+    let request_id = new_request_id();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let span = tracing::info_span!("s3", request_id = %request_id, method = %method, path = %path);
+    async move {
+        let started = Instant::now();
+        let is_head = method == Method::HEAD;
+        let mut response = match dispatch(service, request).await {
+            Ok(response) => response,
+            Err(error) => error.to_response(&request_id, is_head),
+        };
+        let headers = response.headers_mut();
+        if let Ok(id) = HeaderValue::from_str(&request_id) {
+            headers.insert("x-amz-request-id", id.clone());
+            headers.insert("x-amz-id-2", id);
+        }
+        headers.insert("server", HeaderValue::from_static("Strata"));
+        info!(status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn dispatch(service: Arc<S3Service>, request: Request<Body>) -> S3Result {
+    let (parts, body) = request.into_parts();
+    let auth = authenticate(
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &service.keyring,
+        &service.auth,
+        SystemTime::now(),
+    )?;
+    let query = Query::parse(parts.uri.query());
+    let copy = parts.headers.contains_key("x-amz-copy-source");
+    let endpoint = parse_endpoint(&parts.method, parts.uri.path(), &query, copy)?;
+    let req = S3Request {
+        engine: service.engine.clone(),
+        method: parts.method,
+        headers: parts.headers,
+        query,
+        auth,
+        body,
+    };
+    route(req, endpoint).await
+}
+
+async fn route(req: S3Request, endpoint: Endpoint) -> S3Result {
+    use Endpoint as E;
+    match endpoint {
+        E::ListBuckets => bucket::handle_list_buckets(req).await,
+        E::CreateBucket { bucket } => bucket::handle_create_bucket(req, &bucket).await,
+        E::HeadBucket { bucket } => bucket::handle_head_bucket(req, &bucket).await,
+        E::DeleteBucket { bucket } => bucket::handle_delete_bucket(req, &bucket).await,
+        E::GetBucketLocation { bucket } => bucket::handle_get_bucket_location(req, &bucket).await,
+        E::GetBucketVersioning { bucket } => bucket::handle_get_bucket_versioning(req, &bucket).await,
+        E::ListObjectsV1 { bucket } => list::handle_list_objects_v1(req, &bucket).await,
+        E::ListObjectsV2 { bucket } => list::handle_list_objects_v2(req, &bucket).await,
+        E::ListMultipartUploads { bucket } => list::handle_list_multipart_uploads(req, &bucket).await,
+        E::DeleteObjects { bucket } => object::handle_delete_objects(req, &bucket).await,
+        E::PutObject { bucket, key } => object::handle_put_object(req, &bucket, &key).await,
+        E::CopyObject { bucket, key } => object::handle_copy_object(req, &bucket, &key).await,
+        E::GetObject { bucket, key } => object::handle_get_object(req, &bucket, &key).await,
+        E::HeadObject { bucket, key } => object::handle_head_object(req, &bucket, &key).await,
+        E::DeleteObject { bucket, key } => object::handle_delete_object(req, &bucket, &key).await,
+        E::CreateMultipartUpload { bucket, key } => {
+            multipart::handle_create_multipart_upload(req, &bucket, &key).await
+        }
+        E::UploadPart { bucket, key, upload_id, part_number } => {
+            multipart::handle_upload_part(req, &bucket, &key, &upload_id, part_number).await
+        }
+        E::CompleteMultipartUpload { bucket, key, upload_id } => {
+            multipart::handle_complete_multipart_upload(req, &bucket, &key, &upload_id).await
+        }
+        E::AbortMultipartUpload { bucket, key, upload_id } => {
+            multipart::handle_abort_multipart_upload(req, &bucket, &key, &upload_id).await
+        }
+        E::ListParts { bucket, key, upload_id } => {
+            multipart::handle_list_parts(req, &bucket, &key, &upload_id).await
+        }
+        E::NotImplemented { operation } => Err(S3Error::new(S3ErrorCode::NotImplemented)
+            .with_message(format!("{operation} is not implemented"))),
+    }
+}

@@ -1,0 +1,188 @@
+//! S3 XML: a small writer for response documents and serde models for the request documents
+//! (CompleteMultipartUpload, Delete).
+//!
+//! Responses are written element by element with escaping done in one place
+//! ([`XmlWriter::text`]); request bodies are size-capped by the caller before parsing and any
+//! parse failure is `MalformedXML`.
+
+use serde::Deserialize;
+
+use super::error::{S3Error, S3ErrorCode};
+
+/// The S3 namespace every response root carries.
+pub const S3_NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+/// Builds an XML document; elements are written in call order.
+pub struct XmlWriter {
+    out: String,
+}
+
+impl XmlWriter {
+    /// Starts a document with the XML declaration and `<root xmlns="…">`.
+    pub fn new(root: &str) -> XmlWriter {
+        let mut out = String::with_capacity(1024);
+        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<");
+        out.push_str(root);
+        out.push_str(" xmlns=\"");
+        out.push_str(S3_NAMESPACE);
+        out.push_str("\">");
+        XmlWriter { out }
+    }
+
+    pub fn open(&mut self, name: &str) -> &mut Self {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    pub fn close(&mut self, name: &str) -> &mut Self {
+        self.out.push_str("</");
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    /// `<name>escaped value</name>`.
+    pub fn text(&mut self, name: &str, value: &str) -> &mut Self {
+        self.open(name);
+        escape_into(&mut self.out, value);
+        self.close(name)
+    }
+
+    /// `<name>value</name>` only when `value` is present.
+    pub fn optional(&mut self, name: &str, value: Option<&str>) -> &mut Self {
+        if let Some(v) = value {
+            self.text(name, v);
+        }
+        self
+    }
+
+    /// Closes the root element and returns the document.
+    pub fn finish(mut self, root: &str) -> String {
+        self.close(root);
+        self.out
+    }
+}
+
+fn escape_into(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Characters XML 1.0 cannot carry literally (keys may contain them).
+            c if (c as u32) < 0x20 && c != '\t' && c != '\n' && c != '\r' => {
+                out.push_str(&format!("&#x{:X};", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// ISO-8601 with milliseconds, as S3 writes `LastModified` in XML.
+pub fn iso8601(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let millis = (ms % 1000) as u32;
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            millis
+        ),
+        Err(_) => "1970-01-01T00:00:00.000Z".to_string(),
+    }
+}
+
+/// `<CompleteMultipartUpload>` request body.
+#[derive(Debug, Deserialize)]
+pub struct CompleteMultipartUploadXml {
+    #[serde(rename = "Part", default)]
+    pub parts: Vec<CompletePartXml>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompletePartXml {
+    #[serde(rename = "PartNumber")]
+    pub part_number: u32,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+    #[serde(rename = "ChecksumCRC32")]
+    pub checksum_crc32: Option<String>,
+    #[serde(rename = "ChecksumCRC32C")]
+    pub checksum_crc32c: Option<String>,
+    #[serde(rename = "ChecksumCRC64NVME")]
+    pub checksum_crc64nvme: Option<String>,
+    #[serde(rename = "ChecksumSHA1")]
+    pub checksum_sha1: Option<String>,
+    #[serde(rename = "ChecksumSHA256")]
+    pub checksum_sha256: Option<String>,
+}
+
+/// `<Delete>` request body of DeleteObjects.
+#[derive(Debug, Deserialize)]
+pub struct DeleteXml {
+    #[serde(rename = "Object", default)]
+    pub objects: Vec<DeleteObjectXml>,
+    #[serde(rename = "Quiet", default)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteObjectXml {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "VersionId")]
+    pub version_id: Option<String>,
+}
+
+/// Parses a request document; any failure is `MalformedXML`.
+pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, S3Error> {
+    let text = std::str::from_utf8(body).map_err(|_| malformed())?;
+    quick_xml::de::from_str(text).map_err(|_| malformed())
+}
+
+fn malformed() -> S3Error {
+    S3Error::new(S3ErrorCode::MalformedXML)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_text_and_control_characters() {
+        let mut w = XmlWriter::new("R");
+        w.text("Key", "a&b<c>\"'\u{1}");
+        let doc = w.finish("R");
+        assert!(doc.contains("<Key>a&amp;b&lt;c&gt;&quot;&apos;&#x1;</Key>"), "{doc}");
+    }
+
+    #[test]
+    fn parses_complete_and_delete_documents() {
+        let doc = br#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+            <Part><ETag>"abc"</ETag><PartNumber>1</PartNumber><ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part>
+            <Part><PartNumber>2</PartNumber><ETag>def</ETag></Part></CompleteMultipartUpload>"#;
+        let parsed: CompleteMultipartUploadXml = parse(doc).unwrap();
+        assert_eq!(parsed.parts.len(), 2);
+        assert_eq!(parsed.parts[0].etag, "\"abc\"");
+        assert_eq!(parsed.parts[0].checksum_crc32.as_deref(), Some("AAAAAA=="));
+        let doc = b"<Delete><Quiet>true</Quiet><Object><Key>a b</Key></Object><Object><Key>c</Key></Object></Delete>";
+        let parsed: DeleteXml = parse(doc).unwrap();
+        assert!(parsed.quiet);
+        assert_eq!(parsed.objects.len(), 2);
+        assert!(parse::<DeleteXml>(b"<Delete><Object>").is_err());
+    }
+
+    #[test]
+    fn formats_timestamps_like_s3() {
+        assert_eq!(iso8601(1_255_369_830_123), "2009-10-12T17:50:30.123Z");
+    }
+}

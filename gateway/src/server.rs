@@ -1,0 +1,143 @@
+//! `strata server`: the embedded single-process deployment — the S3 gateway plus one local shard
+//! store per shard directory and the RocksDB catalog, with graceful shutdown.
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use http::StatusCode;
+use storage::local::LocalShardStore;
+use storage::store::ShardStore;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::config::ServerConfig;
+use crate::credentials::Credentials;
+use crate::engine::{Engine, EngineConfig};
+use crate::s3::auth::{AuthConfig, Keyring};
+use crate::s3::service::{handle_s3, S3Service};
+
+/// Starts everything and serves until SIGINT/SIGTERM; in-flight requests finish first.
+pub async fn run_server(config: ServerConfig) -> Result<(), String> {
+    std::fs::create_dir_all(&config.data)
+        .map_err(|e| format!("cannot create data directory {}: {e}", config.data.display()))?;
+    let credentials = Credentials::load_or_create(&config.data)
+        .map_err(|e| format!("cannot load or create credentials: {e}"))?;
+    let meta_dir = config.data.join("meta");
+    let catalog = {
+        let dir = meta_dir.clone();
+        let fsync = config.fsync;
+        tokio::task::spawn_blocking(move || metadata::catalog::Catalog::open_rocks(&dir, fsync))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot open metadata at {}: {e}", meta_dir.display()))?
+    };
+    let mut stores: Vec<Arc<dyn ShardStore>> = Vec::new();
+    for (i, dir) in config.shard_dirs.iter().enumerate() {
+        let store = LocalShardStore::open(dir.clone(), format!("disk{i}"), config.fsync)
+            .map_err(|e| format!("cannot open shard directory {}: {e}", dir.display()))?;
+        stores.push(Arc::new(store));
+    }
+    let engine = Engine::new(
+        catalog,
+        stores,
+        EngineConfig {
+            geometry: config.geometry.clone(),
+            inline_threshold: config.inline_threshold,
+            write_quorum: config.write_quorum,
+            gc_delay: config.gc_delay,
+            shard_timeout: config.shard_timeout,
+            region: config.region.clone(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let service = Arc::new(S3Service {
+        engine: engine.clone(),
+        keyring: Keyring::new(vec![(
+            credentials.access_key.clone(),
+            credentials.secret_key.clone(),
+        )]),
+        auth: AuthConfig {
+            strict_region: config.strict_region.then(|| config.region.clone()),
+            max_skew: std::time::Duration::from_secs(15 * 60),
+            max_presign_expiry: std::time::Duration::from_secs(7 * 24 * 3600),
+        },
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let gc = engine.spawn_gc(shutdown_rx);
+    let app = router(engine, service);
+    print_banner(&config, &credentials, local);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    info!("draining done, stopping background work");
+    let _ = shutdown_tx.send(true);
+    let _ = gc.await;
+    Ok(())
+}
+
+fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
+    let ready_engine = engine.clone();
+    Router::new()
+        .route("/_strata/health/live", get(|| async { (StatusCode::OK, "ok\n") }))
+        .route(
+            "/_strata/health/ready",
+            get(move || {
+                let engine = ready_engine.clone();
+                async move {
+                    if engine.ready().await {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                    }
+                }
+            }),
+        )
+        .fallback(handle_s3)
+        .with_state(service)
+}
+
+fn print_banner(config: &ServerConfig, credentials: &Credentials, local: std::net::SocketAddr) {
+    let g = &config.geometry;
+    println!(
+        "Strata S3 endpoint: http://{local}  ({}+{} erasure coding over {} shard directories, data in {}{})",
+        g.data_shards,
+        g.parity_shards,
+        config.shard_dirs.len(),
+        config.data.display(),
+        if config.fsync { "" } else { ", fsync OFF" }
+    );
+    println!("Access key: {}", credentials.access_key);
+    println!("Secret key: {}", credentials.secret_key);
+    println!(
+        "Try: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={} aws --endpoint-url http://{local} s3 ls",
+        credentials.access_key, credentials.secret_key, config.region
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    info!("shutdown signal received: draining in-flight requests");
+}

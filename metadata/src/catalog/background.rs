@@ -1,0 +1,97 @@
+//! Write intents and the GC queue: the catalog side of background cleanup.
+//!
+//! Invariants: an intent row exists from before the first shard of a group is written until
+//! the batch that commits (or abandons) the group; the GC queue is ordered by due time
+//! (`due_ms ‖ group`), so `due_gc` is a prefix scan; moving an item (`retry_gc`,
+//! `remove_intent_to_gc`) is one atomic batch, so an item is never lost or duplicated.
+
+use super::{queue_gc, Catalog, MAX_PAGES, PAGE_ROWS};
+use crate::keys;
+use crate::kv::{Table, WriteBatch};
+use crate::model::{self, GcItem, IntentRecord};
+use crate::MetaError;
+
+impl Catalog {
+    /// Records that shard group `group` is about to be written.
+    pub fn put_intent(&self, group: [u8; 16], rec: &IntentRecord) -> Result<(), MetaError> {
+        let mut batch = WriteBatch::new();
+        batch.put(Table::Intents, group.to_vec(), model::encode(rec)?);
+        self.kv().write(batch)
+    }
+
+    /// A write failed: moves the intent of `group` to the GC queue, due at `now_ms`.
+    /// Idempotent (no intent, nothing to do).
+    pub fn remove_intent_to_gc(&self, group: [u8; 16], now_ms: u64) -> Result<(), MetaError> {
+        let _intent = self.lock_intents(&[group]);
+        let Some(intent): Option<IntentRecord> = self.get_record(Table::Intents, &group)? else {
+            return Ok(());
+        };
+        let mut batch = WriteBatch::new();
+        batch.delete(Table::Intents, group.to_vec());
+        queue_gc(&mut batch, &intent.layout, now_ms, "failed write")?;
+        self.kv().write(batch)
+    }
+
+    /// Up to `limit` intents created before `older_than_ms` (a timestamp, not an age): writes
+    /// that neither committed nor cleaned up, e.g. because the gateway crashed.
+    pub fn stale_intents(
+        &self,
+        older_than_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<([u8; 16], IntentRecord)>, MetaError> {
+        let mut stale = Vec::new();
+        let mut from = Vec::new();
+        for _ in 0..MAX_PAGES {
+            if stale.len() >= limit {
+                break;
+            }
+            let page = self.kv().scan(Table::Intents, &from, b"", PAGE_ROWS)?;
+            let full = page.len() == PAGE_ROWS;
+            if let Some((last, _)) = page.last() {
+                from = keys::next_key(last);
+            }
+            for (key, value) in page {
+                let group: [u8; 16] = key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| MetaError::Corrupt("intent key length".to_string()))?;
+                let intent: IntentRecord = model::decode(&value)?;
+                if intent.created_ms < older_than_ms && stale.len() < limit {
+                    stale.push((group, intent));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(stale)
+    }
+
+    /// Up to `limit` GC items due at or before `now_ms`, oldest first, with their queue keys.
+    pub fn due_gc(&self, now_ms: u64, limit: usize) -> Result<Vec<(Vec<u8>, GcItem)>, MetaError> {
+        let end = match now_ms.checked_add(1) {
+            Some(after) => after.to_be_bytes().to_vec(),
+            None => Vec::new(),
+        };
+        self.kv()
+            .scan(Table::Gc, b"", &end, limit)?
+            .into_iter()
+            .map(|(key, value)| Ok((key, model::decode(&value)?)))
+            .collect()
+    }
+
+    /// Removes a GC item whose shards are deleted. Idempotent.
+    pub fn finish_gc(&self, key: &[u8]) -> Result<(), MetaError> {
+        let mut batch = WriteBatch::new();
+        batch.delete(Table::Gc, key.to_vec());
+        self.kv().write(batch)
+    }
+
+    /// Moves a GC item to a later due time (after a failed attempt).
+    pub fn retry_gc(&self, key: &[u8], item: &GcItem, due_ms: u64) -> Result<(), MetaError> {
+        let mut batch = WriteBatch::new();
+        batch.delete(Table::Gc, key.to_vec());
+        queue_gc(&mut batch, &item.layout, due_ms, &item.reason)?;
+        self.kv().write(batch)
+    }
+}

@@ -1,0 +1,302 @@
+//! Record values stored in the catalog tables, and their encoding.
+//!
+//! Invariant: every stored value is `[FORMAT_TAG] ‖ postcard(record)`. Decoding a value whose
+//! tag is not [`FORMAT_TAG`], or whose body does not decode completely, is a
+//! [`MetaError::Corrupt`], never a panic. A change to any record's fields must bump the tag
+//! (and keep a decoder for the old one); the golden test below freezes today's bytes.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::MetaError;
+
+/// Format tag written before every record.
+pub const FORMAT_TAG: u8 = 1;
+
+/// Bucket id: 16 bytes, never reused.
+pub type BucketId = [u8; 16];
+
+/// `buckets` table value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRecord {
+    pub name: String,
+    pub id: BucketId,
+    pub created_ms: u64,
+    pub owner: String,
+    pub region: String,
+}
+
+/// `objects` table value: the listing index entry of the live version of a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectHead {
+    pub seq: u64,
+    pub version_id: String,
+    pub size: u64,
+    pub etag: String,
+    pub mtime_ms: u64,
+    pub storage_class: String,
+}
+
+/// `versions` table value: everything needed to serve a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub seq: u64,
+    pub version_id: String,
+    pub size: u64,
+    pub etag: String,
+    pub mtime_ms: u64,
+    pub storage_class: String,
+    pub content_type: Option<String>,
+    /// content-encoding, cache-control, … stored verbatim.
+    pub headers: Vec<(String, String)>,
+    /// x-amz-meta-* (name without the prefix, lowercase).
+    pub user_metadata: Vec<(String, String)>,
+    pub checksum: Option<StoredChecksum>,
+    pub delete_marker: bool,
+    /// A single PUT is one part; a multipart object is N parts in order.
+    pub parts: Vec<PartLayout>,
+}
+
+impl VersionRecord {
+    /// The listing-index entry of this version.
+    pub fn head(&self) -> ObjectHead {
+        ObjectHead {
+            seq: self.seq,
+            version_id: self.version_id.clone(),
+            size: self.size,
+            etag: self.etag.clone(),
+            mtime_ms: self.mtime_ms,
+            storage_class: self.storage_class.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredChecksum {
+    pub algorithm: String,
+    pub value: String,
+    /// "FULL_OBJECT" or "COMPOSITE".
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartLayout {
+    pub part_number: u32,
+    pub size: u64,
+    pub etag: String,
+    pub checksum: Option<StoredChecksum>,
+    pub data: DataLayout,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DataLayout {
+    Inline(Vec<u8>),
+    Sharded(ShardedLayout),
+}
+
+impl DataLayout {
+    /// The shard layout, when the data lives in shards.
+    pub fn sharded(&self) -> Option<&ShardedLayout> {
+        match self {
+            DataLayout::Inline(_) => None,
+            DataLayout::Sharded(layout) => Some(layout),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardedLayout {
+    pub group: [u8; 16],
+    pub data_shards: u8,
+    pub parity_shards: u8,
+    pub block_size: u32,
+    pub length: u64,
+    /// Node/disk id holding shard i; `len == data_shards + parity_shards`.
+    pub nodes: Vec<u32>,
+    /// Shard indexes that were not written.
+    pub missing: Vec<u8>,
+}
+
+/// `uploads` table value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub upload_id: String,
+    pub bucket_id: BucketId,
+    pub key: String,
+    pub initiated_ms: u64,
+    pub useq: u64,
+    pub content_type: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub user_metadata: Vec<(String, String)>,
+    pub storage_class: String,
+    pub checksum_algorithm: Option<String>,
+    pub checksum_type: Option<String>,
+}
+
+/// `parts` table value: one attempt at uploading one part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    pub part_number: u32,
+    pub attempt: u64,
+    pub size: u64,
+    pub etag: String,
+    pub mtime_ms: u64,
+    pub checksum: Option<StoredChecksum>,
+    pub data: DataLayout,
+}
+
+/// `intents` table value: a shard group being written right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentRecord {
+    pub created_ms: u64,
+    pub layout: ShardedLayout,
+}
+
+/// `gc` table value: a shard group whose shards must be deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcItem {
+    pub layout: ShardedLayout,
+    pub reason: String,
+}
+
+/// Encodes a record as `FORMAT_TAG ‖ postcard(record)`.
+pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, MetaError> {
+    let mut out = vec![FORMAT_TAG];
+    postcard::to_io(record, &mut out)
+        .map_err(|e| MetaError::Corrupt(format!("cannot encode record: {e}")))?;
+    Ok(out)
+}
+
+/// Decodes a value written by [`encode`]; an unknown tag or trailing bytes are corruption.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MetaError> {
+    match bytes.split_first() {
+        Some((&FORMAT_TAG, body)) => {
+            let (record, rest) = postcard::take_from_bytes(body)
+                .map_err(|e| MetaError::Corrupt(format!("cannot decode record: {e}")))?;
+            if !rest.is_empty() {
+                return Err(MetaError::Corrupt(format!(
+                    "{} trailing bytes after record",
+                    rest.len()
+                )));
+            }
+            Ok(record)
+        }
+        Some((tag, _)) => Err(MetaError::Corrupt(format!("unknown format tag {tag}"))),
+        None => Err(MetaError::Corrupt("empty record".to_string())),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn sample_version() -> VersionRecord {
+        VersionRecord {
+            seq: 42,
+            version_id: "v1".to_string(),
+            size: 300,
+            etag: "abc-2".to_string(),
+            mtime_ms: 1_700_000_000_000,
+            storage_class: "STANDARD".to_string(),
+            content_type: Some("text/plain".to_string()),
+            headers: vec![("cache-control".to_string(), "no-cache".to_string())],
+            user_metadata: vec![("color".to_string(), "blue".to_string())],
+            checksum: Some(StoredChecksum {
+                algorithm: "CRC32C".to_string(),
+                value: "AAAA".to_string(),
+                kind: "COMPOSITE".to_string(),
+            }),
+            delete_marker: false,
+            parts: vec![
+                PartLayout {
+                    part_number: 1,
+                    size: 3,
+                    etag: "e1".to_string(),
+                    checksum: None,
+                    data: DataLayout::Inline(vec![1, 2, 3]),
+                },
+                PartLayout {
+                    part_number: 2,
+                    size: 297,
+                    etag: "e2".to_string(),
+                    checksum: None,
+                    data: DataLayout::Sharded(ShardedLayout {
+                        group: [0xAB; 16],
+                        data_shards: 4,
+                        parity_shards: 2,
+                        block_size: 1 << 20,
+                        length: 297,
+                        nodes: vec![0, 1, 2, 3, 4, 5],
+                        missing: vec![5],
+                    }),
+                },
+            ],
+        }
+    }
+
+    /// Frozen bytes of `sample_version()`. If this test fails, the on-disk format changed:
+    /// bump FORMAT_TAG and keep a decoder for the old format instead of editing this constant.
+    const GOLDEN_VERSION_HEX: &str = concat!(
+        "012a027631ac02056162632d3280d095ffbc31085354414e44415244010a746578742f706c61696e010d6361",
+        "6368652d636f6e74726f6c086e6f2d63616368650105636f6c6f7204626c7565010643524333324304414141",
+        "4109434f4d504f534954450002010302653100000301020302a9020265320001abababababababababababab",
+        "abababab0402808040a902060001020304050105",
+    );
+
+    #[test]
+    fn version_record_encoding_is_frozen() {
+        let bytes = encode(&sample_version()).unwrap();
+        assert_eq!(hex::encode(&bytes), GOLDEN_VERSION_HEX);
+        let back: VersionRecord = decode(&hex::decode(GOLDEN_VERSION_HEX).unwrap()).unwrap();
+        assert_eq!(back, sample_version());
+    }
+
+    #[test]
+    fn decode_rejects_unknown_tags_truncation_and_trailing_bytes() {
+        let mut bytes = encode(&sample_version()).unwrap();
+        let mut wrong_tag = bytes.clone();
+        wrong_tag[0] = 2;
+        assert!(matches!(
+            decode::<VersionRecord>(&wrong_tag),
+            Err(MetaError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode::<VersionRecord>(&[]),
+            Err(MetaError::Corrupt(_))
+        ));
+        let truncated = &bytes[..bytes.len() - 3];
+        assert!(matches!(
+            decode::<VersionRecord>(truncated),
+            Err(MetaError::Corrupt(_))
+        ));
+        bytes.push(0);
+        assert!(matches!(
+            decode::<VersionRecord>(&bytes),
+            Err(MetaError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn every_record_roundtrips() {
+        let layout = match &sample_version().parts[1].data {
+            DataLayout::Sharded(l) => l.clone(),
+            DataLayout::Inline(_) => unreachable!(),
+        };
+        let gc = GcItem {
+            layout: layout.clone(),
+            reason: "replaced".to_string(),
+        };
+        assert_eq!(decode::<GcItem>(&encode(&gc).unwrap()).unwrap(), gc);
+        let intent = IntentRecord {
+            created_ms: 5,
+            layout,
+        };
+        assert_eq!(
+            decode::<IntentRecord>(&encode(&intent).unwrap()).unwrap(),
+            intent
+        );
+        let head = sample_version().head();
+        assert_eq!(decode::<ObjectHead>(&encode(&head).unwrap()).unwrap(), head);
+    }
+}

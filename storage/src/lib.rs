@@ -1,0 +1,24 @@
+//! Strata's storage layer: shard identities, the erasure codec, the on-disk shard format and
+//! the `ShardStore` trait with its local-directory and fault-injecting implementations.
+//!
+//! This crate knows nothing of S3 or of metadata; the engine in the gateway composes it.
+//! Erasure coding is synchronous CPU work: async callers run it in `spawn_blocking`.
+
+pub mod codec;
+pub mod error;
+pub mod faulty;
+pub mod format;
+pub mod id;
+pub mod local;
+pub mod store;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+
+pub use codec::{ErasureCodec, Geometry};
+pub use error::StorageError;
+pub use faulty::FaultyShardStore;
+pub use format::{BackReference, CodecId, FrameChecksum, ShardHeader};
+pub use id::{ShardGroupId, ShardId};
+pub use local::LocalShardStore;
+pub use store::{ShardStat, ShardStore, ShardWriter, StoreHealth};
