@@ -65,6 +65,37 @@ struct FileConfig {
     strict_region: Option<bool>,
     gc_delay_secs: Option<u64>,
     shard_timeout_secs: Option<u64>,
+    /// Cluster mode (`strata gateway`): the storage nodes.
+    nodes: Option<Vec<NodeEntry>>,
+    cluster_secret: Option<String>,
+    cluster_secret_file: Option<PathBuf>,
+    connect_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    node_concurrency: Option<usize>,
+    health_interval_ms: Option<u64>,
+}
+
+/// One storage node of a cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    pub id: u32,
+    /// `host:port` of the node's HTTP listener.
+    pub address: String,
+    pub zone: Option<String>,
+    pub weight: Option<f64>,
+}
+
+/// How the gateway talks to storage nodes.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub nodes: Vec<NodeEntry>,
+    pub secret: Vec<u8>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub node_concurrency: usize,
 }
 
 /// The validated configuration.
@@ -81,6 +112,37 @@ pub struct ServerConfig {
     pub strict_region: bool,
     pub gc_delay: Duration,
     pub shard_timeout: Duration,
+    pub health_interval: Duration,
+    /// Present in cluster mode: shards live on these storage nodes instead of `shard_dirs`.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// Reads the cluster secret: `STRATA_CLUSTER_SECRET`, else the config's value or file.
+pub fn cluster_secret(inline: Option<String>, file: Option<&Path>) -> Result<Vec<u8>, ConfigError> {
+    if let Some(secret) = std::env::var("STRATA_CLUSTER_SECRET").ok().filter(|s| !s.is_empty()) {
+        return check_secret(secret);
+    }
+    if let Some(secret) = inline {
+        return check_secret(secret);
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        return check_secret(text.trim().to_string());
+    }
+    Err(invalid(
+        "cluster_secret",
+        "missing: set STRATA_CLUSTER_SECRET, cluster_secret or cluster_secret_file",
+    ))
+}
+
+fn check_secret(secret: String) -> Result<Vec<u8>, ConfigError> {
+    if secret.len() < 16 {
+        return Err(invalid("cluster_secret", "must be at least 16 characters"));
+    }
+    Ok(secret.into_bytes())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,11 +166,57 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
 const DEFAULT_INLINE_THRESHOLD: usize = 4096;
 
 impl ServerConfig {
+    /// Embedded mode: shards in local directories.
     pub fn load(args: &ServerArgs) -> Result<ServerConfig, ConfigError> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        if file.nodes.is_some() {
+            return Err(invalid("nodes", "belongs in a `strata gateway` config, not `strata server`"));
+        }
+        Self::build(args, file)
+    }
+
+    /// Cluster mode (`strata gateway --config FILE`): shards on the listed storage nodes.
+    pub fn load_gateway(args: &ServerArgs) -> Result<ServerConfig, ConfigError> {
+        let path = args
+            .config
+            .as_ref()
+            .ok_or_else(|| invalid("config", "`strata gateway` needs --config FILE"))?;
+        let mut file = read_file(path)?;
+        let nodes = file.nodes.take().unwrap_or_default();
+        let secret = cluster_secret(file.cluster_secret.take(), file.cluster_secret_file.as_deref())?;
+        let settings = ClusterSettings {
+            secret,
+            connect_timeout: Duration::from_millis(file.connect_timeout_ms.unwrap_or(1000).max(1)),
+            request_timeout: Duration::from_millis(file.request_timeout_ms.unwrap_or(5000).max(1)),
+            idle_timeout: Duration::from_millis(file.idle_timeout_ms.unwrap_or(5000).max(1)),
+            node_concurrency: file.node_concurrency.unwrap_or(64).max(1),
+            nodes,
+        };
+        let mut config = Self::build(args, file)?;
+        let total = config.geometry.total_shards();
+        if settings.nodes.len() < total {
+            return Err(invalid(
+                "nodes",
+                format!("{} nodes for {total} shards per stripe: need at least {total}", settings.nodes.len()),
+            ));
+        }
+        for node in &settings.nodes {
+            if node.weight.is_some_and(|w| !(w > 0.0 && w.is_finite())) {
+                return Err(invalid("nodes", format!("node {}: weight must be positive", node.id)));
+            }
+            if node.address.parse::<SocketAddr>().is_err() && !node.address.contains(':') {
+                return Err(invalid("nodes", format!("node {}: address must be host:port", node.id)));
+            }
+        }
+        config.shard_dirs.clear();
+        config.cluster = Some(settings);
+        Ok(config)
+    }
+
+    fn build(args: &ServerArgs, file: FileConfig) -> Result<ServerConfig, ConfigError> {
         let data_shards = args.data_shards.or(file.data_shards).unwrap_or(4);
         let parity_shards = args.parity_shards.or(file.parity_shards).unwrap_or(2);
         if data_shards == 0 {
@@ -136,7 +244,7 @@ impl ServerConfig {
         } else {
             (0..total).map(|i| data.join(format!("disk{i}"))).collect()
         };
-        if shard_dirs.len() < total {
+        if file.nodes.is_none() && shard_dirs.len() < total {
             return Err(invalid(
                 "shard_dirs",
                 format!("{} directories for {data_shards}+{parity_shards} coding: need at least {total}", shard_dirs.len()),
@@ -185,6 +293,8 @@ impl ServerConfig {
             strict_region: args.strict_region || file.strict_region.unwrap_or(false),
             gc_delay: Duration::from_secs(file.gc_delay_secs.unwrap_or(60)),
             shard_timeout: Duration::from_secs(file.shard_timeout_secs.unwrap_or(30).max(1)),
+            health_interval: Duration::from_millis(file.health_interval_ms.unwrap_or(1000).max(100)),
+            cluster: None,
         })
     }
 }

@@ -1,8 +1,10 @@
 //! The Strata gateway: the S3 protocol layer (`s3`), the object service (`engine`) and the
 //! process roles built from them (`server`). The `strata` binary is a thin CLI over this crate.
 
+pub mod admin;
 pub mod config;
 pub mod credentials;
 pub mod engine;
+mod node_roles;
 pub mod s3;
 pub mod server;

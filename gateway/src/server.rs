@@ -1,5 +1,7 @@
-//! `strata server`: the embedded single-process deployment — the S3 gateway plus one local shard
-//! store per shard directory and the RocksDB catalog, with graceful shutdown.
+//! The serving roles. `strata server`: the embedded single-process deployment — the S3 gateway
+//! plus one local shard store per shard directory and the RocksDB catalog. `strata gateway`: the
+//! same gateway over storage nodes reached by HTTP. `strata storage-node`: one disk served over
+//! HTTP. All drain in-flight requests on SIGINT/SIGTERM.
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use tracing::info;
 
 use crate::config::ServerConfig;
 use crate::credentials::Credentials;
+use crate::engine::cluster::{Cluster, NodeSpec};
 use crate::engine::{Engine, EngineConfig};
 use crate::s3::auth::{AuthConfig, Keyring};
 use crate::s3::service::{handle_s3, S3Service};
@@ -32,15 +35,11 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot open metadata at {}: {e}", meta_dir.display()))?
     };
-    let mut stores: Vec<Arc<dyn ShardStore>> = Vec::new();
-    for (i, dir) in config.shard_dirs.iter().enumerate() {
-        let store = LocalShardStore::open(dir.clone(), format!("disk{i}"), config.fsync)
-            .map_err(|e| format!("cannot open shard directory {}: {e}", dir.display()))?;
-        stores.push(Arc::new(store));
-    }
+    let nodes = build_nodes(&config)?;
+    let cluster = Arc::new(Cluster::new(nodes)?);
     let engine = Engine::new(
         catalog,
-        stores,
+        cluster.clone(),
         EngineConfig {
             geometry: config.geometry.clone(),
             inline_threshold: config.inline_threshold,
@@ -68,7 +67,12 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let gc = engine.spawn_gc(shutdown_rx);
+    let gc = engine.spawn_gc(shutdown_rx.clone());
+    let health = cluster.spawn_health_checker(
+        config.health_interval,
+        config.health_interval.max(std::time::Duration::from_secs(1)),
+        shutdown_rx,
+    );
     let app = router(engine, service);
     print_banner(&config, &credentials, local);
     axum::serve(listener, app)
@@ -78,7 +82,28 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
     info!("draining done, stopping background work");
     let _ = shutdown_tx.send(true);
     let _ = gc.await;
+    let _ = health.await;
     Ok(())
+}
+
+/// The shard stores: local directories (embedded) or storage nodes over HTTP (cluster).
+fn build_nodes(config: &ServerConfig) -> Result<Vec<NodeSpec>, String> {
+    let mut nodes = Vec::new();
+    if let Some(cluster) = &config.cluster {
+        return crate::node_roles::http_nodes(cluster);
+    }
+    for (i, dir) in config.shard_dirs.iter().enumerate() {
+        let store = LocalShardStore::open(dir.clone(), format!("disk{i}"), config.fsync)
+            .map_err(|e| format!("cannot open shard directory {}: {e}", dir.display()))?;
+        nodes.push(NodeSpec {
+            id: i as u32,
+            address: dir.display().to_string(),
+            zone: None,
+            weight: 1.0,
+            store: Arc::new(store) as Arc<dyn ShardStore>,
+        });
+    }
+    Ok(nodes)
 }
 
 fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
@@ -90,7 +115,7 @@ fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
             get(move || {
                 let engine = ready_engine.clone();
                 async move {
-                    if engine.ready().await {
+                    if engine.ready() {
                         (StatusCode::OK, "ready\n")
                     } else {
                         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
@@ -98,17 +123,21 @@ fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
                 }
             }),
         )
+        .route("/_strata/admin/cluster", get(crate::admin::handle_cluster_status))
         .fallback(handle_s3)
         .with_state(service)
 }
 
 fn print_banner(config: &ServerConfig, credentials: &Credentials, local: std::net::SocketAddr) {
     let g = &config.geometry;
+    let (count, what) = match &config.cluster {
+        Some(cluster) => (cluster.nodes.len(), "storage nodes"),
+        None => (config.shard_dirs.len(), "shard directories"),
+    };
     println!(
-        "Strata S3 endpoint: http://{local}  ({}+{} erasure coding over {} shard directories, data in {}{})",
+        "Strata S3 endpoint: http://{local}  ({}+{} erasure coding over {count} {what}, data in {}{})",
         g.data_shards,
         g.parity_shards,
-        config.shard_dirs.len(),
         config.data.display(),
         if config.fsync { "" } else { ", fsync OFF" }
     );
@@ -120,7 +149,7 @@ fn print_banner(config: &ServerConfig, credentials: &Credentials, local: std::ne
     );
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use metadata::Catalog;
 use storage::{FaultyShardStore, Geometry, LocalShardStore, ShardStore};
+use strata_gateway::engine::cluster::{Cluster, NodeSpec};
 use strata_gateway::engine::{
     BodyStream, ByteRange, CompletedPart, CreateUploadRequest, DataLayout, Engine, EngineConfig,
     EngineError, PutObjectRequest, WriteCondition,
@@ -24,16 +25,16 @@ struct Harness {
 fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let mut faults = Vec::new();
-    let mut stores: Vec<Arc<dyn ShardStore>> = Vec::new();
+    let mut nodes = Vec::new();
     for i in 0..6 {
         let local = LocalShardStore::open(dir.path().join(format!("disk{i}")), format!("disk{i}"), true).unwrap();
         let faulty = Arc::new(FaultyShardStore::new(Arc::new(local)));
         faults.push(faulty.clone());
-        stores.push(faulty);
+        nodes.push(NodeSpec { id: i, address: format!("disk{i}"), zone: None, weight: 1.0, store: faulty as Arc<dyn ShardStore> });
     }
     let engine = Engine::new(
         Catalog::in_memory(),
-        stores,
+        Arc::new(Cluster::new(nodes).unwrap()),
         EngineConfig {
             geometry: Geometry::new(4, 2, BLOCK).unwrap(),
             inline_threshold: 4096,

@@ -578,10 +578,7 @@ fn rocks_data_and_sequence_survive_reopen() {
         let upload = start_upload(&catalog, &bid, "mp");
         catalog.put_part(&upload, part(1, 8, "p"), &[]).unwrap();
         catalog.put_system("keys", b"k").unwrap();
-        let last_seq = (0..1500)
-            .map(|_| catalog.next_seq().unwrap())
-            .last()
-            .unwrap();
+        let last_seq = (0..1500).fold(0, |_, _| catalog.next_seq().unwrap());
         (
             bid,
             upload,
@@ -613,7 +610,7 @@ fn rocks_data_and_sequence_survive_reopen() {
 fn new_over_an_existing_store_resumes_the_sequence() {
     let kv: Arc<dyn metadata::KvStore> = Arc::new(metadata::MemKvStore::new());
     let first = Catalog::new(kv.clone()).unwrap();
-    let last = (0..10).map(|_| first.next_seq().unwrap()).last().unwrap();
+    let last = (0..10).fold(0, |_, _| first.next_seq().unwrap());
     let second = Catalog::new(kv).unwrap();
     assert!(second.next_seq().unwrap() > last);
 }

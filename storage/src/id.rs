@@ -149,7 +149,7 @@ mod tests {
         let hex = group.to_hex();
         assert_eq!(ShardId::new(group, 12).file_name(), format!("{hex}.12"));
         for bad in [
-            format!("{hex}"),
+            hex.clone(),
             format!("{hex}."),
             format!("{hex}.01"),
             format!("{hex}.256"),

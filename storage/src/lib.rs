@@ -4,12 +4,15 @@
 //! This crate knows nothing of S3 or of metadata; the engine in the gateway composes it.
 //! Erasure coding is synchronous CPU work: async callers run it in `spawn_blocking`.
 
+pub mod cluster_auth;
 pub mod codec;
 pub mod error;
 pub mod faulty;
 pub mod format;
+pub mod http_store;
 pub mod id;
 pub mod local;
+pub mod node;
 pub mod store;
 
 #[cfg(any(test, feature = "testing"))]
@@ -19,6 +22,8 @@ pub use codec::{ErasureCodec, Geometry};
 pub use error::StorageError;
 pub use faulty::FaultyShardStore;
 pub use format::{BackReference, CodecId, FrameChecksum, ShardHeader};
+pub use http_store::{HttpShardStore, HttpStoreConfig};
 pub use id::{ShardGroupId, ShardId};
 pub use local::LocalShardStore;
+pub use node::{serve_node, NodeConfig};
 pub use store::{ShardStat, ShardStore, ShardWriter, StoreHealth};

@@ -73,7 +73,7 @@ impl Engine {
         let group = ShardGroupId(layout.group);
         let mut tasks = Vec::new();
         for (index, &node) in layout.nodes.iter().enumerate() {
-            let Some(store) = self.stores.get(node as usize).cloned() else {
+            let Some(store) = self.cluster.store(node) else {
                 continue;
             };
             let id = ShardId {

@@ -11,6 +11,7 @@
 //! Nothing here knows about HTTP, XML or S3 error codes; `gateway::s3` maps [`EngineError`].
 
 mod buckets;
+pub mod cluster;
 mod gc;
 mod multipart;
 mod objects;
@@ -25,7 +26,6 @@ use bytes::Bytes;
 use futures::Stream;
 use metadata::catalog::Catalog;
 use storage::codec::{ErasureCodec, Geometry};
-use storage::store::ShardStore;
 
 pub use metadata::catalog::{ListPage, ListQuery, UploadListPage, UploadListQuery, WriteCondition};
 pub use metadata::model::{
@@ -119,30 +119,30 @@ pub const MAX_PART_NUMBER: u32 = 10_000;
 /// The object service shared by every request handler.
 pub struct Engine {
     catalog: Catalog,
-    stores: Vec<Arc<dyn ShardStore>>,
+    cluster: Arc<cluster::Cluster>,
     codec: ErasureCodec,
     config: EngineConfig,
 }
 
 impl Engine {
-    /// Builds the engine over a catalog and the shard stores (index = node id recorded in layouts).
+    /// Builds the engine over a catalog and the cluster of shard stores.
     pub fn new(
         catalog: Catalog,
-        stores: Vec<Arc<dyn ShardStore>>,
+        cluster: Arc<cluster::Cluster>,
         config: EngineConfig,
     ) -> Result<Arc<Engine>, EngineError> {
         let codec = ErasureCodec::new(config.geometry.clone())
             .map_err(|e| EngineError::Internal(format!("codec: {e}")))?;
-        if stores.len() < config.geometry.total_shards() {
+        if cluster.len() < config.geometry.total_shards() {
             return Err(EngineError::Internal(format!(
-                "{} shard stores for {} shards per stripe",
-                stores.len(),
+                "{} nodes for {} shards per stripe",
+                cluster.len(),
                 config.geometry.total_shards()
             )));
         }
         Ok(Arc::new(Engine {
             catalog,
-            stores,
+            cluster,
             codec,
             config,
         }))
@@ -152,19 +152,13 @@ impl Engine {
         &self.config
     }
 
-    /// True when the catalog answers and enough shard stores are healthy to accept writes.
-    pub async fn ready(&self) -> bool {
-        let mut healthy = 0;
-        for store in &self.stores {
-            if tokio::time::timeout(self.config.shard_timeout, store.health())
-                .await
-                .map(|r| r.is_ok())
-                .unwrap_or(false)
-            {
-                healthy += 1;
-            }
-        }
-        healthy >= self.config.write_quorum
+    /// True when enough nodes are up to accept writes.
+    pub fn ready(&self) -> bool {
+        self.cluster.up_count() >= self.config.write_quorum
+    }
+
+    pub fn cluster(&self) -> &Arc<cluster::Cluster> {
+        &self.cluster
     }
 
     /// Runs a blocking catalog call off the reactor.

@@ -227,8 +227,7 @@ impl Engine {
             let Some(store) = layout
                 .nodes
                 .get(index)
-                .and_then(|&node| self.stores.get(node as usize))
-                .cloned()
+                .and_then(|&node| self.cluster.store(node))
             else {
                 continue;
             };

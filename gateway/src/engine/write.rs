@@ -96,10 +96,7 @@ impl Engine {
         let geometry = &self.config.geometry;
         let total = geometry.total_shards();
         let group = ShardGroupId::new_v7();
-        let candidates: Vec<u32> = (0..self.stores.len() as u32).collect();
-        let nodes = place_group(&group.0, &candidates, total).ok_or_else(|| {
-            EngineError::Unavailable(format!("{} stores for {total} shards", candidates.len()))
-        })?;
+        let nodes = self.choose_nodes(&group.0, total)?;
         let layout = ShardedLayout {
             group: group.0,
             data_shards: geometry.data_shards as u8,
@@ -141,7 +138,10 @@ impl Engine {
             };
             let (tx, rx) = mpsc::channel(4);
             senders.push(Some(tx));
-            let store = self.stores[node as usize].clone();
+            let store = self
+                .cluster
+                .store(node)
+                .ok_or_else(|| EngineError::Internal(format!("placement chose unknown node {node}")))?;
             tasks.push(tokio::spawn(run_shard_writer(
                 store,
                 id,
@@ -207,6 +207,36 @@ impl Engine {
             md5,
             intent: Some(group.0),
         })
+    }
+
+    /// Places a group: nodes that are up first (rendezvous order); when fewer than k+m are up
+    /// but at least the write quorum, the remaining shards go to down nodes and will simply be
+    /// recorded missing (repair rebuilds them). Below the write quorum: Unavailable, nothing written.
+    fn choose_nodes(&self, group: &[u8; 16], total: usize) -> Result<Vec<u32>, EngineError> {
+        let up = self.cluster.up_candidates();
+        if up.len() < self.config.write_quorum {
+            return Err(EngineError::Unavailable(format!(
+                "{} nodes up, write quorum {}",
+                up.len(),
+                self.config.write_quorum
+            )));
+        }
+        let from_up = up.len().min(total);
+        let mut nodes = place_group(group, &up, from_up)
+            .ok_or_else(|| EngineError::Unavailable("placement failed".into()))?;
+        if nodes.len() < total {
+            let down: Vec<_> = self
+                .cluster
+                .all_candidates()
+                .into_iter()
+                .filter(|c| !nodes.contains(&c.id))
+                .collect();
+            let rest = place_group(group, &down, total - nodes.len()).ok_or_else(|| {
+                EngineError::Unavailable(format!("fewer than {total} nodes configured"))
+            })?;
+            nodes.extend(rest);
+        }
+        Ok(nodes)
     }
 
     /// Cuts the body into stripes, encodes them and feeds the writers. Returns the MD5 of the

@@ -90,6 +90,8 @@ pub struct S3Error {
     pub message: String,
     pub resource: Option<String>,
     pub extra: Vec<(&'static str, String)>,
+    /// Extra response headers (e.g. `Content-Range: bytes */size` on 416).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl S3Error {
@@ -100,6 +102,7 @@ impl S3Error {
             message: code.default_message().to_owned(),
             resource: None,
             extra: Vec::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -116,6 +119,12 @@ impl S3Error {
     /// Adds an element after `<Message>`; `name` must be a valid XML element name.
     pub fn with_extra(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.extra.push((name, value.into()));
+        self
+    }
+
+    /// Adds a response header; `name` must be a valid lowercase header name.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
         self
     }
 
@@ -153,6 +162,11 @@ impl S3Error {
         if let Ok(value) = HeaderValue::from_str(request_id) {
             headers.insert("x-amz-request-id", value.clone());
             headers.insert("x-amz-id-2", value);
+        }
+        for (name, value) in &self.headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(*name, value);
+            }
         }
         if with_body {
             headers.insert(

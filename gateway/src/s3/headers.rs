@@ -116,7 +116,9 @@ pub fn resolve_range(header: Option<&str>, size: u64) -> Result<Option<ByteRange
     };
     let (first, last) = (first.trim(), last.trim());
     let unsatisfiable = || {
-        S3Error::new(S3ErrorCode::InvalidRange).with_extra("ActualObjectSize", size.to_string())
+        S3Error::new(S3ErrorCode::InvalidRange)
+            .with_extra("ActualObjectSize", size.to_string())
+            .with_header("content-range", format!("bytes */{size}"))
     };
     if first.is_empty() {
         let Ok(suffix) = last.parse::<u64>() else {

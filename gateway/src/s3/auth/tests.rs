@@ -366,9 +366,17 @@ fn march_27_2007() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_175_024_202)
 }
 
+/// Method, URI, headers and the published signature of one SigV2 example.
+type SigV2Example = (
+    Method,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+);
+
 #[test]
 fn aws_sigv2_examples_verify() {
-    let cases: Vec<(Method, &str, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<SigV2Example> = vec![
         (
             Method::GET,
             "/photos/puppy.jpg",

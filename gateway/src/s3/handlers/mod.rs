@@ -62,7 +62,9 @@ pub fn engine_error(error: EngineError, resource: &str) -> S3Error {
         EngineError::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
         EngineError::Unavailable(ref m) => {
             tracing::warn!(error = %m, "service unavailable");
-            S3ErrorCode::ServiceUnavailable
+            return S3Error::new(S3ErrorCode::ServiceUnavailable)
+                .with_message("Not enough storage nodes are available to serve this request. Please retry.")
+                .with_resource(resource);
         }
         EngineError::Body(ref e) => {
             if let Some(s3) = s3_error_of(e) {

@@ -1,0 +1,642 @@
+//! `HttpShardStore`: the `ShardStore` of one storage node, spoken to over HTTP/1.1 (protocol in
+//! `crate::node`).
+//!
+//! Invariants: every call is signed with the cluster secret and bounded in time — connecting by
+//! `connect_timeout`, the first response byte by `request_timeout` (which also bounds the whole
+//! of the small calls: stat, delete, list, health), and each body chunk, sent or received, by
+//! `idle_timeout`; at most `max_concurrency` calls (an open writer counts as one) run against
+//! the node at once, and waiting for a slot counts against the call's timeout. Connections are
+//! pooled and kept alive. A shard upload is streamed: the writer checks each frame's length
+//! locally, sends it through a bounded channel as a body chunk, and the body has a fixed
+//! `content-length`, so a writer aborted or dropped before all frames were sent fails the
+//! request and the node discards its temporary file. Frames read back are re-verified against
+//! their checksums; a bad one is `None`.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Method, Request};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::cluster_auth::{self, RequestTarget};
+use crate::codec::Geometry;
+use crate::error::StorageError;
+use crate::format::{self, ShardHeader};
+use crate::id::ShardId;
+use crate::node::wire;
+use crate::store::{ShardStat, ShardStore, ShardWriter, StoreHealth};
+
+/// Largest error message read from a node.
+const MAX_ERROR_BODY: usize = 4096;
+/// Largest answer of a small call (a listing page of 10 000 ids is ~350 KiB).
+const MAX_SMALL_BODY: usize = 4 << 20;
+/// Largest `read_frames` answer accepted.
+const MAX_FRAMES_BODY: u64 = 4 << 30;
+/// Upload chunks buffered between the writer and the connection.
+const UPLOAD_CHANNEL_DEPTH: usize = 4;
+
+type RequestBody = BoxBody<Bytes, io::Error>;
+
+/// Timeouts and limits of an `HttpShardStore`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpStoreConfig {
+    /// Establishing a TCP connection.
+    pub connect_timeout: Duration,
+    /// From sending a request to the first byte of the answer; the whole of a small call.
+    pub request_timeout: Duration,
+    /// A body chunk (sent or received) may take this long; also how long a pooled connection
+    /// may stay unused.
+    pub idle_timeout: Duration,
+    /// Calls in flight against this node at once (an open writer holds one).
+    pub max_concurrency: usize,
+}
+
+impl Default for HttpStoreConfig {
+    fn default() -> Self {
+        HttpStoreConfig {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_concurrency: 64,
+        }
+    }
+}
+
+/// Client of one storage node.
+pub struct HttpShardStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    base_url: String,
+    secret: Vec<u8>,
+    config: HttpStoreConfig,
+    client: Client<HttpConnector, RequestBody>,
+    slots: Arc<Semaphore>,
+}
+
+impl HttpShardStore {
+    /// A client of the node at `base_url` (`http://host:port`, no path). Connects lazily.
+    pub fn new(
+        name: String,
+        base_url: String,
+        secret: Vec<u8>,
+        cfg: HttpStoreConfig,
+    ) -> Result<Self, StorageError> {
+        if secret.is_empty() {
+            return Err(StorageError::InvalidArgument(
+                "the cluster secret is empty".into(),
+            ));
+        }
+        if cfg.max_concurrency == 0 {
+            return Err(StorageError::InvalidArgument(
+                "max_concurrency must be at least 1".into(),
+            ));
+        }
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let uri: http::Uri = base_url.parse().map_err(|err| {
+            StorageError::InvalidArgument(format!("node url {base_url:?}: {err}"))
+        })?;
+        let plain_http = uri.scheme_str() == Some("http")
+            && uri.authority().is_some()
+            && matches!(uri.path(), "" | "/")
+            && uri.query().is_none();
+        if !plain_http {
+            return Err(StorageError::InvalidArgument(format!(
+                "node url must look like http://host:port, got {base_url:?}"
+            )));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(cfg.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(cfg.idle_timeout)
+            .pool_max_idle_per_host(cfg.max_concurrency)
+            .build(connector);
+        Ok(HttpShardStore {
+            inner: Arc::new(Inner {
+                name,
+                base_url,
+                secret,
+                config: cfg,
+                client,
+                slots: Arc::new(Semaphore::new(cfg.max_concurrency)),
+            }),
+        })
+    }
+
+    /// Free/total space of the node's disk and the round-trip time of asking.
+    pub async fn ping(&self) -> Result<(StoreHealth, Duration), StorageError> {
+        let started = Instant::now();
+        let health = self.health().await?;
+        Ok((health, started.elapsed()))
+    }
+}
+
+impl Inner {
+    /// Waits for a concurrency slot, at most `wait`.
+    async fn slot(&self, wait: Duration) -> Result<OwnedSemaphorePermit, StorageError> {
+        match tokio::time::timeout(wait, Arc::clone(&self.slots).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(StorageError::Unavailable(format!(
+                "{}: client closed",
+                self.name
+            ))),
+            Err(_) => Err(StorageError::Timeout),
+        }
+    }
+
+    /// A signed request with `body`.
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+        body: RequestBody,
+    ) -> Result<Request<RequestBody>, StorageError> {
+        let target = RequestTarget {
+            method: method.as_str(),
+            path,
+            query,
+        };
+        let signed = cluster_auth::sign(&self.secret, &target, SystemTime::now())
+            .map_err(|err| StorageError::InvalidArgument(err.to_string()))?;
+        let uri = if query.is_empty() {
+            format!("{}{path}", self.base_url)
+        } else {
+            format!("{}{path}?{query}", self.base_url)
+        };
+        let header = |value: String| {
+            HeaderValue::try_from(value)
+                .map_err(|err| StorageError::InvalidArgument(format!("header value: {err}")))
+        };
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(cluster_auth::DATE_HEADER, header(signed.date)?)
+            .header(http::header::AUTHORIZATION, header(signed.authorization)?)
+            .body(body)
+            .map_err(|err| StorageError::InvalidArgument(format!("request: {err}")))
+    }
+
+    /// Sends a request and waits for the answer's head (at most `request_timeout`).
+    async fn send(
+        &self,
+        request: Request<RequestBody>,
+    ) -> Result<http::Response<Incoming>, StorageError> {
+        match tokio::time::timeout(self.config.request_timeout, self.client.request(request)).await
+        {
+            Err(_) => Err(StorageError::Timeout),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(err)) => Err(self.transport_error(&err)),
+        }
+    }
+
+    fn transport_error(&self, err: &hyper_util::client::legacy::Error) -> StorageError {
+        let detail = std::error::Error::source(err)
+            .map(|source| source.to_string())
+            .unwrap_or_default();
+        if err.is_connect() {
+            StorageError::Unavailable(format!("{}: cannot connect: {err} {detail}", self.name))
+        } else {
+            StorageError::Unavailable(format!("{}: request failed: {err} {detail}", self.name))
+        }
+    }
+
+    /// Reads a whole answer body, each chunk within `idle_timeout`, at most `limit` bytes.
+    async fn read_body(&self, mut body: Incoming, limit: u64) -> Result<Bytes, StorageError> {
+        let mut buffer = BytesMut::new();
+        loop {
+            let frame = tokio::time::timeout(self.config.idle_timeout, body.frame())
+                .await
+                .map_err(|_| StorageError::Timeout)?;
+            match frame {
+                None => return Ok(buffer.freeze()),
+                Some(Err(err)) => {
+                    return Err(StorageError::Unavailable(format!(
+                        "{}: answer body failed: {err}",
+                        self.name
+                    )))
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        if (buffer.len() + data.len()) as u64 > limit {
+                            return Err(StorageError::Corrupt(format!(
+                                "{}: answer larger than {limit} bytes",
+                                self.name
+                            )));
+                        }
+                        buffer.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns a non-2xx answer into the error it carries.
+    async fn error_from(&self, response: http::Response<Incoming>) -> StorageError {
+        let status = response.status();
+        let kind = response
+            .headers()
+            .get(wire::ERROR_KIND_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let message = match self
+            .read_body(response.into_body(), MAX_ERROR_BODY as u64)
+            .await
+        {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+            Err(_) => String::new(),
+        };
+        wire::error_from_wire(&self.name, status, kind.as_deref(), message)
+    }
+
+    /// A bodiless call whose whole answer must arrive within `request_timeout`.
+    async fn small_call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+    ) -> Result<Bytes, StorageError> {
+        let deadline = self.config.request_timeout;
+        let call = async {
+            let _slot = self.slot(deadline).await?;
+            let request = self.request(method, path, query, empty_body())?;
+            let response = self.send(request).await?;
+            if !response.status().is_success() {
+                return Err(self.error_from(response).await);
+            }
+            self.read_body(response.into_body(), MAX_SMALL_BODY as u64)
+                .await
+        };
+        tokio::time::timeout(deadline, call)
+            .await
+            .map_err(|_| StorageError::Timeout)?
+    }
+}
+
+fn empty_body() -> RequestBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+#[async_trait]
+impl ShardStore for HttpShardStore {
+    fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    async fn create(
+        &self,
+        id: ShardId,
+        header: ShardHeader,
+    ) -> Result<Box<dyn ShardWriter>, StorageError> {
+        if header.shard_id() != id {
+            return Err(StorageError::InvalidArgument(format!(
+                "header describes shard {}, not {id}",
+                header.shard_id()
+            )));
+        }
+        header.validate()?;
+        let geometry = header.geometry()?;
+        let encoded = Bytes::from(header.encode());
+        let file_len = format::file_len(encoded.len() as u64, &geometry, header.part_length);
+        let inner = &self.inner;
+        let slot = inner.slot(inner.config.request_timeout).await?;
+        let (sender, receiver) = mpsc::channel(UPLOAD_CHANNEL_DEPTH);
+        let body = ChannelBody {
+            receiver,
+            remaining: file_len,
+        };
+        let mut request = inner.request(Method::PUT, &wire::shard_path(id), "", body.boxed())?;
+        request
+            .headers_mut()
+            .insert(http::header::CONTENT_LENGTH, HeaderValue::from(file_len));
+        let span = tracing::debug_span!("shard_put", node = %inner.name, shard = %id);
+        let task_inner = Arc::clone(inner);
+        let response = tokio::spawn(
+            async move {
+                let response = match task_inner.client.request(request).await {
+                    Ok(response) => response,
+                    Err(err) => return Err(task_inner.transport_error(&err)),
+                };
+                if response.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(task_inner.error_from(response).await)
+                }
+            }
+            .instrument(span),
+        );
+        let mut writer = HttpShardWriter {
+            inner: Arc::clone(inner),
+            id,
+            geometry,
+            part_length: header.part_length,
+            stripe_count: geometry.stripe_count(header.part_length),
+            next_stripe: 0,
+            sender: Some(sender),
+            response: Some(response),
+            _slot: slot,
+        };
+        writer.send(encoded).await?;
+        Ok(Box::new(writer))
+    }
+
+    async fn read_frames(
+        &self,
+        id: ShardId,
+        first_stripe: u64,
+        count: u64,
+    ) -> Result<Vec<Option<Bytes>>, StorageError> {
+        let inner = &self.inner;
+        let span = tracing::debug_span!("shard_read", node = %inner.name, shard = %id, first_stripe, count);
+        async {
+            let slot_and_head = async {
+                let slot = inner.slot(inner.config.request_timeout).await?;
+                let query = format!("first={first_stripe}&count={count}");
+                let request =
+                    inner.request(Method::GET, &wire::frames_path(id), &query, empty_body())?;
+                Ok::<_, StorageError>((slot, inner.send(request).await?))
+            };
+            let (_slot, response) =
+                tokio::time::timeout(inner.config.request_timeout, slot_and_head)
+                    .await
+                    .map_err(|_| StorageError::Timeout)??;
+            if !response.status().is_success() {
+                return Err(inner.error_from(response).await);
+            }
+            let body = inner
+                .read_body(response.into_body(), MAX_FRAMES_BODY)
+                .await?;
+            let frames = wire::decode_frames(body, count)?;
+            let bad = frames.iter().filter(|frame| frame.is_none()).count();
+            if bad > 0 {
+                tracing::warn!(bad, "frames came back as erasures");
+            }
+            Ok(frames)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn stat(&self, id: ShardId) -> Result<ShardStat, StorageError> {
+        let body = self
+            .inner
+            .small_call(Method::GET, &wire::shard_path(id), "")
+            .await?;
+        wire::decode_stat(&body, id)
+    }
+
+    async fn delete(&self, id: ShardId) -> Result<(), StorageError> {
+        self.inner
+            .small_call(Method::DELETE, &wire::shard_path(id), "")
+            .await
+            .map(drop)
+    }
+
+    async fn list(
+        &self,
+        after: Option<ShardId>,
+        limit: usize,
+    ) -> Result<Vec<ShardId>, StorageError> {
+        let mut found = Vec::new();
+        let mut cursor = after;
+        // Each round asks for at most one node page; ceil(limit / page) rounds at most.
+        let rounds = limit.div_ceil(wire::MAX_LIST_LIMIT);
+        for _ in 0..rounds {
+            let want = (limit - found.len()).min(wire::MAX_LIST_LIMIT);
+            let query = match cursor {
+                Some(id) => format!("after={}&limit={want}", id.file_name()),
+                None => format!("limit={want}"),
+            };
+            let body = self
+                .inner
+                .small_call(Method::GET, wire::SHARDS_PATH, &query)
+                .await?;
+            let page = wire::decode_list(&body)?;
+            let ordered = page.windows(2).all(|pair| pair.first() < pair.get(1))
+                && page
+                    .first()
+                    .is_none_or(|first| cursor.is_none_or(|c| *first > c));
+            if !ordered || page.len() > want {
+                return Err(StorageError::Corrupt(format!(
+                    "{}: listing is out of order or too long",
+                    self.inner.name
+                )));
+            }
+            let short = page.len() < want;
+            cursor = page.last().copied().or(cursor);
+            found.extend(page);
+            if short || found.len() >= limit {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn health(&self) -> Result<StoreHealth, StorageError> {
+        let body = self
+            .inner
+            .small_call(Method::GET, wire::HEALTH_PATH, "")
+            .await?;
+        wire::decode_health(&body)
+    }
+}
+
+/// Streams one shard to the node: the PUT request runs in its own task while frames are fed
+/// through `sender`.
+struct HttpShardWriter {
+    inner: Arc<Inner>,
+    id: ShardId,
+    geometry: Geometry,
+    part_length: u64,
+    stripe_count: u64,
+    next_stripe: u64,
+    /// `None` after commit/abort or once sending failed.
+    sender: Option<mpsc::Sender<Bytes>>,
+    /// The request task; `None` once its outcome was collected.
+    response: Option<JoinHandle<Result<(), StorageError>>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl HttpShardWriter {
+    /// Sends one body chunk within `idle_timeout`; if the request already ended (the node
+    /// answered early or the connection failed), returns why.
+    async fn send(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        let (Some(sender), Some(task)) = (self.sender.as_ref(), self.response.as_mut()) else {
+            return Err(StorageError::Io(format!(
+                "writer of shard {} is unusable after an earlier failure",
+                self.id
+            )));
+        };
+        let idle_timeout = self.inner.config.idle_timeout;
+        let early_outcome = tokio::select! {
+            sent = tokio::time::timeout(idle_timeout, sender.send(chunk)) => match sent {
+                Ok(Ok(())) => return Ok(()),
+                // The body was dropped: the request failed; its task says why.
+                Ok(Err(_closed)) => None,
+                Err(_) => {
+                    self.fail();
+                    return Err(StorageError::Timeout);
+                }
+            },
+            finished = task => Some(finished),
+        };
+        let outcome = match early_outcome {
+            Some(finished) => {
+                self.response = None;
+                finished
+                    .map_err(StorageError::from)
+                    .and_then(|outcome| outcome)
+            }
+            None => self.outcome(self.inner.config.request_timeout).await,
+        };
+        self.fail();
+        Err(outcome.err().unwrap_or_else(|| {
+            StorageError::Unavailable(format!(
+                "{}: node answered before the upload was complete",
+                self.inner.name
+            ))
+        }))
+    }
+
+    /// Waits at most `wait` for the request task's outcome.
+    async fn outcome(&mut self, wait: Duration) -> Result<(), StorageError> {
+        let Some(mut task) = self.response.take() else {
+            return Err(StorageError::Io("upload outcome already collected".into()));
+        };
+        match tokio::time::timeout(wait, &mut task).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(join_error)) => Err(StorageError::from(join_error)),
+            Err(_) => {
+                task.abort();
+                Err(StorageError::Timeout)
+            }
+        }
+    }
+
+    /// Abandons the upload: the body ends short of its length, so the request fails and the
+    /// node discards the temporary file.
+    fn fail(&mut self) {
+        self.sender = None;
+        if let Some(task) = self.response.take() {
+            task.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl ShardWriter for HttpShardWriter {
+    async fn write_frame(&mut self, shard_bytes: Bytes) -> Result<(), StorageError> {
+        if self.next_stripe >= self.stripe_count {
+            return Err(StorageError::InvalidArgument(format!(
+                "shard {} already has its {} frames",
+                self.id, self.stripe_count
+            )));
+        }
+        let expected = self.geometry.shard_len(self.part_length, self.next_stripe);
+        if shard_bytes.len() != expected {
+            return Err(StorageError::InvalidArgument(format!(
+                "frame {} of shard {} must be {expected} bytes, got {}",
+                self.next_stripe,
+                self.id,
+                shard_bytes.len()
+            )));
+        }
+        let checksum = Bytes::copy_from_slice(&format::frame_checksum(&shard_bytes).to_be_bytes());
+        self.send(checksum).await?;
+        self.send(shard_bytes).await?;
+        self.next_stripe += 1;
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
+        if self.next_stripe != self.stripe_count {
+            self.fail();
+            return Err(StorageError::InvalidArgument(format!(
+                "shard {} has {} of its {} frames",
+                self.id, self.next_stripe, self.stripe_count
+            )));
+        }
+        // The body is complete (it ends by its length); the node answers once durable.
+        self.sender = None;
+        let wait = self.inner.config.request_timeout;
+        self.outcome(wait).await
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.fail();
+    }
+}
+
+impl Drop for HttpShardWriter {
+    fn drop(&mut self) {
+        // Commit took the task; anything still here is an abandoned upload.
+        self.fail();
+    }
+}
+
+/// The upload body: chunks from the writer, `remaining` bytes in all. If the writer goes away
+/// before sending them all, the body fails instead of ending, so the request is aborted.
+struct ChannelBody {
+    receiver: mpsc::Receiver<Bytes>,
+    remaining: u64,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        match self.receiver.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "shard upload abandoned",
+            )))),
+            Poll::Ready(Some(chunk)) => {
+                let len = chunk.len() as u64;
+                if len > self.remaining {
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "shard upload longer than its header says",
+                    ))));
+                }
+                self.remaining -= len;
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}

@@ -1,0 +1,31 @@
+//! The node's side of cluster authentication: every request is checked against the cluster
+//! secret (`crate::cluster_auth`) before its path is even parsed or its body read, so an
+//! unauthenticated request can neither touch the disk nor learn which shards exist.
+
+use std::time::{Duration, SystemTime};
+
+use http::request::Parts;
+
+use crate::cluster_auth::{self, AuthError, RequestTarget};
+
+/// Verifies the signature headers of a request against `secret`.
+pub(super) fn authenticate(
+    parts: &Parts,
+    secret: &[u8],
+    max_skew: Duration,
+) -> Result<(), AuthError> {
+    let target = RequestTarget {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+    };
+    let header = |name: &str| parts.headers.get(name).map(|value| value.as_bytes());
+    cluster_auth::verify(
+        secret,
+        &target,
+        header(cluster_auth::DATE_HEADER),
+        header(http::header::AUTHORIZATION.as_str()),
+        SystemTime::now(),
+        max_skew,
+    )
+}

@@ -1,0 +1,203 @@
+//! The storage node (`strata storage-node`): one disk's `LocalShardStore` served over HTTP/1.1
+//! (hyper) to the gateway's `HttpShardStore`.
+//!
+//! # Wire protocol, version 1
+//!
+//! Every request carries `x-strata-date: <unix seconds>` and
+//! `authorization: STRATA-HMAC-SHA256 <hex>`, an HMAC-SHA256 under the cluster secret of
+//! `method \n path \n query \n date` (see `crate::cluster_auth`); a date more than `max_skew`
+//! away from the node's clock is refused. `<id>` is a shard file name, `<group hex>.<index>`,
+//! parsed strictly by `ShardId::parse_file_name`.
+//!
+//! | request | success answer |
+//! |---|---|
+//! | `PUT /v1/shards/<id>`, body = the shard file bytes: encoded header, then every frame `[checksum u64][shard bytes]` | `200`, empty, once the shard is durable (fsync + rename) |
+//! | `GET /v1/shards/<id>/frames?first=N&count=M` | `200`, `"SNF1" count u32` then per frame `0` (erasure) or `1 len u32 checksum u64 bytes` |
+//! | `GET /v1/shards/<id>` (stat) | `200`, `"SNS1" file-length u64` then the encoded header |
+//! | `DELETE /v1/shards/<id>` (idempotent) | `200`, empty |
+//! | `GET /v1/shards?after=<id>&limit=N` (limit ≤ 10000, default 1000) | `200`, one `<id>` per line, in `ShardId` order |
+//! | `GET /v1/health` | `200`, `free_bytes=<n>\ntotal_bytes=<n>\n` |
+//!
+//! Errors have a plain-text body, a status and an `x-strata-error` kind naming the
+//! `StorageError` variant (`node::wire::error_status`): 400 malformed request, bad shard id,
+//! path traversal or a PUT body that is not a valid shard (kind `corrupt` for bad bytes);
+//! 401 missing, malformed or wrong authentication or a stale date; 404 unknown shard;
+//! 405 wrong method; 408 a body that stalled; 500 a damaged shard file; 503 read-only data
+//! directory or I/O failure; 507 disk full.
+//!
+//! Invariants: the PUT body is streamed — the node decodes the header (whose id must match the
+//! path and whose length must match `content-length` when given), verifies each frame's checksum
+//! as it arrives and hands it to a `LocalShardWriter`; the shard is committed only if the body
+//! ended exactly after the last frame, otherwise (bad frame, short body, dropped connection) the
+//! writer is aborted and its temporary file removed. Unauthenticated or malformed requests are
+//! answered before the disk is touched. On shutdown the node stops accepting, lets in-flight
+//! requests finish (up to `DRAIN_TIMEOUT`) and returns.
+
+mod auth;
+mod routes;
+pub mod wire;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tracing::Instrument;
+
+use crate::cluster_auth::DEFAULT_MAX_SKEW;
+use crate::error::StorageError;
+use crate::local::LocalShardStore;
+
+/// How long shutdown waits for in-flight requests before returning anyway.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection must send a request's headers within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How one storage node runs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The address the node was asked to listen on (for logs; `serve_node` takes the bound
+    /// listener).
+    pub listen: SocketAddr,
+    /// The disk's data directory (a `LocalShardStore` root).
+    pub data: PathBuf,
+    /// The cluster secret shared with the gateways. Must not be empty.
+    pub secret: Vec<u8>,
+    /// fsync shard files and directories before answering a PUT (on by default; off only for
+    /// benchmarks).
+    pub fsync: bool,
+    /// Largest accepted difference between a request's date and the node's clock.
+    pub max_skew: Duration,
+}
+
+impl NodeConfig {
+    /// A config with fsync on and the default clock skew (5 minutes).
+    pub fn new(listen: SocketAddr, data: PathBuf, secret: Vec<u8>) -> Self {
+        NodeConfig {
+            listen,
+            data,
+            secret,
+            fsync: true,
+            max_skew: DEFAULT_MAX_SKEW,
+        }
+    }
+}
+
+/// What every request handler shares.
+struct NodeState {
+    store: LocalShardStore,
+    data: PathBuf,
+    secret: Vec<u8>,
+    max_skew: Duration,
+}
+
+/// Serves the node on `listener` until `shutdown` resolves, then drains in-flight requests and
+/// returns. Fails at start if the secret is empty or the data directory cannot be opened.
+/// Prints nothing; logs with `tracing`.
+pub async fn serve_node(
+    config: NodeConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StorageError> {
+    if config.secret.is_empty() {
+        return Err(StorageError::InvalidArgument(
+            "the cluster secret is empty".into(),
+        ));
+    }
+    let data = config.data.clone();
+    let name = format!("node@{}", config.listen);
+    let store =
+        tokio::task::spawn_blocking(move || LocalShardStore::open(data, name, config.fsync))
+            .await?
+            .map_err(|err| match err {
+                StorageError::ReadOnly => StorageError::Unavailable(format!(
+                    "data directory {} is read-only or not accessible",
+                    config.data.display()
+                )),
+                StorageError::DiskFull => StorageError::Unavailable(format!(
+                    "no space left in data directory {}",
+                    config.data.display()
+                )),
+                other => other,
+            })?;
+    if let Err(err) = probe_writable(&config.data).await {
+        tracing::warn!(data = %config.data.display(), error = %err, "data directory refuses writes: the node will serve reads only");
+    }
+    let state = Arc::new(NodeState {
+        store,
+        data: config.data.clone(),
+        secret: config.secret.clone(),
+        max_skew: config.max_skew,
+    });
+    let local = listener.local_addr().ok();
+    tracing::info!(listen = %config.listen, bound = ?local, data = %config.data.display(), fsync = config.fsync, "storage node serving");
+
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+        let connection_state = Arc::clone(&state);
+        let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let state = Arc::clone(&connection_state);
+            let span = tracing::info_span!("node_request", method = %request.method(), path = request.uri().path(), %peer);
+            async move { Ok::<_, Infallible>(routes::handle_request(state, request).await) }
+                .instrument(span)
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(in_flight = graceful.count(), "storage node draining");
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("gave up waiting for in-flight requests");
+    }
+    tracing::info!("storage node stopped");
+    Ok(())
+}
+
+/// Creates and removes a file in the data directory, to report a read-only disk at start.
+async fn probe_writable(data: &std::path::Path) -> Result<(), StorageError> {
+    let probe = data
+        .join("tmp")
+        .join(format!(".probe.{}", uuid::Uuid::new_v4().simple()));
+    tokio::task::spawn_blocking(move || {
+        std::fs::write(&probe, b"")?;
+        std::fs::remove_file(&probe)?;
+        Ok(())
+    })
+    .await?
+}

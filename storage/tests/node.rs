@@ -1,0 +1,565 @@
+//! The storage node and `HttpShardStore` over real HTTP on 127.0.0.1: the conformance suite,
+//! authentication, strict ids, streamed uploads that fail half-way, and client timeouts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use storage::cluster_auth::{self, RequestTarget};
+use storage::conformance::{self, frame_content, sample_geometry, sample_header, write_shard};
+use storage::format;
+use storage::{
+    serve_node, HttpShardStore, HttpStoreConfig, NodeConfig, ShardGroupId, ShardId, ShardStore,
+    StorageError,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const SECRET: &[u8] = b"test cluster secret";
+
+fn client_config() -> HttpStoreConfig {
+    HttpStoreConfig {
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(5),
+        max_concurrency: 8,
+    }
+}
+
+/// A node serving a temporary directory, stopped when dropped.
+struct TestNode {
+    addr: SocketAddr,
+    data: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), StorageError>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestNode {
+    async fn start() -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("disk");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = NodeConfig::new(addr, data.clone(), SECRET.to_vec());
+        config.fsync = false;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve_node(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        // The data directory exists once the node is serving.
+        for _ in 0..200 {
+            if data.join("tmp").is_dir() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        TestNode {
+            addr,
+            data,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    fn client_with(&self, secret: &[u8]) -> HttpShardStore {
+        HttpShardStore::new(
+            format!("node@{}", self.addr),
+            format!("http://{}", self.addr),
+            secret.to_vec(),
+            client_config(),
+        )
+        .unwrap()
+    }
+
+    fn client(&self) -> Arc<dyn ShardStore> {
+        Arc::new(self.client_with(SECRET))
+    }
+
+    /// Shuts the node down and waits for `serve_node` to return.
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("serve_node returns after shutdown");
+            result.unwrap().unwrap();
+        }
+    }
+
+    fn tmp_files(&self) -> usize {
+        std::fs::read_dir(self.data.join("tmp"))
+            .map(|dir| dir.count())
+            .unwrap_or(0)
+    }
+
+    fn shard_files(&self) -> usize {
+        count_files(&self.data.join("shards"))
+    }
+}
+
+fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                count_files(&path)
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// Polls `condition` for up to 5 s.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// The bytes of a complete shard file for `id`, as `write_shard` would send them.
+fn shard_file(id: ShardId, part_len: u64) -> Vec<u8> {
+    let mut bytes = sample_header(id, part_len).encode();
+    for stripe in 0..sample_geometry().stripe_count(part_len) {
+        let frame = frame_content(id, part_len, stripe);
+        bytes.extend_from_slice(&format::frame_checksum(&frame).to_be_bytes());
+        bytes.extend_from_slice(&frame);
+    }
+    bytes
+}
+
+/// Request head for `method target`, signed with `secret` at `when` unless `secret` is None.
+fn request_head(
+    method: &str,
+    target: &str,
+    secret: Option<&[u8]>,
+    when: SystemTime,
+    content_length: Option<usize>,
+) -> String {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut head = format!("{method} {target} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
+    if let Some(secret) = secret {
+        let signed = cluster_auth::sign(
+            secret,
+            &RequestTarget {
+                method,
+                path,
+                query,
+            },
+            when,
+        )
+        .unwrap();
+        head.push_str(&format!(
+            "x-strata-date: {}\r\nauthorization: {}\r\n",
+            signed.date, signed.authorization
+        ));
+    }
+    if let Some(len) = content_length {
+        head.push_str(&format!("content-length: {len}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// Sends a raw HTTP/1.1 request and returns the status code and the body text.
+async fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("node answers")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_store_passes_the_conformance_suite() {
+    let mut node = TestNode::start().await;
+    let store = node.client();
+    conformance::conformance(Arc::clone(&store)).await;
+    assert_eq!(node.tmp_files(), 0, "no temporary file left behind");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_on_the_node_disk_comes_back_as_erasures_and_corrupt() {
+    let mut node = TestNode::start().await;
+    let store = node.client();
+    let part_len = 3000;
+    let id = ShardId::new(ShardGroupId::new_v7(), 2);
+    write_shard(store.as_ref(), id, part_len).await;
+    let path = storage::local::shard_path(&node.data, id);
+    let header_len = store.stat(id).await.unwrap().header_len;
+    let offset = format::frame_offset(header_len, &sample_geometry(), part_len, 1) + 20;
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[offset as usize] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let frames = store.read_frames(id, 0, 3).await.unwrap();
+    assert_eq!(frames[0], Some(frame_content(id, part_len, 0)));
+    assert_eq!(frames[1], None, "a corrupt frame is an erasure, not bytes");
+    assert_eq!(frames[2], Some(frame_content(id, part_len, 2)));
+
+    let cut = format::frame_offset(header_len, &sample_geometry(), part_len, 2) + 5;
+    std::fs::write(&path, &bytes[..cut as usize]).unwrap();
+    assert_eq!(store.read_frames(id, 1, 2).await.unwrap(), vec![None, None]);
+
+    bytes[12] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        store.read_frames(id, 0, 1).await,
+        Err(StorageError::Corrupt(_))
+    ));
+    assert!(matches!(
+        store.stat(id).await,
+        Err(StorageError::Corrupt(_))
+    ));
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_stream_and_abandoned_ones_leave_nothing() {
+    let mut node = TestNode::start().await;
+    let store = node.client();
+    let part_len = 40 * 1024; // 40 frames
+    let id = ShardId::new(ShardGroupId::new_v7(), 1);
+
+    // The node writes frames as they arrive: the temporary file exists before the commit.
+    let mut writer = store.create(id, sample_header(id, part_len)).await.unwrap();
+    for stripe in 0..5 {
+        writer
+            .write_frame(frame_content(id, part_len, stripe))
+            .await
+            .unwrap();
+    }
+    eventually("temporary file while streaming", || node.tmp_files() == 1).await;
+    assert_eq!(store.stat(id).await, Err(StorageError::NotFound));
+    writer.abort().await;
+    eventually("abort removes the temporary file", || node.tmp_files() == 0).await;
+
+    // Dropping a writer mid-upload is an abort too.
+    let mut writer = store.create(id, sample_header(id, part_len)).await.unwrap();
+    writer
+        .write_frame(frame_content(id, part_len, 0))
+        .await
+        .unwrap();
+    drop(writer);
+    eventually("drop removes the temporary file", || node.tmp_files() == 0).await;
+    assert_eq!(store.stat(id).await, Err(StorageError::NotFound));
+    assert_eq!(node.shard_files(), 0);
+
+    // And the same shard still uploads fine afterwards.
+    write_shard(store.as_ref(), id, part_len).await;
+    assert_eq!(store.read_frames(id, 39, 1).await.unwrap().len(), 1);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_whose_connection_drops_mid_body_stores_nothing() {
+    let mut node = TestNode::start().await;
+    let id = ShardId::new(ShardGroupId::new_v7(), 0);
+    let file = shard_file(id, 64 * 1024);
+    let target = format!("/v1/shards/{}", id.file_name());
+    let head = request_head(
+        "PUT",
+        &target,
+        Some(SECRET),
+        SystemTime::now(),
+        Some(file.len()),
+    );
+    let mut stream = TcpStream::connect(node.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&file[..file.len() / 2]).await.unwrap();
+    eventually("the node started writing", || node.tmp_files() == 1).await;
+    drop(stream);
+    eventually("the node removed its temporary file", || {
+        node.tmp_files() == 0
+    })
+    .await;
+    assert_eq!(node.shard_files(), 0);
+    assert_eq!(node.client().stat(id).await, Err(StorageError::NotFound));
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_or_mismatched_put_body_is_refused_and_stores_nothing() {
+    let mut node = TestNode::start().await;
+    let id = ShardId::new(ShardGroupId::new_v7(), 3);
+    let part_len = 3000;
+    let file = shard_file(id, part_len);
+    let target = format!("/v1/shards/{}", id.file_name());
+    let header_len = sample_header(id, part_len).encode().len() as u64;
+    let put = |body: Vec<u8>, target: String| {
+        let head = request_head(
+            "PUT",
+            &target,
+            Some(SECRET),
+            SystemTime::now(),
+            Some(body.len()),
+        );
+        async move { raw_request(node.addr, &head, &body).await }
+    };
+
+    let mut corrupt = file.clone();
+    let offset = format::frame_offset(header_len, &sample_geometry(), part_len, 1) + 30;
+    corrupt[offset as usize] ^= 1;
+    let (status, message) = put(corrupt, target.clone()).await;
+    assert_eq!(status, 400, "{message}");
+    assert!(message.contains("checksum"), "{message}");
+
+    let (status, _) = put(file[..file.len() - 1].to_vec(), target.clone()).await;
+    assert_eq!(status, 400, "a body shorter than its header says");
+    let mut long = file.clone();
+    long.push(0);
+    let (status, _) = put(long, target.clone()).await;
+    assert_eq!(status, 400, "a body longer than its header says");
+    let other = ShardId::new(id.group, 4);
+    let (status, _) = put(file.clone(), format!("/v1/shards/{}", other.file_name())).await;
+    assert_eq!(status, 400, "header of another shard");
+
+    assert_eq!(node.tmp_files(), 0);
+    assert_eq!(node.shard_files(), 0);
+    let (status, _) = put(file, target).await;
+    assert_eq!(status, 200, "the intact body is accepted");
+    assert_eq!(node.shard_files(), 1);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_requests_are_refused_and_touch_nothing() {
+    let mut node = TestNode::start().await;
+    let id = ShardId::new(ShardGroupId::new_v7(), 0);
+
+    // A client with the wrong secret gets an authentication error for every call.
+    let intruder = node.client_with(b"not the cluster secret");
+    let err = intruder.stat(id).await.unwrap_err();
+    assert!(
+        matches!(&err, StorageError::Unavailable(message) if message.contains("authentication")),
+        "{err:?}"
+    );
+    assert!(intruder.ping().await.is_err());
+    assert!(intruder.list(None, 10).await.is_err());
+    let upload = async {
+        let mut writer = intruder.create(id, sample_header(id, 10)).await?;
+        writer.write_frame(frame_content(id, 10, 0)).await?;
+        writer.commit().await
+    };
+    assert!(upload.await.is_err());
+    assert!(intruder.delete(id).await.is_err());
+    assert_eq!(node.tmp_files(), 0);
+    assert_eq!(node.shard_files(), 0);
+
+    // Raw requests: missing headers, stale or future dates, a bad signature.
+    let target = format!("/v1/shards/{}", id.file_name());
+    let body = shard_file(id, 10);
+    let now = SystemTime::now();
+    let hour = Duration::from_secs(3600);
+    for (what, head) in [
+        (
+            "no auth",
+            request_head("PUT", &target, None, now, Some(body.len())),
+        ),
+        (
+            "stale",
+            request_head("PUT", &target, Some(SECRET), now - hour, Some(body.len())),
+        ),
+        (
+            "future",
+            request_head("PUT", &target, Some(SECRET), now + hour, Some(body.len())),
+        ),
+        (
+            "wrong secret",
+            request_head("PUT", &target, Some(b"x"), now, Some(body.len())),
+        ),
+    ] {
+        let (status, _) = raw_request(node.addr, &head, &body).await;
+        assert_eq!(status, 401, "{what}");
+    }
+    // A request signed for one path cannot be replayed on another.
+    let signed_for_health = request_head("GET", "/v1/health", Some(SECRET), now, None);
+    let replayed = signed_for_health.replacen("/v1/health", "/v1/shards", 1);
+    assert_eq!(raw_request(node.addr, &replayed, b"").await.0, 401);
+    assert_eq!(node.tmp_files(), 0);
+    assert_eq!(node.shard_files(), 0);
+
+    // The right secret works on the same node.
+    let (status, body_text) = raw_request(node.addr, &signed_for_health, b"").await;
+    assert_eq!(status, 200);
+    assert!(body_text.starts_with("free_bytes="), "{body_text}");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_shard_ids_and_path_traversal_get_400() {
+    let mut node = TestNode::start().await;
+    // Something outside the data directory that a traversal would reach.
+    std::fs::write(node.data.parent().unwrap().join("secret.txt"), b"x").unwrap();
+    let group = ShardGroupId::new_v7().to_hex();
+    for target in [
+        "/v1/shards/..".to_string(),
+        "/v1/shards/../secret.txt".to_string(),
+        "/v1/shards/..%2fsecret.txt".to_string(),
+        "/v1/shards/%2e%2e".to_string(),
+        format!("/v1/shards/{}.1", group.to_uppercase()),
+        format!("/v1/shards/{group}.01"),
+        format!("/v1/shards/{group}.256"),
+        format!("/v1/shards/{}.1", &group[..30]),
+        format!("/v1/shards/{group}.1/../../x"),
+        format!("/v1/shards/{group}.1/frames?first=0&count=x"),
+        "/v1/shards?after=../x".to_string(),
+    ] {
+        for method in ["GET", "DELETE", "PUT"] {
+            if target.contains('?') && method != "GET" {
+                continue;
+            }
+            let head = request_head(method, &target, Some(SECRET), SystemTime::now(), Some(0));
+            let (status, message) = raw_request(node.addr, &head, b"").await;
+            assert_eq!(status, 400, "{method} {target}: {message}");
+        }
+    }
+    assert!(node.data.parent().unwrap().join("secret.txt").exists());
+    assert_eq!(node.tmp_files(), 0);
+    assert_eq!(node.shard_files(), 0);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_fails_fast_and_ping_reports_latency() {
+    let mut node = TestNode::start().await;
+    let store = node.client_with(SECRET);
+    let (health, latency) = store.ping().await.unwrap();
+    assert!(health.total_bytes > 0 && health.free_bytes <= health.total_bytes);
+    assert!(latency < Duration::from_secs(2));
+    node.stop().await;
+
+    let started = Instant::now();
+    let err = store.stat(ShardId::new(ShardGroupId::new_v7(), 0)).await;
+    assert!(err.is_err(), "{err:?}");
+    assert!(
+        started.elapsed() < client_config().connect_timeout + Duration::from_millis(500),
+        "took {:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    assert!(store.ping().await.is_err());
+    let id = ShardId::new(ShardGroupId::new_v7(), 0);
+    let upload = async {
+        let mut writer = store.create(id, sample_header(id, 10)).await?;
+        writer.write_frame(frame_content(id, 10, 0)).await?;
+        writer.commit().await
+    };
+    assert!(upload.await.is_err());
+    assert!(started.elapsed() < 2 * client_config().connect_timeout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_never_answers_times_out() {
+    // Accepts connections (the kernel does) but never reads or answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let mut config = client_config();
+    config.request_timeout = Duration::from_millis(500);
+    config.idle_timeout = Duration::from_millis(500);
+    let store = HttpShardStore::new(
+        "silent".into(),
+        format!("http://{addr}"),
+        SECRET.to_vec(),
+        config,
+    )
+    .unwrap();
+    let id = ShardId::new(ShardGroupId::new_v7(), 0);
+
+    let started = Instant::now();
+    assert_eq!(store.stat(id).await, Err(StorageError::Timeout));
+    assert_eq!(
+        store.read_frames(id, 0, 1).await,
+        Err(StorageError::Timeout)
+    );
+    assert_eq!(store.health().await, Err(StorageError::Timeout));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // An upload into a connection nobody reads fails once the socket buffers are full.
+    let started = Instant::now();
+    let part_len = 64 << 20;
+    let header = storage::ShardHeader::new(
+        &storage::Geometry::new(1, 0, 1 << 20).unwrap(),
+        id,
+        part_len,
+        sample_header(id, 10).back_reference,
+    )
+    .unwrap();
+    let upload = async {
+        let mut writer = store.create(id, header).await?;
+        let frame = Bytes::from(vec![7u8; 1 << 20]);
+        for _ in 0..64 {
+            writer.write_frame(frame.clone()).await?;
+        }
+        writer.commit().await
+    };
+    let outcome = upload.await;
+    assert_eq!(outcome, Err(StorageError::Timeout));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
+
+#[tokio::test]
+async fn bad_configs_are_refused() {
+    let cfg = client_config();
+    let new = |url: &str, secret: &[u8]| {
+        HttpShardStore::new("n".into(), url.into(), secret.to_vec(), cfg)
+    };
+    assert!(new("http://127.0.0.1:1", SECRET).is_ok());
+    assert!(new("http://127.0.0.1:1/", SECRET).is_ok());
+    for url in [
+        "https://127.0.0.1:1",
+        "127.0.0.1:1",
+        "http://127.0.0.1:1/x",
+        "",
+    ] {
+        assert!(new(url, SECRET).is_err(), "{url}");
+    }
+    assert!(new("http://127.0.0.1:1", b"").is_err());
+
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = NodeConfig::new(addr, dir.path().join("d"), Vec::new());
+    assert!(matches!(
+        serve_node(config, listener, async {}).await,
+        Err(StorageError::InvalidArgument(_))
+    ));
+}

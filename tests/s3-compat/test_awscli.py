@@ -1,0 +1,250 @@
+"""aws-cli (v1 from PyPI, current defaults: CRC32 flexible checksums, 8 MiB multipart threshold).
+
+Covers the high-level `aws s3` commands (mb, cp, ls, sync, rm, rb) and the `aws s3api`
+operations users script against: object metadata round trips, ranged GET, ListObjectsV2
+pagination, the multipart life cycle and DeleteObjects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+import support
+from support import KIB, MIB
+
+CP_SIZES = [0, 1, 4 * KIB, 4 * KIB + 1, MIB - 1, MIB, MIB + 1, 4 * MIB + 3]
+
+
+@pytest.mark.parametrize("size", CP_SIZES)
+def test_cp_upload_download_roundtrip(aws, s3, bucket, work, size):
+    src = work / "src.bin"
+    body = support.write_file(src, size, seed=size)
+    aws("s3", "cp", src, f"s3://{bucket}/dir/obj-{size}")
+    head = s3.head_object(Bucket=bucket, Key=f"dir/obj-{size}")
+    assert head["ContentLength"] == size
+    assert head["ETag"] == support.quoted_md5(body), "single PUT ETag must be the quoted MD5"
+    dst = work / "dst.bin"
+    aws("s3", "cp", f"s3://{bucket}/dir/obj-{size}", dst)
+    assert dst.read_bytes() == body
+
+
+def test_cp_multipart_50mib(aws, aws_json, bucket, work):
+    size = 50 * MIB
+    src = work / "big.bin"
+    body = support.write_file(src, size, seed=50)
+    aws("s3", "cp", src, f"s3://{bucket}/big.bin")
+    head = aws_json("s3api", "head-object", "--bucket", bucket, "--key", "big.bin")
+    assert head["ContentLength"] == size
+    # aws-cli: 8 MiB parts -> 7 parts; the ETag is the S3 multipart ETag.
+    assert head["ETag"] == support.multipart_etag(support.split_parts(body, 8 * MIB))
+    del body
+    dst = work / "big.out"
+    aws("s3", "cp", f"s3://{bucket}/big.bin", dst)  # parallel ranged GETs with If-Match
+    assert dst.stat().st_size == size
+    assert support.file_sha256(dst) == support.file_sha256(src)
+
+
+def test_mb_and_rb(aws, s3, request):
+    name = support.bucket_name(request.node.name)
+    out = aws("s3", "mb", f"s3://{name}").stdout.decode()
+    assert f"make_bucket: {name}" in out
+    s3.head_bucket(Bucket=name)
+    listed = aws("s3", "ls").stdout.decode()
+    assert name in listed.split()
+    s3.put_object(Bucket=name, Key="x", Body=b"x")
+    failed = aws("s3", "rb", f"s3://{name}", check=False)
+    assert failed.returncode != 0
+    assert b"BucketNotEmpty" in failed.stderr
+    s3.delete_object(Bucket=name, Key="x")
+    out = aws("s3", "rb", f"s3://{name}").stdout.decode()
+    assert f"remove_bucket: {name}" in out
+    assert name not in aws("s3", "ls").stdout.decode().split()
+
+
+def test_ls_bucket_and_prefix(aws, s3, bucket):
+    for key, size in [("top.txt", 3), ("dir/a.txt", 5), ("dir/sub/b.txt", 7), ("other/c", 1)]:
+        s3.put_object(Bucket=bucket, Key=key, Body=support.data(size))
+    lines = aws("s3", "ls", f"s3://{bucket}/").stdout.decode().splitlines()
+    prefixes = sorted(line.split()[-1] for line in lines if line.split()[0] == "PRE")
+    files = sorted((line.split()[-2], line.split()[-1]) for line in lines if line.split()[0] != "PRE")
+    assert prefixes == ["dir/", "other/"]
+    assert files == [("3", "top.txt")]
+    lines = aws("s3", "ls", f"s3://{bucket}/dir/").stdout.decode().splitlines()
+    assert sorted(line.split()[-1] for line in lines) == ["a.txt", "sub/"]
+    lines = aws("s3", "ls", "--recursive", f"s3://{bucket}/").stdout.decode().splitlines()
+    assert sorted(line.split()[-1] for line in lines) == ["dir/a.txt", "dir/sub/b.txt", "other/c", "top.txt"]
+
+
+def _make_tree(root):
+    files = {
+        "a.txt": 10,
+        "empty": 0,
+        "sub/b.bin": 5000,
+        "sub/deep/c.bin": MIB + 7,
+        "sub/deep/d with space.txt": 33,
+    }
+    past = time.time() - 3600  # a real tree is older than the upload (see compare_time in aws-cli)
+    contents = {}
+    for rel, size in files.items():
+        path = root / rel
+        contents[rel] = support.write_file(path, size, seed=len(rel))
+        os.utime(path, (past, past))
+    return contents
+
+
+def _read_tree(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_sync_up_then_down(aws, bucket, work):
+    src = work / "src"
+    contents = _make_tree(src)
+    out = aws("s3", "sync", src, f"s3://{bucket}/tree/").stdout.decode()
+    assert out.count("upload:") == len(contents), out
+    again = aws("s3", "sync", src, f"s3://{bucket}/tree/").stdout.decode()
+    assert "upload:" not in again, f"second sync up must copy nothing:\n{again}"
+
+    dst = work / "dst"
+    out = aws("s3", "sync", f"s3://{bucket}/tree/", dst).stdout.decode()
+    assert out.count("download:") == len(contents), out
+    assert _read_tree(dst) == contents
+    again = aws("s3", "sync", f"s3://{bucket}/tree/", dst).stdout.decode()
+    assert "download:" not in again, f"second sync down must copy nothing:\n{again}"
+
+
+def test_rm_recursive(aws, aws_json, s3, bucket):
+    keys = [f"rm/{i:03d}" for i in range(25)] + ["keep/x"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    out = aws("s3", "rm", "--recursive", f"s3://{bucket}/rm/").stdout.decode()
+    assert out.count("delete:") == 25
+    listed = aws_json("s3api", "list-objects-v2", "--bucket", bucket)
+    assert [o["Key"] for o in listed.get("Contents", [])] == ["keep/x"]
+
+
+def test_s3api_put_head_metadata_roundtrip(aws_json, bucket, work):
+    src = work / "obj.txt"
+    body = support.write_file(src, 1234, seed=7)
+    put = aws_json("s3api", "put-object", "--bucket", bucket, "--key", "meta/obj.txt", "--body", src,
+                   "--metadata", "color=blue,owner=someone", "--content-type", "text/plain; charset=utf-8",
+                   "--cache-control", "max-age=60, public")
+    assert put["ETag"] == support.quoted_md5(body)
+    head = aws_json("s3api", "head-object", "--bucket", bucket, "--key", "meta/obj.txt")
+    assert head["Metadata"] == {"color": "blue", "owner": "someone"}
+    assert head["ContentType"] == "text/plain; charset=utf-8"
+    assert head["CacheControl"] == "max-age=60, public"
+    assert head["ContentLength"] == 1234
+    assert head["ETag"] == support.quoted_md5(body)
+    assert "LastModified" in head
+
+
+def test_s3api_get_object_range(aws_json, s3, bucket, work):
+    body = support.data(3 * MIB + 5, seed=3)
+    s3.put_object(Bucket=bucket, Key="ranged", Body=body)
+    out = work / "part"
+    for start, end in [(10, 19), (MIB - 3, MIB + 2), (len(body) - 4, len(body) - 1)]:
+        res = aws_json("s3api", "get-object", "--bucket", bucket, "--key", "ranged",
+                       "--range", f"bytes={start}-{end}", out)
+        assert res["ContentRange"] == f"bytes {start}-{end}/{len(body)}"
+        assert res["ContentLength"] == end - start + 1
+        assert out.read_bytes() == body[start : end + 1]
+
+
+def test_s3api_list_objects_v2_delimiter_and_pagination(aws_json, s3, bucket):
+    keys = ["p/a", "p/b/1", "p/b/2", "p/c/1", "q", "r", "s/t"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"1")
+    res = aws_json("s3api", "list-objects-v2", "--bucket", bucket, "--delimiter", "/")
+    assert [o["Key"] for o in res["Contents"]] == ["q", "r"]
+    assert [p["Prefix"] for p in res["CommonPrefixes"]] == ["p/", "s/"]
+    res = aws_json("s3api", "list-objects-v2", "--bucket", bucket, "--delimiter", "/", "--prefix", "p/")
+    assert [o["Key"] for o in res["Contents"]] == ["p/a"]
+    assert [p["Prefix"] for p in res["CommonPrefixes"]] == ["p/b/", "p/c/"]
+
+    # --max-items with a small --page-size forces server-side continuation tokens too.
+    seen, token = [], None
+    for _ in range(20):
+        args = ["s3api", "list-objects-v2", "--bucket", bucket, "--max-items", "3", "--page-size", "2"]
+        if token:
+            args += ["--starting-token", token]
+        res = aws_json(*args)
+        page = [o["Key"] for o in res.get("Contents", [])]
+        assert len(page) <= 3
+        seen += page
+        token = res.get("NextToken")
+        if not token:
+            break
+    assert seen == sorted(keys)
+
+
+def _parts_file(work, parts):
+    path = work / "parts.json"
+    path.write_text(json.dumps({"Parts": parts}))
+    return f"file://{path}"
+
+
+def test_s3api_multipart_lifecycle(aws_json, bucket, work):
+    key = "mp/object.bin"
+    created = aws_json("s3api", "create-multipart-upload", "--bucket", bucket, "--key", key,
+                       "--content-type", "application/x-test")
+    upload_id = created["UploadId"]
+    assert created["Key"] == key
+    part_bodies = [support.data(5 * MIB, seed=1), support.data(MIB + 3, seed=2)]
+    parts = []
+    for number, body in enumerate(part_bodies, start=1):
+        path = work / f"part{number}"
+        path.write_bytes(body)
+        res = aws_json("s3api", "upload-part", "--bucket", bucket, "--key", key, "--upload-id", upload_id,
+                       "--part-number", number, "--body", path)
+        assert res["ETag"] == support.quoted_md5(body)
+        parts.append({"PartNumber": number, "ETag": res["ETag"]})
+
+    listed = aws_json("s3api", "list-parts", "--bucket", bucket, "--key", key, "--upload-id", upload_id)
+    assert [(p["PartNumber"], p["Size"], p["ETag"]) for p in listed["Parts"]] == [
+        (1, 5 * MIB, parts[0]["ETag"]), (2, MIB + 3, parts[1]["ETag"])]
+    uploads = aws_json("s3api", "list-multipart-uploads", "--bucket", bucket)
+    assert [(u["Key"], u["UploadId"]) for u in uploads["Uploads"]] == [(key, upload_id)]
+
+    done = aws_json("s3api", "complete-multipart-upload", "--bucket", bucket, "--key", key,
+                    "--upload-id", upload_id, "--multipart-upload", _parts_file(work, parts))
+    assert done["ETag"] == support.multipart_etag(part_bodies)
+    assert done["ETag"].endswith('-2"')
+    out = work / "out"
+    got = aws_json("s3api", "get-object", "--bucket", bucket, "--key", key, out)
+    assert got["ContentType"] == "application/x-test"
+    assert got["ETag"] == done["ETag"]
+    assert out.read_bytes() == b"".join(part_bodies)
+    uploads = aws_json("s3api", "list-multipart-uploads", "--bucket", bucket)
+    assert not uploads.get("Uploads")
+
+
+def test_s3api_abort_multipart(aws, aws_json, bucket, work):
+    key = "mp/aborted"
+    upload_id = aws_json("s3api", "create-multipart-upload", "--bucket", bucket, "--key", key)["UploadId"]
+    path = work / "p1"
+    path.write_bytes(support.data(1000))
+    aws_json("s3api", "upload-part", "--bucket", bucket, "--key", key, "--upload-id", upload_id,
+             "--part-number", 1, "--body", path)
+    aws("s3api", "abort-multipart-upload", "--bucket", bucket, "--key", key, "--upload-id", upload_id)
+    uploads = aws_json("s3api", "list-multipart-uploads", "--bucket", bucket)
+    assert not uploads.get("Uploads")
+    res = aws("s3api", "list-parts", "--bucket", bucket, "--key", key, "--upload-id", upload_id, check=False)
+    assert res.returncode != 0 and b"NoSuchUpload" in res.stderr
+    res = aws("s3api", "head-object", "--bucket", bucket, "--key", key, check=False)
+    assert res.returncode != 0, "an aborted upload must not create the object"
+
+
+def test_s3api_delete_objects(aws_json, s3, bucket):
+    for key in ["d/1", "d/2", "d/3", "keep"]:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    request = {"Objects": [{"Key": "d/1"}, {"Key": "d/2"}, {"Key": "d/3"}, {"Key": "never-existed"}],
+               "Quiet": False}
+    res = aws_json("s3api", "delete-objects", "--bucket", bucket, "--delete", json.dumps(request))
+    assert sorted(d["Key"] for d in res["Deleted"]) == ["d/1", "d/2", "d/3", "never-existed"]
+    assert not res.get("Errors")
+    listed = aws_json("s3api", "list-objects-v2", "--bucket", bucket)
+    assert [o["Key"] for o in listed["Contents"]] == ["keep"]
