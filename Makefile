@@ -9,7 +9,7 @@ CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/release/strata
 export STRATA_VENV ?= $(CURDIR)/.venv
 
-.PHONY: run test build deps test-rust test-compat lint fmt
+.PHONY: run test build deps test-rust test-compat lint fmt cluster cluster-stop
 
 # System packages: libclang for bindgen (rocksdb), a C++ compiler, python venv support, curl.
 deps:
@@ -48,3 +48,30 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+# A local cluster: 6 storage nodes on 127.0.0.1:7100-7105 and a gateway on 127.0.0.1:$(CLUSTER_PORT),
+# everything (data, logs, pid files, secret) under $(CLUSTER_DIR). `make cluster-stop` stops exactly these.
+CLUSTER_DIR ?= $(CURDIR)/.cluster
+CLUSTER_PORT ?= 9000
+CLUSTER_NODES ?= 6
+
+cluster: build
+	@set -eu; d="$(CLUSTER_DIR)"; mkdir -p "$$d"; \
+	if ls "$$d"/*.pid >/dev/null 2>&1; then echo "a cluster is already running from $$d (make cluster-stop first)"; exit 1; fi; \
+	[ -s "$$d/secret" ] || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$$d/secret"); \
+	{ echo 'listen = "127.0.0.1:$(CLUSTER_PORT)"'; echo "data = \"$$d/gateway\""; \
+	  echo "cluster_secret_file = \"$$d/secret\""; echo 'shard_timeout_secs = 10'; echo 'health_interval_ms = 500'; \
+	  for i in $$(seq 0 $$(($(CLUSTER_NODES) - 1))); do \
+	    printf '[[nodes]]\nid = %d\naddress = "127.0.0.1:%d"\n' $$i $$((7100 + i)); done; } > "$$d/gateway.toml"; \
+	for i in $$(seq 0 $$(($(CLUSTER_NODES) - 1))); do \
+	  nohup $(BIN) storage-node --listen 127.0.0.1:$$((7100 + i)) --data "$$d/node$$i" --secret-file "$$d/secret" \
+	    > "$$d/node$$i.log" 2>&1 & echo $$! > "$$d/node$$i.pid"; done; \
+	nohup $(BIN) gateway --config "$$d/gateway.toml" > "$$d/gateway.log" 2>&1 & echo $$! > "$$d/gateway.pid"; \
+	for t in $$(seq 1 100); do curl -sf http://127.0.0.1:$(CLUSTER_PORT)/_strata/health/ready >/dev/null && break; sleep 0.2; done; \
+	curl -sf http://127.0.0.1:$(CLUSTER_PORT)/_strata/health/ready >/dev/null || { echo "gateway not ready; see $$d/gateway.log"; exit 1; }; \
+	head -n 4 "$$d/gateway.log"; echo "Logs and data: $$d   Stop: make cluster-stop"
+
+cluster-stop:
+	@d="$(CLUSTER_DIR)"; for f in "$$d"/*.pid; do [ -e "$$f" ] || continue; pid=$$(cat "$$f"); \
+	  if grep -qa strata "/proc/$$pid/cmdline" 2>/dev/null; then kill -CONT "$$pid" 2>/dev/null; kill -TERM "$$pid"; fi; rm -f "$$f"; done; \
+	for t in $$(seq 1 50); do pgrep -f "$$d/" >/dev/null || break; sleep 0.2; done; echo "cluster stopped"

@@ -65,6 +65,7 @@ struct FileConfig {
     strict_region: Option<bool>,
     gc_delay_secs: Option<u64>,
     shard_timeout_secs: Option<u64>,
+    hedge_after_ms: Option<u64>,
     /// Cluster mode (`strata gateway`): the storage nodes.
     nodes: Option<Vec<NodeEntry>>,
     cluster_secret: Option<String>,
@@ -112,6 +113,7 @@ pub struct ServerConfig {
     pub strict_region: bool,
     pub gc_delay: Duration,
     pub shard_timeout: Duration,
+    pub hedge_after: Duration,
     pub health_interval: Duration,
     /// Present in cluster mode: shards live on these storage nodes instead of `shard_dirs`.
     pub cluster: Option<ClusterSettings>,
@@ -293,6 +295,7 @@ impl ServerConfig {
             strict_region: args.strict_region || file.strict_region.unwrap_or(false),
             gc_delay: Duration::from_secs(file.gc_delay_secs.unwrap_or(60)),
             shard_timeout: Duration::from_secs(file.shard_timeout_secs.unwrap_or(30).max(1)),
+            hedge_after: Duration::from_millis(file.hedge_after_ms.unwrap_or(300).max(1)),
             health_interval: Duration::from_millis(file.health_interval_ms.unwrap_or(1000).max(100)),
             cluster: None,
         })

@@ -5,6 +5,6 @@ pub mod admin;
 pub mod config;
 pub mod credentials;
 pub mod engine;
-mod node_roles;
+pub mod node_roles;
 pub mod s3;
 pub mod server;

@@ -1,6 +1,6 @@
 //! `strata`: one binary for every role of the object store (DESIGN §1).
 
-use strata_gateway::{config, server};
+use strata_gateway::{config, node_roles, server};
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -16,6 +16,26 @@ struct Cli {
 enum Command {
     /// Embedded single-process server: S3 gateway + local shard directories + metadata.
     Server(config::ServerArgs),
+    /// Cluster gateway: the S3 endpoint over the storage nodes listed in --config.
+    Gateway(config::ServerArgs),
+    /// Storage node: serves one directory's shards over HTTP to gateways.
+    StorageNode(NodeArgs),
+}
+
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "STRATA_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// Directory holding this node's shards.
+    #[arg(long, env = "STRATA_DATA")]
+    data: std::path::PathBuf,
+    /// File holding the cluster secret (else STRATA_CLUSTER_SECRET).
+    #[arg(long)]
+    secret_file: Option<std::path::PathBuf>,
+    /// Turn off fsync (benchmarks only).
+    #[arg(long, env = "STRATA_NO_FSYNC")]
+    no_fsync: bool,
 }
 
 fn main() {
@@ -41,6 +61,21 @@ fn main() {
             Command::Server(args) => {
                 let config = config::ServerConfig::load(&args).map_err(|e| e.to_string())?;
                 server::run_server(config).await
+            }
+            Command::Gateway(args) => {
+                let config = config::ServerConfig::load_gateway(&args).map_err(|e| e.to_string())?;
+                server::run_server(config).await
+            }
+            Command::StorageNode(args) => {
+                let secret = config::cluster_secret(None, args.secret_file.as_deref()).map_err(|e| e.to_string())?;
+                node_roles::run_storage_node(storage::node::NodeConfig {
+                    listen: args.listen,
+                    data: args.data,
+                    secret,
+                    fsync: !args.no_fsync,
+                    max_skew: std::time::Duration::from_secs(300),
+                })
+                .await
             }
         }
     });

@@ -1,6 +1,50 @@
-//! Cluster roles (pending the storage-node service).
+//! Cluster roles: the gateway's HTTP shard stores and the `strata storage-node` process.
+
+use std::sync::Arc;
+
+use storage::http_store::{HttpShardStore, HttpStoreConfig};
+use storage::store::ShardStore;
+
 use crate::config::ClusterSettings;
 use crate::engine::cluster::NodeSpec;
-pub fn http_nodes(_cluster: &ClusterSettings) -> Result<Vec<NodeSpec>, String> {
-    Err("cluster mode is not available in this build".into())
+
+/// One `HttpShardStore` per configured storage node.
+pub fn http_nodes(cluster: &ClusterSettings) -> Result<Vec<NodeSpec>, String> {
+    let mut nodes = Vec::new();
+    let http = HttpStoreConfig {
+        connect_timeout: cluster.connect_timeout,
+        request_timeout: cluster.request_timeout,
+        idle_timeout: cluster.idle_timeout,
+        max_concurrency: cluster.node_concurrency,
+    };
+    for node in &cluster.nodes {
+        let store = HttpShardStore::new(
+            format!("node{}@{}", node.id, node.address),
+            format!("http://{}", node.address),
+            cluster.secret.clone(),
+            http.clone(),
+        )
+        .map_err(|e| format!("node {} ({}): {e}", node.id, node.address))?;
+        nodes.push(NodeSpec {
+            id: node.id,
+            address: node.address.clone(),
+            zone: node.zone.clone(),
+            weight: node.weight.unwrap_or(1.0),
+            store: Arc::new(store) as Arc<dyn ShardStore>,
+        });
+    }
+    Ok(nodes)
 }
+
+/// `strata storage-node`: serves one directory's shards until SIGINT/SIGTERM.
+pub async fn run_storage_node(config: storage::node::NodeConfig) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("Strata storage node on http://{local}, data in {}", config.data.display());
+    storage::node::serve_node(config, listener, crate::server::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+

@@ -46,6 +46,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             write_quorum: config.write_quorum,
             gc_delay: config.gc_delay,
             shard_timeout: config.shard_timeout,
+            hedge_after: config.hedge_after,
             region: config.region.clone(),
         },
     )

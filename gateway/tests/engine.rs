@@ -41,6 +41,7 @@ fn harness() -> Harness {
             write_quorum: 5,
             gc_delay: Duration::ZERO,
             shard_timeout: Duration::from_secs(2),
+            hedge_after: Duration::from_millis(100),
             region: "us-east-1".into(),
         },
     )
@@ -131,6 +132,17 @@ async fn reads_survive_m_failed_or_corrupt_stores() {
         h.faults[a].clear();
         h.faults[b].clear();
     }
+    // A hung data store (the shard timeout here is 2 s, the whole read gets 1.5 s): the read is
+    // hedged with parity instead of waiting for it.
+    let version = h.engine.head_object("b", "k").await.unwrap();
+    let first_data_node = match &version.parts[0].data {
+        DataLayout::Sharded(layout) => layout.nodes[0] as usize,
+        other => panic!("expected shards, got {other:?}"),
+    };
+    h.faults[first_data_node].set_hang(true);
+    let hedged = tokio::time::timeout(Duration::from_millis(1500), read_all(&h.engine, "k", None)).await;
+    assert_eq!(hedged.expect("read waited for the hung store").unwrap(), data);
+    h.faults[first_data_node].clear();
     // Three bad stores: the data cannot be rebuilt and the read fails instead of lying.
     for i in 0..3 {
         h.faults[i].set_fail(true);

@@ -8,8 +8,9 @@
 //! the node at once, and waiting for a slot counts against the call's timeout. Connections are
 //! pooled and kept alive. A shard upload is streamed: the writer checks each frame's length
 //! locally, sends it through a bounded channel as a body chunk, and the body has a fixed
-//! `content-length`, so a writer aborted or dropped before all frames were sent fails the
-//! request and the node discards its temporary file. Frames read back are re-verified against
+//! `content-length`; the writer holds back its last chunk until `commit`, so a writer aborted
+//! or dropped — even after its last frame — leaves the body short, the request fails and the
+//! node discards its temporary file. Frames read back are re-verified against
 //! their checksums; a bad one is `None`.
 
 use std::io;
@@ -59,7 +60,8 @@ pub struct HttpStoreConfig {
     /// From sending a request to the first byte of the answer; the whole of a small call.
     pub request_timeout: Duration,
     /// A body chunk (sent or received) may take this long; also how long a pooled connection
-    /// may stay unused.
+    /// may stay unused (capped below the node's own idle limit, so the node never closes a
+    /// connection the client is about to reuse).
     pub idle_timeout: Duration,
     /// Calls in flight against this node at once (an open writer holds one).
     pub max_concurrency: usize,
@@ -79,6 +81,16 @@ impl Default for HttpStoreConfig {
 /// Client of one storage node.
 pub struct HttpShardStore {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for HttpShardStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpShardStore")
+            .field("name", &self.inner.name)
+            .field("base_url", &self.inner.base_url)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Inner {
@@ -126,7 +138,7 @@ impl HttpShardStore {
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(cfg.idle_timeout)
+            .pool_idle_timeout(cfg.idle_timeout.min(wire::NODE_HEADER_READ_TIMEOUT / 2))
             .pool_max_idle_per_host(cfg.max_concurrency)
             .build(connector);
         Ok(HttpShardStore {
@@ -354,9 +366,10 @@ impl ShardStore for HttpShardStore {
             next_stripe: 0,
             sender: Some(sender),
             response: Some(response),
+            held: None,
             _slot: slot,
         };
-        writer.send(encoded).await?;
+        writer.push(encoded).await?;
         Ok(Box::new(writer))
     }
 
@@ -474,10 +487,22 @@ struct HttpShardWriter {
     sender: Option<mpsc::Sender<Bytes>>,
     /// The request task; `None` once its outcome was collected.
     response: Option<JoinHandle<Result<(), StorageError>>>,
+    /// The last chunk handed to the writer, sent only when the next one comes or at commit:
+    /// until then the body is short of its length, so nothing the node received can complete
+    /// the shard without an explicit commit.
+    held: Option<Bytes>,
     _slot: OwnedSemaphorePermit,
 }
 
 impl HttpShardWriter {
+    /// Queues `chunk` and sends the one queued before it.
+    async fn push(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        match self.held.replace(chunk) {
+            Some(previous) => self.send(previous).await,
+            None => Ok(()),
+        }
+    }
+
     /// Sends one body chunk within `idle_timeout`; if the request already ended (the node
     /// answered early or the connection failed), returns why.
     async fn send(&mut self, chunk: Bytes) -> Result<(), StorageError> {
@@ -536,6 +561,7 @@ impl HttpShardWriter {
     /// Abandons the upload: the body ends short of its length, so the request fails and the
     /// node discards the temporary file.
     fn fail(&mut self) {
+        self.held = None;
         self.sender = None;
         if let Some(task) = self.response.take() {
             task.abort();
@@ -562,8 +588,8 @@ impl ShardWriter for HttpShardWriter {
             )));
         }
         let checksum = Bytes::copy_from_slice(&format::frame_checksum(&shard_bytes).to_be_bytes());
-        self.send(checksum).await?;
-        self.send(shard_bytes).await?;
+        self.push(checksum).await?;
+        self.push(shard_bytes).await?;
         self.next_stripe += 1;
         Ok(())
     }
@@ -576,7 +602,11 @@ impl ShardWriter for HttpShardWriter {
                 self.id, self.next_stripe, self.stripe_count
             )));
         }
-        // The body is complete (it ends by its length); the node answers once durable.
+        // The last chunk completes the body (it ends by its length); the node answers once
+        // the shard is durable.
+        if let Some(last) = self.held.take() {
+            self.send(last).await?;
+        }
         self.sender = None;
         let wait = self.inner.config.request_timeout;
         self.outcome(wait).await

@@ -204,7 +204,7 @@ async fn http_store_passes_the_conformance_suite() {
     let mut node = TestNode::start().await;
     let store = node.client();
     conformance::conformance(Arc::clone(&store)).await;
-    assert_eq!(node.tmp_files(), 0, "no temporary file left behind");
+    eventually("no temporary file left behind", || node.tmp_files() == 0).await;
     node.stop().await;
 }
 
@@ -273,6 +273,26 @@ async fn uploads_stream_and_abandoned_ones_leave_nothing() {
     eventually("drop removes the temporary file", || node.tmp_files() == 0).await;
     assert_eq!(store.stat(id).await, Err(StorageError::NotFound));
     assert_eq!(node.shard_files(), 0);
+
+    // Even with every frame sent, abort or drop instead of commit stores nothing.
+    for drop_it in [false, true] {
+        let mut writer = store.create(id, sample_header(id, 2000)).await.unwrap();
+        for stripe in 0..2 {
+            writer
+                .write_frame(frame_content(id, 2000, stripe))
+                .await
+                .unwrap();
+        }
+        if drop_it {
+            drop(writer);
+        } else {
+            writer.abort().await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        eventually("no temporary file", || node.tmp_files() == 0).await;
+        assert_eq!(store.stat(id).await, Err(StorageError::NotFound));
+        assert_eq!(node.shard_files(), 0);
+    }
 
     // And the same shard still uploads fine afterwards.
     write_shard(store.as_ref(), id, part_len).await;
@@ -562,4 +582,63 @@ async fn bad_configs_are_refused() {
         serve_node(config, listener, async {}).await,
         Err(StorageError::InvalidArgument(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_concurrency_cap_holds_calls_until_a_slot_frees() {
+    let mut node = TestNode::start().await;
+    let mut config = client_config();
+    config.max_concurrency = 1;
+    config.request_timeout = Duration::from_millis(300);
+    let store = HttpShardStore::new(
+        "capped".into(),
+        format!("http://{}", node.addr),
+        SECRET.to_vec(),
+        config,
+    )
+    .unwrap();
+    let id = ShardId::new(ShardGroupId::new_v7(), 0);
+    let writer = store.create(id, sample_header(id, 10)).await.unwrap();
+    // The open writer holds the only slot: another call waits, then times out.
+    let started = Instant::now();
+    assert_eq!(store.stat(id).await, Err(StorageError::Timeout));
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    let mut writer = writer;
+    writer.write_frame(frame_content(id, 10, 0)).await.unwrap();
+    writer.commit().await.unwrap();
+    assert_eq!(store.stat(id).await.unwrap().header.part_length, 10);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_an_upload_in_flight_finish() {
+    let mut node = TestNode::start().await;
+    let store = node.client();
+    let part_len = 8 * 1024;
+    let id = ShardId::new(ShardGroupId::new_v7(), 2);
+    let mut writer = store.create(id, sample_header(id, part_len)).await.unwrap();
+    writer
+        .write_frame(frame_content(id, part_len, 0))
+        .await
+        .unwrap();
+    eventually("upload started on the node", || node.tmp_files() == 1).await;
+    let _ = node.stop.take().unwrap().send(());
+    let serving = node.task.take().unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!serving.is_finished(), "the node waits for the upload");
+    for stripe in 1..8 {
+        writer
+            .write_frame(frame_content(id, part_len, stripe))
+            .await
+            .unwrap();
+    }
+    writer.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("node stops once drained")
+        .unwrap()
+        .unwrap();
+    assert_eq!(node.shard_files(), 1);
+    // New connections are refused now.
+    assert!(store.stat(id).await.is_err());
 }

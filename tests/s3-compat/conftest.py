@@ -24,6 +24,7 @@ import boto3
 import pytest
 
 import support
+import cluster_support  # noqa: F401  (S3COMPAT_CLUSTER=1: the shared server is a 6-node cluster)
 
 TARGET = support.TARGET
 STRATA_BIN = os.environ.get("STRATA_BIN") or str(Path.home() / ".cache/strata/target/release/strata")

@@ -105,6 +105,8 @@ pub struct EngineConfig {
     pub gc_delay: Duration,
     /// Per shard-store call budget.
     pub shard_timeout: Duration,
+    /// A read whose data shards have not all answered by then also asks for parity.
+    pub hedge_after: Duration,
     /// Region reported by GetBucketLocation and stored with new buckets.
     pub region: String,
 }

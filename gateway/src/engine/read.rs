@@ -15,7 +15,8 @@ use metadata::model::{DataLayout, ShardedLayout, VersionRecord};
 use storage::codec::{ErasureCodec, Geometry};
 use storage::id::{ShardGroupId, ShardId};
 use tokio::sync::mpsc;
-use tracing::warn;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tracing::{debug, warn};
 
 use super::{BodyError, BodyStream, Engine, EngineError};
 
@@ -159,19 +160,10 @@ impl Engine {
     ) -> Result<Vec<Vec<Bytes>>, EngineError> {
         let k = geometry.data_shards;
         let total = geometry.total_shards();
-        let mut columns: Vec<Option<FrameColumn>> = vec![None; total];
-        let data: Vec<usize> = (0..k).collect();
-        self.read_columns(layout, geometry, &data, first, count, &mut columns)
-            .await;
+        let columns = self.read_hedged(layout, geometry, first, count).await;
         let complete = |columns: &[Option<FrameColumn>], s: usize| {
             (0..k).all(|i| matches!(columns.get(i), Some(Some(c)) if matches!(c.get(s), Some(Some(_)))))
         };
-        let degraded = (0..count as usize).any(|s| !complete(&columns, s));
-        if degraded {
-            let parity: Vec<usize> = (k..total).collect();
-            self.read_columns(layout, geometry, &parity, first, count, &mut columns)
-                .await;
-        }
         let mut stripes = Vec::with_capacity(count as usize);
         for s in 0..count as usize {
             let stripe_index = first + s as u64;
@@ -207,72 +199,127 @@ impl Engine {
         Ok(stripes)
     }
 
-    /// Reads the given shard indexes in parallel into `columns`; a failed shard stays `None`,
-    /// a frame of the wrong length becomes `None`.
-    async fn read_columns(
+    /// Reads frame columns: the k data shards first, in parallel. Parity is requested as soon
+    /// as a data read fails or comes back with erasures, or when the data reads have not all
+    /// answered within the hedge delay (a slow node). Returns once every stripe has k usable
+    /// frames, or every read has answered; reads still running then are aborted.
+    async fn read_hedged(
         &self,
         layout: &ShardedLayout,
         geometry: &Geometry,
-        indexes: &[usize],
         first: u64,
         count: u64,
-        columns: &mut [Option<FrameColumn>],
-    ) {
-        let group = ShardGroupId(layout.group);
-        let mut tasks = Vec::new();
-        for &index in indexes {
-            if layout.missing.contains(&(index as u8)) {
-                continue;
-            }
-            let Some(store) = layout
-                .nodes
-                .get(index)
-                .and_then(|&node| self.cluster.store(node))
-            else {
-                continue;
-            };
-            let id = ShardId {
-                group,
-                index: index as u8,
-            };
-            let timeout = self.config.shard_timeout;
-            tasks.push((
-                index,
-                tokio::spawn(async move {
-                    tokio::time::timeout(timeout, store.read_frames(id, first, count)).await
-                }),
-            ));
-        }
-        for (index, task) in tasks {
-            let column = match task.await {
-                Ok(Ok(Ok(frames))) => Some(
-                    frames
-                        .into_iter()
-                        .enumerate()
-                        .map(|(s, frame)| {
-                            let want = geometry.shard_len(layout.length, first + s as u64);
-                            frame.filter(|f| f.len() == want)
-                        })
-                        .collect(),
-                ),
-                Ok(Ok(Err(e))) => {
-                    warn!(group = %group.to_hex(), index, error = %e, "shard read failed");
-                    None
-                }
-                Ok(Err(_)) => {
-                    warn!(group = %group.to_hex(), index, "shard read timed out");
-                    None
-                }
-                Err(e) => {
-                    warn!(group = %group.to_hex(), index, error = %e, "shard read task failed");
-                    None
-                }
-            };
-            if let Some(slot) = columns.get_mut(index) {
-                *slot = column;
+    ) -> Vec<Option<FrameColumn>> {
+        let k = geometry.data_shards;
+        let total = geometry.total_shards();
+        let mut columns: Vec<Option<FrameColumn>> = vec![None; total];
+        let mut pending = FuturesUnordered::new();
+        let mut handles = Vec::new();
+        for index in 0..k {
+            if let Some(handle) = self.spawn_column_read(layout, index, first, count) {
+                handles.push(handle.abort_handle());
+                pending.push(handle);
             }
         }
+        let mut parity_started = false;
+        let hedge = tokio::time::sleep(self.config.hedge_after);
+        tokio::pin!(hedge);
+        let mut need_parity = pending.len() < k;
+        loop {
+            if need_parity && !parity_started {
+                parity_started = true;
+                for index in k..total {
+                    if let Some(handle) = self.spawn_column_read(layout, index, first, count) {
+                        handles.push(handle.abort_handle());
+                        pending.push(handle);
+                    }
+                }
+            }
+            if enough_frames(&columns, k, count) {
+                break;
+            }
+            tokio::select! {
+                next = pending.next() => {
+                    let Some(joined) = next else { break };
+                    let Ok((index, column)) = joined else { continue };
+                    let column = column.map(|frames| {
+                        frames
+                            .into_iter()
+                            .enumerate()
+                            .map(|(s, frame)| {
+                                let want = geometry.shard_len(layout.length, first + s as u64);
+                                frame.filter(|f| f.len() == want)
+                            })
+                            .collect::<FrameColumn>()
+                    });
+                    let erasures = column.as_ref().is_none_or(|c| c.iter().any(Option::is_none));
+                    if erasures && index < k {
+                        need_parity = true;
+                    }
+                    if let Some(slot) = columns.get_mut(index) {
+                        *slot = column;
+                    }
+                }
+                () = &mut hedge, if !parity_started => {
+                    debug!(group = %hex::encode(layout.group), "hedging a slow read with parity");
+                    need_parity = true;
+                }
+            }
+        }
+        for handle in handles {
+            handle.abort();
+        }
+        columns
     }
+
+    /// Starts reading one shard's frames; `None` when the layout has no usable node for it.
+    fn spawn_column_read(
+        &self,
+        layout: &ShardedLayout,
+        index: usize,
+        first: u64,
+        count: u64,
+    ) -> Option<tokio::task::JoinHandle<(usize, Option<Vec<Option<Bytes>>>)>> {
+        if layout.missing.contains(&(index as u8)) {
+            return None;
+        }
+        let store = layout
+            .nodes
+            .get(index)
+            .and_then(|&node| self.cluster.store(node))?;
+        let group = ShardGroupId(layout.group);
+        let id = ShardId {
+            group,
+            index: index as u8,
+        };
+        let timeout = self.config.shard_timeout;
+        Some(tokio::spawn(async move {
+            let result = tokio::time::timeout(timeout, store.read_frames(id, first, count)).await;
+            let column = match result {
+                Ok(Ok(frames)) => Some(frames),
+                Ok(Err(e)) => {
+                    warn!(group = %group.to_hex(), index, store = store.name(), error = %e, "shard read failed");
+                    None
+                }
+                Err(_) => {
+                    warn!(group = %group.to_hex(), index, store = store.name(), "shard read timed out");
+                    None
+                }
+            };
+            (index, column)
+        }))
+    }
+}
+
+/// True when every stripe of the batch has at least k usable frames.
+fn enough_frames(columns: &[Option<FrameColumn>], k: usize, count: u64) -> bool {
+    (0..count as usize).all(|s| {
+        columns
+            .iter()
+            .filter(|c| matches!(c, Some(c) if matches!(c.get(s), Some(Some(_)))))
+            .count()
+            >= k
+    })
 }
 
 /// Drops the zero padding after `len` bytes from a stripe's data pieces.

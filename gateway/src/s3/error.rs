@@ -196,26 +196,10 @@ fn push_element(xml: &mut String, name: &str, value: &str) {
     xml.push('<');
     xml.push_str(name);
     xml.push('>');
-    push_escaped(xml, value);
+    crate::s3::xml::escape_into(xml, value);
     xml.push_str("</");
     xml.push_str(name);
     xml.push('>');
-}
-
-/// XML-escapes text content; control characters XML 1.0 cannot carry are dropped.
-fn push_escaped(xml: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '&' => xml.push_str("&amp;"),
-            '<' => xml.push_str("&lt;"),
-            '>' => xml.push_str("&gt;"),
-            '"' => xml.push_str("&quot;"),
-            '\'' => xml.push_str("&apos;"),
-            '\t' | '\n' | '\r' => xml.push(c),
-            c if (c as u32) < 0x20 => {}
-            c => xml.push(c),
-        }
-    }
 }
 
 #[cfg(test)]

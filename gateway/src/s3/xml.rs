@@ -65,7 +65,8 @@ impl XmlWriter {
     }
 }
 
-fn escape_into(out: &mut String, value: &str) {
+/// XML-escapes text content (the one escaping rule for every S3 document).
+pub fn escape_into(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {
             '&' => out.push_str("&amp;"),

@@ -56,13 +56,11 @@ use crate::local::LocalShardStore;
 
 /// How long shutdown waits for in-flight requests before returning anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// A connection must send a request's headers within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How one storage node runs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NodeConfig {
     /// The address the node was asked to listen on (for logs; `serve_node` takes the bound
     /// listener).
@@ -88,6 +86,18 @@ impl NodeConfig {
             fsync: true,
             max_skew: DEFAULT_MAX_SKEW,
         }
+    }
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("listen", &self.listen)
+            .field("data", &self.data)
+            .field("secret", &"<redacted>")
+            .field("fsync", &self.fsync)
+            .field("max_skew", &self.max_skew)
+            .finish()
     }
 }
 
@@ -144,7 +154,7 @@ pub async fn serve_node(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(wire::NODE_HEADER_READ_TIMEOUT)
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {

@@ -16,6 +16,7 @@ use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 use super::auth::authenticate;
 use super::wire::{self, ChunksBody};
@@ -140,7 +141,17 @@ pub(super) async fn handle_request(
         }
     };
     let outcome = match endpoint {
-        Endpoint::PutShard(id) => handle_put_shard(&state, id, &parts, body).await,
+        Endpoint::PutShard(id) => {
+            // Its own task: hyper drops a request's future when the connection fails, and an
+            // upload cut short between two awaits of the store could leak its temporary file.
+            // Run to completion, it sees the broken body and aborts its writer.
+            let upload_state = Arc::clone(&state);
+            let upload = async move { handle_put_shard(&upload_state, id, &parts, body).await };
+            match tokio::spawn(upload.in_current_span()).await {
+                Ok(outcome) => outcome,
+                Err(join_error) => Err(Rejection::from_store(&state, join_error.into())),
+            }
+        }
         Endpoint::ReadFrames { id, first, count } => {
             handle_read_frames(&state, id, first, count).await
         }
@@ -547,6 +558,28 @@ mod tests {
             })
         );
         assert_eq!(parse(Method::GET, "/v1/health", None), Ok(Endpoint::Health));
+    }
+
+    #[test]
+    fn disk_full_and_read_only_name_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = NodeState {
+            store: crate::local::LocalShardStore::open(dir.path().join("d"), "n".into(), false)
+                .unwrap(),
+            data: dir.path().join("d"),
+            secret: b"s".to_vec(),
+            max_skew: Duration::from_secs(1),
+        };
+        let full = Rejection::from_store(&state, StorageError::DiskFull);
+        assert_eq!(full.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(full.kind, "disk-full");
+        assert!(full.message.contains("no space left") && full.message.contains("/d"));
+        let read_only = Rejection::from_store(&state, StorageError::ReadOnly);
+        assert_eq!(read_only.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(read_only.kind, "read-only");
+        assert!(read_only.message.contains("is read-only"));
+        let response = read_only.into_response();
+        assert_eq!(response.headers()[wire::ERROR_KIND_HEADER], "read-only");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http::StatusCode;
@@ -29,6 +30,9 @@ pub const HEALTH_PATH: &str = "/v1/health";
 pub const ERROR_KIND_HEADER: &str = "x-strata-error";
 /// Largest page the node answers for a listing (a larger `limit` is clamped).
 pub const MAX_LIST_LIMIT: usize = 10_000;
+/// The node closes a connection that does not send a request's headers within this time,
+/// idle keep-alive connections included; clients must retire pooled connections sooner.
+pub const NODE_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Page size when the listing request names no `limit`.
 pub const DEFAULT_LIST_LIMIT: usize = 1_000;
 
@@ -86,8 +90,8 @@ pub fn error_from_wire(
             StatusCode::UNAUTHORIZED => StorageError::Unavailable(format!(
                 "{node} refused authentication (check the cluster secret and clocks): {message}"
             )),
-            StatusCode::BAD_REQUEST => StorageError::InvalidArgument(message),
-            StatusCode::NOT_FOUND => StorageError::NotFound,
+            // Without a kind word a 404 is not "no such shard": it may be a wrong URL or
+            // another server, and reading it as a missing shard could start a needless repair.
             StatusCode::INSUFFICIENT_STORAGE => StorageError::DiskFull,
             _ => StorageError::Unavailable(format!("{node} answered {status}: {message}")),
         },
@@ -398,6 +402,11 @@ mod tests {
                 "{err:?}"
             );
         }
+        let unknown = error_from_wire("n", StatusCode::NOT_FOUND, None, "no such endpoint".into());
+        assert!(
+            matches!(unknown, StorageError::Unavailable(_)),
+            "{unknown:?}"
+        );
         let auth = error_from_wire(
             "n",
             StatusCode::UNAUTHORIZED,

@@ -2,7 +2,9 @@
 //!
 //! Object checksums of multipart uploads: when every chosen part carries a checksum of the
 //! upload's algorithm, the object gets S3's COMPOSITE checksum (the checksum of the concatenated
-//! binary part checksums, suffixed `-N`). Clients skip validating such values on GET.
+//! binary part checksums, suffixed `-N`; clients skip validating such values on GET), or for
+//! FULL_OBJECT uploads (always so for CRC64NVME) the CRC of the whole object, combined from the
+//! part CRCs and lengths without rereading data.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -97,17 +99,25 @@ pub async fn handle_upload_part(
 fn combine_checksums() -> CombineChecksums {
     Box::new(|upload: &UploadRecord, parts: &[PartRecord]| {
         let algorithm = ChecksumAlgorithm::from_name(upload.checksum_algorithm.as_deref()?)?;
-        if upload.checksum_type.as_deref() == Some("FULL_OBJECT") {
-            // Needs CRC combination; not stored rather than stored wrong.
-            return None;
-        }
-        let mut hasher = algorithm.hasher();
+        let mut values = Vec::with_capacity(parts.len());
         for part in parts {
             let checksum = part.checksum.as_ref()?;
             if checksum.algorithm != algorithm.name() {
                 return None;
             }
-            hasher.update(&BASE64.decode(&checksum.value).ok()?);
+            values.push((checksum.value.as_str(), part.size));
+        }
+        if upload.checksum_type.as_deref() == Some("FULL_OBJECT") {
+            // CRCs combine without reading the data again; SHA-based ones cannot be FULL_OBJECT.
+            return Some(StoredChecksum {
+                algorithm: algorithm.name().to_string(),
+                value: algorithm.combine_full_object(&values)?,
+                kind: "FULL_OBJECT".to_string(),
+            });
+        }
+        let mut hasher = algorithm.hasher();
+        for (value, _) in &values {
+            hasher.update(&BASE64.decode(value).ok()?);
         }
         Some(StoredChecksum {
             algorithm: algorithm.name().to_string(),
