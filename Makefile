@@ -35,6 +35,7 @@ test: deps
 	$(CARGO) build --release --locked -p strata-gateway
 	$(CARGO) test --release --locked --workspace
 	STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh
+	$(MAKE) --no-print-directory lint
 
 test-rust: deps
 	$(CARGO) test --release --locked --workspace

@@ -121,7 +121,10 @@ pub struct ServerConfig {
 
 /// Reads the cluster secret: `STRATA_CLUSTER_SECRET`, else the config's value or file.
 pub fn cluster_secret(inline: Option<String>, file: Option<&Path>) -> Result<Vec<u8>, ConfigError> {
-    if let Some(secret) = std::env::var("STRATA_CLUSTER_SECRET").ok().filter(|s| !s.is_empty()) {
+    if let Some(secret) = std::env::var("STRATA_CLUSTER_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
         return check_secret(secret);
     }
     if let Some(secret) = inline {
@@ -150,11 +153,17 @@ fn check_secret(secret: String) -> Result<Vec<u8>, ConfigError> {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid `{field}`: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
@@ -175,7 +184,10 @@ impl ServerConfig {
             None => FileConfig::default(),
         };
         if file.nodes.is_some() {
-            return Err(invalid("nodes", "belongs in a `strata gateway` config, not `strata server`"));
+            return Err(invalid(
+                "nodes",
+                "belongs in a `strata gateway` config, not `strata server`",
+            ));
         }
         Self::build(args, file)
     }
@@ -188,7 +200,10 @@ impl ServerConfig {
             .ok_or_else(|| invalid("config", "`strata gateway` needs --config FILE"))?;
         let mut file = read_file(path)?;
         let nodes = file.nodes.take().unwrap_or_default();
-        let secret = cluster_secret(file.cluster_secret.take(), file.cluster_secret_file.as_deref())?;
+        let secret = cluster_secret(
+            file.cluster_secret.take(),
+            file.cluster_secret_file.as_deref(),
+        )?;
         let settings = ClusterSettings {
             secret,
             connect_timeout: Duration::from_millis(file.connect_timeout_ms.unwrap_or(1000).max(1)),
@@ -202,15 +217,24 @@ impl ServerConfig {
         if settings.nodes.len() < total {
             return Err(invalid(
                 "nodes",
-                format!("{} nodes for {total} shards per stripe: need at least {total}", settings.nodes.len()),
+                format!(
+                    "{} nodes for {total} shards per stripe: need at least {total}",
+                    settings.nodes.len()
+                ),
             ));
         }
         for node in &settings.nodes {
             if node.weight.is_some_and(|w| !(w > 0.0 && w.is_finite())) {
-                return Err(invalid("nodes", format!("node {}: weight must be positive", node.id)));
+                return Err(invalid(
+                    "nodes",
+                    format!("node {}: weight must be positive", node.id),
+                ));
             }
             if node.address.parse::<SocketAddr>().is_err() && !node.address.contains(':') {
-                return Err(invalid("nodes", format!("node {}: address must be host:port", node.id)));
+                return Err(invalid(
+                    "nodes",
+                    format!("node {}: address must be host:port", node.id),
+                ));
             }
         }
         config.shard_dirs.clear();
@@ -229,7 +253,10 @@ impl ServerConfig {
         }
         let block_size = args.block_size.or(file.block_size).unwrap_or(1024 * 1024);
         if !(4096..=16 * 1024 * 1024).contains(&block_size) {
-            return Err(invalid("block_size", "must be between 4096 and 16777216 bytes"));
+            return Err(invalid(
+                "block_size",
+                "must be between 4096 and 16777216 bytes",
+            ));
         }
         let geometry = Geometry::new(data_shards, parity_shards, block_size)
             .map_err(|e| invalid("data_shards", e.to_string()))?;
@@ -277,7 +304,11 @@ impl ServerConfig {
             .clone()
             .or(file.region)
             .unwrap_or_else(|| "us-east-1".to_string());
-        if region.is_empty() || !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        if region.is_empty()
+            || !region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
             return Err(invalid("region", "letters, digits and '-' only"));
         }
         Ok(ServerConfig {
@@ -296,7 +327,9 @@ impl ServerConfig {
             gc_delay: Duration::from_secs(file.gc_delay_secs.unwrap_or(60)),
             shard_timeout: Duration::from_secs(file.shard_timeout_secs.unwrap_or(30).max(1)),
             hedge_after: Duration::from_millis(file.hedge_after_ms.unwrap_or(300).max(1)),
-            health_interval: Duration::from_millis(file.health_interval_ms.unwrap_or(1000).max(100)),
+            health_interval: Duration::from_millis(
+                file.health_interval_ms.unwrap_or(1000).max(100),
+            ),
             cluster: None,
         })
     }
@@ -346,14 +379,21 @@ mod tests {
             write_quorum: Some(7),
             ..Default::default()
         };
-        assert!(ServerConfig::load(&args).unwrap_err().to_string().contains("write_quorum"));
+        assert!(ServerConfig::load(&args)
+            .unwrap_err()
+            .to_string()
+            .contains("write_quorum"));
     }
 
     #[test]
     fn file_values_apply_and_unknown_fields_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("strata.toml");
-        std::fs::write(&path, "data_shards = 3\nparity_shards = 1\nlisten = \"127.0.0.1:9100\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "data_shards = 3\nparity_shards = 1\nlisten = \"127.0.0.1:9100\"\n",
+        )
+        .unwrap();
         let args = ServerArgs {
             config: Some(path.clone()),
             ..Default::default()
@@ -362,6 +402,9 @@ mod tests {
         assert_eq!(config.geometry.total_shards(), 4);
         assert_eq!(config.listen.port(), 9100);
         std::fs::write(&path, "data_shardz = 3\n").unwrap();
-        assert!(matches!(ServerConfig::load(&args), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            ServerConfig::load(&args),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 }

@@ -34,15 +34,25 @@ impl Credentials {
 
     /// Environment override, else the stored pair, else a new pair that is stored durably.
     pub fn load_or_create(data_dir: &Path) -> std::io::Result<Credentials> {
-        let access = std::env::var("STRATA_ACCESS_KEY").ok().filter(|s| !s.is_empty());
-        let secret = std::env::var("STRATA_SECRET_KEY").ok().filter(|s| !s.is_empty());
+        let access = std::env::var("STRATA_ACCESS_KEY")
+            .ok()
+            .filter(|s| !s.is_empty());
+        let secret = std::env::var("STRATA_SECRET_KEY")
+            .ok()
+            .filter(|s| !s.is_empty());
         if let (Some(access_key), Some(secret_key)) = (access, secret) {
-            return Ok(Credentials { access_key, secret_key });
+            return Ok(Credentials {
+                access_key,
+                secret_key,
+            });
         }
         let path = data_dir.join(FILE_NAME);
         match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let credentials = Credentials::generate();

@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "strata", version, about = "Strata: an erasure-coded, S3-compatible object store")]
+#[command(
+    name = "strata",
+    version,
+    about = "Strata: an erasure-coded, S3-compatible object store"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,12 +45,17 @@ struct NodeArgs {
 fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
-    if let Some(n) = std::env::var("TOKIO_WORKER_THREADS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         runtime.worker_threads(n);
     }
     let runtime = match runtime.build() {
@@ -63,11 +72,13 @@ fn main() {
                 server::run_server(config).await
             }
             Command::Gateway(args) => {
-                let config = config::ServerConfig::load_gateway(&args).map_err(|e| e.to_string())?;
+                let config =
+                    config::ServerConfig::load_gateway(&args).map_err(|e| e.to_string())?;
                 server::run_server(config).await
             }
             Command::StorageNode(args) => {
-                let secret = config::cluster_secret(None, args.secret_file.as_deref()).map_err(|e| e.to_string())?;
+                let secret = config::cluster_secret(None, args.secret_file.as_deref())
+                    .map_err(|e| e.to_string())?;
                 node_roles::run_storage_node(storage::node::NodeConfig {
                     listen: args.listen,
                     data: args.data,

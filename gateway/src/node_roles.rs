@@ -22,7 +22,7 @@ pub fn http_nodes(cluster: &ClusterSettings) -> Result<Vec<NodeSpec>, String> {
             format!("node{}@{}", node.id, node.address),
             format!("http://{}", node.address),
             cluster.secret.clone(),
-            http.clone(),
+            http,
         )
         .map_err(|e| format!("node {} ({}): {e}", node.id, node.address))?;
         nodes.push(NodeSpec {
@@ -42,9 +42,11 @@ pub async fn run_storage_node(config: storage::node::NodeConfig) -> Result<(), S
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("Strata storage node on http://{local}, data in {}", config.data.display());
+    println!(
+        "Strata storage node on http://{local}, data in {}",
+        config.data.display()
+    );
     storage::node::serve_node(config, listener, crate::server::shutdown_signal())
         .await
         .map_err(|e| e.to_string())
 }
-

@@ -22,8 +22,12 @@ use crate::s3::service::{handle_s3, S3Service};
 
 /// Starts everything and serves until SIGINT/SIGTERM; in-flight requests finish first.
 pub async fn run_server(config: ServerConfig) -> Result<(), String> {
-    std::fs::create_dir_all(&config.data)
-        .map_err(|e| format!("cannot create data directory {}: {e}", config.data.display()))?;
+    std::fs::create_dir_all(&config.data).map_err(|e| {
+        format!(
+            "cannot create data directory {}: {e}",
+            config.data.display()
+        )
+    })?;
     let credentials = Credentials::load_or_create(&config.data)
         .map_err(|e| format!("cannot load or create credentials: {e}"))?;
     let meta_dir = config.data.join("meta");
@@ -41,7 +45,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
         catalog,
         cluster.clone(),
         EngineConfig {
-            geometry: config.geometry.clone(),
+            geometry: config.geometry,
             inline_threshold: config.inline_threshold,
             write_quorum: config.write_quorum,
             gc_delay: config.gc_delay,
@@ -71,7 +75,9 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
     let gc = engine.spawn_gc(shutdown_rx.clone());
     let health = cluster.spawn_health_checker(
         config.health_interval,
-        config.health_interval.max(std::time::Duration::from_secs(1)),
+        config
+            .health_interval
+            .max(std::time::Duration::from_secs(1)),
         shutdown_rx,
     );
     let app = router(engine, service);
@@ -110,7 +116,10 @@ fn build_nodes(config: &ServerConfig) -> Result<Vec<NodeSpec>, String> {
 fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
     let ready_engine = engine.clone();
     Router::new()
-        .route("/_strata/health/live", get(|| async { (StatusCode::OK, "ok\n") }))
+        .route(
+            "/_strata/health/live",
+            get(|| async { (StatusCode::OK, "ok\n") }),
+        )
         .route(
             "/_strata/health/ready",
             get(move || {
@@ -124,7 +133,10 @@ fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
                 }
             }),
         )
-        .route("/_strata/admin/cluster", get(crate::admin::handle_cluster_status))
+        .route(
+            "/_strata/admin/cluster",
+            get(crate::admin::handle_cluster_status),
+        )
         .fallback(handle_s3)
         .with_state(service)
 }

@@ -1,6 +1,8 @@
 //! Engine integration tests: the real write and read pipelines over real local shard
 //! directories (wrapped in fault injectors) and the catalog, without HTTP.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,10 +29,21 @@ fn harness() -> Harness {
     let mut faults = Vec::new();
     let mut nodes = Vec::new();
     for i in 0..6 {
-        let local = LocalShardStore::open(dir.path().join(format!("disk{i}")), format!("disk{i}"), true).unwrap();
+        let local = LocalShardStore::open(
+            dir.path().join(format!("disk{i}")),
+            format!("disk{i}"),
+            true,
+        )
+        .unwrap();
         let faulty = Arc::new(FaultyShardStore::new(Arc::new(local)));
         faults.push(faulty.clone());
-        nodes.push(NodeSpec { id: i, address: format!("disk{i}"), zone: None, weight: 1.0, store: faulty as Arc<dyn ShardStore> });
+        nodes.push(NodeSpec {
+            id: i,
+            address: format!("disk{i}"),
+            zone: None,
+            weight: 1.0,
+            store: faulty as Arc<dyn ShardStore>,
+        });
     }
     let engine = Engine::new(
         Catalog::in_memory(),
@@ -46,11 +59,17 @@ fn harness() -> Harness {
         },
     )
     .unwrap();
-    Harness { engine, faults, dir }
+    Harness {
+        engine,
+        faults,
+        dir,
+    }
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
+        .collect()
 }
 
 fn body_of(data: &[u8]) -> BodyStream {
@@ -76,9 +95,16 @@ fn put_request(key: &str, len: usize) -> PutObjectRequest {
     }
 }
 
-async fn read_all(engine: &Arc<Engine>, key: &str, range: Option<ByteRange>) -> Result<Vec<u8>, EngineError> {
+async fn read_all(
+    engine: &Arc<Engine>,
+    key: &str,
+    range: Option<ByteRange>,
+) -> Result<Vec<u8>, EngineError> {
     let version = engine.head_object("b", key).await?;
-    let range = range.unwrap_or(ByteRange { start: 0, end: version.size });
+    let range = range.unwrap_or(ByteRange {
+        start: 0,
+        end: version.size,
+    });
     let read = engine.open_object(version, range).await?;
     let mut body = read.body;
     let mut out = Vec::new();
@@ -90,10 +116,18 @@ async fn read_all(engine: &Arc<Engine>, key: &str, range: Option<ByteRange>) -> 
 
 fn shard_files(dir: &std::path::Path) -> usize {
     fn walk(p: &std::path::Path) -> usize {
-        let Ok(entries) = std::fs::read_dir(p) else { return 0 };
+        let Ok(entries) = std::fs::read_dir(p) else {
+            return 0;
+        };
         entries
             .flatten()
-            .map(|e| if e.path().is_dir() { walk(&e.path()) } else { usize::from(e.path().to_string_lossy().contains("/shards/")) })
+            .map(|e| {
+                if e.path().is_dir() {
+                    walk(&e.path())
+                } else {
+                    usize::from(e.path().to_string_lossy().contains("/shards/"))
+                }
+            })
             .sum()
     }
     walk(dir)
@@ -103,17 +137,48 @@ fn shard_files(dir: &std::path::Path) -> usize {
 async fn objects_round_trip_at_stripe_boundaries_and_ranges() {
     let h = harness();
     h.engine.create_bucket("b", "owner").await.unwrap();
-    for (n, len) in [0, 1, 4096, 4097, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 7, 4 * BLOCK * 3].into_iter().enumerate() {
+    for (n, len) in [
+        0,
+        1,
+        4096,
+        4097,
+        BLOCK - 1,
+        BLOCK,
+        BLOCK + 1,
+        3 * BLOCK + 7,
+        4 * BLOCK * 3,
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let data = pattern(len, n as u8);
         let key = format!("obj-{len}");
-        let out = h.engine.put_object(put_request(&key, len), body_of(&data)).await.unwrap();
+        let out = h
+            .engine
+            .put_object(put_request(&key, len), body_of(&data))
+            .await
+            .unwrap();
         use md5::Digest;
         assert_eq!(out.version.etag, hex::encode(md5::Md5::digest(&data)));
-        assert_eq!(read_all(&h.engine, &key, None).await.unwrap(), data, "len {len}");
+        assert_eq!(
+            read_all(&h.engine, &key, None).await.unwrap(),
+            data,
+            "len {len}"
+        );
         if len > 10 {
-            for (s, e) in [(0, 1), (len as u64 / 3, len as u64 / 2 + 1), (len as u64 - 5, len as u64)] {
-                let got = read_all(&h.engine, &key, Some(ByteRange { start: s, end: e })).await.unwrap();
-                assert_eq!(got, &data[s as usize..e as usize], "len {len} range {s}-{e}");
+            for (s, e) in [
+                (0, 1),
+                (len as u64 / 3, len as u64 / 2 + 1),
+                (len as u64 - 5, len as u64),
+            ] {
+                let got = read_all(&h.engine, &key, Some(ByteRange { start: s, end: e }))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    got,
+                    &data[s as usize..e as usize],
+                    "len {len} range {s}-{e}"
+                );
             }
         }
     }
@@ -124,11 +189,18 @@ async fn reads_survive_m_failed_or_corrupt_stores() {
     let h = harness();
     h.engine.create_bucket("b", "owner").await.unwrap();
     let data = pattern(5 * BLOCK + 123, 9);
-    h.engine.put_object(put_request("k", data.len()), body_of(&data)).await.unwrap();
+    h.engine
+        .put_object(put_request("k", data.len()), body_of(&data))
+        .await
+        .unwrap();
     for (a, b) in [(0, 1), (2, 5), (4, 5), (1, 3)] {
         h.faults[a].set_fail(true);
         h.faults[b].set_corrupt_reads(true);
-        assert_eq!(read_all(&h.engine, "k", None).await.unwrap(), data, "stores {a},{b} bad");
+        assert_eq!(
+            read_all(&h.engine, "k", None).await.unwrap(),
+            data,
+            "stores {a},{b} bad"
+        );
         h.faults[a].clear();
         h.faults[b].clear();
     }
@@ -140,8 +212,12 @@ async fn reads_survive_m_failed_or_corrupt_stores() {
         other => panic!("expected shards, got {other:?}"),
     };
     h.faults[first_data_node].set_hang(true);
-    let hedged = tokio::time::timeout(Duration::from_millis(1500), read_all(&h.engine, "k", None)).await;
-    assert_eq!(hedged.expect("read waited for the hung store").unwrap(), data);
+    let hedged =
+        tokio::time::timeout(Duration::from_millis(1500), read_all(&h.engine, "k", None)).await;
+    assert_eq!(
+        hedged.expect("read waited for the hung store").unwrap(),
+        data
+    );
     h.faults[first_data_node].clear();
     // Three bad stores: the data cannot be rebuilt and the read fails instead of lying.
     for i in 0..3 {
@@ -157,7 +233,11 @@ async fn writes_need_quorum_and_failed_writes_stay_invisible() {
     let data = pattern(2 * BLOCK + 5, 3);
     // One store down: quorum 5 of 6 still met, the shard is recorded missing.
     h.faults[0].set_fail(true);
-    let out = h.engine.put_object(put_request("one-down", data.len()), body_of(&data)).await.unwrap();
+    let out = h
+        .engine
+        .put_object(put_request("one-down", data.len()), body_of(&data))
+        .await
+        .unwrap();
     match &out.version.parts[0].data {
         DataLayout::Sharded(layout) => assert_eq!(layout.missing.len(), 1),
         other => panic!("expected shards, got {other:?}"),
@@ -165,14 +245,24 @@ async fn writes_need_quorum_and_failed_writes_stay_invisible() {
     assert_eq!(read_all(&h.engine, "one-down", None).await.unwrap(), data);
     // Two down: below quorum → Unavailable and nothing visible.
     h.faults[1].set_fail(true);
-    let err = h.engine.put_object(put_request("two-down", data.len()), body_of(&data)).await.unwrap_err();
+    let err = h
+        .engine
+        .put_object(put_request("two-down", data.len()), body_of(&data))
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::Unavailable(_)), "{err}");
-    assert!(matches!(h.engine.head_object("b", "two-down").await, Err(EngineError::NoSuchKey)));
+    assert!(matches!(
+        h.engine.head_object("b", "two-down").await,
+        Err(EngineError::NoSuchKey)
+    ));
     h.faults[0].clear();
     h.faults[1].clear();
     // A hung store is cut off by the shard timeout; the write still reaches quorum.
     h.faults[2].set_hang(true);
-    h.engine.put_object(put_request("one-hung", data.len()), body_of(&data)).await.unwrap();
+    h.engine
+        .put_object(put_request("one-hung", data.len()), body_of(&data))
+        .await
+        .unwrap();
     h.faults[2].clear();
     assert_eq!(read_all(&h.engine, "one-hung", None).await.unwrap(), data);
 }
@@ -187,21 +277,44 @@ async fn bad_bodies_commit_nothing_and_gc_reclaims_everything() {
         Ok(Bytes::copy_from_slice(&data[..BLOCK + 100])),
         Err("client went away".into()),
     ];
-    let err = h.engine.put_object(put_request("broken", data.len()), Box::pin(futures::stream::iter(half))).await.unwrap_err();
+    let err = h
+        .engine
+        .put_object(
+            put_request("broken", data.len()),
+            Box::pin(futures::stream::iter(half)),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::Body(_)), "{err}");
     // Short body.
-    let err = h.engine.put_object(put_request("short", data.len() + 1), body_of(&data)).await.unwrap_err();
+    let err = h
+        .engine
+        .put_object(put_request("short", data.len() + 1), body_of(&data))
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::IncompleteBody(_)), "{err}");
     // Wrong Content-MD5.
     let mut request = put_request("md5", data.len());
     request.expected_md5 = Some([0u8; 16]);
-    assert!(matches!(h.engine.put_object(request, body_of(&data)).await, Err(EngineError::BadDigest)));
+    assert!(matches!(
+        h.engine.put_object(request, body_of(&data)).await,
+        Err(EngineError::BadDigest)
+    ));
     for key in ["broken", "short", "md5"] {
-        assert!(matches!(h.engine.head_object("b", key).await, Err(EngineError::NoSuchKey)));
+        assert!(matches!(
+            h.engine.head_object("b", key).await,
+            Err(EngineError::NoSuchKey)
+        ));
     }
     // Overwrite then delete: after GC no shard file is left anywhere.
-    h.engine.put_object(put_request("k", data.len()), body_of(&data)).await.unwrap();
-    h.engine.put_object(put_request("k", data.len()), body_of(&data)).await.unwrap();
+    h.engine
+        .put_object(put_request("k", data.len()), body_of(&data))
+        .await
+        .unwrap();
+    h.engine
+        .put_object(put_request("k", data.len()), body_of(&data))
+        .await
+        .unwrap();
     assert_eq!(shard_files(h.dir.path()), 12);
     h.engine.gc_pass().await.unwrap();
     assert_eq!(shard_files(h.dir.path()), 6);
@@ -249,43 +362,199 @@ async fn multipart_upload_checks_parts_and_reads_back() {
         checksum_algorithm: None,
         checksum_type: None,
     };
-    let upload = h.engine.create_upload("b", "mp", new_upload()).await.unwrap();
+    let upload = h
+        .engine
+        .create_upload("b", "mp", new_upload())
+        .await
+        .unwrap();
     let p1 = pattern(5 * 1024 * 1024, 1);
     let p2 = pattern(1000, 2);
-    let e1 = h.engine.upload_part("b", "mp", &upload.upload_id, 1, p1.len() as u64, None, None, body_of(&p1)).await.unwrap().etag;
+    let e1 = h
+        .engine
+        .upload_part(
+            "b",
+            "mp",
+            &upload.upload_id,
+            1,
+            p1.len() as u64,
+            None,
+            None,
+            body_of(&p1),
+        )
+        .await
+        .unwrap()
+        .etag;
     // A retry of part 2 with other bytes: the Complete names the second attempt.
-    h.engine.upload_part("b", "mp", &upload.upload_id, 2, 5, None, None, body_of(b"aaaaa")).await.unwrap();
-    let e2 = h.engine.upload_part("b", "mp", &upload.upload_id, 2, p2.len() as u64, None, None, body_of(&p2)).await.unwrap().etag;
+    h.engine
+        .upload_part(
+            "b",
+            "mp",
+            &upload.upload_id,
+            2,
+            5,
+            None,
+            None,
+            body_of(b"aaaaa"),
+        )
+        .await
+        .unwrap();
+    let e2 = h
+        .engine
+        .upload_part(
+            "b",
+            "mp",
+            &upload.upload_id,
+            2,
+            p2.len() as u64,
+            None,
+            None,
+            body_of(&p2),
+        )
+        .await
+        .unwrap()
+        .etag;
     let parts = h.engine.list_parts(&upload).await.unwrap();
     assert_eq!(parts.len(), 2);
     let order = vec![
-        CompletedPart { part_number: 2, etag: e2.clone() },
-        CompletedPart { part_number: 1, etag: e1.clone() },
+        CompletedPart {
+            part_number: 2,
+            etag: e2.clone(),
+        },
+        CompletedPart {
+            part_number: 1,
+            etag: e1.clone(),
+        },
     ];
-    let err = h.engine.complete_upload("b", "mp", &upload.upload_id, order, WriteCondition::None, Box::new(|_, _| None)).await.unwrap_err();
+    let err = h
+        .engine
+        .complete_upload(
+            "b",
+            "mp",
+            &upload.upload_id,
+            order,
+            WriteCondition::None,
+            Box::new(|_, _| None),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::InvalidPartOrder));
-    let wrong = vec![CompletedPart { part_number: 1, etag: "00".repeat(16) }];
-    let err = h.engine.complete_upload("b", "mp", &upload.upload_id, wrong, WriteCondition::None, Box::new(|_, _| None)).await.unwrap_err();
+    let wrong = vec![CompletedPart {
+        part_number: 1,
+        etag: "00".repeat(16),
+    }];
+    let err = h
+        .engine
+        .complete_upload(
+            "b",
+            "mp",
+            &upload.upload_id,
+            wrong,
+            WriteCondition::None,
+            Box::new(|_, _| None),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::InvalidPart(_)));
     let good = vec![
-        CompletedPart { part_number: 1, etag: e1 },
-        CompletedPart { part_number: 2, etag: e2 },
+        CompletedPart {
+            part_number: 1,
+            etag: e1,
+        },
+        CompletedPart {
+            part_number: 2,
+            etag: e2,
+        },
     ];
-    let out = h.engine.complete_upload("b", "mp", &upload.upload_id, good, WriteCondition::None, Box::new(|_, _| None)).await.unwrap();
+    let out = h
+        .engine
+        .complete_upload(
+            "b",
+            "mp",
+            &upload.upload_id,
+            good,
+            WriteCondition::None,
+            Box::new(|_, _| None),
+        )
+        .await
+        .unwrap();
     assert!(out.version.etag.ends_with("-2"));
     let mut expected = p1.clone();
     expected.extend_from_slice(&p2);
     assert_eq!(read_all(&h.engine, "mp", None).await.unwrap(), expected);
     let s = p1.len() as u64 - 10;
-    let got = read_all(&h.engine, "mp", Some(ByteRange { start: s, end: s + 20 })).await.unwrap();
+    let got = read_all(
+        &h.engine,
+        "mp",
+        Some(ByteRange {
+            start: s,
+            end: s + 20,
+        }),
+    )
+    .await
+    .unwrap();
     assert_eq!(got, &expected[s as usize..s as usize + 20]);
-    assert!(matches!(h.engine.get_upload("b", "mp", &upload.upload_id).await, Err(EngineError::NoSuchUpload)));
+    assert!(matches!(
+        h.engine.get_upload("b", "mp", &upload.upload_id).await,
+        Err(EngineError::NoSuchUpload)
+    ));
     // Small first part → EntityTooSmall.
-    let upload = h.engine.create_upload("b", "small", new_upload()).await.unwrap();
-    let a = h.engine.upload_part("b", "small", &upload.upload_id, 1, 5, None, None, body_of(b"12345")).await.unwrap().etag;
-    let b = h.engine.upload_part("b", "small", &upload.upload_id, 2, 5, None, None, body_of(b"12345")).await.unwrap().etag;
-    let parts = vec![CompletedPart { part_number: 1, etag: a }, CompletedPart { part_number: 2, etag: b }];
-    let err = h.engine.complete_upload("b", "small", &upload.upload_id, parts, WriteCondition::None, Box::new(|_, _| None)).await.unwrap_err();
+    let upload = h
+        .engine
+        .create_upload("b", "small", new_upload())
+        .await
+        .unwrap();
+    let a = h
+        .engine
+        .upload_part(
+            "b",
+            "small",
+            &upload.upload_id,
+            1,
+            5,
+            None,
+            None,
+            body_of(b"12345"),
+        )
+        .await
+        .unwrap()
+        .etag;
+    let b = h
+        .engine
+        .upload_part(
+            "b",
+            "small",
+            &upload.upload_id,
+            2,
+            5,
+            None,
+            None,
+            body_of(b"12345"),
+        )
+        .await
+        .unwrap()
+        .etag;
+    let parts = vec![
+        CompletedPart {
+            part_number: 1,
+            etag: a,
+        },
+        CompletedPart {
+            part_number: 2,
+            etag: b,
+        },
+    ];
+    let err = h
+        .engine
+        .complete_upload(
+            "b",
+            "small",
+            &upload.upload_id,
+            parts,
+            WriteCondition::None,
+            Box::new(|_, _| None),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::EntityTooSmall(1)));
 }
 
@@ -301,12 +570,19 @@ fn protocol_layer_never_touches_storage_or_metadata() {
         }
     }
     let mut files = Vec::new();
-    walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/s3"), &mut files);
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/s3"),
+        &mut files,
+    );
     assert!(files.len() > 5);
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         for forbidden in ["storage::", "metadata::", "rocksdb"] {
-            assert!(!text.contains(forbidden), "{} mentions {forbidden}", file.display());
+            assert!(
+                !text.contains(forbidden),
+                "{} mentions {forbidden}",
+                file.display()
+            );
         }
     }
 }

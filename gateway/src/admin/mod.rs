@@ -34,7 +34,10 @@ fn json_response(status: StatusCode, body: String) -> Response<Body> {
 }
 
 /// `GET /_strata/admin/cluster`: every node's state, latency and free space.
-pub async fn handle_cluster_status(State(service): State<Arc<S3Service>>, request: Request<Body>) -> Response<Body> {
+pub async fn handle_cluster_status(
+    State(service): State<Arc<S3Service>>,
+    request: Request<Body>,
+) -> Response<Body> {
     let (parts, _) = request.into_parts();
     if let Err(error) = authenticate(
         &parts.method,
@@ -58,6 +61,9 @@ pub async fn handle_cluster_status(State(service): State<Arc<S3Service>>, reques
     };
     match serde_json::to_string_pretty(&status) {
         Ok(body) => json_response(StatusCode::OK, body),
-        Err(e) => json_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{{\"error\":\"{e}\"}}")),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{{\"error\":\"{e}\"}}"),
+        ),
     }
 }

@@ -7,7 +7,11 @@ use super::{now_ms, Engine, EngineError};
 
 impl Engine {
     /// Creates a bucket owned by `owner`; `BucketExists` if the name is taken.
-    pub async fn create_bucket(&self, name: &str, owner: &str) -> Result<BucketRecord, EngineError> {
+    pub async fn create_bucket(
+        &self,
+        name: &str,
+        owner: &str,
+    ) -> Result<BucketRecord, EngineError> {
         let name = name.to_string();
         let owner = owner.to_string();
         let region = self.config.region.clone();

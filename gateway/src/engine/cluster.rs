@@ -15,8 +15,8 @@ use storage::store::ShardStore;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::placement::Candidate;
 use super::now_ms;
+use super::placement::Candidate;
 
 /// Consecutive failed pings before a node is considered down.
 pub const FAILURES_TO_DOWN: u32 = 2;
@@ -70,8 +70,14 @@ impl Cluster {
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return Err("two nodes share an id".into());
         }
-        if let Some(bad) = specs.iter().find(|s| !(s.weight > 0.0 && s.weight.is_finite())) {
-            return Err(format!("node {} has weight {}: must be positive", bad.id, bad.weight));
+        if let Some(bad) = specs
+            .iter()
+            .find(|s| !(s.weight > 0.0 && s.weight.is_finite()))
+        {
+            return Err(format!(
+                "node {} has weight {}: must be positive",
+                bad.id, bad.weight
+            ));
         }
         let nodes = specs
             .into_iter()
@@ -130,7 +136,10 @@ impl Cluster {
     }
 
     pub fn up_count(&self) -> usize {
-        self.nodes.iter().filter(|n| n.up.load(Ordering::Relaxed)).count()
+        self.nodes
+            .iter()
+            .filter(|n| n.up.load(Ordering::Relaxed))
+            .count()
     }
 
     /// Pings every node once, in parallel, each bounded by `timeout`.
@@ -144,12 +153,18 @@ impl Cluster {
             node.checked_ms.store(now_ms(), Ordering::Relaxed);
             match result {
                 Ok(Ok(health)) => {
-                    node.latency_us.store(elapsed.as_micros() as u64, Ordering::Relaxed);
+                    node.latency_us
+                        .store(elapsed.as_micros() as u64, Ordering::Relaxed);
                     node.free_bytes.store(health.free_bytes, Ordering::Relaxed);
-                    node.total_bytes.store(health.total_bytes, Ordering::Relaxed);
+                    node.total_bytes
+                        .store(health.total_bytes, Ordering::Relaxed);
                     node.failures.store(0, Ordering::Relaxed);
                     if !node.up.swap(true, Ordering::Relaxed) {
-                        info!(node = node.spec.id, name = node.spec.store.name(), "node is up again");
+                        info!(
+                            node = node.spec.id,
+                            name = node.spec.store.name(),
+                            "node is up again"
+                        );
                     }
                 }
                 failed => {
@@ -197,7 +212,11 @@ impl Cluster {
                 address: n.spec.address.clone(),
                 zone: n.spec.zone.clone(),
                 weight: n.spec.weight,
-                state: if n.up.load(Ordering::Relaxed) { "up" } else { "down" },
+                state: if n.up.load(Ordering::Relaxed) {
+                    "up"
+                } else {
+                    "down"
+                },
                 consecutive_failures: n.failures.load(Ordering::Relaxed),
                 latency_ms: n.latency_us.load(Ordering::Relaxed) as f64 / 1000.0,
                 free_bytes: n.free_bytes.load(Ordering::Relaxed),

@@ -26,7 +26,10 @@ const GC_RETRY: Duration = Duration::from_secs(60);
 
 impl Engine {
     /// Runs the collector until `shutdown` flips to true.
-    pub fn spawn_gc(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_gc(
+        self: &Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
         tokio::spawn(async move {
             loop {
@@ -47,7 +50,9 @@ impl Engine {
     /// One pass: stale intents → GC queue, then every due item. Returns items finished.
     pub async fn gc_pass(&self) -> Result<usize, EngineError> {
         let cutoff = now_ms().saturating_sub(STALE_INTENT.as_millis() as u64);
-        let stale = self.meta(move |c| c.stale_intents(cutoff, GC_BATCH)).await?;
+        let stale = self
+            .meta(move |c| c.stale_intents(cutoff, GC_BATCH))
+            .await?;
         for (group, _) in stale {
             info!(group = %hex::encode(group), "collecting an abandoned write");
             self.abandon_intent(group).await;
@@ -82,7 +87,10 @@ impl Engine {
             };
             let timeout = self.config.shard_timeout;
             tasks.push(tokio::spawn(async move {
-                matches!(tokio::time::timeout(timeout, store.delete(id)).await, Ok(Ok(())))
+                matches!(
+                    tokio::time::timeout(timeout, store.delete(id)).await,
+                    Ok(Ok(()))
+                )
             }));
         }
         let mut all = true;

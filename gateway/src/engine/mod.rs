@@ -133,7 +133,7 @@ impl Engine {
         cluster: Arc<cluster::Cluster>,
         config: EngineConfig,
     ) -> Result<Arc<Engine>, EngineError> {
-        let codec = ErasureCodec::new(config.geometry.clone())
+        let codec = ErasureCodec::new(config.geometry)
             .map_err(|e| EngineError::Internal(format!("codec: {e}")))?;
         if cluster.len() < config.geometry.total_shards() {
             return Err(EngineError::Internal(format!(

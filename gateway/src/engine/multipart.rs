@@ -43,7 +43,8 @@ pub struct CreateUploadRequest {
 }
 
 /// Computes the object checksum from the chosen parts (protocol-specific; may be absent).
-pub type CombineChecksums = Box<dyn FnOnce(&UploadRecord, &[PartRecord]) -> Option<StoredChecksum> + Send>;
+pub type CombineChecksums =
+    Box<dyn FnOnce(&UploadRecord, &[PartRecord]) -> Option<StoredChecksum> + Send>;
 
 impl Engine {
     pub async fn create_upload(
@@ -241,7 +242,12 @@ impl Engine {
     }
 
     /// Ends an upload; its parts' data is collected after the grace delay.
-    pub async fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), EngineError> {
+    pub async fn abort_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), EngineError> {
         let upload = self.get_upload(bucket, key, upload_id).await?;
         let gc_delay = self.config.gc_delay.as_millis() as u64;
         self.meta(move |c| c.abort_upload(&upload, now_ms(), gc_delay))

@@ -102,8 +102,15 @@ impl Engine {
                 data: written.layout,
             }],
         };
-        self.publish(&bucket, &request.key, version, request.condition, written.intent, None)
-            .await
+        self.publish(
+            &bucket,
+            &request.key,
+            version,
+            request.condition,
+            written.intent,
+            None,
+        )
+        .await
     }
 
     /// The one place a version becomes visible (also used by CompleteMultipartUpload).
@@ -212,7 +219,11 @@ impl Engine {
     }
 
     /// One page of a bucket listing (V1 and V2 share it).
-    pub async fn list_objects(&self, bucket: &str, query: ListQuery) -> Result<ListPage, EngineError> {
+    pub async fn list_objects(
+        &self,
+        bucket: &str,
+        query: ListQuery,
+    ) -> Result<ListPage, EngineError> {
         let bucket = self.bucket(bucket).await?;
         let bucket_id = bucket.id;
         self.meta(move |c| c.list_objects(&bucket_id, &query)).await

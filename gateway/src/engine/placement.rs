@@ -33,7 +33,8 @@ pub fn place_group(group: &[u8; 16], candidates: &[Candidate], count: usize) -> 
     if candidates.len() < count {
         return None;
     }
-    let mut ranked: Vec<(f64, &Candidate)> = candidates.iter().map(|c| (score(group, c), c)).collect();
+    let mut ranked: Vec<(f64, &Candidate)> =
+        candidates.iter().map(|c| (score(group, c), c)).collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
     let mut chosen: Vec<u32> = Vec::with_capacity(count);
     let mut taken = vec![false; ranked.len()];
@@ -68,7 +69,13 @@ mod tests {
     use super::*;
 
     fn nodes(n: u32) -> Vec<Candidate> {
-        (0..n).map(|id| Candidate { id, weight: 1.0, zone: None }).collect()
+        (0..n)
+            .map(|id| Candidate {
+                id,
+                weight: 1.0,
+                zone: None,
+            })
+            .collect()
     }
 
     #[test]
@@ -97,7 +104,10 @@ mod tests {
         }
         // Weight 3 of a total 10: about 1,200 of 4,000; the others about 400 each.
         assert!((1000..1400).contains(&counts[0]), "{counts:?}");
-        assert!(counts[1..].iter().all(|&c| (280..520).contains(&c)), "{counts:?}");
+        assert!(
+            counts[1..].iter().all(|&c| (280..520).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
@@ -118,7 +128,11 @@ mod tests {
     #[test]
     fn spreads_over_zones() {
         let candidates: Vec<Candidate> = (0..9)
-            .map(|id| Candidate { id, weight: 1.0, zone: Some(format!("z{}", id % 3)) })
+            .map(|id| Candidate {
+                id,
+                weight: 1.0,
+                zone: Some(format!("z{}", id % 3)),
+            })
             .collect();
         for i in 0..200u32 {
             let mut group = [0u8; 16];

@@ -11,11 +11,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
 use metadata::model::{DataLayout, ShardedLayout, VersionRecord};
 use storage::codec::{ErasureCodec, Geometry};
 use storage::id::{ShardGroupId, ShardId};
 use tokio::sync::mpsc;
-use futures::stream::{FuturesUnordered, StreamExt};
 use tracing::{debug, warn};
 
 use super::{BodyError, BodyStream, Engine, EngineError};
@@ -31,6 +31,8 @@ pub struct ByteRange {
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 type FrameColumn = Vec<Option<Bytes>>;
+/// A finished shard read: its index and its frames, `None` when the read failed.
+type ColumnRead = (usize, Option<FrameColumn>);
 
 impl Engine {
     /// Streams `range` of `version`. The first chunk is produced before this returns, so a
@@ -123,8 +125,7 @@ impl Engine {
         let codec = if geometry == self.config.geometry {
             self.codec.clone()
         } else {
-            ErasureCodec::new(geometry.clone())
-                .map_err(|e| EngineError::Internal(format!("codec: {e}")))?
+            ErasureCodec::new(geometry).map_err(|e| EngineError::Internal(format!("codec: {e}")))?
         };
         let block = geometry.block_size as u64;
         let first_stripe = range.start / block;
@@ -162,23 +163,22 @@ impl Engine {
         let total = geometry.total_shards();
         let columns = self.read_hedged(layout, geometry, first, count).await;
         let complete = |columns: &[Option<FrameColumn>], s: usize| {
-            (0..k).all(|i| matches!(columns.get(i), Some(Some(c)) if matches!(c.get(s), Some(Some(_)))))
+            (0..k).all(
+                |i| matches!(columns.get(i), Some(Some(c)) if matches!(c.get(s), Some(Some(_)))),
+            )
         };
         let mut stripes = Vec::with_capacity(count as usize);
         for s in 0..count as usize {
             let stripe_index = first + s as u64;
             let data_len = geometry.stripe_data_len(layout.length, stripe_index);
-            let frame = |i: usize| -> Option<Bytes> {
-                columns.get(i)?.as_ref()?.get(s)?.clone()
-            };
+            let frame = |i: usize| -> Option<Bytes> { columns.get(i)?.as_ref()?.get(s)?.clone() };
             if complete(&columns, s) {
                 let pieces = (0..k).filter_map(frame).collect();
                 stripes.push(truncate_pieces(pieces, data_len));
                 continue;
             }
-            let mut shards: Vec<Option<Vec<u8>>> = (0..total)
-                .map(|i| frame(i).map(|b| b.to_vec()))
-                .collect();
+            let mut shards: Vec<Option<Vec<u8>>> =
+                (0..total).map(|i| frame(i).map(|b| b.to_vec())).collect();
             let available = shards.iter().filter(|s| s.is_some()).count();
             if available < k {
                 return Err(EngineError::Unavailable(format!(
@@ -279,7 +279,7 @@ impl Engine {
         index: usize,
         first: u64,
         count: u64,
-    ) -> Option<tokio::task::JoinHandle<(usize, Option<Vec<Option<Bytes>>>)>> {
+    ) -> Option<tokio::task::JoinHandle<ColumnRead>> {
         if layout.missing.contains(&(index as u8)) {
             return None;
         }

@@ -138,10 +138,9 @@ impl Engine {
             };
             let (tx, rx) = mpsc::channel(4);
             senders.push(Some(tx));
-            let store = self
-                .cluster
-                .store(node)
-                .ok_or_else(|| EngineError::Internal(format!("placement chose unknown node {node}")))?;
+            let store = self.cluster.store(node).ok_or_else(|| {
+                EngineError::Internal(format!("placement chose unknown node {node}"))
+            })?;
             tasks.push(tokio::spawn(run_shard_writer(
                 store,
                 id,
@@ -316,7 +315,11 @@ impl Engine {
     ) -> Result<(), EngineError> {
         for (slot, shard) in senders.iter_mut().zip(shards) {
             if let Some(tx) = slot {
-                if tx.send(WriterMessage::Frame(Bytes::from(shard))).await.is_err() {
+                if tx
+                    .send(WriterMessage::Frame(Bytes::from(shard)))
+                    .await
+                    .is_err()
+                {
                     *slot = None;
                 }
             }
@@ -356,9 +359,8 @@ async fn run_shard_writer(
     mut rx: mpsc::Receiver<WriterMessage>,
     timeout: std::time::Duration,
 ) -> Result<(), EngineError> {
-    let unavailable = |what: &str, e: String| {
-        EngineError::Unavailable(format!("{} {what}: {e}", store.name()))
-    };
+    let unavailable =
+        |what: &str, e: String| EngineError::Unavailable(format!("{} {what}: {e}", store.name()));
     let mut writer = match tokio::time::timeout(timeout, store.create(id, header)).await {
         Ok(Ok(w)) => w,
         Ok(Err(e)) => return Err(unavailable("create", e.to_string())),

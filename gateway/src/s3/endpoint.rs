@@ -17,26 +17,81 @@ pub const MAX_KEY_LEN: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     ListBuckets,
-    CreateBucket { bucket: String },
-    HeadBucket { bucket: String },
-    DeleteBucket { bucket: String },
-    GetBucketLocation { bucket: String },
-    GetBucketVersioning { bucket: String },
-    ListObjectsV1 { bucket: String },
-    ListObjectsV2 { bucket: String },
-    ListMultipartUploads { bucket: String },
-    DeleteObjects { bucket: String },
-    PutObject { bucket: String, key: String },
-    CopyObject { bucket: String, key: String },
-    GetObject { bucket: String, key: String },
-    HeadObject { bucket: String, key: String },
-    DeleteObject { bucket: String, key: String },
-    CreateMultipartUpload { bucket: String, key: String },
-    UploadPart { bucket: String, key: String, upload_id: String, part_number: u32 },
-    CompleteMultipartUpload { bucket: String, key: String, upload_id: String },
-    AbortMultipartUpload { bucket: String, key: String, upload_id: String },
-    ListParts { bucket: String, key: String, upload_id: String },
-    NotImplemented { operation: &'static str },
+    CreateBucket {
+        bucket: String,
+    },
+    HeadBucket {
+        bucket: String,
+    },
+    DeleteBucket {
+        bucket: String,
+    },
+    GetBucketLocation {
+        bucket: String,
+    },
+    GetBucketVersioning {
+        bucket: String,
+    },
+    ListObjectsV1 {
+        bucket: String,
+    },
+    ListObjectsV2 {
+        bucket: String,
+    },
+    ListMultipartUploads {
+        bucket: String,
+    },
+    DeleteObjects {
+        bucket: String,
+    },
+    PutObject {
+        bucket: String,
+        key: String,
+    },
+    CopyObject {
+        bucket: String,
+        key: String,
+    },
+    GetObject {
+        bucket: String,
+        key: String,
+    },
+    HeadObject {
+        bucket: String,
+        key: String,
+    },
+    DeleteObject {
+        bucket: String,
+        key: String,
+    },
+    CreateMultipartUpload {
+        bucket: String,
+        key: String,
+    },
+    UploadPart {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        part_number: u32,
+    },
+    CompleteMultipartUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    AbortMultipartUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    ListParts {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    NotImplemented {
+        operation: &'static str,
+    },
 }
 
 /// Decoded query parameters in request order (keys without `=` have an empty value).
@@ -96,7 +151,10 @@ const BUCKET_SUBRESOURCES: &[(&str, &str)] = &[
     ("website", "BucketWebsite"),
     ("accelerate", "BucketAccelerateConfiguration"),
     ("analytics", "BucketAnalyticsConfiguration"),
-    ("intelligent-tiering", "BucketIntelligentTieringConfiguration"),
+    (
+        "intelligent-tiering",
+        "BucketIntelligentTieringConfiguration",
+    ),
     ("inventory", "BucketInventoryConfiguration"),
     ("metrics", "BucketMetricsConfiguration"),
 ];
@@ -154,7 +212,11 @@ pub fn parse_endpoint(
     }
 }
 
-fn parse_bucket_endpoint(method: &Method, bucket: String, query: &Query) -> Result<Endpoint, S3Error> {
+fn parse_bucket_endpoint(
+    method: &Method,
+    bucket: String,
+    query: &Query,
+) -> Result<Endpoint, S3Error> {
     let m = method.clone();
     if m == Method::GET && query.has("location") {
         return Ok(Endpoint::GetBucketLocation { bucket });
@@ -180,7 +242,9 @@ fn parse_bucket_endpoint(method: &Method, bucket: String, query: &Query) -> Resu
         Method::PUT => Ok(Endpoint::CreateBucket { bucket }),
         Method::HEAD => Ok(Endpoint::HeadBucket { bucket }),
         Method::DELETE => Ok(Endpoint::DeleteBucket { bucket }),
-        Method::GET if query.get("list-type") == Some("2") => Ok(Endpoint::ListObjectsV2 { bucket }),
+        Method::GET if query.get("list-type") == Some("2") => {
+            Ok(Endpoint::ListObjectsV2 { bucket })
+        }
         Method::GET => Ok(Endpoint::ListObjectsV1 { bucket }),
         Method::POST => Ok(Endpoint::NotImplemented {
             operation: "PostObject",
@@ -206,8 +270,9 @@ fn parse_object_endpoint(
                 .get("partNumber")
                 .and_then(|n| n.parse::<u32>().ok())
                 .ok_or_else(|| {
-                    S3Error::new(S3ErrorCode::InvalidArgument)
-                        .with_message("Part number must be an integer between 1 and 10000, inclusive")
+                    S3Error::new(S3ErrorCode::InvalidArgument).with_message(
+                        "Part number must be an integer between 1 and 10000, inclusive",
+                    )
                 })?;
             if copy_source {
                 return Ok(Endpoint::NotImplemented {

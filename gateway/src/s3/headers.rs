@@ -171,7 +171,9 @@ pub fn evaluate_preconditions(headers: &HeaderMap, version: &VersionRecord) -> P
         if !etag_matches(list, &version.etag) {
             return Precondition::Failed;
         }
-    } else if let Some(since) = header_str(headers, "if-unmodified-since").and_then(|d| parse_http_date(&d)) {
+    } else if let Some(since) =
+        header_str(headers, "if-unmodified-since").and_then(|d| parse_http_date(&d))
+    {
         if mtime > since {
             return Precondition::Failed;
         }
@@ -181,7 +183,9 @@ pub fn evaluate_preconditions(headers: &HeaderMap, version: &VersionRecord) -> P
         if etag_matches(list, &version.etag) {
             return Precondition::NotModified;
         }
-    } else if let Some(since) = header_str(headers, "if-modified-since").and_then(|d| parse_http_date(&d)) {
+    } else if let Some(since) =
+        header_str(headers, "if-modified-since").and_then(|d| parse_http_date(&d))
+    {
         if mtime <= since {
             return Precondition::NotModified;
         }
@@ -218,8 +222,14 @@ mod tests {
     #[test]
     fn content_encoding_drops_aws_chunked() {
         let mut h = HeaderMap::new();
-        h.insert("content-encoding", HeaderValue::from_static("gzip,aws-chunked"));
-        assert_eq!(stored_headers(&h), vec![("content-encoding".to_string(), "gzip".to_string())]);
+        h.insert(
+            "content-encoding",
+            HeaderValue::from_static("gzip,aws-chunked"),
+        );
+        assert_eq!(
+            stored_headers(&h),
+            vec![("content-encoding".to_string(), "gzip".to_string())]
+        );
         h.insert("content-encoding", HeaderValue::from_static("aws-chunked"));
         assert!(stored_headers(&h).is_empty());
     }

@@ -29,7 +29,10 @@ fn new_request_id() -> String {
 }
 
 /// The axum handler for every S3 request.
-pub async fn handle_s3(State(service): State<Arc<S3Service>>, request: Request<Body>) -> Response<Body> {
+pub async fn handle_s3(
+    State(service): State<Arc<S3Service>>,
+    request: Request<Body>,
+) -> Response<Body> {
     let request_id = new_request_id();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
@@ -47,7 +50,11 @@ pub async fn handle_s3(State(service): State<Arc<S3Service>>, request: Request<B
             headers.insert("x-amz-id-2", id);
         }
         headers.insert("server", HeaderValue::from_static("Strata"));
-        info!(status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+        info!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
         response
     }
     .instrument(span)
@@ -86,10 +93,14 @@ async fn route(req: S3Request, endpoint: Endpoint) -> S3Result {
         E::HeadBucket { bucket } => bucket::handle_head_bucket(req, &bucket).await,
         E::DeleteBucket { bucket } => bucket::handle_delete_bucket(req, &bucket).await,
         E::GetBucketLocation { bucket } => bucket::handle_get_bucket_location(req, &bucket).await,
-        E::GetBucketVersioning { bucket } => bucket::handle_get_bucket_versioning(req, &bucket).await,
+        E::GetBucketVersioning { bucket } => {
+            bucket::handle_get_bucket_versioning(req, &bucket).await
+        }
         E::ListObjectsV1 { bucket } => list::handle_list_objects_v1(req, &bucket).await,
         E::ListObjectsV2 { bucket } => list::handle_list_objects_v2(req, &bucket).await,
-        E::ListMultipartUploads { bucket } => list::handle_list_multipart_uploads(req, &bucket).await,
+        E::ListMultipartUploads { bucket } => {
+            list::handle_list_multipart_uploads(req, &bucket).await
+        }
         E::DeleteObjects { bucket } => object::handle_delete_objects(req, &bucket).await,
         E::PutObject { bucket, key } => object::handle_put_object(req, &bucket, &key).await,
         E::CopyObject { bucket, key } => object::handle_copy_object(req, &bucket, &key).await,
@@ -99,18 +110,27 @@ async fn route(req: S3Request, endpoint: Endpoint) -> S3Result {
         E::CreateMultipartUpload { bucket, key } => {
             multipart::handle_create_multipart_upload(req, &bucket, &key).await
         }
-        E::UploadPart { bucket, key, upload_id, part_number } => {
-            multipart::handle_upload_part(req, &bucket, &key, &upload_id, part_number).await
-        }
-        E::CompleteMultipartUpload { bucket, key, upload_id } => {
-            multipart::handle_complete_multipart_upload(req, &bucket, &key, &upload_id).await
-        }
-        E::AbortMultipartUpload { bucket, key, upload_id } => {
-            multipart::handle_abort_multipart_upload(req, &bucket, &key, &upload_id).await
-        }
-        E::ListParts { bucket, key, upload_id } => {
-            multipart::handle_list_parts(req, &bucket, &key, &upload_id).await
-        }
+        E::UploadPart {
+            bucket,
+            key,
+            upload_id,
+            part_number,
+        } => multipart::handle_upload_part(req, &bucket, &key, &upload_id, part_number).await,
+        E::CompleteMultipartUpload {
+            bucket,
+            key,
+            upload_id,
+        } => multipart::handle_complete_multipart_upload(req, &bucket, &key, &upload_id).await,
+        E::AbortMultipartUpload {
+            bucket,
+            key,
+            upload_id,
+        } => multipart::handle_abort_multipart_upload(req, &bucket, &key, &upload_id).await,
+        E::ListParts {
+            bucket,
+            key,
+            upload_id,
+        } => multipart::handle_list_parts(req, &bucket, &key, &upload_id).await,
         E::NotImplemented { operation } => Err(S3Error::new(S3ErrorCode::NotImplemented)
             .with_message(format!("{operation} is not implemented"))),
     }

@@ -163,7 +163,10 @@ mod tests {
         let mut w = XmlWriter::new("R");
         w.text("Key", "a&b<c>\"'\u{1}");
         let doc = w.finish("R");
-        assert!(doc.contains("<Key>a&amp;b&lt;c&gt;&quot;&apos;&#x1;</Key>"), "{doc}");
+        assert!(
+            doc.contains("<Key>a&amp;b&lt;c&gt;&quot;&apos;&#x1;</Key>"),
+            "{doc}"
+        );
     }
 
     #[test]

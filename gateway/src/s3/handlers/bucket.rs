@@ -13,9 +13,7 @@ pub fn validate_bucket_name(name: &str) -> Result<(), S3Error> {
     let bytes = name.as_bytes();
     let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     let valid = (3..=63).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| alnum(b) || *b == b'.' || *b == b'-')
+        && bytes.iter().all(|b| alnum(b) || *b == b'.' || *b == b'-')
         && bytes.first().is_some_and(alnum)
         && bytes.last().is_some_and(alnum)
         && !name.contains("..")
@@ -58,7 +56,9 @@ pub async fn handle_create_bucket(req: S3Request, bucket: &str) -> S3Result {
         .map_err(|e| engine_error(e, &format!("/{bucket}")).with_extra("BucketName", bucket))?;
     let mut response = empty_response(StatusCode::OK)?;
     if let Ok(location) = http::HeaderValue::from_str(&format!("/{bucket}")) {
-        response.headers_mut().insert(http::header::LOCATION, location);
+        response
+            .headers_mut()
+            .insert(http::header::LOCATION, location);
     }
     Ok(response)
 }
@@ -91,7 +91,11 @@ pub async fn handle_get_bucket_location(req: S3Request, bucket: &str) -> S3Resul
         .await
         .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
     // us-east-1 is the empty constraint, as in S3.
-    let region = if record.region == "us-east-1" { "" } else { &record.region };
+    let region = if record.region == "us-east-1" {
+        ""
+    } else {
+        &record.region
+    };
     let doc = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"{}\">{}</LocationConstraint>",
         crate::s3::xml::S3_NAMESPACE,
@@ -118,7 +122,18 @@ mod tests {
         for ok in ["abc", "my-bucket.1", "a".repeat(63).as_str(), "1bucket"] {
             assert!(validate_bucket_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["ab", "ABC", "a_b", "-ab", "ab-", "a..b", "192.168.1.1", &"a".repeat(64), "xn--ab", "a.-b"] {
+        for bad in [
+            "ab",
+            "ABC",
+            "a_b",
+            "-ab",
+            "ab-",
+            "a..b",
+            "192.168.1.1",
+            &"a".repeat(64),
+            "xn--ab",
+            "a.-b",
+        ] {
             assert!(validate_bucket_name(bad).is_err(), "{bad}");
         }
     }

@@ -60,8 +60,9 @@ fn max_keys(req: &S3Request, name: &str) -> Result<usize, S3Error> {
             .filter(|n| *n >= 0)
             .map(|n| (n as usize).min(MAX_KEYS))
             .ok_or_else(|| {
-                S3Error::new(S3ErrorCode::InvalidArgument)
-                    .with_message(format!("Provided {name} not an integer or within integer range"))
+                S3Error::new(S3ErrorCode::InvalidArgument).with_message(format!(
+                    "Provided {name} not an integer or within integer range"
+                ))
             }),
     }
 }
@@ -83,7 +84,9 @@ fn decode_token(token: &str) -> Result<String, S3Error> {
             .with_message("The continuation token provided is incorrect")
             .with_extra("ArgumentName", "continuation-token")
     };
-    let bytes = URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| invalid())?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     text.strip_prefix(TOKEN_TAG)
         .map(str::to_string)
@@ -100,7 +103,8 @@ fn write_entries(w: &mut XmlWriter, page: &ListPage, enc: &Encoder, owner: Optio
         if let Some(owner) = owner {
             write_owner(w, owner);
         }
-        w.text("StorageClass", &head.storage_class).close("Contents");
+        w.text("StorageClass", &head.storage_class)
+            .close("Contents");
     }
     for prefix in &page.common_prefixes {
         w.open("CommonPrefixes")
@@ -135,13 +139,25 @@ pub async fn handle_list_objects_v2(req: S3Request, bucket: &str) -> S3Result {
     let mut w = XmlWriter::new("ListBucketResult");
     w.text("Name", bucket)
         .text("Prefix", &enc.apply(&prefix))
-        .optional("Delimiter", delim.as_deref().map(|d| enc.apply(d)).as_deref())
+        .optional(
+            "Delimiter",
+            delim.as_deref().map(|d| enc.apply(d)).as_deref(),
+        )
         .text("MaxKeys", &max.to_string())
-        .text("KeyCount", &(page.entries.len() + page.common_prefixes.len()).to_string())
-        .text("IsTruncated", if page.is_truncated { "true" } else { "false" })
+        .text(
+            "KeyCount",
+            &(page.entries.len() + page.common_prefixes.len()).to_string(),
+        )
+        .text(
+            "IsTruncated",
+            if page.is_truncated { "true" } else { "false" },
+        )
         .optional("EncodingType", enc.url.then_some("url"))
         .optional("ContinuationToken", token.as_deref())
-        .optional("StartAfter", start_after.as_deref().map(|s| enc.apply(s)).as_deref());
+        .optional(
+            "StartAfter",
+            start_after.as_deref().map(|s| enc.apply(s)).as_deref(),
+        );
     if page.is_truncated {
         if let Some(next) = &page.next_marker {
             w.text("NextContinuationToken", &encode_token(next));
@@ -174,8 +190,14 @@ pub async fn handle_list_objects_v1(req: S3Request, bucket: &str) -> S3Result {
         .text("Prefix", &enc.apply(&prefix))
         .text("Marker", &enc.apply(&marker))
         .text("MaxKeys", &max.to_string())
-        .optional("Delimiter", delim.as_deref().map(|d| enc.apply(d)).as_deref())
-        .text("IsTruncated", if page.is_truncated { "true" } else { "false" })
+        .optional(
+            "Delimiter",
+            delim.as_deref().map(|d| enc.apply(d)).as_deref(),
+        )
+        .text(
+            "IsTruncated",
+            if page.is_truncated { "true" } else { "false" },
+        )
         .optional("EncodingType", enc.url.then_some("url"));
     if page.is_truncated {
         if let Some(next) = &page.next_marker {
@@ -191,7 +213,11 @@ pub async fn handle_list_multipart_uploads(req: S3Request, bucket: &str) -> S3Re
     let max = max_keys(&req, "max-uploads")?;
     let prefix = req.query.get("prefix").unwrap_or("").to_string();
     let delim = delimiter(&req);
-    let key_marker = req.query.get("key-marker").filter(|m| !m.is_empty()).map(str::to_string);
+    let key_marker = req
+        .query
+        .get("key-marker")
+        .filter(|m| !m.is_empty())
+        .map(str::to_string);
     let upload_id_marker = req
         .query
         .get("upload-id-marker")
@@ -213,12 +239,24 @@ pub async fn handle_list_multipart_uploads(req: S3Request, bucket: &str) -> S3Re
     w.text("Bucket", bucket)
         .text("KeyMarker", &enc.apply(key_marker.as_deref().unwrap_or("")))
         .text("UploadIdMarker", upload_id_marker.as_deref().unwrap_or(""))
-        .text("NextKeyMarker", &enc.apply(page.next_key_marker.as_deref().unwrap_or("")))
-        .text("NextUploadIdMarker", page.next_upload_id_marker.as_deref().unwrap_or(""))
+        .text(
+            "NextKeyMarker",
+            &enc.apply(page.next_key_marker.as_deref().unwrap_or("")),
+        )
+        .text(
+            "NextUploadIdMarker",
+            page.next_upload_id_marker.as_deref().unwrap_or(""),
+        )
         .text("Prefix", &enc.apply(&prefix))
-        .optional("Delimiter", delim.as_deref().map(|d| enc.apply(d)).as_deref())
+        .optional(
+            "Delimiter",
+            delim.as_deref().map(|d| enc.apply(d)).as_deref(),
+        )
         .text("MaxUploads", &max.to_string())
-        .text("IsTruncated", if page.is_truncated { "true" } else { "false" })
+        .text(
+            "IsTruncated",
+            if page.is_truncated { "true" } else { "false" },
+        )
         .optional("EncodingType", enc.url.then_some("url"));
     for upload in &page.uploads {
         w.open("Upload")

@@ -63,7 +63,9 @@ pub fn engine_error(error: EngineError, resource: &str) -> S3Error {
         EngineError::Unavailable(ref m) => {
             tracing::warn!(error = %m, "service unavailable");
             return S3Error::new(S3ErrorCode::ServiceUnavailable)
-                .with_message("Not enough storage nodes are available to serve this request. Please retry.")
+                .with_message(
+                    "Not enough storage nodes are available to serve this request. Please retry.",
+                )
                 .with_resource(resource);
         }
         EngineError::Body(ref e) => {

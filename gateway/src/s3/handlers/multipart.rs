@@ -11,12 +11,18 @@ use base64::Engine as _;
 use http::StatusCode;
 
 use super::object::{checksum_source, put_checksum_headers, storage_class, write_condition};
-use super::{empty_response, engine_error, read_small_body, write_owner, xml_response, S3Request, S3Result};
-use crate::engine::{CombineChecksums, CompletedPart, CreateUploadRequest, PartRecord, StoredChecksum, UploadRecord};
+use super::{
+    empty_response, engine_error, read_small_body, write_owner, xml_response, S3Request, S3Result,
+};
+use crate::engine::{
+    CombineChecksums, CompletedPart, CreateUploadRequest, PartRecord, StoredChecksum, UploadRecord,
+};
 use crate::s3::body::prepare_body;
 use crate::s3::checksum::{verify_content_md5, ChecksumAlgorithm};
 use crate::s3::error::{S3Error, S3ErrorCode};
-use crate::s3::headers::{header_str, put_header, quote_etag, stored_headers, unquote_etag, user_metadata};
+use crate::s3::headers::{
+    header_str, put_header, quote_etag, stored_headers, unquote_etag, user_metadata,
+};
 use crate::s3::xml::{iso8601, parse, CompleteMultipartUploadXml, XmlWriter};
 
 /// Largest CompleteMultipartUpload document we read (10,000 parts with checksums).
@@ -58,7 +64,11 @@ pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &
         .text("UploadId", &upload.upload_id);
     let mut response = xml_response(w.finish("InitiateMultipartUploadResult"))?;
     if let Some(algorithm) = algorithm {
-        put_header(response.headers_mut(), "x-amz-checksum-algorithm", algorithm.name());
+        put_header(
+            response.headers_mut(),
+            "x-amz-checksum-algorithm",
+            algorithm.name(),
+        );
     }
     if let Some(kind) = checksum_type {
         put_header(response.headers_mut(), "x-amz-checksum-type", &kind);
@@ -82,7 +92,16 @@ pub async fn handle_upload_part(
     let checksum = checksum_source(&prepared);
     let part = req
         .engine
-        .upload_part(bucket, key, upload_id, part_number, length, expected_md5, checksum, prepared.stream)
+        .upload_part(
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            length,
+            expected_md5,
+            checksum,
+            prepared.stream,
+        )
         .await
         .map_err(|e| engine_error(e, &resource))?;
     let mut response = empty_response(StatusCode::OK)?;
@@ -152,7 +171,14 @@ pub async fn handle_complete_multipart_upload(
         })
         .collect();
     let outcome = engine
-        .complete_upload(bucket, key, upload_id, parts, condition, combine_checksums())
+        .complete_upload(
+            bucket,
+            key,
+            upload_id,
+            parts,
+            condition,
+            combine_checksums(),
+        )
         .await
         .map_err(|e| engine_error(e, &resource))?;
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
@@ -169,7 +195,12 @@ pub async fn handle_complete_multipart_upload(
     xml_response(w.finish("CompleteMultipartUploadResult"))
 }
 
-pub async fn handle_abort_multipart_upload(req: S3Request, bucket: &str, key: &str, upload_id: &str) -> S3Result {
+pub async fn handle_abort_multipart_upload(
+    req: S3Request,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> S3Result {
     req.engine
         .abort_upload(bucket, key, upload_id)
         .await
@@ -177,19 +208,30 @@ pub async fn handle_abort_multipart_upload(req: S3Request, bucket: &str, key: &s
     empty_response(StatusCode::NO_CONTENT)
 }
 
-pub async fn handle_list_parts(req: S3Request, bucket: &str, key: &str, upload_id: &str) -> S3Result {
+pub async fn handle_list_parts(
+    req: S3Request,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> S3Result {
     let resource = format!("/{bucket}/{key}");
     let invalid = |name: &str| {
-        S3Error::new(S3ErrorCode::InvalidArgument)
-            .with_message(format!("Provided {name} not an integer or within integer range"))
+        S3Error::new(S3ErrorCode::InvalidArgument).with_message(format!(
+            "Provided {name} not an integer or within integer range"
+        ))
     };
     let max_parts = match req.query.get("max-parts") {
         None => MAX_PARTS,
-        Some(v) => v.parse::<usize>().map_err(|_| invalid("max-parts"))?.min(MAX_PARTS),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| invalid("max-parts"))?
+            .min(MAX_PARTS),
     };
     let marker = match req.query.get("part-number-marker") {
         None | Some("") => 0,
-        Some(v) => v.parse::<u32>().map_err(|_| invalid("part-number-marker"))?,
+        Some(v) => v
+            .parse::<u32>()
+            .map_err(|_| invalid("part-number-marker"))?,
     };
     let upload = req
         .engine
@@ -201,7 +243,10 @@ pub async fn handle_list_parts(req: S3Request, bucket: &str, key: &str, upload_i
         .list_parts(&upload)
         .await
         .map_err(|e| engine_error(e, &resource))?;
-    let remaining: Vec<_> = parts.into_iter().filter(|p| p.part_number > marker).collect();
+    let remaining: Vec<_> = parts
+        .into_iter()
+        .filter(|p| p.part_number > marker)
+        .collect();
     let truncated = remaining.len() > max_parts;
     let page = &remaining[..remaining.len().min(max_parts)];
     let mut w = XmlWriter::new("ListPartsResult");

@@ -6,7 +6,9 @@ use axum::body::Body;
 use http::{HeaderMap, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 
-use super::{empty_response, engine_error, internal, read_small_body, xml_response, S3Request, S3Result};
+use super::{
+    empty_response, engine_error, internal, read_small_body, xml_response, S3Request, S3Result,
+};
 use crate::engine::{
     ByteRange, ChecksumSource, PutObjectRequest, StoredChecksum, VersionRecord, WriteCondition,
 };
@@ -107,8 +109,9 @@ pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Res
 /// Parses `x-amz-copy-source` (`[/]bucket/key[?versionId=…]`, URL-encoded).
 fn copy_source(headers: &HeaderMap) -> Result<(String, String), S3Error> {
     let invalid = || {
-        S3Error::new(S3ErrorCode::InvalidArgument)
-            .with_message("Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
+        S3Error::new(S3ErrorCode::InvalidArgument).with_message(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+        )
     };
     let raw = header_str(headers, "x-amz-copy-source").ok_or_else(invalid)?;
     let (path, version) = raw.split_once('?').unwrap_or((&raw, ""));
@@ -166,7 +169,13 @@ pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Re
     let source_checksum = source.checksum.clone();
     let read = req
         .engine
-        .open_object(source, ByteRange { start: 0, end: size })
+        .open_object(
+            source,
+            ByteRange {
+                start: 0,
+                end: size,
+            },
+        )
         .await
         .map_err(|e| engine_error(e, &resource))?;
     let request = PutObjectRequest {
@@ -195,13 +204,19 @@ pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Re
     xml_response(w.finish("CopyObjectResult"))
 }
 
-fn check_copy_source_conditions(headers: &HeaderMap, source: &VersionRecord) -> Result<(), S3Error> {
+fn check_copy_source_conditions(
+    headers: &HeaderMap,
+    source: &VersionRecord,
+) -> Result<(), S3Error> {
     let mut mapped = HeaderMap::new();
     for (from, to) in [
         ("x-amz-copy-source-if-match", "if-match"),
         ("x-amz-copy-source-if-none-match", "if-none-match"),
         ("x-amz-copy-source-if-modified-since", "if-modified-since"),
-        ("x-amz-copy-source-if-unmodified-since", "if-unmodified-since"),
+        (
+            "x-amz-copy-source-if-unmodified-since",
+            "if-unmodified-since",
+        ),
     ] {
         if let Some(v) = headers.get(from) {
             mapped.insert(to, v.clone());
@@ -221,7 +236,10 @@ fn object_headers(headers: &mut HeaderMap, version: &VersionRecord) {
     put_header(
         headers,
         "content-type",
-        version.content_type.as_deref().unwrap_or("binary/octet-stream"),
+        version
+            .content_type
+            .as_deref()
+            .unwrap_or("binary/octet-stream"),
     );
     for (name, value) in &version.headers {
         put_header(headers, name, value);
@@ -233,7 +251,11 @@ fn object_headers(headers: &mut HeaderMap, version: &VersionRecord) {
         put_header(headers, "x-amz-storage-class", &version.storage_class);
     }
     if version.parts.len() > 1 {
-        put_header(headers, "x-amz-mp-parts-count", &version.parts.len().to_string());
+        put_header(
+            headers,
+            "x-amz-mp-parts-count",
+            &version.parts.len().to_string(),
+        );
     }
 }
 
@@ -257,11 +279,17 @@ async fn read_object(req: S3Request, bucket: &str, key: &str, with_body: bool) -
         .map_err(|e| engine_error(e, &resource).with_extra("Key", key))?;
     match evaluate_preconditions(&req.headers, &version) {
         Precondition::Proceed => {}
-        Precondition::Failed => return Err(S3Error::new(S3ErrorCode::PreconditionFailed).with_resource(resource)),
+        Precondition::Failed => {
+            return Err(S3Error::new(S3ErrorCode::PreconditionFailed).with_resource(resource))
+        }
         Precondition::NotModified => {
             let mut response = empty_response(StatusCode::NOT_MODIFIED)?;
             put_header(response.headers_mut(), "etag", &quote_etag(&version.etag));
-            put_header(response.headers_mut(), "last-modified", &http_date(version.mtime_ms));
+            put_header(
+                response.headers_mut(),
+                "last-modified",
+                &http_date(version.mtime_ms),
+            );
             return Ok(response);
         }
     }
@@ -293,9 +321,19 @@ async fn read_object(req: S3Request, bucket: &str, key: &str, with_body: bool) -
             );
             (StatusCode::PARTIAL_CONTENT, r)
         }
-        None => (StatusCode::OK, ByteRange { start: 0, end: size }),
+        None => (
+            StatusCode::OK,
+            ByteRange {
+                start: 0,
+                end: size,
+            },
+        ),
     };
-    put_header(&mut headers, "content-length", &(byte_range.end - byte_range.start).to_string());
+    put_header(
+        &mut headers,
+        "content-length",
+        &(byte_range.end - byte_range.start).to_string(),
+    );
     let body = if with_body {
         let read = req
             .engine
