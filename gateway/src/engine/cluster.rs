@@ -110,6 +110,14 @@ impl Cluster {
             .map(|n| n.spec.store.clone())
     }
 
+    /// Whether node `id` is currently considered up (unknown ids are not).
+    pub fn is_up(&self, id: u32) -> bool {
+        self.nodes
+            .iter()
+            .find(|n| n.spec.id == id)
+            .is_some_and(|n| n.up.load(Ordering::Relaxed))
+    }
+
     /// Nodes placement may use now.
     pub fn up_candidates(&self) -> Vec<Candidate> {
         self.nodes

@@ -215,7 +215,15 @@ impl Engine {
         let mut columns: Vec<Option<FrameColumn>> = vec![None; total];
         let mut pending = FuturesUnordered::new();
         let mut handles = Vec::new();
-        for index in 0..k {
+        // Shards on nodes known to be down are asked last, only if nothing else suffices.
+        let node_up = |index: usize| {
+            layout
+                .nodes
+                .get(index)
+                .is_some_and(|&node| self.cluster.is_up(node))
+        };
+        let mut deferred: Vec<usize> = (0..total).filter(|&i| !node_up(i)).collect();
+        for index in (0..k).filter(|i| !deferred.contains(i)) {
             if let Some(handle) = self.spawn_column_read(layout, index, first, count) {
                 handles.push(handle.abort_handle());
                 pending.push(handle);
@@ -228,7 +236,7 @@ impl Engine {
         loop {
             if need_parity && !parity_started {
                 parity_started = true;
-                for index in k..total {
+                for index in (k..total).filter(|i| !deferred.contains(i)) {
                     if let Some(handle) = self.spawn_column_read(layout, index, first, count) {
                         handles.push(handle.abort_handle());
                         pending.push(handle);
@@ -240,7 +248,20 @@ impl Engine {
             }
             tokio::select! {
                 next = pending.next() => {
-                    let Some(joined) = next else { break };
+                    let Some(joined) = next else {
+                        if !parity_started || deferred.is_empty() {
+                            if !parity_started { need_parity = true; continue; }
+                            break;
+                        }
+                        // Last resort: the nodes marked down may answer after all.
+                        for index in std::mem::take(&mut deferred) {
+                            if let Some(handle) = self.spawn_column_read(layout, index, first, count) {
+                                handles.push(handle.abort_handle());
+                                pending.push(handle);
+                            }
+                        }
+                        continue;
+                    };
                     let Ok((index, column)) = joined else { continue };
                     let column = column.map(|frames| {
                         frames

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use futures::stream::{FuturesUnordered, StreamExt};
 use md5::{Digest, Md5};
 use metadata::model::{DataLayout, IntentRecord, ShardedLayout};
 use storage::format::{BackReference, CodecId, FrameChecksum, ShardHeader};
@@ -58,6 +58,15 @@ impl Engine {
             return Err(EngineError::EntityTooLarge);
         }
         if length <= self.config.inline_threshold as u64 {
+            // Inline data is durable in metadata alone, but a store that cannot reach its write
+            // quorum refuses every write alike (clients see one consistent rule).
+            if !self.ready() {
+                return Err(EngineError::Unavailable(format!(
+                    "{} nodes up, write quorum {}",
+                    self.cluster.up_count(),
+                    self.config.write_quorum
+                )));
+            }
             let mut data = Vec::with_capacity(length as usize);
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(EngineError::Body)?;
@@ -96,7 +105,7 @@ impl Engine {
         let geometry = &self.config.geometry;
         let total = geometry.total_shards();
         let group = ShardGroupId::new_v7();
-        let nodes = self.choose_nodes(&group.0, total)?;
+        let (nodes, down) = self.choose_nodes(&group.0, total)?;
         let layout = ShardedLayout {
             group: group.0,
             data_shards: geometry.data_shards as u8,
@@ -136,65 +145,54 @@ impl Engine {
                 group,
                 index: index as u8,
             };
+            if down.contains(&index) {
+                // A node known to be down gets no writer: its shard is missing from the start.
+                senders.push(None);
+                tasks.push(None);
+                continue;
+            }
             let (tx, rx) = mpsc::channel(4);
             senders.push(Some(tx));
             let store = self.cluster.store(node).ok_or_else(|| {
                 EngineError::Internal(format!("placement chose unknown node {node}"))
             })?;
-            tasks.push(tokio::spawn(run_shard_writer(
+            tasks.push(Some(tokio::spawn(run_shard_writer(
                 store,
                 id,
                 header,
                 rx,
                 self.config.shard_timeout,
-            )));
+            ))));
         }
 
         let streamed = self.stream_stripes(body, length, &mut senders).await;
-        let outcome = match streamed {
-            Ok(md5) => match check_md5(expected_md5, &md5) {
-                Ok(()) => {
-                    for tx in senders.iter().flatten() {
-                        // A writer that died already shows up in its task result.
-                        let _ = tx.send(WriterMessage::Commit).await;
-                    }
-                    Ok(md5)
-                }
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        // Dropping the senders without a Commit makes every writer abort.
-        drop(senders);
-
-        let mut missing = Vec::new();
-        for (index, task) in tasks.into_iter().enumerate() {
-            let result = task
-                .await
-                .map_err(|e| EngineError::Internal(format!("shard writer task: {e}")))
-                .and_then(|r| r);
-            if let Err(e) = result {
-                if outcome.is_ok() {
-                    warn!(group = %group.to_hex(), index, error = %e, "shard write failed");
-                }
-                missing.push(index as u8);
-            }
-        }
-        let committed = total - missing.len();
+        let outcome = streamed.and_then(|md5| check_md5(expected_md5, &md5).map(|()| md5));
         let md5 = match outcome {
-            Ok(md5) if committed >= self.config.write_quorum => md5,
-            Ok(_) => {
-                self.abandon_intent(group.0).await;
-                return Err(EngineError::Unavailable(format!(
-                    "{committed} of {total} shards written, quorum {}",
-                    self.config.write_quorum
-                )));
-            }
+            Ok(md5) => md5,
             Err(e) => {
+                // Dropping the senders without a Commit makes every writer abort by itself.
+                drop(senders);
                 self.abandon_intent(group.0).await;
                 return Err(e);
             }
         };
+        for slot in &mut senders {
+            if let Some(tx) = slot.take() {
+                // A writer stuck on a full channel must not hold up the others' commits.
+                tokio::spawn(async move {
+                    let _ = tx.send(WriterMessage::Commit).await;
+                });
+            }
+        }
+        let missing = self.await_commits(group, tasks).await;
+        let committed = total - missing.len();
+        if committed < self.config.write_quorum {
+            self.abandon_intent(group.0).await;
+            return Err(EngineError::Unavailable(format!(
+                "{committed} of {total} shards written, quorum {}",
+                self.config.write_quorum
+            )));
+        }
         if !missing.is_empty() {
             debug!(group = %group.to_hex(), ?missing, "written below full redundancy");
         }
@@ -208,10 +206,68 @@ impl Engine {
         })
     }
 
+    /// Waits for the writers' commits. Once the write quorum has committed, stragglers get
+    /// `hedge_after` more; a writer still busy then (a hung node) is counted missing and left to
+    /// finish or time out on its own, so a slow node does not slow every write. Returns the
+    /// indexes of the shards that are not durably written.
+    async fn await_commits(
+        &self,
+        group: ShardGroupId,
+        tasks: Vec<Option<tokio::task::JoinHandle<Result<(), EngineError>>>>,
+    ) -> Vec<u8> {
+        let mut done = vec![false; tasks.len()];
+        let mut missing: Vec<u8> = Vec::new();
+        let mut pending = FuturesUnordered::new();
+        for (index, task) in tasks.into_iter().enumerate() {
+            match task {
+                Some(task) => pending.push(async move { (index, task.await) }),
+                None => {
+                    done[index] = true;
+                    missing.push(index as u8);
+                }
+            }
+        }
+        let mut committed = 0usize;
+        let grace = tokio::time::sleep(self.config.shard_timeout);
+        tokio::pin!(grace);
+        let mut grace_armed = false;
+        loop {
+            tokio::select! {
+                next = pending.next() => {
+                    let Some((index, joined)) = next else { break };
+                    done[index] = true;
+                    let result = joined
+                        .map_err(|e| EngineError::Internal(format!("shard writer task: {e}")))
+                        .and_then(|r| r);
+                    match result {
+                        Ok(()) => committed += 1,
+                        Err(e) => {
+                            warn!(group = %group.to_hex(), index, error = %e, "shard write failed");
+                            missing.push(index as u8);
+                        }
+                    }
+                    if committed >= self.config.write_quorum && !grace_armed && !pending.is_empty() {
+                        grace.as_mut().reset(tokio::time::Instant::now() + self.config.hedge_after);
+                        grace_armed = true;
+                    }
+                }
+                () = &mut grace, if grace_armed => break,
+            }
+        }
+        for (index, finished) in done.iter().enumerate() {
+            if !finished {
+                warn!(group = %group.to_hex(), index, "shard write still pending after quorum: counted missing");
+                missing.push(index as u8);
+            }
+        }
+        missing.sort_unstable();
+        missing
+    }
+
     /// Places a group: nodes that are up first (rendezvous order); when fewer than k+m are up
     /// but at least the write quorum, the remaining shards go to down nodes and will simply be
     /// recorded missing (repair rebuilds them). Below the write quorum: Unavailable, nothing written.
-    fn choose_nodes(&self, group: &[u8; 16], total: usize) -> Result<Vec<u32>, EngineError> {
+    fn choose_nodes(&self, group: &[u8; 16], total: usize) -> Result<(Vec<u32>, Vec<usize>), EngineError> {
         let up = self.cluster.up_candidates();
         if up.len() < self.config.write_quorum {
             return Err(EngineError::Unavailable(format!(
@@ -235,7 +291,8 @@ impl Engine {
             })?;
             nodes.extend(rest);
         }
-        Ok(nodes)
+        let down = (from_up..nodes.len()).collect();
+        Ok((nodes, down))
     }
 
     /// Cuts the body into stripes, encodes them and feeds the writers. Returns the MD5 of the
@@ -306,22 +363,34 @@ impl Engine {
             .map_err(|e| EngineError::Internal(format!("md5 task: {e}")))
     }
 
-    /// Sends shard `i` of one stripe to writer `i`; a writer that is gone is dropped, and the
-    /// write fails once fewer than the write quorum remain.
+    /// Sends shard `i` of one stripe to writer `i`. A writer whose channel stays full for longer
+    /// than the straggler budget (a hung or very slow node) is dropped while enough others remain,
+    /// so one bad node does not stall the stream; below the write quorum the write fails.
     async fn send_shards(
         &self,
         shards: Vec<Vec<u8>>,
         senders: &mut [Option<mpsc::Sender<WriterMessage>>],
     ) -> Result<(), EngineError> {
-        for (slot, shard) in senders.iter_mut().zip(shards) {
-            if let Some(tx) = slot {
-                if tx
-                    .send(WriterMessage::Frame(Bytes::from(shard)))
-                    .await
-                    .is_err()
-                {
-                    *slot = None;
+        let budget = (self.config.hedge_after * 4).max(std::time::Duration::from_secs(1));
+        for (index, shard) in shards.into_iter().enumerate() {
+            let alive = senders.iter().filter(|s| s.is_some()).count();
+            let Some(slot) = senders.get_mut(index) else { break };
+            let Some(tx) = slot else { continue };
+            let message = WriterMessage::Frame(Bytes::from(shard));
+            let sent = if alive > self.config.write_quorum {
+                match tx.send_timeout(message, budget).await {
+                    Ok(()) => true,
+                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                        warn!(index, "shard writer is not keeping up: dropped");
+                        false
+                    }
+                    Err(mpsc::error::SendTimeoutError::Closed(_)) => false,
                 }
+            } else {
+                tx.send(message).await.is_ok()
+            };
+            if !sent {
+                *slot = None;
             }
         }
         let alive = senders.iter().filter(|s| s.is_some()).count();
