@@ -283,6 +283,30 @@ pub fn frame_offset(header_len: u64, geometry: &Geometry, part_len: u64, stripe:
     header_len.saturating_add(stripe.saturating_mul(full_frame))
 }
 
+/// Checks that a writer's next frame (`stripe`, `len` bytes) fits the shard: within its stripe
+/// count and exactly the shard length of that stripe. One rule for every `ShardWriter`.
+pub fn check_next_frame(
+    id: ShardId,
+    geometry: &Geometry,
+    part_len: u64,
+    stripe: u64,
+    len: usize,
+) -> Result<(), StorageError> {
+    let stripe_count = geometry.stripe_count(part_len);
+    if stripe >= stripe_count {
+        return Err(StorageError::InvalidArgument(format!(
+            "shard {id} already has its {stripe_count} frames"
+        )));
+    }
+    let expected = geometry.shard_len(part_len, stripe);
+    if len != expected {
+        return Err(StorageError::InvalidArgument(format!(
+            "frame {stripe} of shard {id} must be {expected} bytes, got {len}"
+        )));
+    }
+    Ok(())
+}
+
 /// Length of the frame of `stripe` (checksum + shard bytes); 0 past the last stripe.
 pub fn frame_len(geometry: &Geometry, part_len: u64, stripe: u64) -> u64 {
     if stripe >= geometry.stripe_count(part_len) {

@@ -572,21 +572,13 @@ impl HttpShardWriter {
 #[async_trait]
 impl ShardWriter for HttpShardWriter {
     async fn write_frame(&mut self, shard_bytes: Bytes) -> Result<(), StorageError> {
-        if self.next_stripe >= self.stripe_count {
-            return Err(StorageError::InvalidArgument(format!(
-                "shard {} already has its {} frames",
-                self.id, self.stripe_count
-            )));
-        }
-        let expected = self.geometry.shard_len(self.part_length, self.next_stripe);
-        if shard_bytes.len() != expected {
-            return Err(StorageError::InvalidArgument(format!(
-                "frame {} of shard {} must be {expected} bytes, got {}",
-                self.next_stripe,
-                self.id,
-                shard_bytes.len()
-            )));
-        }
+        format::check_next_frame(
+            self.id,
+            &self.geometry,
+            self.part_length,
+            self.next_stripe,
+            shard_bytes.len(),
+        )?;
         let checksum = Bytes::copy_from_slice(&format::frame_checksum(&shard_bytes).to_be_bytes());
         self.push(checksum).await?;
         self.push(shard_bytes).await?;

@@ -407,21 +407,13 @@ impl LocalShardWriter {
 #[async_trait]
 impl ShardWriter for LocalShardWriter {
     async fn write_frame(&mut self, shard_bytes: Bytes) -> Result<(), StorageError> {
-        if self.next_stripe >= self.stripe_count {
-            return Err(StorageError::InvalidArgument(format!(
-                "shard {} already has its {} frames",
-                self.id, self.stripe_count
-            )));
-        }
-        let expected = self.geometry.shard_len(self.part_length, self.next_stripe);
-        if shard_bytes.len() != expected {
-            return Err(StorageError::InvalidArgument(format!(
-                "frame {} of shard {} must be {expected} bytes, got {}",
-                self.next_stripe,
-                self.id,
-                shard_bytes.len()
-            )));
-        }
+        format::check_next_frame(
+            self.id,
+            &self.geometry,
+            self.part_length,
+            self.next_stripe,
+            shard_bytes.len(),
+        )?;
         let mut file = self.take_file()?;
         let file = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
             let checksum = format::frame_checksum(&shard_bytes);

@@ -267,7 +267,11 @@ impl Engine {
     /// Places a group: nodes that are up first (rendezvous order); when fewer than k+m are up
     /// but at least the write quorum, the remaining shards go to down nodes and will simply be
     /// recorded missing (repair rebuilds them). Below the write quorum: Unavailable, nothing written.
-    fn choose_nodes(&self, group: &[u8; 16], total: usize) -> Result<(Vec<u32>, Vec<usize>), EngineError> {
+    fn choose_nodes(
+        &self,
+        group: &[u8; 16],
+        total: usize,
+    ) -> Result<(Vec<u32>, Vec<usize>), EngineError> {
         let up = self.cluster.up_candidates();
         if up.len() < self.config.write_quorum {
             return Err(EngineError::Unavailable(format!(
@@ -374,7 +378,9 @@ impl Engine {
         let budget = (self.config.hedge_after * 4).max(std::time::Duration::from_secs(1));
         for (index, shard) in shards.into_iter().enumerate() {
             let alive = senders.iter().filter(|s| s.is_some()).count();
-            let Some(slot) = senders.get_mut(index) else { break };
+            let Some(slot) = senders.get_mut(index) else {
+                break;
+            };
             let Some(tx) = slot else { continue };
             let message = WriterMessage::Frame(Bytes::from(shard));
             let sent = if alive > self.config.write_quorum {
