@@ -139,6 +139,17 @@ fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
         )
         .fallback(handle_s3)
         .with_state(service)
+        .layer(axum::middleware::map_response(ensure_request_id))
+}
+
+/// Health and admin answers carry a request id too, like every S3 response.
+async fn ensure_request_id(mut response: axum::response::Response) -> axum::response::Response {
+    if !response.headers().contains_key("x-amz-request-id") {
+        if let Ok(id) = http::HeaderValue::from_str(&crate::s3::service::new_request_id()) {
+            response.headers_mut().insert("x-amz-request-id", id);
+        }
+    }
+    response
 }
 
 fn print_banner(config: &ServerConfig, credentials: &Credentials, local: std::net::SocketAddr) {

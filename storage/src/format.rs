@@ -153,6 +153,19 @@ impl ShardHeader {
         self.back_reference.validate()
     }
 
+    /// What every `ShardStore::create` checks first: the header describes shard `id` and is
+    /// valid. Returns its geometry.
+    pub fn check_for(&self, id: ShardId) -> Result<Geometry, StorageError> {
+        if self.shard_id() != id {
+            return Err(StorageError::InvalidArgument(format!(
+                "header describes shard {}, not {id}",
+                self.shard_id()
+            )));
+        }
+        self.validate()?;
+        self.geometry()
+    }
+
     /// Serialises the header. Call [`ShardHeader::validate`] first: an out-of-bounds
     /// back-reference is encoded in a form that `decode` rejects (never a panic).
     pub fn encode(&self) -> Vec<u8> {

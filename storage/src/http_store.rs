@@ -320,14 +320,7 @@ impl ShardStore for HttpShardStore {
         id: ShardId,
         header: ShardHeader,
     ) -> Result<Box<dyn ShardWriter>, StorageError> {
-        if header.shard_id() != id {
-            return Err(StorageError::InvalidArgument(format!(
-                "header describes shard {}, not {id}",
-                header.shard_id()
-            )));
-        }
-        header.validate()?;
-        let geometry = header.geometry()?;
+        let geometry = header.check_for(id)?;
         let encoded = Bytes::from(header.encode());
         let file_len = format::file_len(encoded.len() as u64, &geometry, header.part_length);
         let inner = &self.inner;

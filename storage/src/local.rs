@@ -96,14 +96,7 @@ impl ShardStore for LocalShardStore {
         id: ShardId,
         header: ShardHeader,
     ) -> Result<Box<dyn ShardWriter>, StorageError> {
-        if header.shard_id() != id {
-            return Err(StorageError::InvalidArgument(format!(
-                "header describes shard {}, not {id}",
-                header.shard_id()
-            )));
-        }
-        header.validate()?;
-        let geometry = header.geometry()?;
+        let geometry = header.check_for(id)?;
         let stripe_count = geometry.stripe_count(header.part_length);
         let tmp_path = self.tmp_dir().join(format!(
             "{}.{}.tmp",

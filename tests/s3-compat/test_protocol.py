@@ -95,3 +95,4 @@ def test_request_id_on_every_response(endpoint, stored):
 def test_health_endpoints(endpoint, path):
     res = support.raw_request(endpoint, "GET", path)
     assert res.status == 200
+    assert res.headers.get("x-amz-request-id"), res.headers

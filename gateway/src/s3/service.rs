@@ -24,7 +24,7 @@ pub struct S3Service {
 }
 
 /// A fresh request id: 16 upper-case hex characters, like S3's.
-fn new_request_id() -> String {
+pub fn new_request_id() -> String {
     hex::encode_upper(rand::random::<[u8; 8]>())
 }
 
