@@ -3,7 +3,6 @@
 //! --user KEY:SECRET` works, and answers are JSON.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -11,8 +10,7 @@ use http::{Request, Response, StatusCode};
 use serde::Serialize;
 
 use crate::engine::cluster::NodeStatus;
-use crate::s3::auth::authenticate;
-use crate::s3::service::S3Service;
+use crate::s3::service::{new_request_id, S3Service};
 
 #[derive(Serialize)]
 struct ClusterStatus {
@@ -39,15 +37,8 @@ pub async fn handle_cluster_status(
     request: Request<Body>,
 ) -> Response<Body> {
     let (parts, _) = request.into_parts();
-    if let Err(error) = authenticate(
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &service.keyring,
-        &service.auth,
-        SystemTime::now(),
-    ) {
-        return error.to_response("admin", false);
+    if let Err(error) = service.authenticate(&parts) {
+        return error.to_response(&new_request_id(), false);
     }
     let engine = &service.engine;
     let config = engine.config();

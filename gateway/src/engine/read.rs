@@ -249,8 +249,11 @@ impl Engine {
             tokio::select! {
                 next = pending.next() => {
                     let Some(joined) = next else {
-                        if !parity_started || deferred.is_empty() {
-                            if !parity_started { need_parity = true; continue; }
+                        if !parity_started {
+                            need_parity = true;
+                            continue;
+                        }
+                        if deferred.is_empty() {
                             break;
                         }
                         // Last resort: the nodes marked down may answer after all.

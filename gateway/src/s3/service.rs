@@ -10,7 +10,7 @@ use axum::extract::State;
 use http::{HeaderValue, Method, Request, Response};
 use tracing::{info, Instrument};
 
-use super::auth::{authenticate, AuthConfig, Keyring};
+use super::auth::{authenticate, AuthConfig, AuthContext, Keyring};
 use super::endpoint::{parse_endpoint, Endpoint, Query};
 use super::error::{S3Error, S3ErrorCode};
 use super::handlers::{bucket, list, multipart, object, S3Request, S3Result};
@@ -21,6 +21,20 @@ pub struct S3Service {
     pub engine: Arc<Engine>,
     pub keyring: Keyring,
     pub auth: AuthConfig,
+}
+
+impl S3Service {
+    /// Authenticates a request against this service's keys (S3 and admin routes alike).
+    pub fn authenticate(&self, parts: &http::request::Parts) -> Result<AuthContext, S3Error> {
+        authenticate(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &self.keyring,
+            &self.auth,
+            SystemTime::now(),
+        )
+    }
 }
 
 /// A fresh request id: 16 upper-case hex characters, like S3's.
@@ -63,14 +77,7 @@ pub async fn handle_s3(
 
 async fn dispatch(service: Arc<S3Service>, request: Request<Body>) -> S3Result {
     let (parts, body) = request.into_parts();
-    let auth = authenticate(
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &service.keyring,
-        &service.auth,
-        SystemTime::now(),
-    )?;
+    let auth = service.authenticate(&parts)?;
     let query = Query::parse(parts.uri.query());
     let copy = parts.headers.contains_key("x-amz-copy-source");
     let endpoint = parse_endpoint(&parts.method, parts.uri.path(), &query, copy)?;
