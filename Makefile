@@ -14,7 +14,7 @@ export STRATA_VENV ?= $(CURDIR)/.venv
 # System packages: libclang for bindgen (rocksdb), a C++ compiler, python venv support, curl.
 deps:
 	@missing=""; \
-	ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing="$$missing libclang-dev clang"; \
+	ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || missing="$$missing libclang-dev clang"; \
 	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
 	command -v make >/dev/null 2>&1 || missing="$$missing make"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
