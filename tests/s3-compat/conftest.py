@@ -25,6 +25,15 @@ import pytest
 
 import support
 import cluster_support  # noqa: F401  (S3COMPAT_CLUSTER=1: the shared server is a 6-node cluster)
+# HTTPS fixtures: tls_server (endpoint + CA bundle), tls_make_client (boto3), tls_aws (aws-cli).
+from tls_support import (  # noqa: F401
+    tls_aws,
+    tls_ca_bundle,
+    tls_certificates,
+    tls_endpoint,
+    tls_make_client,
+    tls_server,
+)
 
 TARGET = support.TARGET
 STRATA_BIN = os.environ.get("STRATA_BIN") or str(Path.home() / ".cache/strata/target/release/strata")
