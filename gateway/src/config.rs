@@ -46,6 +46,9 @@ pub struct ServerArgs {
     /// Reject signatures scoped to any other region than --region.
     #[arg(long, env = "STRATA_STRICT_REGION")]
     pub strict_region: bool,
+    /// Domain for virtual-hosted-style requests (`bucket.DOMAIN`); repeat for several.
+    #[arg(long = "domain", env = "STRATA_DOMAINS", value_delimiter = ',')]
+    pub domains: Vec<String>,
 }
 
 /// The TOML file's shape (every field optional).
@@ -63,6 +66,9 @@ struct FileConfig {
     fsync: Option<bool>,
     region: Option<String>,
     strict_region: Option<bool>,
+    /// Virtual-hosted-style domain (`bucket.domain`); `domains` lists several.
+    domain: Option<String>,
+    domains: Option<Vec<String>>,
     gc_delay_secs: Option<u64>,
     shard_timeout_secs: Option<u64>,
     hedge_after_ms: Option<u64>,
@@ -111,6 +117,8 @@ pub struct ServerConfig {
     pub fsync: bool,
     pub region: String,
     pub strict_region: bool,
+    /// Domains under which `{bucket}.{domain}` addresses a bucket (virtual-hosted style).
+    pub domains: Vec<String>,
     pub gc_delay: Duration,
     pub shard_timeout: Duration,
     pub hedge_after: Duration,
@@ -311,7 +319,18 @@ impl ServerConfig {
         {
             return Err(invalid("region", "letters, digits and '-' only"));
         }
+        let domains = if args.domains.is_empty() {
+            file.domains
+                .unwrap_or_default()
+                .into_iter()
+                .chain(file.domain)
+                .collect()
+        } else {
+            args.domains.clone()
+        };
+        let domains = validate_domains(domains)?;
         Ok(ServerConfig {
+            domains,
             listen: args
                 .listen
                 .or(file.listen)
@@ -333,6 +352,30 @@ impl ServerConfig {
             cluster: None,
         })
     }
+}
+
+/// Lower-cases and checks virtual-host domains (DNS names: letters, digits, `-`, `.`).
+fn validate_domains(domains: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    domains
+        .into_iter()
+        .map(|d| d.trim().trim_matches('.').to_ascii_lowercase())
+        .map(|d| {
+            let valid = !d.is_empty()
+                && d.len() <= 253
+                && d.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if valid {
+                Ok(d)
+            } else {
+                Err(invalid("domains", format!("{d:?} is not a DNS name")))
+            }
+        })
+        .collect()
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -406,5 +449,32 @@ mod tests {
             ServerConfig::load(&args),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn virtual_host_domains_from_file_or_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.toml");
+        std::fs::write(&path, "domain = \"S3.Localhost.\"\n").unwrap();
+        let mut args = ServerArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ServerConfig::load(&args).unwrap().domains,
+            vec!["s3.localhost"]
+        );
+        args.domains = vec!["a.example".into(), "b.example".into()];
+        assert_eq!(
+            ServerConfig::load(&args).unwrap().domains,
+            vec!["a.example", "b.example"]
+        );
+        args.domains = vec!["bad_domain".into()];
+        let err = ServerConfig::load(&args).unwrap_err().to_string();
+        assert!(err.contains("domains"), "{err}");
+        assert!(ServerConfig::load(&ServerArgs::default())
+            .unwrap()
+            .domains
+            .is_empty());
     }
 }

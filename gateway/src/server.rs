@@ -66,6 +66,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             max_skew: std::time::Duration::from_secs(15 * 60),
             max_presign_expiry: std::time::Duration::from_secs(7 * 24 * 3600),
         },
+        domains: config.domains.clone(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
