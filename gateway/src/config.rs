@@ -55,6 +55,9 @@ pub struct ServerArgs {
     /// Serve HTTPS on this second address and keep `listen` plain HTTP.
     #[arg(long, env = "STRATA_TLS_LISTEN")]
     pub tls_listen: Option<SocketAddr>,
+    /// Domain for virtual-hosted-style requests (`bucket.DOMAIN`); repeat for several.
+    #[arg(long = "domain", env = "STRATA_DOMAINS", value_delimiter = ',')]
+    pub domains: Vec<String>,
 }
 
 /// The TOML file's shape (every field optional).
@@ -72,6 +75,9 @@ struct FileConfig {
     fsync: Option<bool>,
     region: Option<String>,
     strict_region: Option<bool>,
+    /// Virtual-hosted-style domain (`bucket.domain`); `domains` lists several.
+    domain: Option<String>,
+    domains: Option<Vec<String>>,
     gc_delay_secs: Option<u64>,
     shard_timeout_secs: Option<u64>,
     hedge_after_ms: Option<u64>,
@@ -138,6 +144,8 @@ pub struct ServerConfig {
     pub fsync: bool,
     pub region: String,
     pub strict_region: bool,
+    /// Domains under which `{bucket}.{domain}` addresses a bucket (virtual-hosted style).
+    pub domains: Vec<String>,
     pub gc_delay: Duration,
     pub shard_timeout: Duration,
     pub hedge_after: Duration,
@@ -343,9 +351,20 @@ impl ServerConfig {
         {
             return Err(invalid("region", "letters, digits and '-' only"));
         }
+        let domains = if args.domains.is_empty() {
+            file.domains
+                .unwrap_or_default()
+                .into_iter()
+                .chain(file.domain)
+                .collect()
+        } else {
+            args.domains.clone()
+        };
+        let domains = validate_domains(domains)?;
         Ok(ServerConfig {
             listen,
             tls,
+            domains,
             data,
             geometry,
             shard_dirs,
@@ -399,6 +418,28 @@ fn tls_config(
         listen: tls_listen,
         handshake_timeout: Duration::from_millis(timeout_ms),
     }))
+/// Lower-cases and checks virtual-host domains (DNS names: letters, digits, `-`, `.`).
+fn validate_domains(domains: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    domains
+        .into_iter()
+        .map(|d| d.trim().trim_matches('.').to_ascii_lowercase())
+        .map(|d| {
+            let valid = !d.is_empty()
+                && d.len() <= 253
+                && d.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if valid {
+                Ok(d)
+            } else {
+                Err(invalid("domains", format!("{d:?} is not a DNS name")))
+            }
+        })
+        .collect()
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -505,5 +546,32 @@ mod tests {
             ServerConfig::load(&args),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn virtual_host_domains_from_file_or_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.toml");
+        std::fs::write(&path, "domain = \"S3.Localhost.\"\n").unwrap();
+        let mut args = ServerArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ServerConfig::load(&args).unwrap().domains,
+            vec!["s3.localhost"]
+        );
+        args.domains = vec!["a.example".into(), "b.example".into()];
+        assert_eq!(
+            ServerConfig::load(&args).unwrap().domains,
+            vec!["a.example", "b.example"]
+        );
+        args.domains = vec!["bad_domain".into()];
+        let err = ServerConfig::load(&args).unwrap_err().to_string();
+        assert!(err.contains("domains"), "{err}");
+        assert!(ServerConfig::load(&ServerArgs::default())
+            .unwrap()
+            .domains
+            .is_empty());
     }
 }

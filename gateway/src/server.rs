@@ -73,6 +73,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             max_skew: std::time::Duration::from_secs(15 * 60),
             max_presign_expiry: std::time::Duration::from_secs(7 * 24 * 3600),
         },
+        domains: config.domains.clone(),
     });
     let listeners = bind_listeners(&config, tls_server).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

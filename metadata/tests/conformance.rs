@@ -19,6 +19,7 @@ conformance!(
     multipart_abort_and_races_with_removal,
     intents_and_gc_queue,
     system_values_and_sequence,
+    stored_header_changes_in_place,
 );
 
 fn bucket_lifecycle(catalog: &Catalog) {
@@ -613,4 +614,49 @@ fn new_over_an_existing_store_resumes_the_sequence() {
     let last = (0..10).fold(0, |_, _| first.next_seq().unwrap());
     let second = Catalog::new(kv).unwrap();
     assert!(second.next_seq().unwrap() > last);
+}
+
+fn stored_header_changes_in_place(catalog: &Catalog) {
+    let bid = catalog
+        .create_bucket("hdr", "alice", "us-east-1", 1)
+        .unwrap()
+        .id;
+    assert_eq!(
+        catalog
+            .set_version_header(&bid, "missing", "x-tags", Some("a=1".into()))
+            .unwrap(),
+        None
+    );
+    put(catalog, &bid, "k");
+    let before = catalog.get_object(&bid, "k").unwrap().unwrap();
+    let after = catalog
+        .set_version_header(&bid, "k", "x-tags", Some("a=1".into()))
+        .unwrap()
+        .unwrap();
+    let again = catalog
+        .set_version_header(&bid, "k", "x-tags", Some("b=2".into()))
+        .unwrap()
+        .unwrap();
+    let read = catalog.get_object(&bid, "k").unwrap().unwrap();
+    assert_eq!(read, again);
+    assert_eq!(
+        (read.seq, &read.etag, read.mtime_ms),
+        (before.seq, &before.etag, before.mtime_ms),
+        "same version, not a new one"
+    );
+    let tags: Vec<_> = read.headers.iter().filter(|(n, _)| n == "x-tags").collect();
+    assert_eq!(tags, vec![&("x-tags".to_string(), "b=2".to_string())]);
+    assert_ne!(after, again);
+    let cleared = catalog
+        .set_version_header(&bid, "k", "x-tags", None)
+        .unwrap()
+        .unwrap();
+    assert!(cleared.headers.iter().all(|(n, _)| n != "x-tags"));
+    assert_eq!(catalog.get_object(&bid, "k").unwrap().unwrap(), cleared);
+    catalog.delete_object(&bid, "k", 0, 0).unwrap();
+    catalog.delete_bucket("hdr").unwrap();
+    assert_eq!(
+        catalog.set_version_header(&bid, "k", "x-tags", None),
+        Err(MetaError::NoSuchBucket)
+    );
 }

@@ -174,6 +174,11 @@ impl Engine {
     ) -> Result<PutOutcome, EngineError> {
         let bucket_record = self.bucket(bucket).await?;
         let upload = self.get_upload(bucket, key, upload_id).await?;
+        if condition != WriteCondition::None {
+            // Fail fast (404 for If-Match on a missing key); the commit re-checks atomically.
+            self.check_condition(&bucket_record, key, &condition)
+                .await?;
+        }
         let listed = upload.clone();
         let attempts = self.meta(move |c| c.list_parts(&listed)).await?;
         let mut chosen: Vec<PartRecord> = Vec::with_capacity(requested.len());

@@ -126,6 +126,7 @@ impl Engine {
         let bucket_id = bucket.id;
         let key_owned = key.to_string();
         let record = version.clone();
+        let condition_kind = condition.clone();
         let gc_delay = self.config.gc_delay.as_millis() as u64;
         let result = self
             .meta(move |c| {
@@ -148,12 +149,37 @@ impl Engine {
                 if let Some(group) = intent {
                     self.abandon_intent(group).await;
                 }
-                Err(e)
+                Err(self
+                    .classify_commit_failure(bucket, key, &condition_kind, e)
+                    .await)
             }
         }
     }
 
-    async fn check_condition(
+    /// S3 answers a conditional write whose object changed under it in two ways: 412 when the
+    /// condition is now false (a racing `If-None-Match: *` writer finished first), and 409
+    /// ConditionalRequestConflict when the object an `If-Match` write was checked against was
+    /// deleted before the write could commit ("a conflicting operation occurred during the
+    /// upload"; the client should retry from the start).
+    async fn classify_commit_failure(
+        &self,
+        bucket: &BucketRecord,
+        key: &str,
+        condition: &WriteCondition,
+        error: EngineError,
+    ) -> EngineError {
+        if !matches!(error, EngineError::PreconditionFailed)
+            || !matches!(condition, WriteCondition::IfMatch(_))
+        {
+            return error;
+        }
+        match self.get_version(bucket, key).await {
+            Ok(None) => EngineError::ConditionalConflict,
+            _ => error,
+        }
+    }
+
+    pub(super) async fn check_condition(
         &self,
         bucket: &BucketRecord,
         key: &str,
@@ -205,6 +231,24 @@ impl Engine {
             range,
             body,
         })
+    }
+
+    /// Sets (or with `None` removes) one stored header of the live version in place, without
+    /// a new version: same ETag and mtime (object tagging). `NoSuchKey` if there is none.
+    pub async fn set_stored_header(
+        &self,
+        bucket: &str,
+        key: &str,
+        name: &str,
+        value: Option<String>,
+    ) -> Result<VersionRecord, EngineError> {
+        let bucket = self.bucket(bucket).await?;
+        let key = key.to_string();
+        let name = name.to_string();
+        self.meta(move |c| c.set_version_header(&bucket.id, &key, &name, value))
+            .await?
+            .filter(|v| !v.delete_marker)
+            .ok_or(EngineError::NoSuchKey)
     }
 
     /// Deletes an object; deleting a missing key succeeds (S3 semantics).

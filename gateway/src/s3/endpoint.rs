@@ -1,6 +1,8 @@
 //! Request routing: (method, path, query keywords) → one [`Endpoint`].
 //!
-//! Path-style addressing only: `/{bucket}` and `/{bucket}/{key}`; the key is the rest of the path,
+//! Path style `/{bucket}` and `/{bucket}/{key}`; a virtual-hosted request
+//! (`{bucket}.{domain}`, see [`virtual_host_bucket`]) is turned into that form first by the
+//! service. The key is the rest of the path,
 //! percent-decoded once (S3 clients encode every byte outside the unreserved set, and `+` in a
 //! path is a literal plus). Sub-resources are recognised by query keyword, as S3 does, so
 //! `?uploads`, `?uploadId=…`, `?location`, `?delete` pick the operation. Anything recognised but
@@ -41,6 +43,19 @@ pub enum Endpoint {
     ListMultipartUploads {
         bucket: String,
     },
+    ListObjectVersions {
+        bucket: String,
+    },
+    GetBucketAcl {
+        bucket: String,
+    },
+    PutBucketAcl {
+        bucket: String,
+    },
+    /// Browser-based upload: `POST /{bucket}` with a multipart/form-data body.
+    PostObject {
+        bucket: String,
+    },
     DeleteObjects {
         bucket: String,
     },
@@ -64,11 +79,41 @@ pub enum Endpoint {
         bucket: String,
         key: String,
     },
+    GetObjectTagging {
+        bucket: String,
+        key: String,
+    },
+    PutObjectTagging {
+        bucket: String,
+        key: String,
+    },
+    DeleteObjectTagging {
+        bucket: String,
+        key: String,
+    },
+    GetObjectAcl {
+        bucket: String,
+        key: String,
+    },
+    PutObjectAcl {
+        bucket: String,
+        key: String,
+    },
+    GetObjectAttributes {
+        bucket: String,
+        key: String,
+    },
     CreateMultipartUpload {
         bucket: String,
         key: String,
     },
     UploadPart {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        part_number: u32,
+    },
+    UploadPartCopy {
         bucket: String,
         key: String,
         upload_id: String,
@@ -133,7 +178,6 @@ fn decode_query_component(s: &str) -> String {
 
 /// Bucket-level sub-resources that exist in S3 but not (yet) here.
 const BUCKET_SUBRESOURCES: &[(&str, &str)] = &[
-    ("acl", "BucketAcl"),
     ("cors", "BucketCors"),
     ("encryption", "BucketEncryption"),
     ("lifecycle", "BucketLifecycle"),
@@ -147,7 +191,6 @@ const BUCKET_SUBRESOURCES: &[(&str, &str)] = &[
     ("replication", "BucketReplication"),
     ("requestPayment", "BucketRequestPayment"),
     ("tagging", "BucketTagging"),
-    ("versions", "ListObjectVersions"),
     ("website", "BucketWebsite"),
     ("accelerate", "BucketAccelerateConfiguration"),
     ("analytics", "BucketAnalyticsConfiguration"),
@@ -161,9 +204,6 @@ const BUCKET_SUBRESOURCES: &[(&str, &str)] = &[
 
 /// Object-level sub-resources that exist in S3 but not (yet) here.
 const OBJECT_SUBRESOURCES: &[(&str, &str)] = &[
-    ("acl", "ObjectAcl"),
-    ("tagging", "ObjectTagging"),
-    ("attributes", "GetObjectAttributes"),
     ("legal-hold", "ObjectLegalHold"),
     ("retention", "ObjectRetention"),
     ("restore", "RestoreObject"),
@@ -171,6 +211,23 @@ const OBJECT_SUBRESOURCES: &[(&str, &str)] = &[
     ("torrent", "GetObjectTorrent"),
     ("renameObject", "RenameObject"),
 ];
+
+/// The bucket a virtual-hosted request names: `Host` is `{bucket}.{domain}[:port]` for one of
+/// the configured `domains` (compared case-insensitively). `None` for path-style requests (the
+/// Host is a domain itself, an IP address, or unrelated).
+pub fn virtual_host_bucket(host: Option<&str>, domains: &[String]) -> Option<String> {
+    let host = host?.trim().trim_end_matches('.');
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.to_ascii_lowercase();
+    domains.iter().find_map(|domain| {
+        let domain = domain.trim_matches('.').to_ascii_lowercase();
+        let bucket = name.strip_suffix(&domain)?.strip_suffix('.')?;
+        (!bucket.is_empty()).then(|| bucket.to_string())
+    })
+}
 
 /// Parses the route. `copy_source` tells a PUT with `x-amz-copy-source` from a plain PUT.
 pub fn parse_endpoint(
@@ -230,6 +287,16 @@ fn parse_bucket_endpoint(
     if m == Method::POST && query.has("delete") {
         return Ok(Endpoint::DeleteObjects { bucket });
     }
+    if m == Method::GET && query.has("versions") {
+        return Ok(Endpoint::ListObjectVersions { bucket });
+    }
+    if query.has("acl") {
+        return match m {
+            Method::GET => Ok(Endpoint::GetBucketAcl { bucket }),
+            Method::PUT => Ok(Endpoint::PutBucketAcl { bucket }),
+            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+        };
+    }
     if let Some((_, op)) = BUCKET_SUBRESOURCES.iter().find(|(q, _)| query.has(q)) {
         return Ok(Endpoint::NotImplemented { operation: op });
     }
@@ -246,9 +313,7 @@ fn parse_bucket_endpoint(
             Ok(Endpoint::ListObjectsV2 { bucket })
         }
         Method::GET => Ok(Endpoint::ListObjectsV1 { bucket }),
-        Method::POST => Ok(Endpoint::NotImplemented {
-            operation: "PostObject",
-        }),
+        Method::POST => Ok(Endpoint::PostObject { bucket }),
         _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
     }
 }
@@ -263,6 +328,24 @@ fn parse_object_endpoint(
     if let Some((_, op)) = OBJECT_SUBRESOURCES.iter().find(|(q, _)| query.has(q)) {
         return Ok(Endpoint::NotImplemented { operation: op });
     }
+    if query.has("tagging") {
+        return match *method {
+            Method::GET => Ok(Endpoint::GetObjectTagging { bucket, key }),
+            Method::PUT => Ok(Endpoint::PutObjectTagging { bucket, key }),
+            Method::DELETE => Ok(Endpoint::DeleteObjectTagging { bucket, key }),
+            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+        };
+    }
+    if query.has("acl") {
+        return match *method {
+            Method::GET => Ok(Endpoint::GetObjectAcl { bucket, key }),
+            Method::PUT => Ok(Endpoint::PutObjectAcl { bucket, key }),
+            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+        };
+    }
+    if query.has("attributes") && *method == Method::GET {
+        return Ok(Endpoint::GetObjectAttributes { bucket, key });
+    }
     let upload_id = query.get("uploadId").map(str::to_string);
     match (method.clone(), upload_id) {
         (Method::PUT, Some(upload_id)) => {
@@ -275,8 +358,11 @@ fn parse_object_endpoint(
                     )
                 })?;
             if copy_source {
-                return Ok(Endpoint::NotImplemented {
-                    operation: "UploadPartCopy",
+                return Ok(Endpoint::UploadPartCopy {
+                    bucket,
+                    key,
+                    upload_id,
+                    part_number,
                 });
             }
             Ok(Endpoint::UploadPart {
@@ -350,10 +436,59 @@ mod tests {
         );
         assert_eq!(
             route(Method::GET, "/b/k", "tagging"),
-            Endpoint::NotImplemented {
-                operation: "ObjectTagging"
+            Endpoint::GetObjectTagging {
+                bucket: "b".into(),
+                key: "k".into()
             }
         );
+        assert_eq!(
+            route(Method::GET, "/b", "versions&prefix=a"),
+            Endpoint::ListObjectVersions { bucket: "b".into() }
+        );
+        assert_eq!(
+            route(Method::PUT, "/b", "acl"),
+            Endpoint::PutBucketAcl { bucket: "b".into() }
+        );
+        assert_eq!(
+            route(Method::POST, "/b", ""),
+            Endpoint::PostObject { bucket: "b".into() }
+        );
+        assert_eq!(
+            parse_endpoint(
+                &Method::PUT,
+                "/b/k",
+                &Query::parse(Some("partNumber=2&uploadId=u")),
+                true
+            )
+            .unwrap(),
+            Endpoint::UploadPartCopy {
+                bucket: "b".into(),
+                key: "k".into(),
+                upload_id: "u".into(),
+                part_number: 2
+            }
+        );
+    }
+
+    #[test]
+    fn virtual_hosts_name_their_bucket_under_a_configured_domain() {
+        let domains = vec!["s3.localhost".to_string(), "S3.Example.COM.".to_string()];
+        let bucket = |host: &str| virtual_host_bucket(Some(host), &domains);
+        assert_eq!(
+            bucket("photos.s3.localhost:9000").as_deref(),
+            Some("photos")
+        );
+        assert_eq!(
+            bucket("my.dotted.bucket.s3.localhost").as_deref(),
+            Some("my.dotted.bucket")
+        );
+        assert_eq!(bucket("Logs.s3.example.com").as_deref(), Some("logs"));
+        assert_eq!(bucket("s3.localhost:9000"), None);
+        assert_eq!(bucket("xs3.localhost"), None);
+        assert_eq!(bucket("127.0.0.1:9000"), None);
+        assert_eq!(bucket("[::1]:9000"), None);
+        assert_eq!(virtual_host_bucket(None, &domains), None);
+        assert_eq!(virtual_host_bucket(Some("a.s3.localhost"), &[]), None);
     }
 
     #[test]

@@ -37,6 +37,7 @@ macro_rules! s3_error_codes {
 }
 
 s3_error_codes! {
+    AccessControlListNotSupported => BAD_REQUEST, "The bucket does not allow ACLs.";
     AccessDenied => FORBIDDEN, "Access Denied";
     AuthorizationHeaderMalformed => BAD_REQUEST, "The authorization header is malformed.";
     AuthorizationQueryParametersError => BAD_REQUEST, "Error parsing the X-Amz-Credential parameter.";
@@ -47,6 +48,7 @@ s3_error_codes! {
     ConditionalRequestConflict => CONFLICT, "A conflicting conditional operation is currently in progress against this resource. Please try again.";
     EntityTooLarge => BAD_REQUEST, "Your proposed upload exceeds the maximum allowed object size.";
     EntityTooSmall => BAD_REQUEST, "Your proposed upload is smaller than the minimum allowed object size.";
+    IncorrectNumberOfFilesInPostRequest => BAD_REQUEST, "POST requires exactly one file upload per request.";
     IncompleteBody => BAD_REQUEST, "You did not provide the number of bytes specified by the Content-Length HTTP header.";
     InternalError => INTERNAL_SERVER_ERROR, "We encountered an internal error. Please try again.";
     InvalidAccessKeyId => FORBIDDEN, "The AWS Access Key Id you provided does not exist in our records.";
@@ -54,13 +56,17 @@ s3_error_codes! {
     InvalidBucketName => BAD_REQUEST, "The specified bucket is not valid.";
     InvalidChunkSizeError => FORBIDDEN, "Only the last chunk is allowed to have a size less than 8192 bytes.";
     InvalidDigest => BAD_REQUEST, "The Content-MD5 you specified is not valid.";
+    InvalidPartNumber => RANGE_NOT_SATISFIABLE, "The requested partnumber is not satisfiable.";
+    InvalidPolicyDocument => BAD_REQUEST, "The content of the form does not meet the conditions specified in the policy document.";
     InvalidPart => BAD_REQUEST, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.";
     InvalidPartOrder => BAD_REQUEST, "The list of parts was not in ascending order. The parts list must be specified in order by part number.";
     InvalidRange => RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable.";
     InvalidRequest => BAD_REQUEST, "Invalid Request";
+    InvalidTag => BAD_REQUEST, "The TagValue you have provided is invalid.";
     InvalidStorageClass => BAD_REQUEST, "The storage class you specified is not valid.";
     KeyTooLongError => BAD_REQUEST, "Your key is too long.";
     MalformedTrailerError => BAD_REQUEST, "The request contained trailing data that was not well-formed or did not conform to our published schema.";
+    MalformedPOSTRequest => BAD_REQUEST, "The body of your POST request is not well-formed multipart/form-data.";
     MalformedXML => BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
     MaxMessageLengthExceeded => BAD_REQUEST, "Your request was too big.";
     MetadataTooLarge => BAD_REQUEST, "Your metadata headers exceed the maximum allowed metadata size.";

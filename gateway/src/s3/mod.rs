@@ -11,5 +11,7 @@ pub mod endpoint;
 pub mod error;
 pub mod handlers;
 pub mod headers;
+pub mod post_policy;
 pub mod service;
+pub mod tagging;
 pub mod xml;

@@ -11,9 +11,12 @@ use http::{HeaderValue, Method, Request, Response};
 use tracing::{info, Instrument};
 
 use super::auth::{authenticate, AuthConfig, AuthContext, Keyring};
-use super::endpoint::{parse_endpoint, Endpoint, Query};
+use super::endpoint::{parse_endpoint, virtual_host_bucket, Endpoint, Query};
 use super::error::{S3Error, S3ErrorCode};
-use super::handlers::{bucket, list, multipart, object, S3Request, S3Result};
+use super::handlers::{
+    acl, attributes, bucket, copy, list, multipart, object, post_object, tagging, S3Request,
+    S3Result,
+};
 use crate::engine::Engine;
 
 /// Shared state of the S3 endpoint.
@@ -21,6 +24,8 @@ pub struct S3Service {
     pub engine: Arc<Engine>,
     pub keyring: Keyring,
     pub auth: AuthConfig,
+    /// Domains of virtual-hosted-style addressing (`{bucket}.{domain}`); empty: path style only.
+    pub domains: Vec<String>,
 }
 
 impl S3Service {
@@ -54,7 +59,7 @@ pub async fn handle_s3(
     async move {
         let started = Instant::now();
         let is_head = method == Method::HEAD;
-        let mut response = match dispatch(service, request).await {
+        let mut response = match dispatch(service, request, &request_id).await {
             Ok(response) => response,
             Err(error) => error.to_response(&request_id, is_head),
         };
@@ -75,12 +80,35 @@ pub async fn handle_s3(
     .await
 }
 
-async fn dispatch(service: Arc<S3Service>, request: Request<Body>) -> S3Result {
+/// The path in path style: a virtual-hosted request's bucket (from `Host`) goes in front.
+/// Signatures are still checked against the path as sent.
+fn path_style_path(service: &S3Service, parts: &http::request::Parts) -> String {
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    match virtual_host_bucket(host, &service.domains) {
+        Some(bucket) => format!("/{bucket}{}", parts.uri.path()),
+        None => parts.uri.path().to_string(),
+    }
+}
+
+async fn dispatch(service: Arc<S3Service>, request: Request<Body>, request_id: &str) -> S3Result {
     let (parts, body) = request.into_parts();
-    let auth = service.authenticate(&parts)?;
+    let path = path_style_path(&service, &parts);
     let query = Query::parse(parts.uri.query());
+    if post_object::is_form_upload(&parts.method, &parts.headers) {
+        // Browser uploads carry their signature inside the form (the policy), not in headers.
+        if let Endpoint::PostObject { bucket } =
+            parse_endpoint(&parts.method, &path, &query, false)?
+        {
+            return post_object::handle_post_object(&service, parts, body, &bucket).await;
+        }
+    }
+    let auth = service.authenticate(&parts)?;
     let copy = parts.headers.contains_key("x-amz-copy-source");
-    let endpoint = parse_endpoint(&parts.method, parts.uri.path(), &query, copy)?;
+    let endpoint = parse_endpoint(&parts.method, &path, &query, copy)?;
     let req = S3Request {
         engine: service.engine.clone(),
         method: parts.method,
@@ -88,6 +116,7 @@ async fn dispatch(service: Arc<S3Service>, request: Request<Body>) -> S3Result {
         query,
         auth,
         body,
+        request_id: request_id.to_string(),
     };
     route(req, endpoint).await
 }
@@ -110,7 +139,7 @@ async fn route(req: S3Request, endpoint: Endpoint) -> S3Result {
         }
         E::DeleteObjects { bucket } => object::handle_delete_objects(req, &bucket).await,
         E::PutObject { bucket, key } => object::handle_put_object(req, &bucket, &key).await,
-        E::CopyObject { bucket, key } => object::handle_copy_object(req, &bucket, &key).await,
+        E::CopyObject { bucket, key } => copy::handle_copy_object(req, &bucket, &key).await,
         E::GetObject { bucket, key } => object::handle_get_object(req, &bucket, &key).await,
         E::HeadObject { bucket, key } => object::handle_head_object(req, &bucket, &key).await,
         E::DeleteObject { bucket, key } => object::handle_delete_object(req, &bucket, &key).await,
@@ -138,6 +167,31 @@ async fn route(req: S3Request, endpoint: Endpoint) -> S3Result {
             key,
             upload_id,
         } => multipart::handle_list_parts(req, &bucket, &key, &upload_id).await,
+        E::UploadPartCopy {
+            bucket,
+            key,
+            upload_id,
+            part_number,
+        } => copy::handle_upload_part_copy(req, &bucket, &key, &upload_id, part_number).await,
+        E::ListObjectVersions { bucket } => list::handle_list_object_versions(req, &bucket).await,
+        E::GetBucketAcl { bucket } => acl::handle_get_bucket_acl(req, &bucket).await,
+        E::PutBucketAcl { bucket } => acl::handle_put_bucket_acl(req, &bucket).await,
+        E::GetObjectAcl { bucket, key } => acl::handle_get_object_acl(req, &bucket, &key).await,
+        E::PutObjectAcl { bucket, key } => acl::handle_put_object_acl(req, &bucket, &key).await,
+        E::GetObjectTagging { bucket, key } => {
+            tagging::handle_get_object_tagging(req, &bucket, &key).await
+        }
+        E::PutObjectTagging { bucket, key } => {
+            tagging::handle_put_object_tagging(req, &bucket, &key).await
+        }
+        E::DeleteObjectTagging { bucket, key } => {
+            tagging::handle_delete_object_tagging(req, &bucket, &key).await
+        }
+        E::GetObjectAttributes { bucket, key } => {
+            attributes::handle_get_object_attributes(req, &bucket, &key).await
+        }
+        // A POST to a bucket that is not multipart/form-data.
+        E::PostObject { .. } => Err(S3Error::new(S3ErrorCode::MalformedPOSTRequest)),
         E::NotImplemented { operation } => Err(S3Error::new(S3ErrorCode::NotImplemented)
             .with_message(format!("{operation} is not implemented"))),
     }

@@ -185,6 +185,41 @@ impl Catalog {
         Ok(removed)
     }
 
+    /// Sets (or with `None` removes) the stored header `name` of the live version of `key`
+    /// in place: same seq, ETag and mtime, one batch under the key's stripe lock (object
+    /// tagging changes a version without making a new one). `Ok(None)` if `key` has no live
+    /// version.
+    pub fn set_version_header(
+        &self,
+        bucket: &BucketId,
+        key: &str,
+        name: &str,
+        value: Option<String>,
+    ) -> Result<Option<VersionRecord>, MetaError> {
+        let _guard = self.lock_key(bucket, key);
+        self.require_bucket(bucket)?;
+        let Some(head) = self.get_head(bucket, key)? else {
+            return Ok(None);
+        };
+        let Some(mut version) = self.get_version(bucket, key, head.seq)? else {
+            return Err(MetaError::Corrupt(format!(
+                "head of {key:?} without version row"
+            )));
+        };
+        version.headers.retain(|(n, _)| n != name);
+        if let Some(value) = value {
+            version.headers.push((name.to_string(), value));
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Table::Versions,
+            keys::version_key(bucket, key.as_bytes(), version.seq),
+            model::encode(&version)?,
+        );
+        self.kv().write(batch)?;
+        Ok(Some(version))
+    }
+
     fn get_head(&self, bucket: &BucketId, key: &str) -> Result<Option<ObjectHead>, MetaError> {
         self.get_record(Table::Objects, &keys::object_key(bucket, key.as_bytes()))
     }

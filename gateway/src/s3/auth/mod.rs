@@ -8,6 +8,7 @@
 //! a request carrying two authentication mechanisms is refused; nothing here reads the body.
 
 mod keyring;
+mod post;
 mod presign;
 mod sigv2;
 mod sigv4;
@@ -20,6 +21,7 @@ use http::{HeaderMap, Method, Uri};
 use crate::s3::error::{S3Error, S3ErrorCode};
 
 pub use keyring::{AuthConfig, Keyring};
+pub use post::{verify_post_signature, PostSignature};
 #[cfg(test)]
 pub(crate) use sigv4::derive_signing_key;
 pub(crate) use sigv4::{chunk_signature, trailer_signature};

@@ -71,7 +71,7 @@ const SUB_RESOURCES: &[&str] = &[
 /// Host labels tried as a virtual-hosted bucket name.
 const MAX_HOST_LABELS: usize = 8;
 
-fn hmac_sha1(key: &[u8], data: &[u8]) -> [u8; 20] {
+pub(super) fn hmac_sha1(key: &[u8], data: &[u8]) -> [u8; 20] {
     let mut mac = match Hmac::<Sha1>::new_from_slice(key) {
         Ok(mac) => mac,
         Err(_) => return [0; 20],

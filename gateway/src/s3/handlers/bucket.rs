@@ -50,6 +50,7 @@ pub async fn handle_list_buckets(req: S3Request) -> S3Result {
 
 pub async fn handle_create_bucket(req: S3Request, bucket: &str) -> S3Result {
     validate_bucket_name(bucket)?;
+    super::acl::check_canned_acl(&req.headers)?;
     req.engine
         .create_bucket(bucket, &req.auth.access_key)
         .await

@@ -1,4 +1,8 @@
-//! Listings: ListObjects (V1), ListObjectsV2 and ListMultipartUploads.
+//! Listings: ListObjects (V1), ListObjectsV2, ListObjectVersions and ListMultipartUploads.
+//!
+//! Buckets are unversioned, so ListObjectVersions lists each live object once as its `null`
+//! version (IsLatest, no delete markers); its key-marker/version-id-marker paging maps onto the
+//! same catalog scan as V1's marker.
 //!
 //! Paging is delegated to the catalog (prefix, delimiter, seek past common prefixes). V2
 //! continuation tokens are opaque to clients: a version tag plus the last returned key, base64url
@@ -9,7 +13,7 @@ use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{engine_error, write_owner, xml_response, S3Request, S3Result};
-use crate::engine::{ListPage, ListQuery, UploadListQuery};
+use crate::engine::{ListPage, ListQuery, UploadListQuery, NULL_VERSION};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::quote_etag;
 use crate::s3::xml::{iso8601, XmlWriter};
@@ -206,6 +210,82 @@ pub async fn handle_list_objects_v1(req: S3Request, bucket: &str) -> S3Result {
     }
     write_entries(&mut w, &page, &enc, Some(req.auth.access_key.as_str()));
     xml_response(w.finish("ListBucketResult"))
+}
+
+pub async fn handle_list_object_versions(req: S3Request, bucket: &str) -> S3Result {
+    let enc = Encoder::from(&req)?;
+    let max = max_keys(&req, "max-keys")?;
+    let prefix = req.query.get("prefix").unwrap_or("").to_string();
+    let delim = delimiter(&req);
+    let key_marker = req.query.get("key-marker").unwrap_or("").to_string();
+    let version_marker = req.query.get("version-id-marker").unwrap_or("").to_string();
+    if !version_marker.is_empty() {
+        if key_marker.is_empty() {
+            return Err(S3Error::new(S3ErrorCode::InvalidArgument)
+                .with_message("A version-id marker cannot be specified without a key marker.")
+                .with_extra("ArgumentName", "version-id-marker"));
+        }
+        if version_marker != NULL_VERSION {
+            return Err(S3Error::new(S3ErrorCode::InvalidArgument)
+                .with_message("Invalid version id specified")
+                .with_extra("ArgumentName", "version-id-marker")
+                .with_extra("ArgumentValue", version_marker.clone()));
+        }
+    }
+    // Each key has one version, so "after key-marker's null version" and "after key-marker"
+    // are the same position.
+    let query = ListQuery {
+        prefix: prefix.clone(),
+        delimiter: delim.clone(),
+        start_after: Some(key_marker.clone()).filter(|m| !m.is_empty()),
+        max_keys: max,
+    };
+    let page = req
+        .engine
+        .list_objects(bucket, query)
+        .await
+        .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
+    let mut w = XmlWriter::new("ListVersionsResult");
+    w.text("Name", bucket)
+        .text("Prefix", &enc.apply(&prefix))
+        .text("KeyMarker", &enc.apply(&key_marker))
+        .text("VersionIdMarker", &version_marker);
+    if page.is_truncated {
+        if let Some(next) = &page.next_marker {
+            w.text("NextKeyMarker", &enc.apply(next));
+            if page.entries.last().is_some_and(|(key, _)| key == next) {
+                w.text("NextVersionIdMarker", NULL_VERSION);
+            }
+        }
+    }
+    w.text("MaxKeys", &max.to_string())
+        .optional(
+            "Delimiter",
+            delim.as_deref().map(|d| enc.apply(d)).as_deref(),
+        )
+        .text(
+            "IsTruncated",
+            if page.is_truncated { "true" } else { "false" },
+        )
+        .optional("EncodingType", enc.url.then_some("url"));
+    for (key, head) in &page.entries {
+        w.open("Version")
+            .text("Key", &enc.apply(key))
+            .text("VersionId", NULL_VERSION)
+            .text("IsLatest", "true")
+            .text("LastModified", &iso8601(head.mtime_ms))
+            .text("ETag", &quote_etag(&head.etag))
+            .text("Size", &head.size.to_string())
+            .text("StorageClass", &head.storage_class);
+        write_owner(&mut w, &req.auth.access_key);
+        w.close("Version");
+    }
+    for prefix in &page.common_prefixes {
+        w.open("CommonPrefixes")
+            .text("Prefix", &enc.apply(prefix))
+            .close("CommonPrefixes");
+    }
+    xml_response(w.finish("ListVersionsResult"))
 }
 
 pub async fn handle_list_multipart_uploads(req: S3Request, bucket: &str) -> S3Result {

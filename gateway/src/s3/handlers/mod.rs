@@ -3,10 +3,16 @@
 //! A handler gets the parsed request ([`S3Request`]), calls the engine and builds the response.
 //! [`engine_error`] is the one mapping from engine errors to S3 errors.
 
+pub mod acl;
+pub mod attributes;
 pub mod bucket;
+pub mod copy;
+pub mod keep_alive;
 pub mod list;
 pub mod multipart;
 pub mod object;
+pub mod post_object;
+pub mod tagging;
 
 use std::sync::Arc;
 
@@ -16,7 +22,8 @@ use futures::StreamExt;
 use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::auth::AuthContext;
-use super::body::{s3_error_of, PreparedBody};
+use super::body::{prepare_body, s3_error_of, PreparedBody};
+use super::checksum::{check_content_md5, verify_content_md5};
 use super::endpoint::Query;
 use super::error::{S3Error, S3ErrorCode};
 use super::xml::XmlWriter;
@@ -30,6 +37,8 @@ pub struct S3Request {
     pub query: Query,
     pub auth: AuthContext,
     pub body: Body,
+    /// The `x-amz-request-id` this request is answered with.
+    pub request_id: String,
 }
 
 /// Result type of every handler.
@@ -121,6 +130,26 @@ pub async fn read_small_body(prepared: PreparedBody, limit: usize) -> Result<Byt
         out.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(out))
+}
+
+/// Reads a request document (DeleteObjects, tagging, ACL …) of at most `limit` bytes,
+/// verifying `Content-MD5` and any `x-amz-checksum-*` the client sent (either may stand in for
+/// the other, as S3 accepts since the flexible-checksum change).
+pub async fn read_request_document(
+    body: Body,
+    headers: &HeaderMap,
+    auth: &AuthContext,
+    limit: usize,
+) -> Result<Bytes, S3Error> {
+    let expected_md5 = verify_content_md5(headers)?;
+    let prepared = prepare_body(body, headers, auth)?;
+    let document = read_small_body(prepared, limit).await?;
+    if expected_md5.is_some() {
+        use md5::Digest;
+        let actual: [u8; 16] = md5::Md5::digest(&document).into();
+        check_content_md5(expected_md5, &actual)?;
+    }
+    Ok(document)
 }
 
 /// The owner block used in listings (single-tenant: the request's access key).

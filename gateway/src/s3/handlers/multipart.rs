@@ -10,7 +10,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use http::StatusCode;
 
-use super::object::{checksum_source, put_checksum_headers, storage_class, write_condition};
+use super::acl::check_canned_acl;
+use super::object::{
+    checksum_source, new_object_headers, put_checksum_headers, storage_class, write_condition,
+};
 use super::{
     empty_response, engine_error, read_small_body, write_owner, xml_response, S3Request, S3Result,
 };
@@ -20,9 +23,7 @@ use crate::engine::{
 use crate::s3::body::prepare_body;
 use crate::s3::checksum::{verify_content_md5, ChecksumAlgorithm};
 use crate::s3::error::{S3Error, S3ErrorCode};
-use crate::s3::headers::{
-    header_str, put_header, quote_etag, stored_headers, unquote_etag, user_metadata,
-};
+use crate::s3::headers::{header_str, put_header, quote_etag, unquote_etag, user_metadata};
 use crate::s3::xml::{iso8601, parse, CompleteMultipartUploadXml, XmlWriter};
 
 /// Largest CompleteMultipartUpload document we read (10,000 parts with checksums).
@@ -31,6 +32,7 @@ const MAX_COMPLETE_BODY: usize = 4 * 1024 * 1024;
 const MAX_PARTS: usize = 1000;
 
 pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &str) -> S3Result {
+    check_canned_acl(&req.headers)?;
     let algorithm = match header_str(&req.headers, "x-amz-checksum-algorithm") {
         None => None,
         Some(name) => Some(ChecksumAlgorithm::from_name(&name).ok_or_else(|| {
@@ -47,7 +49,7 @@ pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &
     };
     let request = CreateUploadRequest {
         content_type: header_str(&req.headers, "content-type"),
-        headers: stored_headers(&req.headers),
+        headers: new_object_headers(&req.headers)?,
         user_metadata: user_metadata(&req.headers)?,
         storage_class: storage_class(&req.headers)?,
         checksum_algorithm: algorithm.map(|a| a.name().to_string()),

@@ -1,13 +1,15 @@
-//! Object operations: PutObject, CopyObject, GetObject, HeadObject, DeleteObject, DeleteObjects.
+//! Object operations: PutObject, GetObject, HeadObject (with `partNumber`), DeleteObject,
+//! DeleteObjects.
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use http::{HeaderMap, Response, StatusCode};
-use percent_encoding::percent_decode_str;
 
+use super::acl::check_canned_acl;
 use super::{
-    empty_response, engine_error, internal, read_small_body, xml_response, S3Request, S3Result,
+    empty_response, engine_error, internal, read_request_document, xml_response, S3Request,
+    S3Result,
 };
 use crate::engine::{
     ByteRange, ChecksumSource, PutObjectRequest, StoredChecksum, VersionRecord, WriteCondition,
@@ -19,7 +21,8 @@ use crate::s3::headers::{
     evaluate_preconditions, header_str, http_date, put_header, quote_etag, resolve_range,
     stored_headers, unquote_etag, user_metadata, Precondition,
 };
-use crate::s3::xml::{iso8601, parse, DeleteXml, XmlWriter};
+use crate::s3::tagging::{replace_stored_tags, request_tags, stored_tags, TAGGING_HEADER};
+use crate::s3::xml::{parse, DeleteXml, XmlWriter};
 
 /// Largest DeleteObjects document we read (1,000 keys of 1 KiB plus markup).
 const MAX_DELETE_BODY: usize = 2 * 1024 * 1024;
@@ -72,10 +75,21 @@ pub fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, S3Error> {
     Ok(WriteCondition::None)
 }
 
+/// The stored headers of a new object: the standard ones plus its `x-amz-tagging` tag set.
+pub fn new_object_headers(headers: &HeaderMap) -> Result<Vec<(String, String)>, S3Error> {
+    let mut stored = stored_headers(headers);
+    if let Some(tags) = request_tags(headers)? {
+        replace_stored_tags(&mut stored, &tags);
+    }
+    Ok(stored)
+}
+
 pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Result {
     let resource = format!("/{bucket}/{key}");
+    check_canned_acl(&req.headers)?;
     let expected_md5 = verify_content_md5(&req.headers)?;
     let condition = write_condition(&req.headers)?;
+    let headers = new_object_headers(&req.headers)?;
     let prepared = prepare_body(req.body, &req.headers, &req.auth)?;
     let length = prepared
         .content_length
@@ -85,7 +99,7 @@ pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Res
         key: key.to_string(),
         length,
         content_type: header_str(&req.headers, "content-type"),
-        headers: stored_headers(&req.headers),
+        headers,
         user_metadata: user_metadata(&req.headers)?,
         storage_class: storage_class(&req.headers)?,
         expected_md5,
@@ -106,128 +120,6 @@ pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Res
     Ok(response)
 }
 
-/// Parses `x-amz-copy-source` (`[/]bucket/key[?versionId=…]`, URL-encoded).
-fn copy_source(headers: &HeaderMap) -> Result<(String, String), S3Error> {
-    let invalid = || {
-        S3Error::new(S3ErrorCode::InvalidArgument).with_message(
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-        )
-    };
-    let raw = header_str(headers, "x-amz-copy-source").ok_or_else(invalid)?;
-    let (path, version) = raw.split_once('?').unwrap_or((&raw, ""));
-    if !version.is_empty() && version != "versionId=null" {
-        return Err(S3Error::new(S3ErrorCode::NoSuchVersion));
-    }
-    let decoded = percent_decode_str(path)
-        .decode_utf8()
-        .map_err(|_| invalid())?
-        .into_owned();
-    let trimmed = decoded.strip_prefix('/').unwrap_or(&decoded);
-    let (bucket, key) = trimmed.split_once('/').ok_or_else(invalid)?;
-    if bucket.is_empty() || key.is_empty() {
-        return Err(invalid());
-    }
-    Ok((bucket.to_string(), key.to_string()))
-}
-
-pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    let resource = format!("/{bucket}/{key}");
-    let (src_bucket, src_key) = copy_source(&req.headers)?;
-    let source = req
-        .engine
-        .head_object(&src_bucket, &src_key)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{src_bucket}/{src_key}")))?;
-    check_copy_source_conditions(&req.headers, &source)?;
-    let replace = match header_str(&req.headers, "x-amz-metadata-directive").as_deref() {
-        None | Some("COPY") => false,
-        Some("REPLACE") => true,
-        Some(_) => {
-            return Err(S3Error::new(S3ErrorCode::InvalidArgument)
-                .with_message("Unknown metadata directive."))
-        }
-    };
-    if !replace && src_bucket == bucket && src_key == key {
-        return Err(S3Error::new(S3ErrorCode::InvalidRequest).with_message(
-            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
-        ));
-    }
-    let (content_type, headers, metadata) = if replace {
-        (
-            header_str(&req.headers, "content-type"),
-            stored_headers(&req.headers),
-            user_metadata(&req.headers)?,
-        )
-    } else {
-        (
-            source.content_type.clone(),
-            source.headers.clone(),
-            source.user_metadata.clone(),
-        )
-    };
-    let size = source.size;
-    let source_checksum = source.checksum.clone();
-    let read = req
-        .engine
-        .open_object(
-            source,
-            ByteRange {
-                start: 0,
-                end: size,
-            },
-        )
-        .await
-        .map_err(|e| engine_error(e, &resource))?;
-    let request = PutObjectRequest {
-        bucket: bucket.to_string(),
-        key: key.to_string(),
-        length: size,
-        content_type,
-        headers,
-        user_metadata: metadata,
-        storage_class: storage_class(&req.headers)?,
-        expected_md5: None,
-        // Whole-object checksums stay valid for a byte-identical copy.
-        checksum: source_checksum
-            .filter(|c| c.kind == "FULL_OBJECT")
-            .map(|c| Box::new(move || Some(c)) as ChecksumSource),
-        condition: write_condition(&req.headers)?,
-    };
-    let outcome = req
-        .engine
-        .put_object(request, read.body)
-        .await
-        .map_err(|e| engine_error(e, &resource))?;
-    let mut w = XmlWriter::new("CopyObjectResult");
-    w.text("LastModified", &iso8601(outcome.version.mtime_ms))
-        .text("ETag", &quote_etag(&outcome.version.etag));
-    xml_response(w.finish("CopyObjectResult"))
-}
-
-fn check_copy_source_conditions(
-    headers: &HeaderMap,
-    source: &VersionRecord,
-) -> Result<(), S3Error> {
-    let mut mapped = HeaderMap::new();
-    for (from, to) in [
-        ("x-amz-copy-source-if-match", "if-match"),
-        ("x-amz-copy-source-if-none-match", "if-none-match"),
-        ("x-amz-copy-source-if-modified-since", "if-modified-since"),
-        (
-            "x-amz-copy-source-if-unmodified-since",
-            "if-unmodified-since",
-        ),
-    ] {
-        if let Some(v) = headers.get(from) {
-            mapped.insert(to, v.clone());
-        }
-    }
-    match evaluate_preconditions(&mapped, source) {
-        Precondition::Proceed => Ok(()),
-        _ => Err(S3Error::new(S3ErrorCode::PreconditionFailed)),
-    }
-}
-
 /// Headers common to GET and HEAD of a version.
 fn object_headers(headers: &mut HeaderMap, version: &VersionRecord) {
     put_header(headers, "etag", &quote_etag(&version.etag));
@@ -242,7 +134,13 @@ fn object_headers(headers: &mut HeaderMap, version: &VersionRecord) {
             .unwrap_or("binary/octet-stream"),
     );
     for (name, value) in &version.headers {
-        put_header(headers, name, value);
+        if name != TAGGING_HEADER {
+            put_header(headers, name, value);
+        }
+    }
+    let tags = stored_tags(&version.headers);
+    if !tags.is_empty() {
+        put_header(headers, "x-amz-tagging-count", &tags.len().to_string());
     }
     for (name, value) in &version.user_metadata {
         put_header(headers, &format!("x-amz-meta-{name}"), value);
@@ -250,13 +148,36 @@ fn object_headers(headers: &mut HeaderMap, version: &VersionRecord) {
     if version.storage_class != "STANDARD" {
         put_header(headers, "x-amz-storage-class", &version.storage_class);
     }
-    if version.parts.len() > 1 {
-        put_header(
-            headers,
-            "x-amz-mp-parts-count",
-            &version.parts.len().to_string(),
-        );
+}
+
+/// True for an object made by CompleteMultipartUpload (its ETag is `md5-N`).
+fn is_multipart(version: &VersionRecord) -> bool {
+    version.etag.contains('-')
+}
+
+/// The byte range of `partNumber` (1-based). A single-PUT object is one part.
+fn part_range(query_value: &str, version: &VersionRecord) -> Result<ByteRange, S3Error> {
+    let number = query_value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=crate::engine::MAX_PART_NUMBER).contains(n))
+        .ok_or_else(|| {
+            S3Error::new(S3ErrorCode::InvalidArgument)
+                .with_message("Part number must be an integer between 1 and 10000, inclusive")
+                .with_extra("ArgumentName", "partNumber")
+                .with_extra("ArgumentValue", query_value)
+        })?;
+    let mut start = 0u64;
+    for part in &version.parts {
+        if part.part_number == number {
+            return Ok(ByteRange {
+                start,
+                end: start + part.size,
+            });
+        }
+        start += part.size;
     }
+    Err(S3Error::new(S3ErrorCode::InvalidPartNumber))
 }
 
 /// `response-*` query overrides of GetObject.
@@ -293,10 +214,29 @@ async fn read_object(req: S3Request, bucket: &str, key: &str, with_body: bool) -
             return Ok(response);
         }
     }
-    let range = resolve_range(header_str(&req.headers, "range").as_deref(), version.size)
-        .map_err(|e| e.with_resource(resource.clone()))?;
+    let range_header = header_str(&req.headers, "range");
     let mut headers = HeaderMap::new();
     object_headers(&mut headers, &version);
+    let range = match req.query.get("partNumber") {
+        Some(_) if range_header.is_some() => {
+            return Err(S3Error::new(S3ErrorCode::InvalidRequest)
+                .with_message("Cannot specify both Range header and partNumber query parameter"))
+        }
+        Some(number) => {
+            let range = part_range(number, &version)?;
+            if is_multipart(&version) {
+                put_header(
+                    &mut headers,
+                    "x-amz-mp-parts-count",
+                    &version.parts.len().to_string(),
+                );
+            }
+            // A 0-byte object has no range to send: a plain 200.
+            Some(range).filter(|r| r.end > r.start)
+        }
+        None => resolve_range(range_header.as_deref(), version.size)
+            .map_err(|e| e.with_resource(resource.clone()))?,
+    };
     let checksum_mode = header_str(&req.headers, "x-amz-checksum-mode")
         .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"));
     if checksum_mode && range.is_none() {
@@ -317,7 +257,7 @@ async fn read_object(req: S3Request, bucket: &str, key: &str, with_body: bool) -
             put_header(
                 &mut headers,
                 "content-range",
-                &format!("bytes {}-{}/{}", r.start, r.end - 1, size),
+                &format!("bytes {}-{}/{}", r.start, r.end.saturating_sub(1), size),
             );
             (StatusCode::PARTIAL_CONTENT, r)
         }
@@ -369,17 +309,8 @@ pub async fn handle_delete_object(req: S3Request, bucket: &str, key: &str) -> S3
 }
 
 pub async fn handle_delete_objects(req: S3Request, bucket: &str) -> S3Result {
-    let expected_md5 = verify_content_md5(&req.headers)?;
     let engine = Arc::clone(&req.engine);
-    let prepared = prepare_body(req.body, &req.headers, &req.auth)?;
-    let body = read_small_body(prepared, MAX_DELETE_BODY).await?;
-    if let Some(expected) = expected_md5 {
-        use md5::Digest;
-        let actual: [u8; 16] = md5::Md5::digest(&body).into();
-        if actual != expected {
-            return Err(S3Error::new(S3ErrorCode::BadDigest));
-        }
-    }
+    let body = read_request_document(req.body, &req.headers, &req.auth, MAX_DELETE_BODY).await?;
     let request: DeleteXml = parse(&body)?;
     if request.objects.is_empty() || request.objects.len() > MAX_DELETE_KEYS {
         return Err(S3Error::new(S3ErrorCode::MalformedXML));
@@ -390,7 +321,12 @@ pub async fn handle_delete_objects(req: S3Request, bucket: &str) -> S3Result {
         .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
     let mut w = XmlWriter::new("DeleteResult");
     for object in &request.objects {
-        match engine.delete_object(bucket, &object.key).await {
+        let result = match object.version_id.as_deref() {
+            // Unversioned buckets hold only the `null` version.
+            None | Some("null") => engine.delete_object(bucket, &object.key).await,
+            Some(_) => Ok(()),
+        };
+        match result {
             Ok(()) => {
                 if !request.quiet {
                     w.open("Deleted").text("Key", &object.key);

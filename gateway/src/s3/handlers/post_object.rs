@@ -1,0 +1,348 @@
+//! PostObject: browser-based uploads (`POST /{bucket}` with a multipart/form-data body), as
+//! boto3's `generate_presigned_post` and HTML forms produce them.
+//!
+//! The form is parsed as a stream (multer). Fields before `file` are read with a size cap each
+//! and a cap on their number; when `file` arrives, the policy signature (V4 or V2) and every
+//! policy condition are checked before a byte of the file is accepted. Fields after `file`
+//! are ignored, as S3 does. The engine needs an object's exact length before it writes, which
+//! a form does not declare, so the file is spooled: in memory up to [`MEMORY_SPOOL`], then in
+//! an anonymous temporary file, never beyond the policy's `content-length-range` maximum or
+//! S3's 5 GiB object limit.
+
+use std::time::SystemTime;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::acl::check_canned_acl;
+use super::object::storage_class;
+use super::{empty_response, engine_error, internal, S3Result};
+use crate::engine::{BodyError, BodyStream, PutObjectRequest, WriteCondition, MAX_PART_SIZE};
+use crate::s3::auth::{verify_post_signature, PostSignature};
+use crate::s3::endpoint::MAX_KEY_LEN;
+use crate::s3::error::{S3Error, S3ErrorCode};
+use crate::s3::headers::{quote_etag, stored_headers, user_metadata};
+use crate::s3::post_policy::parse_policy;
+use crate::s3::service::S3Service;
+use crate::s3::tagging::{parse_tagging_xml, replace_stored_tags};
+use crate::s3::xml::XmlWriter;
+
+/// Largest single form field before the file.
+const MAX_FIELD_BYTES: usize = 20 * 1024;
+/// Most form fields before the file.
+const MAX_FIELDS: usize = 64;
+/// File bytes kept in memory before spooling to a temporary file.
+const MEMORY_SPOOL: usize = 8 * 1024 * 1024;
+/// Read size when streaming a spooled file back.
+const SPOOL_READ: usize = 1024 * 1024;
+
+/// Path characters left literal in the `Location` URL.
+const LOCATION_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// True for a POST whose body is a form: routed to PostObject before header authentication.
+pub fn is_form_upload(method: &Method, headers: &HeaderMap) -> bool {
+    *method == Method::POST
+        && headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/form-data")
+            })
+}
+
+fn malformed(message: &str) -> S3Error {
+    S3Error::new(S3ErrorCode::MalformedPOSTRequest).with_message(message.to_string())
+}
+
+fn form_error(e: multer::Error) -> S3Error {
+    malformed(&format!(
+        "The body of your POST request is not well-formed multipart/form-data: {e}"
+    ))
+}
+
+/// The file, held until its length is known.
+enum Spool {
+    Memory(Vec<Bytes>),
+    File(tokio::fs::File),
+}
+
+/// Reads the file field into a spool, enforcing `max` bytes.
+async fn spool_file(field: &mut multer::Field<'static>, max: u64) -> Result<(Spool, u64), S3Error> {
+    let mut spool = Spool::Memory(Vec::new());
+    let mut size: u64 = 0;
+    while let Some(chunk) = field.chunk().await.map_err(form_error)? {
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(S3Error::new(S3ErrorCode::EntityTooLarge)
+                .with_message("Your proposed upload exceeds the maximum allowed size")
+                .with_extra("MaxSizeAllowed", max.to_string()));
+        }
+        spool = match spool {
+            Spool::Memory(mut chunks) if size <= MEMORY_SPOOL as u64 => {
+                chunks.push(chunk);
+                Spool::Memory(chunks)
+            }
+            Spool::Memory(chunks) => {
+                let file = tempfile::tempfile().map_err(|e| internal(&e))?;
+                let mut file = tokio::fs::File::from_std(file);
+                for c in chunks.iter().chain(std::iter::once(&chunk)) {
+                    file.write_all(c).await.map_err(|e| internal(&e))?;
+                }
+                Spool::File(file)
+            }
+            Spool::File(mut file) => {
+                file.write_all(&chunk).await.map_err(|e| internal(&e))?;
+                Spool::File(file)
+            }
+        };
+    }
+    Ok((spool, size))
+}
+
+/// The spooled bytes as a body stream.
+async fn spool_stream(spool: Spool) -> Result<BodyStream, S3Error> {
+    match spool {
+        Spool::Memory(chunks) => Ok(Box::pin(futures::stream::iter(
+            chunks.into_iter().map(Ok::<Bytes, BodyError>),
+        ))),
+        Spool::File(mut file) => {
+            file.flush().await.map_err(|e| internal(&e))?;
+            file.rewind().await.map_err(|e| internal(&e))?;
+            Ok(Box::pin(futures::stream::unfold(
+                file,
+                |mut file| async move {
+                    let mut buffer = vec![0u8; SPOOL_READ];
+                    match file.read(&mut buffer).await {
+                        Ok(0) => None,
+                        Ok(n) => {
+                            buffer.truncate(n);
+                            Some((Ok(Bytes::from(buffer)), file))
+                        }
+                        Err(e) => Some((Err(Box::new(e) as BodyError), file)),
+                    }
+                },
+            )))
+        }
+    }
+}
+
+/// Form fields (lowercase names) as request-like headers, for the shared header rules.
+fn fields_as_headers(fields: &[(String, String)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in fields {
+        let header = if name == "acl" {
+            "x-amz-acl"
+        } else {
+            name.as_str()
+        };
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(header.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    headers
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+pub async fn handle_post_object(
+    service: &S3Service,
+    parts: http::request::Parts,
+    body: Body,
+    bucket: &str,
+) -> S3Result {
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let boundary = multer::parse_boundary(content_type).map_err(form_error)?;
+    let mut form = multer::Multipart::new(body.into_data_stream(), boundary);
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut file = None;
+    while let Some(mut part) = form.next_field().await.map_err(form_error)? {
+        let name = part.name().unwrap_or("").to_ascii_lowercase();
+        if name == "file" {
+            file = Some(part);
+            break;
+        }
+        if fields.len() >= MAX_FIELDS {
+            return Err(malformed("Too many form fields before the file."));
+        }
+        let mut value = Vec::new();
+        while let Some(chunk) = part.chunk().await.map_err(form_error)? {
+            if value.len() + chunk.len() > MAX_FIELD_BYTES {
+                return Err(S3Error::new(S3ErrorCode::MaxMessageLengthExceeded)
+                    .with_message(format!("The form field {name} is too large.")));
+            }
+            value.extend_from_slice(&chunk);
+        }
+        let value = String::from_utf8(value)
+            .map_err(|_| malformed(&format!("The form field {name} is not valid UTF-8.")))?;
+        fields.push((name, value));
+    }
+    let mut file =
+        file.ok_or_else(|| S3Error::new(S3ErrorCode::IncorrectNumberOfFilesInPostRequest))?;
+    let raw_key = field(&fields, "key").ok_or_else(|| {
+        S3Error::new(S3ErrorCode::InvalidArgument)
+            .with_message("Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields.")
+            .with_extra("ArgumentName", "key")
+    })?;
+    let policy_text = field(&fields, "policy").ok_or_else(|| {
+        // Anonymous POSTs would need a public bucket; Strata has none.
+        S3Error::new(S3ErrorCode::AccessDenied)
+            .with_message("Bucket POST must contain a field named 'policy'.")
+    })?;
+    let signature = PostSignature {
+        policy: policy_text,
+        algorithm: field(&fields, "x-amz-algorithm"),
+        credential: field(&fields, "x-amz-credential"),
+        date: field(&fields, "x-amz-date"),
+        v4_signature: field(&fields, "x-amz-signature"),
+        access_key_id: field(&fields, "awsaccesskeyid"),
+        v2_signature: field(&fields, "signature"),
+    };
+    verify_post_signature(&signature, &service.keyring, &service.auth)?;
+    let policy = parse_policy(policy_text)?;
+    policy.check(SystemTime::now(), &fields, bucket)?;
+
+    let filename = file.file_name().unwrap_or("").to_string();
+    let key = raw_key.replace("${filename}", &filename);
+    if key.is_empty() {
+        return Err(S3Error::new(S3ErrorCode::InvalidArgument)
+            .with_message("User key must have a length greater than 0.")
+            .with_extra("ArgumentName", "key"));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
+    }
+    let as_headers = fields_as_headers(&fields);
+    check_canned_acl(&as_headers)?;
+    let class = storage_class(&as_headers)?;
+    let metadata = user_metadata(&as_headers)?;
+    let mut headers = stored_headers(&as_headers);
+    if let Some(tagging) = field(&fields, "tagging") {
+        replace_stored_tags(&mut headers, &parse_tagging_xml(tagging.as_bytes())?);
+    }
+    let (min, max) = policy.content_length_range().unwrap_or((0, MAX_PART_SIZE));
+    let (spool, size) = spool_file(&mut file, max.min(MAX_PART_SIZE)).await?;
+    drop(file);
+    if size < min {
+        return Err(S3Error::new(S3ErrorCode::EntityTooSmall)
+            .with_message("Your proposed upload is smaller than the minimum allowed size")
+            .with_extra("MinSizeAllowed", min.to_string())
+            .with_extra("ProposedSize", size.to_string()));
+    }
+    let request = PutObjectRequest {
+        bucket: bucket.to_string(),
+        key: key.clone(),
+        length: size,
+        content_type: field(&fields, "content-type").map(str::to_string),
+        headers,
+        user_metadata: metadata,
+        storage_class: class,
+        expected_md5: None,
+        checksum: None,
+        condition: WriteCondition::None,
+    };
+    let resource = format!("/{bucket}/{key}");
+    let outcome = service
+        .engine
+        .put_object(request, spool_stream(spool).await?)
+        .await
+        .map_err(|e| engine_error(e, &resource))?;
+    let etag = quote_etag(&outcome.version.etag);
+    let location = object_url(&parts, bucket, &key);
+    post_response(&fields, bucket, &key, &etag, &location)
+}
+
+/// `http://host/bucket/key` of the new object (path style, as S3's Location).
+fn object_url(parts: &http::request::Parts, bucket: &str, key: &str) -> String {
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!(
+        "http://{host}/{}/{}",
+        utf8_percent_encode(bucket, LOCATION_SET),
+        utf8_percent_encode(key, LOCATION_SET)
+    )
+}
+
+/// The success answer the form asked for: a 303 redirect, or 200/201/204 (default 204).
+fn post_response(
+    fields: &[(String, String)],
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    location: &str,
+) -> S3Result {
+    let redirect = field(fields, "success_action_redirect")
+        .or_else(|| field(fields, "redirect"))
+        .filter(|r| r.starts_with("http://") || r.starts_with("https://"));
+    let mut response = if let Some(target) = redirect {
+        let encode = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
+        let separator = if target.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{target}{separator}bucket={}&key={}&etag={}",
+            encode(bucket),
+            encode(key),
+            encode(etag)
+        );
+        let mut response = empty_response(StatusCode::SEE_OTHER)?;
+        if let Ok(value) = HeaderValue::from_str(&url) {
+            response.headers_mut().insert(http::header::LOCATION, value);
+        }
+        return finish(response, etag);
+    } else {
+        match field(fields, "success_action_status") {
+            Some("200") => empty_response(StatusCode::OK)?,
+            Some("201") => {
+                let mut w = XmlWriter::new("PostResponse");
+                w.text("Location", location)
+                    .text("Bucket", bucket)
+                    .text("Key", key)
+                    .text("ETag", etag);
+                let mut response = http::Response::builder()
+                    .status(StatusCode::CREATED)
+                    .header(http::header::CONTENT_TYPE, "application/xml")
+                    .body(Body::from(w.finish("PostResponse")))
+                    .map_err(|e| internal(&e))?;
+                if let Ok(value) = HeaderValue::from_str(location) {
+                    response.headers_mut().insert(http::header::LOCATION, value);
+                }
+                response
+            }
+            _ => empty_response(StatusCode::NO_CONTENT)?,
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(http::header::LOCATION, value);
+    }
+    finish(response, etag)
+}
+
+fn finish(mut response: http::Response<Body>, etag: &str) -> S3Result {
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        response.headers_mut().insert(http::header::ETAG, value);
+    }
+    Ok(response)
+}
