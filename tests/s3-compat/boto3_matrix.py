@@ -225,6 +225,20 @@ def case_copy_object(case: Case) -> None:
     assert s3.get_object(Bucket=case.bucket, Key="dst3")["Body"].read() == body
 
 
+def case_managed_copy_multipart(case: Case) -> None:
+    """s3.copy() above its threshold: CreateMultipartUpload + UploadPartCopy with source ranges."""
+    s3 = case.client()
+    body = support.data(11 * MIB, seed=111)
+    s3.put_object(Bucket=case.bucket, Key="big-src", Body=body, Metadata={"m": "v"})
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    s3.copy({"Bucket": case.bucket, "Key": "big-src"}, case.bucket, "big-dst", Config=config)
+    assert case.sent_headers("UploadPartCopy"), "the managed copy must have used UploadPartCopy"
+    head = s3.head_object(Bucket=case.bucket, Key="big-dst")
+    assert head["ContentLength"] == len(body) and head["Metadata"] == {"m": "v"}
+    assert head["ETag"] == support.multipart_etag(support.split_parts(body, 5 * MIB))
+    assert s3.get_object(Bucket=case.bucket, Key="big-dst")["Body"].read() == body
+
+
 def case_delete_objects(case: Case) -> None:
     s3 = case.client()
     keys = [f"d/{i}" for i in range(5)]
@@ -283,6 +297,7 @@ COVERS = {
     "multipart_low_level": ["multipart (create/upload/list/complete/abort)"],
     "transfer_manager": ["upload_file/download_file above and below the multipart threshold"],
     "copy_object": ["copy (COPY/REPLACE, managed copy)"],
+    "managed_copy_multipart": ["managed copy above the threshold (UploadPartCopy)"],
     "delete_objects": ["DeleteObjects (verbose/quiet)"],
     "ranges": ["ranges"],
     "presigned_urls": ["presigned GET/PUT (default SigV2, s3v4)"],

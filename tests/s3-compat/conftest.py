@@ -35,11 +35,18 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "moto_quirk(reason): known moto limitation; xfail on moto")
     config.addinivalue_line("markers", "client(name): the client a test drives (for matrix_table.py)")
     config.addinivalue_line("markers", "covers(*operations): client-matrix operations a test proves")
+    config.addinivalue_line("markers", "waits_for_ops(operations): needs S3 operations being built on branch "
+                            "h-ops; strict xfail until merged, then delete the marker")
     if TARGET not in ("strata", "moto"):
         raise pytest.UsageError(f"S3COMPAT_TARGET must be 'strata' or 'moto', not {TARGET!r}")
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        waits = item.get_closest_marker("waits_for_ops")
+        if waits and TARGET == "strata":
+            # Strict: once h-ops is merged these pass, XPASS fails the run, and the marker goes.
+            item.add_marker(pytest.mark.xfail(reason=f"waits for h-ops: {waits.args[0]}", strict=True))
     if TARGET != "moto":
         return
     for item in items:

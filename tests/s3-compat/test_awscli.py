@@ -318,6 +318,42 @@ def test_presign_default_and_expired(aws, s3, bucket, curl, work):
     assert res.stdout.rpartition(b"\n")[2] == b"403"
 
 
+@pytest.mark.covers("s3→s3 cp multipart (default --copy-props)")
+@pytest.mark.waits_for_ops("UploadPartCopy, GetObjectTagging/PutObjectTagging")
+def test_cp_bucket_to_bucket_multipart_default_copy_props(aws, s3, bucket):
+    """Above 8 MiB aws-cli copies with UploadPartCopy and, with the default --copy-props,
+    copies the tags too (GetObjectTagging + PutObjectTagging; S3-CLIENTS.md §2b)."""
+    body = support.data(17 * MIB, seed=17)
+    s3.put_object(Bucket=bucket, Key="big", Body=body, Metadata={"m": "v"}, Tagging="team=storage")
+    aws("s3", "cp", f"s3://{bucket}/big", f"s3://{bucket}/big-copy")
+    head = s3.head_object(Bucket=bucket, Key="big-copy")
+    assert head["ContentLength"] == len(body) and head["Metadata"] == {"m": "v"}
+    assert head["ETag"] == support.multipart_etag(support.split_parts(body, 8 * MIB))
+    assert s3.get_object(Bucket=bucket, Key="big-copy")["Body"].read() == body
+    tags = s3.get_object_tagging(Bucket=bucket, Key="big-copy")["TagSet"]
+    assert tags == [{"Key": "team", "Value": "storage"}]
+
+
+@pytest.mark.covers("s3api tagging, list-object-versions, ACLs")
+@pytest.mark.waits_for_ops("tagging, ListObjectVersions, Get/PutObjectAcl")
+def test_s3api_tagging_versions_acl(aws, aws_json, bucket, work):
+    src = work / "o"
+    body = support.write_file(src, 100, seed=1)
+    aws_json("s3api", "put-object", "--bucket", bucket, "--key", "o", "--body", src, "--tagging", "a=1&b=2",
+             "--acl", "bucket-owner-full-control")
+    tags = aws_json("s3api", "get-object-tagging", "--bucket", bucket, "--key", "o")["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("a", "1"), ("b", "2")]
+    aws("s3api", "put-object-tagging", "--bucket", bucket, "--key", "o", "--tagging", "TagSet=[{Key=c,Value=3}]")
+    assert aws_json("s3api", "get-object-tagging", "--bucket", bucket, "--key", "o")["TagSet"] == [
+        {"Key": "c", "Value": "3"}]
+    versions = aws_json("s3api", "list-object-versions", "--bucket", bucket)["Versions"]
+    assert [(v["Key"], v["VersionId"], v["IsLatest"], v["ETag"]) for v in versions] == [
+        ("o", "null", True, support.quoted_md5(body))]
+    acl = aws_json("s3api", "get-object-acl", "--bucket", bucket, "--key", "o")
+    assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL"]
+    assert aws_json("s3api", "get-bucket-acl", "--bucket", bucket)["Owner"]
+
+
 # ---- over every transport (https: --ca-bundle, aws-chunked with a CRC32 trailer) -------------
 
 
