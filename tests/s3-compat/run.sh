@@ -3,6 +3,7 @@
 # strata server. Usage: tests/s3-compat/run.sh [extra pytest args]
 #   STRATA_BIN       server binary (default ~/.cache/strata/target/release/strata)
 #   STRATA_VENV      virtualenv for the clients (default <repo>/.venv; created if missing)
+#   STRATA_VENV_BOTO135  virtualenv with boto3 1.35 (default <repo>/.venv-boto135; created if missing)
 #   S3COMPAT_TARGET  strata (default) or moto (reference server, for checking the tests)
 # Exit code: pytest's.
 set -euo pipefail
@@ -12,21 +13,36 @@ repo="$(cd "$here/../.." && pwd)"
 venv="${STRATA_VENV:-$repo/.venv}"
 requirements="$here/requirements.txt"
 
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
+# ensure_venv DIR REQUIREMENTS: create DIR if missing and (re)install REQUIREMENTS into it only
+# when that file changed since the last successful install.
+ensure_venv() {
+    local dir="$1" reqs="$2" stamp want
+    if [ ! -x "$dir/bin/python" ]; then
+        python3 -m venv "$dir"
+    fi
+    stamp="$dir/.s3compat-requirements.sha256"
+    want="$(sha256sum "$reqs" | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+        "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+        "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
+        echo "$want" > "$stamp"
+    fi
+}
 
-# Reinstall only when requirements.txt changed since the last successful install.
-stamp="$venv/.s3compat-requirements.sha256"
-want="$(sha256sum "$requirements" | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
-    echo "$want" > "$stamp"
-fi
+ensure_venv "$venv" "$requirements"
+# The legacy boto3 (1.35, before the default-checksum change) lives in its own venv; the tests
+# find its interpreter through S3COMPAT_BOTO135_PYTHON.
+venv_boto135="${STRATA_VENV_BOTO135:-$repo/.venv-boto135}"
+ensure_venv "$venv_boto135" "$here/requirements-boto135.txt"
+export S3COMPAT_BOTO135_PYTHON="$venv_boto135/bin/python"
 
 command -v curl >/dev/null || { echo "run.sh: curl is required" >&2; exit 2; }
 
 cd "$repo"
 export PYTHONDONTWRITEBYTECODE=1
-exec "$venv/bin/python" -m pytest tests/s3-compat -q --timeout=300 -p no:cacheprovider "$@"
+# The whole suite unless an argument names test files or directories (or node ids) to run.
+suite=(tests/s3-compat)
+for arg in "$@"; do
+    if [ -e "${arg%%::*}" ]; then suite=(); break; fi
+done
+exec "$venv/bin/python" -m pytest "${suite[@]}" -q --timeout=300 -p no:cacheprovider "$@"

@@ -186,6 +186,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Target:
+    """One way to reach the server: its base URL and, for https, the CA bundle to trust."""
+
+    url: str
+    ca_bundle: str | None = None
+
+    @property
+    def scheme(self) -> str:
+        return urllib.parse.urlsplit(self.url).scheme
+
+    @property
+    def host_port(self) -> str:
+        return urllib.parse.urlsplit(self.url).netloc
+
+
 @dataclass
 class RawResponse:
     status: int

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -16,9 +17,12 @@ import pytest
 import support
 from support import KIB, MIB
 
+pytestmark = pytest.mark.client("aws-cli")
+
 CP_SIZES = [0, 1, 4 * KIB, 4 * KIB + 1, MIB - 1, MIB, MIB + 1, 4 * MIB + 3]
 
 
+@pytest.mark.covers("cp 0 B–4 MiB")
 @pytest.mark.parametrize("size", CP_SIZES)
 def test_cp_upload_download_roundtrip(aws, s3, bucket, work, size):
     src = work / "src.bin"
@@ -32,6 +36,7 @@ def test_cp_upload_download_roundtrip(aws, s3, bucket, work, size):
     assert dst.read_bytes() == body
 
 
+@pytest.mark.covers("cp 50 MiB")
 def test_cp_multipart_50mib(aws, aws_json, bucket, work):
     size = 50 * MIB
     src = work / "big.bin"
@@ -48,6 +53,7 @@ def test_cp_multipart_50mib(aws, aws_json, bucket, work):
     assert support.file_sha256(dst) == support.file_sha256(src)
 
 
+@pytest.mark.covers("mb/rb")
 def test_mb_and_rb(aws, s3, request):
     name = support.bucket_name(request.node.name)
     out = aws("s3", "mb", f"s3://{name}").stdout.decode()
@@ -65,6 +71,7 @@ def test_mb_and_rb(aws, s3, request):
     assert name not in aws("s3", "ls").stdout.decode().split()
 
 
+@pytest.mark.covers("ls prefixes")
 def test_ls_bucket_and_prefix(aws, s3, bucket):
     for key, size in [("top.txt", 3), ("dir/a.txt", 5), ("dir/sub/b.txt", 7), ("other/c", 1)]:
         s3.put_object(Bucket=bucket, Key=key, Body=support.data(size))
@@ -100,6 +107,7 @@ def _read_tree(root):
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.covers("sync twice")
 def test_sync_up_then_down(aws, bucket, work):
     src = work / "src"
     contents = _make_tree(src)
@@ -116,6 +124,7 @@ def test_sync_up_then_down(aws, bucket, work):
     assert "download:" not in again, f"second sync down must copy nothing:\n{again}"
 
 
+@pytest.mark.covers("rm --recursive")
 def test_rm_recursive(aws, aws_json, s3, bucket):
     keys = [f"rm/{i:03d}" for i in range(25)] + ["keep/x"]
     for key in keys:
@@ -187,6 +196,7 @@ def _parts_file(work, parts):
     return f"file://{path}"
 
 
+@pytest.mark.covers("s3api multipart")
 def test_s3api_multipart_lifecycle(aws_json, bucket, work):
     key = "mp/object.bin"
     created = aws_json("s3api", "create-multipart-upload", "--bucket", bucket, "--key", key,
@@ -238,6 +248,7 @@ def test_s3api_abort_multipart(aws, aws_json, bucket, work):
     assert res.returncode != 0, "an aborted upload must not create the object"
 
 
+@pytest.mark.covers("s3api delete-objects")
 def test_s3api_delete_objects(aws_json, s3, bucket):
     for key in ["d/1", "d/2", "d/3", "keep"]:
         s3.put_object(Bucket=bucket, Key=key, Body=b"x")
@@ -248,3 +259,173 @@ def test_s3api_delete_objects(aws_json, s3, bucket):
     assert not res.get("Errors")
     listed = aws_json("s3api", "list-objects-v2", "--bucket", bucket)
     assert [o["Key"] for o in listed["Contents"]] == ["keep"]
+
+
+@pytest.mark.covers("sync --delete")
+def test_sync_delete_both_ways(aws, s3, bucket, work):
+    src = work / "src"
+    contents = _make_tree(src)
+    aws("s3", "sync", src, f"s3://{bucket}/tree/")
+    s3.put_object(Bucket=bucket, Key="tree/remote-only.txt", Body=b"stale")
+    (src / "a.txt").unlink()
+    out = aws("s3", "sync", "--delete", src, f"s3://{bucket}/tree/").stdout.decode()
+    assert out.count("delete:") == 2, out  # a.txt and remote-only.txt: one DeleteObject each
+    expected = {k: v for k, v in contents.items() if k != "a.txt"}
+    listed = {o["Key"]: o["Size"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert listed == {f"tree/{k}": len(v) for k, v in expected.items()}
+    dst = work / "dst"
+    support.write_file(dst / "local-only.bin", 9)
+    support.write_file(dst / "sub/also-local", 3)
+    out = aws("s3", "sync", "--delete", f"s3://{bucket}/tree/", dst).stdout.decode()
+    assert out.count("delete:") == 2, out
+    assert _read_tree(dst) == expected
+
+
+@pytest.mark.covers("s3→s3 cp/mv", "rb --force")
+def test_cp_bucket_to_bucket_and_recursive(aws, s3, bucket, work):
+    other = support.bucket_name("awscli-cp-dest")
+    s3.create_bucket(Bucket=other)
+    bodies = {f"in/{i}.bin": support.data(3 * KIB * i + 1, seed=i) for i in range(1, 4)}
+    for key, body in bodies.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata={"keep": key})
+    aws("s3", "cp", f"s3://{bucket}/in/1.bin", f"s3://{other}/single.bin")  # CopyObject
+    got = s3.get_object(Bucket=other, Key="single.bin")
+    assert got["Body"].read() == bodies["in/1.bin"] and got["Metadata"] == {"keep": "in/1.bin"}
+    out = aws("s3", "cp", "--recursive", f"s3://{bucket}/in/", f"s3://{other}/copied/").stdout.decode()
+    assert out.count("copy:") == 3, out
+    for key, body in bodies.items():
+        assert s3.get_object(Bucket=other, Key=key.replace("in/", "copied/"))["Body"].read() == body
+    aws("s3", "mv", f"s3://{other}/single.bin", f"s3://{other}/moved.bin")
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=other, Prefix="m")["Contents"]) == ["moved.bin"]
+    aws("s3", "rb", "--force", f"s3://{other}")  # deletes every object, then the bucket
+    assert other not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+@pytest.mark.covers("presign (SigV2)")
+@pytest.mark.moto_quirk("moto does not check presigned expiry")
+def test_presign_default_and_expired(aws, s3, bucket, curl, work):
+    """aws-cli v1 in us-east-1 presigns with SigV2 by default (S3-CLIENTS.md §2e)."""
+    body = support.data(33 * KIB, seed=33)
+    s3.put_object(Bucket=bucket, Key="p/obj", Body=body)
+    url = aws("s3", "presign", f"s3://{bucket}/p/obj", "--expires-in", "300").stdout.decode().strip()
+    assert "AWSAccessKeyId=" in url and "Signature=" in url, url
+    out = work / "out"
+    curl("-sS", "-f", "-o", out, url)
+    assert out.read_bytes() == body
+    short = aws("s3", "presign", f"s3://{bucket}/p/obj", "--expires-in", "1").stdout.decode().strip()
+    time.sleep(2.5)
+    res = curl("-sS", "-o", "-", "-w", "\n%{http_code}", short, check=False)
+    assert res.stdout.rpartition(b"\n")[2] == b"403"
+
+
+@pytest.mark.covers("s3→s3 cp multipart (default --copy-props)")
+@pytest.mark.waits_for_ops("UploadPartCopy, GetObjectTagging/PutObjectTagging")
+def test_cp_bucket_to_bucket_multipart_default_copy_props(aws, s3, bucket):
+    """Above 8 MiB aws-cli copies with UploadPartCopy and, with the default --copy-props,
+    copies the tags too (GetObjectTagging + PutObjectTagging; S3-CLIENTS.md §2b)."""
+    body = support.data(17 * MIB, seed=17)
+    s3.put_object(Bucket=bucket, Key="big", Body=body, Metadata={"m": "v"}, Tagging="team=storage")
+    aws("s3", "cp", f"s3://{bucket}/big", f"s3://{bucket}/big-copy")
+    head = s3.head_object(Bucket=bucket, Key="big-copy")
+    assert head["ContentLength"] == len(body) and head["Metadata"] == {"m": "v"}
+    assert head["ETag"] == support.multipart_etag(support.split_parts(body, 8 * MIB))
+    assert s3.get_object(Bucket=bucket, Key="big-copy")["Body"].read() == body
+    tags = s3.get_object_tagging(Bucket=bucket, Key="big-copy")["TagSet"]
+    assert tags == [{"Key": "team", "Value": "storage"}]
+
+
+@pytest.mark.covers("s3api tagging, list-object-versions, ACLs")
+@pytest.mark.waits_for_ops("tagging, ListObjectVersions, Get/PutObjectAcl")
+def test_s3api_tagging_versions_acl(aws, aws_json, bucket, work):
+    src = work / "o"
+    body = support.write_file(src, 100, seed=1)
+    aws_json("s3api", "put-object", "--bucket", bucket, "--key", "o", "--body", src, "--tagging", "a=1&b=2",
+             "--acl", "bucket-owner-full-control")
+    tags = aws_json("s3api", "get-object-tagging", "--bucket", bucket, "--key", "o")["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("a", "1"), ("b", "2")]
+    aws("s3api", "put-object-tagging", "--bucket", bucket, "--key", "o", "--tagging", "TagSet=[{Key=c,Value=3}]")
+    assert aws_json("s3api", "get-object-tagging", "--bucket", bucket, "--key", "o")["TagSet"] == [
+        {"Key": "c", "Value": "3"}]
+    versions = aws_json("s3api", "list-object-versions", "--bucket", bucket)["Versions"]
+    assert [(v["Key"], v["VersionId"], v["IsLatest"], v["ETag"]) for v in versions] == [
+        ("o", "null", True, support.quoted_md5(body))]
+    acl = aws_json("s3api", "get-object-acl", "--bucket", bucket, "--key", "o")
+    assert [g["Permission"] for g in acl["Grants"]] == ["FULL_CONTROL"]
+    assert aws_json("s3api", "get-bucket-acl", "--bucket", bucket)["Owner"]
+
+
+# ---- over every transport (https: --ca-bundle, aws-chunked with a CRC32 trailer) -------------
+
+
+@pytest.fixture
+def aws_target(target, client_env):
+    """`aws` against this test's transport, trusting the test CA over https."""
+
+    def call(*args, check=True, timeout=support.SUBPROCESS_TIMEOUT):
+        tls = ["--ca-bundle", target.ca_bundle] if target.ca_bundle else []
+        cmd = [support.tool("aws"), "--endpoint-url", target.url, *tls, *map(str, args)]
+        return support.run(cmd, env=client_env, timeout=timeout, check=check)
+
+    return call
+
+
+def sent_upload_headers(debug_log: bytes) -> list[str]:
+    """The header dicts of the PUT requests aws-cli logged with --debug."""
+    text = debug_log.decode("utf-8", "replace")
+    return re.findall(r"Sending http request: <AWSPreparedRequest [^>]*method=PUT[^>]*headers=(\{[^}]*\})", text)
+
+
+@pytest.mark.covers("cp single + multipart, default CRC32 (https: trailer)")
+@pytest.mark.parametrize("size", [MIB + 1, 17 * MIB])
+def test_cp_default_checksums_each_transport(aws_target, target, target_client, target_bucket, work, size):
+    """Single PUT (≤ 8 MiB) and multipart (3 parts), each with aws-cli's default CRC32."""
+    src = work / "src.bin"
+    body = support.write_file(src, size, seed=size)
+    up = aws_target("--debug", "s3", "cp", src, f"s3://{target_bucket}/obj")
+    sent = sent_upload_headers(up.stderr)
+    assert sent, "no PUT request in aws-cli's debug log"
+    for headers in sent:
+        if target.scheme == "https":
+            assert "STREAMING-UNSIGNED-PAYLOAD-TRAILER" in headers and "x-amz-checksum-crc32" in headers, headers
+        else:
+            assert "'x-amz-checksum-crc32'" in headers, headers
+    head = target_client.head_object(Bucket=target_bucket, Key="obj", ChecksumMode="ENABLED")
+    parts = support.split_parts(body, 8 * MIB)
+    assert head["ETag"] == (support.multipart_etag(parts) if len(parts) > 1 else support.quoted_md5(body))
+    assert head.get("ChecksumCRC32"), "the CRC32 aws-cli sent must be stored and returned"
+    dst = work / "dst.bin"
+    aws_target("s3", "cp", f"s3://{target_bucket}/obj", dst)
+    assert dst.read_bytes() == body
+
+
+@pytest.mark.covers("sync", "ls", "rm")
+def test_sync_ls_rm_each_transport(aws_target, target_client, target_bucket, work):
+    src = work / "src"
+    contents = _make_tree(src)
+    aws_target("s3", "sync", src, f"s3://{target_bucket}/t/")
+    lines = aws_target("s3", "ls", "--recursive", f"s3://{target_bucket}/").stdout.decode().splitlines()
+    assert sorted(line.split(maxsplit=3)[-1] for line in lines) == sorted(f"t/{k}" for k in contents)
+    dst = work / "dst"
+    aws_target("s3", "sync", f"s3://{target_bucket}/t/", dst)
+    assert _read_tree(dst) == contents
+    aws_target("s3", "rm", "--recursive", f"s3://{target_bucket}/t/")
+    assert not target_client.list_objects_v2(Bucket=target_bucket).get("Contents")
+
+
+@pytest.mark.covers("s3api object calls")
+def test_s3api_calls_each_transport(aws_target, target_bucket, work):
+    src = work / "o"
+    body = support.write_file(src, 5000, seed=5)
+    put = json.loads(aws_target("s3api", "put-object", "--bucket", target_bucket, "--key", "o", "--body", src,
+                                "--metadata", "m=1", "--output", "json").stdout)
+    assert put["ETag"] == support.quoted_md5(body)
+    head = json.loads(aws_target("s3api", "head-object", "--bucket", target_bucket, "--key", "o",
+                                 "--output", "json").stdout)
+    assert head["ContentLength"] == len(body) and head["Metadata"] == {"m": "1"}
+    out = work / "out"
+    aws_target("s3api", "get-object", "--bucket", target_bucket, "--key", "o", "--range", "bytes=10-99", out)
+    assert out.read_bytes() == body[10:100]
+    aws_target("s3api", "delete-object", "--bucket", target_bucket, "--key", "o")
+    listed = json.loads(aws_target("s3api", "list-objects-v2", "--bucket", target_bucket, "--output", "json").stdout
+                        or "{}")
+    assert not listed.get("Contents")

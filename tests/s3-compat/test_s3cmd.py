@@ -15,6 +15,8 @@ import pytest
 import support
 from support import KIB, MIB
 
+pytestmark = pytest.mark.client("s3cmd")
+
 
 def clean(proc) -> str:
     out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
@@ -22,6 +24,7 @@ def clean(proc) -> str:
     return out
 
 
+@pytest.mark.covers("mb/rb")
 @pytest.mark.moto_quirk("moto rejects s3cmd's CreateBucket with IllegalLocationConstraintException")
 def test_mb_rb(s3cmd, s3):
     name = support.bucket_name("s3cmd-mb")
@@ -32,6 +35,7 @@ def test_mb_rb(s3cmd, s3):
     assert f"s3://{name}" not in clean(s3cmd("ls"))
 
 
+@pytest.mark.covers("ls/la/info/del")
 def test_put_ls_la_info_del(s3cmd, s3, bucket, work):
     src = work / "small.txt"
     body = support.write_file(src, 3 * KIB + 17, seed=3)
@@ -64,6 +68,7 @@ def test_put_get_small(s3cmd, s3, bucket, work, size):
     assert dst.read_bytes() == body
 
 
+@pytest.mark.covers("40 MiB multipart")
 def test_put_get_multipart_40mib(s3cmd, s3, bucket, work):
     size = 40 * MIB
     src = work / "forty.bin"
@@ -95,6 +100,7 @@ def test_sync_up_twice(s3cmd, s3, bucket, work):
     assert third.count("upload:") == 1 and "a.txt" in third, third
 
 
+@pytest.mark.covers("sync of multipart files")
 def test_sync_multipart_file_uses_s3cmd_attrs(s3cmd, bucket, work):
     """A multipart ETag has a '-', so s3cmd reads the md5 from x-amz-meta-s3cmd-attrs via HEAD."""
     src = work / "tree"
@@ -115,6 +121,7 @@ def test_signurl_sigv2_presigned_get(s3cmd, s3, bucket, curl, work):
     assert out.read_bytes() == body
 
 
+@pytest.mark.covers("signurl tampering")
 @pytest.mark.moto_quirk("moto does not verify presigned signatures")
 def test_signurl_tampered_is_403(s3cmd, s3, bucket, curl):
     s3.put_object(Bucket=bucket, Key="signed", Body=b"secret")
@@ -124,3 +131,74 @@ def test_signurl_tampered_is_403(s3cmd, s3, bucket, curl):
     tampered = url.replace(f"Expires={expires}", f"Expires={int(expires) + 1}")
     res = curl("-sS", "-o", os.devnull, "-w", "%{http_code}", tampered, check=False)
     assert res.stdout.decode().strip() == "403"
+
+
+# ---- over every transport (https: --ca-certs), path style ----------------------------------
+
+
+@pytest.fixture
+def s3cmd_target(target, client_env, work):
+    """s3cmd configured for this test's transport, path style, trusting the test CA."""
+    https = target.scheme == "https"
+    config = work / "s3cmd-target.cfg"
+    config.write_text(
+        "[default]\n"
+        f"access_key = {support.ACCESS_KEY}\n"
+        f"secret_key = {support.SECRET_KEY}\n"
+        f"host_base = {target.host_port}\n"
+        f"host_bucket = {target.host_port}\n"
+        f"use_https = {https}\n"
+        f"signurl_use_https = {https}\n"
+        "check_ssl_certificate = True\n"
+        "check_ssl_hostname = True\n"
+        "bucket_location = US\n"
+        "progress_meter = False\n"
+    )
+    tls = ["--ca-certs", target.ca_bundle] if target.ca_bundle else []
+
+    def call(*args, check=True, timeout=support.SUBPROCESS_TIMEOUT):
+        cmd = [support.tool("s3cmd"), "-c", str(config), *tls, *map(str, args)]
+        return support.run(cmd, env=client_env, timeout=timeout, check=check)
+
+    return call
+
+
+@pytest.mark.covers("put/get", "multipart")
+def test_put_get_multipart_each_transport(s3cmd_target, target_client, target_bucket, work):
+    for size, chunk_mb in [(5 * KIB + 3, 15), (11 * MIB + 1, 5)]:
+        src = work / f"src-{size}"
+        body = support.write_file(src, size, seed=size)
+        clean(s3cmd_target("put", f"--multipart-chunk-size-mb={chunk_mb}", src, f"s3://{target_bucket}/o-{size}"))
+        head = target_client.head_object(Bucket=target_bucket, Key=f"o-{size}")
+        parts = support.split_parts(body, chunk_mb * MIB)
+        assert head["ETag"] == (support.multipart_etag(parts) if len(parts) > 1 else support.quoted_md5(body))
+        dst = work / f"dst-{size}"
+        clean(s3cmd_target("get", f"s3://{target_bucket}/o-{size}", dst))
+        assert dst.read_bytes() == body
+
+
+@pytest.mark.covers("sync up/down")
+def test_sync_up_and_down_each_transport(s3cmd_target, target_bucket, work):
+    src = work / "tree"
+    files = {"a.txt": 10, "b/c.bin": 70 * KIB, "b/d e.bin": 5, "empty": 0}
+    contents = {rel: support.write_file(src / rel, size, seed=size) for rel, size in files.items()}
+    out = clean(s3cmd_target("sync", f"{src}/", f"s3://{target_bucket}/tree/"))
+    assert out.count("upload:") == len(files), out
+    dst = work / "down"
+    dst.mkdir()
+    support.write_file(dst / "stale", 4)
+    clean(s3cmd_target("sync", "--delete-removed", f"s3://{target_bucket}/tree/", f"{dst}/"))
+    got = {p.relative_to(dst).as_posix(): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
+    assert got == contents
+
+
+@pytest.mark.covers("signurl (SigV2)")
+def test_signurl_each_transport(s3cmd_target, target, target_client, target_bucket, curl, work):
+    body = support.data(2 * KIB + 1, seed=5)
+    target_client.put_object(Bucket=target_bucket, Key="signed/obj.bin", Body=body)
+    url = clean(s3cmd_target("signurl", f"s3://{target_bucket}/signed/obj.bin", "+600")).strip().splitlines()[-1]
+    assert url.startswith(f"{target.scheme}://{target.host_port}/"), url
+    out = work / "out"
+    tls = ["--cacert", target.ca_bundle] if target.ca_bundle else []
+    curl(*tls, "-sS", "-f", "-o", out, url)
+    assert out.read_bytes() == body
