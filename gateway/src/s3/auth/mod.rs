@@ -22,6 +22,7 @@ use crate::s3::error::{S3Error, S3ErrorCode};
 pub use keyring::{AuthConfig, Keyring};
 #[cfg(test)]
 pub(crate) use sigv4::derive_signing_key;
+pub use sigv4::sign_request;
 pub(crate) use sigv4::{chunk_signature, trailer_signature};
 
 /// Who sent the request and how its payload must be verified.
