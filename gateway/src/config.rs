@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 use storage::codec::Geometry;
+use storage::scrub::ScrubConfig;
 
 /// Flags of `strata server` (each also readable from its `STRATA_*` variable).
 #[derive(Debug, Args, Default)]
@@ -94,6 +95,17 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_listen: Option<SocketAddr>,
     tls_handshake_timeout_ms: Option<u64>,
+    /// Scrubbing of the embedded server's shard directories (storage nodes take flags).
+    scrub_enabled: Option<bool>,
+    scrub_bytes_per_sec: Option<u64>,
+    scrub_file_pause_ms: Option<u64>,
+    scrub_interval_secs: Option<u64>,
+    /// How often the gateway collects scrub reports from every store.
+    scrub_poll_ms: Option<u64>,
+    /// `/_strata/metrics` without authentication (default: signed or bearer token).
+    metrics_public: Option<bool>,
+    /// Bearer token accepted on `/_strata/metrics` (also `STRATA_METRICS_TOKEN`).
+    metrics_bearer_token: Option<String>,
 }
 
 /// One storage node of a cluster.
@@ -152,6 +164,72 @@ pub struct ServerConfig {
     pub health_interval: Duration,
     /// Present in cluster mode: shards live on these storage nodes instead of `shard_dirs`.
     pub cluster: Option<ClusterSettings>,
+    /// How the embedded server scrubs its shard directories (unused in cluster mode: each
+    /// storage node scrubs its own disk).
+    pub scrub: ScrubConfig,
+    /// How often the gateway collects scrub reports and progress from every store.
+    pub scrub_poll_interval: Duration,
+    /// Who may read `/_strata/metrics`.
+    pub metrics_access: MetricsAccess,
+}
+
+/// Who may scrape `/_strata/metrics`. Like MinIO, not public by default: a SigV4/SigV2 request
+/// signed with the server's keys, or `Authorization: Bearer <token>` when a token is configured
+/// (what a Prometheus `authorization` block sends). `public = true` opens it to anyone.
+#[derive(Clone, Default)]
+pub struct MetricsAccess {
+    pub public: bool,
+    pub bearer_token: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsAccess")
+            .field("public", &self.public)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Builds and validates a scrub configuration (shared by the TOML file and the storage-node
+/// flags). `bytes_per_sec` 0 means unlimited; otherwise at least 64 KiB/s.
+pub fn scrub_config(
+    enabled: bool,
+    bytes_per_sec: Option<u64>,
+    file_pause_ms: Option<u64>,
+    interval_secs: Option<u64>,
+) -> Result<ScrubConfig, ConfigError> {
+    let defaults = ScrubConfig::default();
+    let bytes_per_sec = bytes_per_sec.unwrap_or(defaults.bytes_per_sec);
+    if bytes_per_sec != 0 && bytes_per_sec < 64 * 1024 {
+        return Err(invalid(
+            "scrub_bytes_per_sec",
+            "must be 0 (unlimited) or at least 65536",
+        ));
+    }
+    let file_pause = match file_pause_ms {
+        Some(ms) if ms > 60_000 => {
+            return Err(invalid("scrub_file_pause_ms", "must be at most 60000"))
+        }
+        Some(ms) => Duration::from_millis(ms),
+        None => defaults.file_pause,
+    };
+    let pass_interval = match interval_secs {
+        Some(secs) if secs > 366 * 24 * 3600 => {
+            return Err(invalid("scrub_interval_secs", "must be at most a year"))
+        }
+        Some(secs) => Duration::from_secs(secs),
+        None => defaults.pass_interval,
+    };
+    Ok(ScrubConfig {
+        enabled,
+        bytes_per_sec,
+        file_pause,
+        pass_interval,
+    })
 }
 
 /// Reads the cluster secret: `STRATA_CLUSTER_SECRET`, else the config's value or file.
@@ -339,6 +417,29 @@ impl ServerConfig {
         if inline_threshold > 256 * 1024 {
             return Err(invalid("inline_threshold", "must be at most 262144 bytes"));
         }
+        let scrub = scrub_config(
+            file.scrub_enabled.unwrap_or(true),
+            file.scrub_bytes_per_sec,
+            file.scrub_file_pause_ms,
+            file.scrub_interval_secs,
+        )?;
+        let scrub_poll_ms = file.scrub_poll_ms.unwrap_or(10_000);
+        if !(100..=3_600_000).contains(&scrub_poll_ms) {
+            return Err(invalid("scrub_poll_ms", "must be between 100 and 3600000"));
+        }
+        let bearer_token = std::env::var("STRATA_METRICS_TOKEN")
+            .ok()
+            .filter(|token| !token.is_empty())
+            .or(file.metrics_bearer_token);
+        if bearer_token
+            .as_ref()
+            .is_some_and(|token| token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(invalid(
+                "metrics_bearer_token",
+                "must be at least 16 printable ASCII characters without spaces",
+            ));
+        }
         let region = args
             .region
             .clone()
@@ -380,6 +481,12 @@ impl ServerConfig {
                 file.health_interval_ms.unwrap_or(1000).max(100),
             ),
             cluster: None,
+            scrub,
+            scrub_poll_interval: Duration::from_millis(scrub_poll_ms),
+            metrics_access: MetricsAccess {
+                public: file.metrics_public.unwrap_or(false),
+                bearer_token,
+            },
         })
     }
 }
@@ -541,6 +648,26 @@ mod tests {
         let config = ServerConfig::load(&args).unwrap();
         assert_eq!(config.geometry.total_shards(), 4);
         assert_eq!(config.listen.port(), 9100);
+        std::fs::write(
+            &path,
+            "scrub_bytes_per_sec = 1048576\nscrub_interval_secs = 60\nscrub_poll_ms = 500\n",
+        )
+        .unwrap();
+        let config = ServerConfig::load(&args).unwrap();
+        assert_eq!(config.scrub.bytes_per_sec, 1 << 20);
+        assert_eq!(config.scrub.pass_interval, Duration::from_secs(60));
+        assert_eq!(config.scrub_poll_interval, Duration::from_millis(500));
+        assert!(!config.metrics_access.public);
+        for (text, field) in [
+            ("scrub_bytes_per_sec = 10\n", "scrub_bytes_per_sec"),
+            ("scrub_poll_ms = 1\n", "scrub_poll_ms"),
+            ("scrub_file_pause_ms = 999999\n", "scrub_file_pause_ms"),
+            ("metrics_bearer_token = \"short\"\n", "metrics_bearer_token"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = ServerConfig::load(&args).unwrap_err().to_string();
+            assert!(err.contains(field), "{text}: {err}");
+        }
         std::fs::write(&path, "data_shardz = 3\n").unwrap();
         assert!(matches!(
             ServerConfig::load(&args),

@@ -32,6 +32,19 @@ impl Credentials {
         }
     }
 
+    /// The pair stored in `data_dir` (no environment override, nothing created): what
+    /// `strata admin --data DIR` signs with.
+    pub fn read(data_dir: &Path) -> std::io::Result<Credentials> {
+        let path = data_dir.join(FILE_NAME);
+        let text = std::fs::read_to_string(&path)?;
+        toml::from_str(&text).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })
+    }
+
     /// Environment override, else the stored pair, else a new pair that is stored durably.
     pub fn load_or_create(data_dir: &Path) -> std::io::Result<Credentials> {
         let access = std::env::var("STRATA_ACCESS_KEY")

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod config;
 pub mod credentials;
 pub mod engine;
+pub mod metrics;
 pub mod node_roles;
 pub mod s3;
 pub mod server;

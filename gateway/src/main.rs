@@ -1,6 +1,6 @@
 //! `strata`: one binary for every role of the object store (DESIGN §1).
 
-use strata_gateway::{config, node_roles, server};
+use strata_gateway::{admin, config, node_roles, server};
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -24,6 +24,8 @@ enum Command {
     Gateway(config::ServerArgs),
     /// Storage node: serves one directory's shards over HTTP to gateways.
     StorageNode(NodeArgs),
+    /// Cluster, repair, scrub and GC status from a running gateway's admin API.
+    Admin(admin::cli::AdminArgs),
 }
 
 #[derive(clap::Args)]
@@ -40,10 +42,27 @@ struct NodeArgs {
     /// Turn off fsync (benchmarks only).
     #[arg(long, env = "STRATA_NO_FSYNC")]
     no_fsync: bool,
+    /// Do not scrub (re-verify) the shard files in the background.
+    #[arg(long, env = "STRATA_NO_SCRUB")]
+    no_scrub: bool,
+    /// Scrub read rate in bytes per second (0 = unlimited; default 8 MiB/s).
+    #[arg(long, env = "STRATA_SCRUB_BYTES_PER_SEC")]
+    scrub_bytes_per_sec: Option<u64>,
+    /// Pause after each scrubbed file, in milliseconds (default 5).
+    #[arg(long, env = "STRATA_SCRUB_FILE_PAUSE_MS")]
+    scrub_file_pause_ms: Option<u64>,
+    /// Seconds from the end of one scrub pass to the start of the next (default 86400).
+    #[arg(long, env = "STRATA_SCRUB_INTERVAL_SECS")]
+    scrub_interval_secs: Option<u64>,
 }
 
 fn main() {
     let cli = Cli::parse();
+    let command = match cli.command {
+        // A client command: no logging set-up, a small runtime, its own exit codes.
+        Command::Admin(args) => std::process::exit(admin::cli::run(args)),
+        other => other,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -66,7 +85,7 @@ fn main() {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Server(args) => {
                 let config = config::ServerConfig::load(&args).map_err(|e| e.to_string())?;
                 server::run_server(config).await
@@ -76,15 +95,24 @@ fn main() {
                     config::ServerConfig::load_gateway(&args).map_err(|e| e.to_string())?;
                 server::run_server(config).await
             }
+            Command::Admin(_) => Ok(()),
             Command::StorageNode(args) => {
                 let secret = config::cluster_secret(None, args.secret_file.as_deref())
                     .map_err(|e| e.to_string())?;
+                let scrub = config::scrub_config(
+                    !args.no_scrub,
+                    args.scrub_bytes_per_sec,
+                    args.scrub_file_pause_ms,
+                    args.scrub_interval_secs,
+                )
+                .map_err(|e| e.to_string())?;
                 node_roles::run_storage_node(storage::node::NodeConfig {
                     listen: args.listen,
                     data: args.data,
                     secret,
                     fsync: !args.no_fsync,
                     max_skew: std::time::Duration::from_secs(300),
+                    scrub,
                 })
                 .await
             }

@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use http::StatusCode;
 use storage::local::LocalShardStore;
+use storage::scrub::spawn_scrubber;
 use storage::store::ShardStore;
 use tokio::sync::watch;
 use tracing::info;
@@ -18,6 +19,7 @@ use crate::config::ServerConfig;
 use crate::credentials::Credentials;
 use crate::engine::cluster::{Cluster, NodeSpec};
 use crate::engine::{Engine, EngineConfig};
+use crate::metrics::Metrics;
 use crate::s3::auth::{AuthConfig, Keyring};
 use crate::s3::service::{handle_s3, S3Service};
 use crate::tls::TlsListener;
@@ -46,7 +48,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot open metadata at {}: {e}", meta_dir.display()))?
     };
-    let nodes = build_nodes(&config)?;
+    let (nodes, local_stores) = build_nodes(&config)?;
     let cluster = Arc::new(Cluster::new(nodes)?);
     let engine = Engine::new(
         catalog,
@@ -74,10 +76,17 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             max_presign_expiry: std::time::Duration::from_secs(7 * 24 * 3600),
         },
         domains: config.domains.clone(),
+        metrics: Metrics::new(config.metrics_access.clone()),
     });
     let listeners = bind_listeners(&config, tls_server).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let gc = engine.spawn_gc(shutdown_rx.clone());
+    // Embedded mode scrubs its own directories; storage nodes scrub theirs.
+    let scrubbers: Vec<_> = local_stores
+        .into_iter()
+        .map(|store| spawn_scrubber(store, config.scrub.clone(), shutdown_rx.clone()))
+        .collect();
+    let scrub_poller = engine.spawn_scrub_poller(config.scrub_poll_interval, shutdown_rx.clone());
     let health = cluster.spawn_health_checker(
         config.health_interval,
         config
@@ -92,6 +101,10 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
     let _ = shutdown_tx.send(true);
     let _ = gc.await;
     let _ = health.await;
+    let _ = scrub_poller.await;
+    for scrubber in scrubbers {
+        let _ = scrubber.await;
+    }
     Ok(())
 }
 
@@ -161,15 +174,18 @@ async fn serve(listeners: Listeners, app: Router) -> Result<(), String> {
     futures::future::try_join(plain, tls).await.map(|_| ())
 }
 
-/// The shard stores: local directories (embedded) or storage nodes over HTTP (cluster).
-fn build_nodes(config: &ServerConfig) -> Result<Vec<NodeSpec>, String> {
+/// The shard stores: local directories (embedded) or storage nodes over HTTP (cluster). The
+/// local stores are also returned as such, for their scrubbers.
+fn build_nodes(config: &ServerConfig) -> Result<(Vec<NodeSpec>, Vec<LocalShardStore>), String> {
     let mut nodes = Vec::new();
+    let mut locals = Vec::new();
     if let Some(cluster) = &config.cluster {
-        return crate::node_roles::http_nodes(cluster);
+        return Ok((crate::node_roles::http_nodes(cluster)?, locals));
     }
     for (i, dir) in config.shard_dirs.iter().enumerate() {
         let store = LocalShardStore::open(dir.clone(), format!("disk{i}"), config.fsync)
             .map_err(|e| format!("cannot open shard directory {}: {e}", dir.display()))?;
+        locals.push(store.clone());
         nodes.push(NodeSpec {
             id: i as u32,
             address: dir.display().to_string(),
@@ -178,7 +194,7 @@ fn build_nodes(config: &ServerConfig) -> Result<Vec<NodeSpec>, String> {
             store: Arc::new(store) as Arc<dyn ShardStore>,
         });
     }
-    Ok(nodes)
+    Ok((nodes, locals))
 }
 
 fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
@@ -205,6 +221,11 @@ fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
             "/_strata/admin/cluster",
             get(crate::admin::handle_cluster_status),
         )
+        .route(
+            "/_strata/admin/scrub",
+            get(crate::admin::handle_scrub_status),
+        )
+        .route("/_strata/metrics", get(crate::admin::handle_metrics))
         .fallback(handle_s3)
         .with_state(service)
         .layer(axum::middleware::map_response(ensure_request_id))

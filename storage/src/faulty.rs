@@ -16,6 +16,7 @@ use bytes::Bytes;
 use crate::error::StorageError;
 use crate::format::ShardHeader;
 use crate::id::ShardId;
+use crate::scrub::ScrubStatus;
 use crate::store::{ShardStat, ShardStore, ShardWriter, StoreHealth};
 
 /// How long a "hanging" operation sleeps.
@@ -161,6 +162,16 @@ impl ShardStore for FaultyShardStore {
     async fn health(&self) -> Result<StoreHealth, StorageError> {
         self.faults.before("health").await?;
         self.inner.health().await
+    }
+
+    async fn scrub_status(&self) -> Result<ScrubStatus, StorageError> {
+        self.faults.before("scrub_status").await?;
+        self.inner.scrub_status().await
+    }
+
+    async fn ack_scrub_reports(&self, up_to: u64) -> Result<(), StorageError> {
+        self.faults.before("ack_scrub_reports").await?;
+        self.inner.ack_scrub_reports(up_to).await
     }
 }
 

@@ -39,6 +39,7 @@ use crate::error::StorageError;
 use crate::format::{self, ShardHeader};
 use crate::id::ShardId;
 use crate::node::wire;
+use crate::scrub::ScrubStatus;
 use crate::store::{ShardStat, ShardStore, ShardWriter, StoreHealth};
 
 /// Largest error message read from a node.
@@ -464,6 +465,25 @@ impl ShardStore for HttpShardStore {
             .small_call(Method::GET, wire::HEALTH_PATH, "")
             .await?;
         wire::decode_health(&body)
+    }
+
+    async fn scrub_status(&self) -> Result<ScrubStatus, StorageError> {
+        let body = self
+            .inner
+            .small_call(Method::GET, wire::SCRUB_PATH, "")
+            .await?;
+        wire::decode_scrub_status(&body)
+    }
+
+    async fn ack_scrub_reports(&self, up_to: u64) -> Result<(), StorageError> {
+        self.inner
+            .small_call(
+                Method::DELETE,
+                wire::SCRUB_REPORTS_PATH,
+                &format!("upto={up_to}"),
+            )
+            .await
+            .map(drop)
     }
 }
 

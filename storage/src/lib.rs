@@ -1,5 +1,6 @@
 //! Strata's storage layer: shard identities, the erasure codec, the on-disk shard format and
-//! the `ShardStore` trait with its local-directory and fault-injecting implementations.
+//! the `ShardStore` trait with its local-directory and fault-injecting implementations, and the
+//! scrubber that re-verifies local shard files in the background.
 //!
 //! This crate knows nothing of S3 or of metadata; the engine in the gateway composes it.
 //! Erasure coding is synchronous CPU work: async callers run it in `spawn_blocking`.
@@ -13,6 +14,7 @@ pub mod http_store;
 pub mod id;
 pub mod local;
 pub mod node;
+pub mod scrub;
 pub mod store;
 
 #[cfg(any(test, feature = "testing"))]
@@ -26,4 +28,5 @@ pub use http_store::{HttpShardStore, HttpStoreConfig};
 pub use id::{ShardGroupId, ShardId};
 pub use local::LocalShardStore;
 pub use node::{serve_node, NodeConfig};
+pub use scrub::{ScrubConfig, ScrubReport, ScrubStatus};
 pub use store::{ShardStat, ShardStore, ShardWriter, StoreHealth};

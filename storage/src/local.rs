@@ -12,6 +12,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,6 +21,7 @@ use crate::codec::Geometry;
 use crate::error::StorageError;
 use crate::format::{self, ShardHeader, MAX_HEADER_LEN};
 use crate::id::ShardId;
+use crate::scrub::{ScrubLedger, ScrubStatus};
 use crate::store::{ShardStat, ShardStore, ShardWriter, StoreHealth};
 
 /// Most frames one `read_frames` call may ask for (bounds the answer's size).
@@ -32,18 +34,22 @@ pub struct LocalShardStore {
     root: PathBuf,
     name: String,
     fsync: bool,
+    /// The scrubber's durable bookkeeping, shared by every clone (`crate::scrub`).
+    scrub: Arc<ScrubLedger>,
 }
 
 impl LocalShardStore {
     /// Opens (creating if needed) the store in `dir` and removes stale temporary files.
     /// Synchronous: call it at startup, or from `spawn_blocking`.
     pub fn open(dir: PathBuf, name: String, fsync: bool) -> Result<Self, StorageError> {
+        ensure_dir(&dir, fsync)?;
+        let scrub = Arc::new(ScrubLedger::open(&dir, fsync)?);
         let store = LocalShardStore {
             root: dir,
             name,
             fsync,
+            scrub,
         };
-        ensure_dir(&store.root, fsync)?;
         ensure_dir(&store.shards_dir(), fsync)?;
         ensure_dir(&store.tmp_dir(), fsync)?;
         let mut removed = 0usize;
@@ -67,6 +73,16 @@ impl LocalShardStore {
     /// Where the committed shard `id` lives.
     pub fn shard_path(&self, id: ShardId) -> PathBuf {
         shard_path(&self.root, id)
+    }
+
+    /// Whether shard files and directories are fsynced.
+    pub fn fsyncs(&self) -> bool {
+        self.fsync
+    }
+
+    /// The scrubber's ledger of this store (progress, reports).
+    pub fn scrub_ledger(&self) -> &Arc<ScrubLedger> {
+        &self.scrub
     }
 
     fn shards_dir(&self) -> PathBuf {
@@ -202,10 +218,22 @@ impl ShardStore for LocalShardStore {
         })
         .await?
     }
+
+    async fn scrub_status(&self) -> Result<ScrubStatus, StorageError> {
+        Ok(self.scrub.status())
+    }
+
+    async fn ack_scrub_reports(&self, up_to: u64) -> Result<(), StorageError> {
+        let ledger = Arc::clone(&self.scrub);
+        tokio::task::spawn_blocking(move || ledger.acknowledge(up_to).map(drop)).await?
+    }
 }
 
 /// Reads and verifies the header of an open shard file; it must describe `id`.
-fn read_header(file: &mut File, id: ShardId) -> Result<(ShardHeader, u64), StorageError> {
+pub(crate) fn read_header(
+    file: &mut File,
+    id: ShardId,
+) -> Result<(ShardHeader, u64), StorageError> {
     let mut prefix = Vec::with_capacity(MAX_HEADER_LEN);
     Read::by_ref(file)
         .take(MAX_HEADER_LEN as u64)

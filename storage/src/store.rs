@@ -3,7 +3,8 @@
 //! Invariants every implementation keeps (checked by `conformance`): a shard becomes visible
 //! atomically at `ShardWriter::commit` and never before; a frame is only returned after its
 //! checksum matched (a bad frame is `None`, an erasure, never bytes); `delete` is idempotent;
-//! `list` is ordered by `ShardId` and paged strictly after the cursor.
+//! `list` is ordered by `ShardId` and paged strictly after the cursor; scrub reports are
+//! acknowledged by id, idempotently.
 //! The trait is object safe and used as `Arc<dyn ShardStore>`.
 
 use async_trait::async_trait;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 pub use crate::error::StorageError;
 use crate::format::ShardHeader;
 use crate::id::ShardId;
+use crate::scrub::ScrubStatus;
 
 #[async_trait]
 pub trait ShardStore: Send + Sync + 'static {
@@ -52,6 +54,26 @@ pub trait ShardStore: Send + Sync + 'static {
 
     /// Free and total space of the underlying filesystem.
     async fn health(&self) -> Result<StoreHealth, StorageError>;
+
+    /// Scrub progress of the store and the corrupt shards its scrubber found that no gateway
+    /// has acknowledged yet (oldest first, bounded). Stores that do not scrub answer
+    /// `Unavailable` (the default, so test doubles need not implement it).
+    async fn scrub_status(&self) -> Result<ScrubStatus, StorageError> {
+        Err(StorageError::Unavailable(format!(
+            "{} does not scrub",
+            self.name()
+        )))
+    }
+
+    /// Forgets the scrub reports whose id is at most `up_to`, once they were handed to repair.
+    /// Idempotent.
+    async fn ack_scrub_reports(&self, up_to: u64) -> Result<(), StorageError> {
+        let _ = up_to;
+        Err(StorageError::Unavailable(format!(
+            "{} does not scrub",
+            self.name()
+        )))
+    }
 }
 
 #[async_trait]

@@ -12,8 +12,8 @@ use storage::cluster_auth::{self, RequestTarget};
 use storage::conformance::{self, frame_content, sample_geometry, sample_header, write_shard};
 use storage::format;
 use storage::{
-    serve_node, HttpShardStore, HttpStoreConfig, NodeConfig, ShardGroupId, ShardId, ShardStore,
-    StorageError,
+    serve_node, HttpShardStore, HttpStoreConfig, NodeConfig, ScrubConfig, ShardGroupId, ShardId,
+    ShardStore, StorageError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,12 +42,17 @@ struct TestNode {
 
 impl TestNode {
     async fn start() -> TestNode {
+        Self::start_with(ScrubConfig::default()).await
+    }
+
+    async fn start_with(scrub: ScrubConfig) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("disk");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut config = NodeConfig::new(addr, data.clone(), SECRET.to_vec());
         config.fsync = false;
+        config.scrub = scrub;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve_node(config, listener, async move {
             let _ = stopped.await;
@@ -432,6 +437,71 @@ async fn unauthenticated_requests_are_refused_and_touch_nothing() {
     let (status, body_text) = raw_request(node.addr, &signed_for_health, b"").await;
     assert_eq!(status, 200);
     assert!(body_text.starts_with("free_bytes="), "{body_text}");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrub_reports_travel_to_the_gateway_and_are_acknowledged() {
+    let mut node = TestNode::start_with(ScrubConfig {
+        enabled: true,
+        bytes_per_sec: 0,
+        file_pause: Duration::ZERO,
+        pass_interval: Duration::from_millis(50),
+    })
+    .await;
+    let store = node.client();
+    let (good, bad) = (
+        ShardId::new(ShardGroupId::new_v7(), 1),
+        ShardId::new(ShardGroupId::new_v7(), 4),
+    );
+    write_shard(store.as_ref(), good, 3000).await;
+    write_shard(store.as_ref(), bad, 3000).await;
+    let path = storage::local::shard_path(&node.data, bad);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let mut status = store.scrub_status().await.unwrap();
+    for _ in 0..500 {
+        if !status.reports.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        status = store.scrub_status().await.unwrap();
+    }
+    assert!(status.enabled);
+    assert_eq!(status.reports.len(), 1, "{status:?}");
+    let report = &status.reports[0];
+    assert_eq!(report.shard_id().unwrap(), bad);
+    assert!(report.quarantine.is_some());
+    assert!(node.data.join("quarantine").is_dir());
+    assert_eq!(store.stat(bad).await, Err(StorageError::NotFound));
+    assert!(store.stat(good).await.is_ok());
+
+    // Only the cluster secret may read or acknowledge reports; ids are parsed strictly.
+    let intruder = node.client_with(b"not the cluster secret");
+    assert!(intruder.scrub_status().await.is_err());
+    assert!(intruder.ack_scrub_reports(u64::MAX).await.is_err());
+    let now = SystemTime::now();
+    let unsigned = request_head("GET", "/v1/scrub", None, now, None);
+    assert_eq!(raw_request(node.addr, &unsigned, b"").await.0, 401);
+    for target in [
+        "/v1/scrub/reports?upto=-1",
+        "/v1/scrub/reports?upto=01",
+        "/v1/scrub/reports?upto=1&upto=2",
+        "/v1/scrub/reports",
+    ] {
+        let head = request_head("DELETE", target, Some(SECRET), now, None);
+        assert_eq!(raw_request(node.addr, &head, b"").await.0, 400, "{target}");
+    }
+    assert_eq!(store.scrub_status().await.unwrap().reports.len(), 1);
+
+    store.ack_scrub_reports(report.id).await.unwrap();
+    store.ack_scrub_reports(report.id).await.unwrap();
+    let after = store.scrub_status().await.unwrap();
+    assert!(after.reports.is_empty());
+    assert!(after.total_corrupt_found >= 1);
     node.stop().await;
 }
 

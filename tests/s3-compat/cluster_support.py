@@ -137,11 +137,13 @@ class Node:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    extra_args: list[str] = field(default_factory=list)
+
     def command(self, binary: str) -> list[str]:
         cmd = [binary, "storage-node", "--listen", self.address, "--data", str(self.data_dir), "--no-fsync"]
         if self.secret_file is not None:
             cmd += ["--secret-file", str(self.secret_file)]
-        return cmd
+        return cmd + self.extra_args
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -166,7 +168,8 @@ class Cluster:
     Use as a context manager or call close() in a finally: teardown never leaks processes."""
 
     def __init__(self, binary: str, root: Path, *, nodes: int = 6, data_shards: int = 4, parity_shards: int = 2,
-                 node_secrets: dict[int, str | None] | None = None, gateway_extra: dict | None = None):
+                 node_secrets: dict[int, str | None] | None = None, gateway_extra: dict | None = None,
+                 node_args: list[str] | None = None):
         self.binary = binary
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -182,7 +185,8 @@ class Cluster:
         node_secrets = node_secrets or {}
         for i in range(nodes):
             secret = node_secrets.get(i, CLUSTER_SECRET)
-            node = Node(i, support.free_port(), self.root / f"node{i}", self.root / f"node{i}.log", secret)
+            node = Node(i, support.free_port(), self.root / f"node{i}", self.root / f"node{i}.log", secret,
+                        extra_args=list(node_args or []))
             if secret is not None:
                 node.secret_file = self.root / f"node{i}.secret"
                 node.secret_file.write_text(secret + "\n")

@@ -1,6 +1,15 @@
-//! The admin API under `/_strata/admin/…` on the S3 port. Requests are authenticated exactly like
-//! S3 requests (SigV4/SigV2 with the server's keys), so `curl --aws-sigv4 "aws:amz:us-east-1:s3"
-//! --user KEY:SECRET` works, and answers are JSON.
+//! The admin API under `/_strata/admin/…` on the S3 port, and `/_strata/metrics`. Admin requests
+//! are authenticated exactly like S3 requests (SigV4/SigV2 with the server's keys), so
+//! `curl --aws-sigv4 "aws:amz:us-east-1:s3" --user KEY:SECRET` and `strata admin` (`cli`) work,
+//! and answers are JSON. Metrics follow `config::MetricsAccess` (signed, bearer token or public).
+//!
+//! | path | answer |
+//! |---|---|
+//! | `GET /_strata/admin/cluster` | geometry, quorum, every node's state, latency and space |
+//! | `GET /_strata/admin/scrub` | every store's scrub progress, totals and pending reports |
+//! | `GET /_strata/metrics` | Prometheus/OpenMetrics text (`crate::metrics`) |
+
+pub mod cli;
 
 use std::sync::Arc;
 
@@ -10,6 +19,8 @@ use http::{Request, Response, StatusCode};
 use serde::Serialize;
 
 use crate::engine::cluster::NodeStatus;
+use crate::engine::scrub::StoreScrubView;
+use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::service::{new_request_id, S3Service};
 
 #[derive(Serialize)]
@@ -19,6 +30,17 @@ struct ClusterStatus {
     write_quorum: usize,
     nodes_up: usize,
     nodes: Vec<NodeStatus>,
+}
+
+#[derive(Serialize)]
+struct ScrubOverview {
+    stores: usize,
+    stores_reachable: usize,
+    corrupt_found_total: u64,
+    pending_reports: usize,
+    /// Corrupt shards this gateway handed to repair since it started.
+    shards_handed_to_repair: u64,
+    stores_detail: Vec<StoreScrubView>,
 }
 
 fn json_response(status: StatusCode, body: String) -> Response<Body> {
@@ -50,11 +72,92 @@ pub async fn handle_cluster_status(
         nodes_up: nodes.iter().filter(|n| n.state == "up").count(),
         nodes,
     };
-    match serde_json::to_string_pretty(&status) {
+    to_json(&status)
+}
+
+fn to_json<T: Serialize>(value: &T) -> Response<Body> {
+    match serde_json::to_string_pretty(value) {
         Ok(body) => json_response(StatusCode::OK, body),
         Err(e) => json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("{{\"error\":\"{e}\"}}"),
+            serde_json::json!({ "error": e.to_string() }).to_string(),
+        ),
+    }
+}
+
+/// `GET /_strata/admin/scrub`: the last scrub status the gateway collected from every store.
+pub async fn handle_scrub_status(
+    State(service): State<Arc<S3Service>>,
+    request: Request<Body>,
+) -> Response<Body> {
+    let (parts, _) = request.into_parts();
+    if let Err(error) = service.authenticate(&parts) {
+        return error.to_response(&new_request_id(), false);
+    }
+    let engine = &service.engine;
+    let views = engine.scrub_views();
+    let overview = ScrubOverview {
+        stores: engine.cluster().len(),
+        stores_reachable: views.iter().filter(|view| view.reachable).count(),
+        corrupt_found_total: views
+            .iter()
+            .filter_map(|view| view.status.as_ref())
+            .map(|status| status.total_corrupt_found)
+            .sum(),
+        pending_reports: views.iter().map(|view| view.pending_reports).sum(),
+        shards_handed_to_repair: engine.counters().snapshot().scrub_corrupt_shards,
+        stores_detail: views,
+    };
+    to_json(&overview)
+}
+
+/// `GET /_strata/metrics`: Prometheus metrics, for whoever `MetricsAccess` lets in.
+pub async fn handle_metrics(
+    State(service): State<Arc<S3Service>>,
+    request: Request<Body>,
+) -> Response<Body> {
+    let (parts, _) = request.into_parts();
+    let access = service.metrics.access();
+    let bearer_ok = access.bearer_token.as_ref().is_some_and(|token| {
+        parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(
+                    given.trim().as_bytes(),
+                    token.as_bytes(),
+                ))
+            })
+    });
+    if !access.public && !bearer_ok {
+        // A bearer header that is not the token must not be read as a (malformed) signature.
+        let is_bearer = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .is_some_and(|value| value.as_bytes().starts_with(b"Bearer "));
+        let denied = if is_bearer {
+            Err(S3Error::new(S3ErrorCode::AccessDenied).with_message("Invalid bearer token"))
+        } else {
+            service.authenticate(&parts).map(drop)
+        };
+        if let Err(error) = denied {
+            return error.to_response(&new_request_id(), false);
+        }
+    }
+    match service.metrics.render(&service.engine).await {
+        Ok(text) => {
+            let mut response = Response::new(Body::from(text));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            );
+            response
+        }
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({ "error": e.to_string() }).to_string(),
         ),
     }
 }

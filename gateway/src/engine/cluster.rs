@@ -5,6 +5,8 @@
 //! after [`FAILURES_TO_DOWN`] consecutive failed pings and up again after one good ping.
 //! Placement only considers nodes that are up; reads use the recorded layout whatever the state,
 //! because a node marked down may still answer (and a read falls back to parity anyway).
+//! Every node's store is wrapped in an `ObservedStore`, which counts its failed calls for the
+//! metrics.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::now_ms;
+use super::observed::{ObservedStore, StoreErrors};
 use super::placement::Candidate;
 
 /// Consecutive failed pings before a node is considered down.
@@ -32,7 +35,9 @@ pub struct NodeSpec {
 }
 
 struct Node {
+    /// `spec.store` is wrapped in an `ObservedStore` counting into `errors`.
     spec: NodeSpec,
+    errors: Arc<StoreErrors>,
     up: AtomicBool,
     failures: AtomicU32,
     latency_us: AtomicU64,
@@ -55,6 +60,14 @@ pub struct NodeStatus {
     pub free_bytes: u64,
     pub total_bytes: u64,
     pub last_check_ms: u64,
+}
+
+/// Failed store calls of one node: `(operation, count)` for each of `observed::OPERATIONS`.
+#[derive(Debug, Clone)]
+pub struct NodeErrors {
+    pub id: u32,
+    pub name: String,
+    pub by_operation: Vec<(&'static str, u64)>,
 }
 
 /// The engine's nodes.
@@ -81,8 +94,14 @@ impl Cluster {
         }
         let nodes = specs
             .into_iter()
-            .map(|spec| Node {
+            .map(|mut spec| {
+                let errors = Arc::new(StoreErrors::default());
+                spec.store = Arc::new(ObservedStore::new(spec.store, Arc::clone(&errors)));
+                (spec, errors)
+            })
+            .map(|(spec, errors)| Node {
                 spec,
+                errors,
                 up: AtomicBool::new(true),
                 failures: AtomicU32::new(0),
                 latency_us: AtomicU64::new(0),
@@ -108,6 +127,26 @@ impl Cluster {
             .iter()
             .find(|n| n.spec.id == id)
             .map(|n| n.spec.store.clone())
+    }
+
+    /// Every node's id, address and store, in configuration order.
+    pub fn nodes(&self) -> Vec<(u32, String, Arc<dyn ShardStore>)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.spec.id, n.spec.address.clone(), n.spec.store.clone()))
+            .collect()
+    }
+
+    /// Failed store calls per node and operation.
+    pub fn error_counts(&self) -> Vec<NodeErrors> {
+        self.nodes
+            .iter()
+            .map(|n| NodeErrors {
+                id: n.spec.id,
+                name: n.spec.store.name().to_string(),
+                by_operation: n.errors.snapshot(),
+            })
+            .collect()
     }
 
     /// Whether node `id` is currently considered up (unknown ids are not).

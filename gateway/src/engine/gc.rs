@@ -5,6 +5,7 @@
 //! A GC item is only finished once every shard delete succeeded (deletes are idempotent); a
 //! failed delete is retried later, so an unreachable store never leaks data for good.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,15 +63,29 @@ impl Engine {
         let mut finished = 0;
         for (key, item) in due {
             if self.delete_group(&item.layout).await {
+                let bytes = collected_bytes(&item.layout);
                 self.meta(move |c| c.finish_gc(&key)).await?;
+                self.counters
+                    .gc_groups_collected
+                    .fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .gc_bytes_collected
+                    .fetch_add(bytes, Ordering::Relaxed);
                 debug!(group = %hex::encode(item.layout.group), reason = %item.reason, "collected");
                 finished += 1;
             } else {
                 let due = now_ms() + GC_RETRY.as_millis() as u64;
                 self.meta(move |c| c.retry_gc(&key, &item, due)).await?;
+                self.counters.gc_retries.fetch_add(1, Ordering::Relaxed);
             }
         }
         Ok(finished)
+    }
+
+    /// Items waiting in the GC queue (due or not), counted up to `limit`.
+    pub async fn gc_queue_len(&self, limit: usize) -> Result<usize, EngineError> {
+        self.meta(move |c| c.due_gc(u64::MAX, limit).map(|items| items.len()))
+            .await
     }
 
     /// Deletes every shard of a group; true when all deletes succeeded.
@@ -99,4 +114,18 @@ impl Engine {
         }
         all
     }
+}
+
+/// Shard bytes (frames, without headers) of the written shards of a group.
+fn collected_bytes(layout: &ShardedLayout) -> u64 {
+    let Ok(geometry) = storage::codec::Geometry::new(
+        usize::from(layout.data_shards),
+        usize::from(layout.parity_shards),
+        layout.block_size as usize,
+    ) else {
+        return 0;
+    };
+    let per_shard = storage::format::file_len(0, &geometry, layout.length);
+    let written = layout.nodes.len().saturating_sub(layout.missing.len()) as u64;
+    per_shard.saturating_mul(written)
 }

@@ -12,11 +12,14 @@
 
 mod buckets;
 pub mod cluster;
+pub mod counters;
 mod gc;
 mod multipart;
 mod objects;
+pub mod observed;
 mod placement;
 mod read;
+pub mod scrub;
 mod write;
 
 use std::sync::Arc;
@@ -124,6 +127,8 @@ pub struct Engine {
     cluster: Arc<cluster::Cluster>,
     codec: ErasureCodec,
     config: EngineConfig,
+    counters: counters::EngineCounters,
+    scrub: scrub::ScrubMonitor,
 }
 
 impl Engine {
@@ -147,6 +152,8 @@ impl Engine {
             cluster,
             codec,
             config,
+            counters: counters::EngineCounters::default(),
+            scrub: scrub::ScrubMonitor::default(),
         }))
     }
 
@@ -161,6 +168,11 @@ impl Engine {
 
     pub fn cluster(&self) -> &Arc<cluster::Cluster> {
         &self.cluster
+    }
+
+    /// Counters of background work (GC, scrub), for the metrics endpoint.
+    pub fn counters(&self) -> &counters::EngineCounters {
+        &self.counters
     }
 
     /// Runs a blocking catalog call off the reactor.

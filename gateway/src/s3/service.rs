@@ -18,6 +18,7 @@ use super::handlers::{
     S3Result,
 };
 use crate::engine::Engine;
+use crate::metrics::{CountingBody, Metrics};
 
 /// Shared state of the S3 endpoint.
 pub struct S3Service {
@@ -26,6 +27,8 @@ pub struct S3Service {
     pub auth: AuthConfig,
     /// Domains of virtual-hosted-style addressing (`{bucket}.{domain}`); empty: path style only.
     pub domains: Vec<String>,
+    /// Request counters and latencies (`/_strata/metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl S3Service {
@@ -59,10 +62,17 @@ pub async fn handle_s3(
     async move {
         let started = Instant::now();
         let is_head = method == Method::HEAD;
-        let mut response = match dispatch(service, request, &request_id).await {
+        let metrics = Arc::clone(&service.metrics);
+        let request =
+            request.map(|body| Body::new(CountingBody::new(body, metrics.received_bytes())));
+        let (operation, outcome) = dispatch(service, request, &request_id).await;
+        let response = match outcome {
             Ok(response) => response,
             Err(error) => error.to_response(&request_id, is_head),
         };
+        metrics.observe_request(&operation, response.status().as_u16(), started.elapsed());
+        let mut response =
+            response.map(|body| Body::new(CountingBody::new(body, metrics.sent_bytes())));
         let headers = response.headers_mut();
         if let Ok(id) = HeaderValue::from_str(&request_id) {
             headers.insert("x-amz-request-id", id.clone());
@@ -70,6 +80,7 @@ pub async fn handle_s3(
         }
         headers.insert("server", HeaderValue::from_static("Strata"));
         info!(
+            operation = %operation,
             status = response.status().as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "request"
@@ -94,21 +105,37 @@ fn path_style_path(service: &S3Service, parts: &http::request::Parts) -> String 
     }
 }
 
-async fn dispatch(service: Arc<S3Service>, request: Request<Body>, request_id: &str) -> S3Result {
+/// Authenticates, routes and handles; also names the operation for logs and metrics
+/// (`Unauthenticated` and `BadRequest` before an endpoint is known).
+async fn dispatch(
+    service: Arc<S3Service>,
+    request: Request<Body>,
+    request_id: &str,
+) -> (String, S3Result) {
     let (parts, body) = request.into_parts();
     let path = path_style_path(&service, &parts);
     let query = Query::parse(parts.uri.query());
     if post_object::is_form_upload(&parts.method, &parts.headers) {
         // Browser uploads carry their signature inside the form (the policy), not in headers.
-        if let Endpoint::PostObject { bucket } =
-            parse_endpoint(&parts.method, &path, &query, false)?
-        {
-            return post_object::handle_post_object(&service, parts, body, &bucket).await;
+        match parse_endpoint(&parts.method, &path, &query, false) {
+            Ok(Endpoint::PostObject { bucket }) => {
+                let outcome = post_object::handle_post_object(&service, parts, body, &bucket).await;
+                return ("PostObject".to_string(), outcome);
+            }
+            Ok(_) => {}
+            Err(error) => return ("BadRequest".to_string(), Err(error)),
         }
     }
-    let auth = service.authenticate(&parts)?;
+    let auth = match service.authenticate(&parts) {
+        Ok(auth) => auth,
+        Err(error) => return ("Unauthenticated".to_string(), Err(error)),
+    };
     let copy = parts.headers.contains_key("x-amz-copy-source");
-    let endpoint = parse_endpoint(&parts.method, &path, &query, copy)?;
+    let endpoint = match parse_endpoint(&parts.method, &path, &query, copy) {
+        Ok(endpoint) => endpoint,
+        Err(error) => return ("BadRequest".to_string(), Err(error)),
+    };
+    let operation = operation_name(&endpoint);
     let req = S3Request {
         engine: service.engine.clone(),
         method: parts.method,
@@ -118,7 +145,18 @@ async fn dispatch(service: Arc<S3Service>, request: Request<Body>, request_id: &
         body,
         request_id: request_id.to_string(),
     };
-    route(req, endpoint).await
+    (operation, route(req, endpoint).await)
+}
+
+/// The endpoint's variant name (`GetObject`, `PutObject`…): a bounded set, taken from the
+/// derived `Debug` so it can never drift from the enum.
+fn operation_name(endpoint: &Endpoint) -> String {
+    let debug = format!("{endpoint:?}");
+    debug
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or("Unknown")
+        .to_string()
 }
 
 async fn route(req: S3Request, endpoint: Endpoint) -> S3Result {
@@ -194,5 +232,20 @@ async fn route(req: S3Request, endpoint: Endpoint) -> S3Result {
         E::PostObject { .. } => Err(S3Error::new(S3ErrorCode::MalformedPOSTRequest)),
         E::NotImplemented { operation } => Err(S3Error::new(S3ErrorCode::NotImplemented)
             .with_message(format!("{operation} is not implemented"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_named_after_their_endpoint() {
+        assert_eq!(operation_name(&Endpoint::ListBuckets), "ListBuckets");
+        let get = Endpoint::GetObject {
+            bucket: "b".into(),
+            key: "weird {key} (1)".into(),
+        };
+        assert_eq!(operation_name(&get), "GetObject");
     }
 }

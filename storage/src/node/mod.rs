@@ -17,6 +17,8 @@
 //! | `DELETE /v1/shards/<id>` (idempotent) | `200`, empty |
 //! | `GET /v1/shards?after=<id>&limit=N` (limit ≤ 10000, default 1000) | `200`, one `<id>` per line, in `ShardId` order |
 //! | `GET /v1/health` | `200`, `free_bytes=<n>\ntotal_bytes=<n>\n` |
+//! | `GET /v1/scrub` | `200`, JSON `{"format":1,"status":{…}}`: scrub progress and unacknowledged reports (`crate::scrub::ScrubStatus`) |
+//! | `DELETE /v1/scrub/reports?upto=N` (idempotent) | `200`, empty: reports with id ≤ N are forgotten |
 //!
 //! Errors have a plain-text body, a status and an `x-strata-error` kind naming the
 //! `StorageError` variant (`node::wire::error_status`): 400 malformed request, bad shard id,
@@ -30,7 +32,8 @@
 //! as it arrives and hands it to a `LocalShardWriter`; the shard is committed only if the body
 //! ended exactly after the last frame, otherwise (bad frame, short body, dropped connection) the
 //! writer is aborted and its temporary file removed. Unauthenticated or malformed requests are
-//! answered before the disk is touched. On shutdown the node stops accepting, lets in-flight
+//! answered before the disk is touched. The node runs the scrubber of its store
+//! (`crate::scrub`) unless `scrub.enabled` is off. On shutdown the node stops accepting, lets in-flight
 //! requests finish (up to `DRAIN_TIMEOUT`) and returns.
 
 mod auth;
@@ -53,6 +56,7 @@ use tracing::Instrument;
 use crate::cluster_auth::DEFAULT_MAX_SKEW;
 use crate::error::StorageError;
 use crate::local::LocalShardStore;
+use crate::scrub::{spawn_scrubber, ScrubConfig};
 
 /// How long shutdown waits for in-flight requests before returning anyway.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,6 +78,8 @@ pub struct NodeConfig {
     pub fsync: bool,
     /// Largest accepted difference between a request's date and the node's clock.
     pub max_skew: Duration,
+    /// How the node's scrubber re-verifies its shards.
+    pub scrub: ScrubConfig,
 }
 
 impl NodeConfig {
@@ -85,6 +91,7 @@ impl NodeConfig {
             secret,
             fsync: true,
             max_skew: DEFAULT_MAX_SKEW,
+            scrub: ScrubConfig::default(),
         }
     }
 }
@@ -97,6 +104,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("secret", &"<redacted>")
             .field("fsync", &self.fsync)
             .field("max_skew", &self.max_skew)
+            .field("scrub", &self.scrub)
             .finish()
     }
 }
@@ -141,6 +149,8 @@ pub async fn serve_node(
     if let Err(err) = probe_writable(&config.data).await {
         tracing::warn!(data = %config.data.display(), error = %err, "data directory refuses writes: the node will serve reads only");
     }
+    let (scrub_stop, scrub_stopped) = tokio::sync::watch::channel(false);
+    let scrubber = spawn_scrubber(store.clone(), config.scrub.clone(), scrub_stopped);
     let state = Arc::new(NodeState {
         store,
         data: config.data.clone(),
@@ -188,12 +198,17 @@ pub async fn serve_node(
         });
     }
     drop(listener);
+    let _ = scrub_stop.send(true);
     tracing::info!(in_flight = graceful.count(), "storage node draining");
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("gave up waiting for in-flight requests");
+    }
+    // The scrubber stops between two steps of at most ~1 MiB of reading.
+    if tokio::time::timeout(DRAIN_TIMEOUT, scrubber).await.is_err() {
+        tracing::warn!("gave up waiting for the scrubber");
     }
     tracing::info!("storage node stopped");
     Ok(())

@@ -48,6 +48,12 @@ enum Endpoint {
         limit: usize,
     },
     Health,
+    /// `GET /v1/scrub`: scrub progress and pending reports.
+    ScrubStatus,
+    /// `DELETE /v1/scrub/reports?upto=N`: forget reports with id <= N.
+    AckScrubReports {
+        up_to: u64,
+    },
 }
 
 /// An error answer: status, kind word (see `wire::ERROR_KIND_HEADER`) and a plain-text message.
@@ -159,6 +165,8 @@ pub(super) async fn handle_request(
         Endpoint::DeleteShard(id) => handle_delete_shard(&state, id).await,
         Endpoint::ListShards { after, limit } => handle_list_shards(&state, after, limit).await,
         Endpoint::Health => handle_health(&state).await,
+        Endpoint::ScrubStatus => handle_scrub_status(&state).await,
+        Endpoint::AckScrubReports { up_to } => handle_ack_scrub_reports(&state, up_to).await,
     };
     match outcome {
         Ok(response) => response,
@@ -186,6 +194,23 @@ fn parse_endpoint(method: &Method, path: &str, query: Option<&str>) -> Result<En
         return match *method {
             Method::GET => no_query(Endpoint::Health),
             _ => Err(method_not_allowed()),
+        };
+    }
+    if path == wire::SCRUB_PATH {
+        return match *method {
+            Method::GET => no_query(Endpoint::ScrubStatus),
+            _ => Err(method_not_allowed()),
+        };
+    }
+    if path == wire::SCRUB_REPORTS_PATH {
+        if *method != Method::DELETE {
+            return Err(method_not_allowed());
+        }
+        return match query.as_slice() {
+            [("upto", value)] => Ok(Endpoint::AckScrubReports {
+                up_to: parse_number("upto", value)?,
+            }),
+            _ => Err(Rejection::bad_request("acknowledging needs exactly upto=N")),
         };
     }
     if path == wire::SHARDS_PATH {
@@ -342,6 +367,28 @@ async fn handle_health(state: &NodeState) -> Result<Response<ChunksBody>, Reject
         .await
         .map_err(|err| Rejection::from_store(state, err))?;
     ok(wire::encode_health(&health))
+}
+
+async fn handle_scrub_status(state: &NodeState) -> Result<Response<ChunksBody>, Rejection> {
+    let status = state
+        .store
+        .scrub_status()
+        .await
+        .map_err(|err| Rejection::from_store(state, err))?;
+    ok(wire::encode_scrub_status(&status).map_err(|err| Rejection::from_store(state, err))?)
+}
+
+async fn handle_ack_scrub_reports(
+    state: &NodeState,
+    up_to: u64,
+) -> Result<Response<ChunksBody>, Rejection> {
+    state
+        .store
+        .ack_scrub_reports(up_to)
+        .await
+        .map_err(|err| Rejection::from_store(state, err))?;
+    tracing::debug!(up_to, "scrub reports acknowledged");
+    ok(ChunksBody::default())
 }
 
 /// Receives a shard file (header, then frames) and commits it once all of it arrived intact.
@@ -558,6 +605,44 @@ mod tests {
             })
         );
         assert_eq!(parse(Method::GET, "/v1/health", None), Ok(Endpoint::Health));
+        assert_eq!(
+            parse(Method::GET, "/v1/scrub", None),
+            Ok(Endpoint::ScrubStatus)
+        );
+        assert_eq!(
+            parse(Method::DELETE, "/v1/scrub/reports", Some("upto=17")),
+            Ok(Endpoint::AckScrubReports { up_to: 17 })
+        );
+    }
+
+    #[test]
+    fn scrub_endpoints_parse_strictly() {
+        let bad_request = Err(StatusCode::BAD_REQUEST);
+        for query in [
+            None,
+            Some("upto="),
+            Some("upto=01"),
+            Some("upto=-1"),
+            Some("upto=1&upto=2"),
+            Some("upto=1&x=1"),
+            Some("upto=99999999999999999999999"),
+            Some("upto=..%2f"),
+        ] {
+            assert_eq!(
+                parse(Method::DELETE, "/v1/scrub/reports", query),
+                bad_request,
+                "{query:?}"
+            );
+        }
+        assert_eq!(parse(Method::GET, "/v1/scrub", Some("x=1")), bad_request);
+        assert_eq!(
+            parse(Method::POST, "/v1/scrub", None),
+            Err(StatusCode::METHOD_NOT_ALLOWED)
+        );
+        assert_eq!(
+            parse(Method::GET, "/v1/scrub/reports", Some("upto=1")),
+            Err(StatusCode::METHOD_NOT_ALLOWED)
+        );
     }
 
     #[test]

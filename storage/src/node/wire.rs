@@ -20,12 +20,17 @@ use http_body::{Body, Frame, SizeHint};
 use crate::error::StorageError;
 use crate::format::{self, ShardHeader};
 use crate::id::ShardId;
+use crate::scrub::{ScrubStatus, LEDGER_FORMAT, MAX_REPORTS};
 use crate::store::{ShardStat, StoreHealth};
 
 /// Prefix of every shard path; `GET` on it alone is the listing.
 pub const SHARDS_PATH: &str = "/v1/shards";
 /// Free and total bytes of the node's disk.
 pub const HEALTH_PATH: &str = "/v1/health";
+/// Scrub progress and pending reports (`GET`).
+pub const SCRUB_PATH: &str = "/v1/scrub";
+/// Acknowledging scrub reports (`DELETE ?upto=N`).
+pub const SCRUB_REPORTS_PATH: &str = "/v1/scrub/reports";
 /// Response header naming the `StorageError` variant of an error response.
 pub const ERROR_KIND_HEADER: &str = "x-strata-error";
 /// Largest page the node answers for a listing (a larger `limit` is clamped).
@@ -296,6 +301,40 @@ pub fn decode_health(body: &[u8]) -> Result<StoreHealth, StorageError> {
     })
 }
 
+/// The scrub status answer: `{"format":1,"status":{…}}` (JSON, `ScrubStatus`'s fields).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ScrubAnswer {
+    format: u32,
+    status: ScrubStatus,
+}
+
+pub fn encode_scrub_status(status: &ScrubStatus) -> Result<Bytes, StorageError> {
+    let answer = ScrubAnswer {
+        format: LEDGER_FORMAT,
+        status: status.clone(),
+    };
+    serde_json::to_vec(&answer)
+        .map(Bytes::from)
+        .map_err(|err| StorageError::Io(format!("cannot encode the scrub status: {err}")))
+}
+
+pub fn decode_scrub_status(body: &[u8]) -> Result<ScrubStatus, StorageError> {
+    let answer: ScrubAnswer = serde_json::from_slice(body)
+        .map_err(|err| StorageError::Corrupt(format!("scrub status answer: {err}")))?;
+    if answer.format != LEDGER_FORMAT {
+        return Err(StorageError::Corrupt(format!(
+            "scrub status answer has format {}",
+            answer.format
+        )));
+    }
+    if answer.status.reports.len() > MAX_REPORTS {
+        return Err(StorageError::Corrupt(
+            "scrub status answer lists too many reports".into(),
+        ));
+    }
+    Ok(answer.status)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -380,6 +419,31 @@ mod tests {
         };
         assert_eq!(decode_health(&encode_health(&health)).unwrap(), health);
         assert!(decode_health(b"free_bytes=5\n").is_err());
+
+        let status = ScrubStatus {
+            enabled: true,
+            passes_completed: 3,
+            reports: vec![crate::scrub::ScrubReport {
+                id: 7,
+                shard: id.file_name(),
+                found_ms: 1,
+                reason: "bad".into(),
+                quarantine: None,
+            }],
+            ..ScrubStatus::default()
+        };
+        let encoded = encode_scrub_status(&status).unwrap();
+        assert!(encoded.starts_with(b"{\"format\":1,\"status\":{"));
+        assert_eq!(decode_scrub_status(&encoded).unwrap(), status);
+        for cut in 0..encoded.len() {
+            assert!(decode_scrub_status(&encoded[..cut]).is_err());
+        }
+        let other_format = String::from_utf8(encoded.to_vec()).unwrap().replacen(
+            "\"format\":1",
+            "\"format\":9",
+            1,
+        );
+        assert!(decode_scrub_status(other_format.as_bytes()).is_err());
     }
 
     #[test]

@@ -177,17 +177,15 @@ pub(crate) fn verify(
     let normalised = normalised_path(raw_path);
     let mut first_attempt = None;
     for path in std::iter::once(raw_path).chain(normalised.as_deref()) {
-        let canonical_request = format!(
-            "{}\n{path}\n{query}\n{headers_block}\n{}\n{}",
+        let canonical_request = canonical_request(
             request.method.as_str(),
-            parts.signed_headers.join(";"),
-            parts.payload_hash
+            path,
+            &query,
+            &headers_block,
+            &parts.signed_headers.join(";"),
+            &parts.payload_hash,
         );
-        let string_to_sign = format!(
-            "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
-            parts.timestamp,
-            sha256_hex(canonical_request.as_bytes())
-        );
+        let string_to_sign = string_to_sign(&parts.timestamp, &scope, &canonical_request);
         let expected = hmac_sha256(&key.0, string_to_sign.as_bytes());
         if bool::from(expected.ct_eq(&parts.signature)) {
             return Ok(key);
@@ -200,6 +198,73 @@ pub(crate) fn verify(
         .with_extra("StringToSign", string_to_sign)
         .with_extra("SignatureProvided", hex::encode(parts.signature))
         .with_extra("CanonicalRequest", canonical_request))
+}
+
+/// The canonical request of SigV4: one definition for verifying and for signing.
+fn canonical_request(
+    method: &str,
+    path: &str,
+    query: &str,
+    headers_block: &str,
+    signed_headers: &str,
+    payload_hash: &str,
+) -> String {
+    format!("{method}\n{path}\n{query}\n{headers_block}\n{signed_headers}\n{payload_hash}")
+}
+
+fn string_to_sign(timestamp: &str, scope: &str, canonical_request: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n{}",
+        sha256_hex(canonical_request.as_bytes())
+    )
+}
+
+/// Signs a bodiless request as a client (`strata admin`): returns the `x-amz-date`,
+/// `x-amz-content-sha256` and `authorization` headers to send along with `host`. `path` and
+/// `query` are sent exactly as given (already percent-encoded).
+pub fn sign_request(
+    method: &str,
+    host: &str,
+    path: &str,
+    query: &str,
+    credentials: (&str, &str),
+    region: &str,
+    now: SystemTime,
+) -> Option<Vec<(&'static str, String)>> {
+    let (access_key, secret_key) = credentials;
+    let timestamp = format_amz_date(now)?;
+    let date = timestamp.get(..8)?.to_owned();
+    let scope = CredentialScope {
+        access_key: access_key.to_owned(),
+        date,
+        region: region.to_owned(),
+    };
+    let signed_headers = "host;x-amz-content-sha256;x-amz-date";
+    let headers_block =
+        format!("host:{host}\nx-amz-content-sha256:{EMPTY_SHA256_HEX}\nx-amz-date:{timestamp}\n");
+    let query = canonical_query(&RawQuery::parse(query), false);
+    let canonical = canonical_request(
+        method,
+        path,
+        &query,
+        &headers_block,
+        signed_headers,
+        EMPTY_SHA256_HEX,
+    );
+    let key = derive_signing_key(secret_key, &scope.date, region);
+    let to_sign = string_to_sign(&timestamp, &scope.scope(), &canonical);
+    let signature = hex::encode(hmac_sha256(&key, to_sign.as_bytes()));
+    Some(vec![
+        ("x-amz-date", timestamp),
+        ("x-amz-content-sha256", EMPTY_SHA256_HEX.to_owned()),
+        (
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential={access_key}/{}, SignedHeaders={signed_headers}, Signature={signature}",
+                scope.scope()
+            ),
+        ),
+    ])
 }
 
 /// `name:value\n` for each signed header (values of repeated headers joined with `,`), without

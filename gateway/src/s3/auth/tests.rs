@@ -629,3 +629,40 @@ fn streaming_payload_modes() {
     );
     assert_eq!(format!("{signing_key:?}"), "SigningKey(..)");
 }
+
+#[test]
+fn requests_signed_by_sign_request_verify_and_tampering_fails() {
+    let now = may_24_2013(0);
+    let signed = sign_request(
+        "GET",
+        "127.0.0.1:9000",
+        "/_strata/admin/scrub",
+        "x=1&a=b%20c",
+        (ACCESS_KEY, SECRET_KEY),
+        "us-east-1",
+        now,
+    )
+    .unwrap();
+    let mut pairs: Vec<(&str, &str)> = vec![("host", "127.0.0.1:9000")];
+    pairs.extend(signed.iter().map(|(name, value)| (*name, value.as_str())));
+    let map = headers(&pairs);
+    let context = run(Method::GET, "/_strata/admin/scrub?x=1&a=b%20c", &map, now).unwrap();
+    assert_eq!(context.access_key, ACCESS_KEY);
+    let error = run(Method::GET, "/_strata/admin/cluster?x=1&a=b%20c", &map, now).unwrap_err();
+    assert_eq!(error.code, S3ErrorCode::SignatureDoesNotMatch);
+
+    let wrong = sign_request(
+        "GET",
+        "127.0.0.1:9000",
+        "/_strata/admin/scrub",
+        "",
+        (ACCESS_KEY, "not the secret"),
+        "us-east-1",
+        now,
+    )
+    .unwrap();
+    let mut pairs: Vec<(&str, &str)> = vec![("host", "127.0.0.1:9000")];
+    pairs.extend(wrong.iter().map(|(name, value)| (*name, value.as_str())));
+    let error = run(Method::GET, "/_strata/admin/scrub", &headers(&pairs), now).unwrap_err();
+    assert_eq!(error.code, S3ErrorCode::SignatureDoesNotMatch);
+}

@@ -1,0 +1,415 @@
+//! `strata admin <cluster|repair|scrub|gc> status`: a client of the admin API of a running
+//! gateway. Each call is one SigV4-signed `GET /_strata/admin/<topic>` (signed by
+//! `s3::auth::sign_request`, the same canonical request the server verifies), answered as JSON
+//! and printed as readable tables, or verbatim with `--json`.
+//!
+//! Credentials, first found wins: `--access-key`/`--secret-key`; the embedded server's
+//! `credentials.toml` in `--data DIR`; `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`. Endpoint:
+//! `--endpoint`, else `STRATA_ENDPOINT`, else `http://127.0.0.1:9000`.
+//!
+//! Invariants: every call is bounded by `--timeout` (connect, answer and body alike) and reads
+//! at most `MAX_ANSWER_BYTES`; failures are one clear line on stderr and exit code 1 —
+//! unreachable server, refused credentials (with the S3 error code), or a malformed answer.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use crate::credentials::Credentials;
+use crate::s3::auth::sign_request;
+
+/// Largest admin answer read.
+const MAX_ANSWER_BYTES: usize = 16 << 20;
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9000";
+
+/// `strata admin …`
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// What to show.
+    #[arg(value_enum)]
+    pub topic: Topic,
+    /// The action (only `status` for now).
+    #[arg(value_enum)]
+    pub action: Action,
+    /// Gateway URL (else STRATA_ENDPOINT, else http://127.0.0.1:9000).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Access key (else --data's credentials.toml, else AWS_ACCESS_KEY_ID).
+    #[arg(long)]
+    pub access_key: Option<String>,
+    /// Secret key (else --data's credentials.toml, else AWS_SECRET_ACCESS_KEY).
+    #[arg(long)]
+    pub secret_key: Option<String>,
+    /// Data directory of an embedded `strata server`: read its credentials.toml.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Region to sign for.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Print the JSON answer as it came.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds before giving up on the server.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Topic {
+    Cluster,
+    Repair,
+    Scrub,
+    Gc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Action {
+    Status,
+}
+
+impl Topic {
+    fn path(self) -> &'static str {
+        match self {
+            Topic::Cluster => "/_strata/admin/cluster",
+            Topic::Repair => "/_strata/admin/repair",
+            Topic::Scrub => "/_strata/admin/scrub",
+            Topic::Gc => "/_strata/admin/gc",
+        }
+    }
+}
+
+/// Runs the command; returns the process exit code.
+pub fn run(args: AdminArgs) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("strata admin: cannot start the runtime: {err}");
+            return 1;
+        }
+    };
+    match runtime.block_on(fetch(&args)) {
+        Ok(answer) => {
+            if args.json {
+                println!("{answer}");
+            } else {
+                print!("{}", render(&answer));
+            }
+            0
+        }
+        Err(message) => {
+            eprintln!("strata admin: {message}");
+            1
+        }
+    }
+}
+
+/// The access and secret key to sign with.
+fn credentials(args: &AdminArgs) -> Result<(String, String), String> {
+    if let (Some(access), Some(secret)) = (&args.access_key, &args.secret_key) {
+        return Ok((access.clone(), secret.clone()));
+    }
+    if let Some(dir) = &args.data {
+        let stored = Credentials::read(dir)
+            .map_err(|err| format!("cannot read the credentials in {}: {err}", dir.display()))?;
+        return Ok((stored.access_key, stored.secret_key));
+    }
+    let from_env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    match (
+        args.access_key.clone().or_else(|| from_env("AWS_ACCESS_KEY_ID")),
+        args.secret_key
+            .clone()
+            .or_else(|| from_env("AWS_SECRET_ACCESS_KEY")),
+    ) {
+        (Some(access), Some(secret)) => Ok((access, secret)),
+        _ => Err("no credentials: pass --access-key and --secret-key, --data DIR, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into()),
+    }
+}
+
+/// `(authority, base URL)` of the endpoint.
+fn endpoint(args: &AdminArgs) -> Result<(String, String), String> {
+    let raw = args
+        .endpoint
+        .clone()
+        .or_else(|| {
+            std::env::var("STRATA_ENDPOINT")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+    let trimmed = raw.trim_end_matches('/');
+    let authority = match trimmed.split_once("://") {
+        Some(("http", rest)) => rest,
+        Some((scheme, _)) => {
+            return Err(format!(
+                "endpoint {raw}: only http:// is supported by strata admin, not {scheme}://"
+            ))
+        }
+        None => trimmed,
+    };
+    if authority.is_empty() || authority.contains('/') {
+        return Err(format!(
+            "endpoint {raw} is not of the form http://host:port"
+        ));
+    }
+    Ok((authority.to_string(), format!("http://{authority}")))
+}
+
+/// Fetches the topic's JSON (pretty-printed).
+async fn fetch(args: &AdminArgs) -> Result<String, String> {
+    let (access, secret) = credentials(args)?;
+    let (authority, base) = endpoint(args)?;
+    let path = args.topic.path();
+    let url = format!("{base}{path}");
+    let signed = sign_request(
+        "GET",
+        &authority,
+        path,
+        "",
+        (&access, &secret),
+        &args.region,
+        SystemTime::now(),
+    )
+    .ok_or("the system clock is before 1970")?;
+    let mut request = http::Request::get(&url).header(http::header::HOST, &authority);
+    for (name, value) in signed {
+        request = request.header(name, value);
+    }
+    let request = request
+        .body(Empty::<Bytes>::new())
+        .map_err(|err| format!("bad request for {url}: {err}"))?;
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let deadline = Duration::from_secs(args.timeout.max(1));
+    let call = async {
+        let response = client
+            .request(request)
+            .await
+            .map_err(|err| format!("cannot reach {base}: {}", error_chain(&err)))?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|err| format!("{base} broke off its answer: {err}"))?
+            .to_bytes();
+        Ok::<_, String>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(deadline, call)
+        .await
+        .map_err(|_| format!("{base} did not answer within {} s", deadline.as_secs()))??;
+    if !status.is_success() {
+        return Err(refusal(status, &body, &url));
+    }
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|err| format!("{url} answered {status} with something that is not JSON: {err}"))?;
+    serde_json::to_string_pretty(&value).map_err(|err| err.to_string())
+}
+
+/// The message for a non-2xx answer, naming the S3 error code when there is one.
+fn refusal(status: http::StatusCode, body: &[u8], url: &str) -> String {
+    let text = String::from_utf8_lossy(body);
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text.get(start..)?.find(&format!("</{name}>"))? + start;
+        text.get(start..end).map(str::to_owned)
+    };
+    let code = tag("Code");
+    let message = tag("Message").unwrap_or_default();
+    match code.as_deref() {
+        Some("SignatureDoesNotMatch") | Some("InvalidAccessKeyId") | Some("AccessDenied") => {
+            format!(
+                "the server refused the credentials ({status}, {}: {message})",
+                code.unwrap_or_default()
+            )
+        }
+        Some(code) => format!("{url} answered {status}: {code}: {message}"),
+        None => format!(
+            "{url} answered {status}: {}",
+            text.chars().take(300).collect::<String>().trim()
+        ),
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+/// Renders a JSON answer for people: scalars as `key: value` lines, objects as indented
+/// sections, arrays of objects as tables whose columns are the scalar fields (nested objects
+/// flattened one level as `outer.inner`).
+pub fn render(answer: &str) -> String {
+    let Ok(value) = serde_json::from_str::<Value>(answer) else {
+        return format!("{answer}\n");
+    };
+    let mut out = String::new();
+    render_object(&value, "", &mut out);
+    out
+}
+
+fn render_object(value: &Value, indent: &str, out: &mut String) {
+    let Value::Object(map) = value else {
+        let _ = writeln!(out, "{indent}{}", scalar(value));
+        return;
+    };
+    for (key, item) in map {
+        match item {
+            Value::Array(rows) if rows.iter().all(Value::is_object) && !rows.is_empty() => {
+                let _ = writeln!(out, "{indent}{key}:");
+                render_table(rows, &format!("{indent}  "), out);
+            }
+            Value::Object(_) => {
+                let _ = writeln!(out, "{indent}{key}:");
+                render_object(item, &format!("{indent}  "), out);
+            }
+            other => {
+                let _ = writeln!(out, "{indent}{key}: {}", scalar(other));
+            }
+        }
+    }
+}
+
+fn render_table(rows: &[Value], indent: &str, out: &mut String) {
+    let flat: Vec<Vec<(String, String)>> = rows.iter().map(flatten).collect();
+    let mut columns: Vec<String> = Vec::new();
+    for row in &flat {
+        for (name, _) in row {
+            if !columns.contains(name) {
+                columns.push(name.clone());
+            }
+        }
+    }
+    let cell = |row: &Vec<(String, String)>, column: &str| {
+        row.iter()
+            .find(|(name, _)| name == column)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default()
+    };
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|column| {
+            flat.iter()
+                .map(|row| cell(row, column).chars().count())
+                .chain(std::iter::once(column.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(text, &width)| format!("{text:<width$}"))
+            .collect();
+        format!("{indent}{}", padded.join("  ").trim_end())
+    };
+    let _ = writeln!(out, "{}", line(columns.clone()));
+    for row in &flat {
+        let _ = writeln!(
+            out,
+            "{}",
+            line(columns.iter().map(|column| cell(row, column)).collect())
+        );
+    }
+}
+
+/// Scalar fields of a row; nested objects one level deep as `outer.inner`; arrays as counts.
+fn flatten(row: &Value) -> Vec<(String, String)> {
+    let mut cells = Vec::new();
+    if let Value::Object(map) = row {
+        for (key, value) in map {
+            match value {
+                Value::Object(inner) => {
+                    for (inner_key, inner_value) in inner {
+                        if !inner_value.is_object() && !inner_value.is_array() {
+                            cells.push((format!("{key}.{inner_key}"), scalar(inner_value)));
+                        }
+                    }
+                }
+                Value::Array(items) => cells.push((key.clone(), format!("[{}]", items.len()))),
+                other => cells.push((key.clone(), scalar(other))),
+            }
+        }
+    }
+    cells
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::Null => "-".into(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn answers_render_as_lines_and_tables() {
+        let answer = r#"{"nodes_up":2,"nodes":[{"id":0,"state":"up","status":{"running":true}},
+            {"id":1,"state":"down","error":null,"status":{"running":false}}],"queue":{"length":3}}"#;
+        let text = render(answer);
+        assert!(text.contains("nodes_up: 2\n"), "{text}");
+        assert!(
+            text.contains("  id  state  status.running  error"),
+            "{text}"
+        );
+        assert!(text.contains("  1   down   false           -"), "{text}");
+        assert!(text.contains("queue:\n  length: 3\n"), "{text}");
+        assert_eq!(render("not json"), "not json\n");
+    }
+
+    #[test]
+    fn refusals_name_the_s3_error() {
+        let body = b"<Error><Code>SignatureDoesNotMatch</Code><Message>nope</Message></Error>";
+        let text = refusal(
+            http::StatusCode::FORBIDDEN,
+            body,
+            "http://x/_strata/admin/scrub",
+        );
+        assert!(text.contains("refused the credentials"), "{text}");
+        assert!(text.contains("SignatureDoesNotMatch: nope"), "{text}");
+        let text = refusal(http::StatusCode::NOT_FOUND, b"plain", "http://x/y");
+        assert!(text.contains("404") && text.contains("plain"), "{text}");
+    }
+
+    #[test]
+    fn endpoints_must_be_plain_http() {
+        let mut args = AdminArgs {
+            topic: Topic::Scrub,
+            action: Action::Status,
+            endpoint: Some("http://127.0.0.1:9000/".into()),
+            access_key: None,
+            secret_key: None,
+            data: None,
+            region: "us-east-1".into(),
+            json: false,
+            timeout: 1,
+        };
+        assert_eq!(
+            endpoint(&args).unwrap(),
+            ("127.0.0.1:9000".into(), "http://127.0.0.1:9000".into())
+        );
+        args.endpoint = Some("ftp://host:1".into());
+        assert!(endpoint(&args).is_err());
+        args.endpoint = Some("http://host:1/path".into());
+        assert!(endpoint(&args).is_err());
+    }
+}
