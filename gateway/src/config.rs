@@ -10,6 +10,8 @@ use clap::Args;
 use serde::Deserialize;
 use storage::codec::Geometry;
 
+use crate::engine::HealingConfig;
+
 /// Flags of `strata server` (each also readable from its `STRATA_*` variable).
 #[derive(Debug, Args, Default)]
 pub struct ServerArgs {
@@ -75,6 +77,13 @@ struct FileConfig {
     idle_timeout_ms: Option<u64>,
     node_concurrency: Option<usize>,
     health_interval_ms: Option<u64>,
+    repair_bytes_per_sec: Option<u64>,
+    repair_parallelism: Option<usize>,
+    repair_interval_ms: Option<u64>,
+    node_lost_after_secs: Option<u64>,
+    stale_intent_secs: Option<u64>,
+    upload_expiry_secs: Option<u64>,
+    scan_interval_secs: Option<u64>,
 }
 
 /// One storage node of a cluster.
@@ -115,6 +124,8 @@ pub struct ServerConfig {
     pub shard_timeout: Duration,
     pub hedge_after: Duration,
     pub health_interval: Duration,
+    /// Repair, GC and orphan-scan tunables.
+    pub healing: HealingConfig,
     /// Present in cluster mode: shards live on these storage nodes instead of `shard_dirs`.
     pub cluster: Option<ClusterSettings>,
 }
@@ -224,6 +235,9 @@ impl ServerConfig {
             ));
         }
         for node in &settings.nodes {
+            if node.id == metadata::model::NO_NODE {
+                return Err(invalid("nodes", format!("node id {} is reserved", node.id)));
+            }
             if node.weight.is_some_and(|w| !(w > 0.0 && w.is_finite())) {
                 return Err(invalid(
                     "nodes",
@@ -243,6 +257,7 @@ impl ServerConfig {
     }
 
     fn build(args: &ServerArgs, file: FileConfig) -> Result<ServerConfig, ConfigError> {
+        let healing = healing_config(&file)?;
         let data_shards = args.data_shards.or(file.data_shards).unwrap_or(4);
         let parity_shards = args.parity_shards.or(file.parity_shards).unwrap_or(2);
         if data_shards == 0 {
@@ -324,15 +339,87 @@ impl ServerConfig {
             fsync: !args.no_fsync && file.fsync.unwrap_or(true),
             region,
             strict_region: args.strict_region || file.strict_region.unwrap_or(false),
-            gc_delay: Duration::from_secs(file.gc_delay_secs.unwrap_or(60)),
+            gc_delay: Duration::from_secs(
+                env_u64("gc_delay_secs", file.gc_delay_secs)?.unwrap_or(60),
+            ),
             shard_timeout: Duration::from_secs(file.shard_timeout_secs.unwrap_or(30).max(1)),
             hedge_after: Duration::from_millis(file.hedge_after_ms.unwrap_or(300).max(1)),
             health_interval: Duration::from_millis(
                 file.health_interval_ms.unwrap_or(1000).max(100),
             ),
+            healing,
             cluster: None,
         })
     }
+}
+
+/// Reads a `u64` from `STRATA_<NAME>` (the variable wins over the file, like the flags).
+fn env_u64(field: &'static str, file: Option<u64>) -> Result<Option<u64>, ConfigError> {
+    let var = format!("STRATA_{}", field.to_ascii_uppercase());
+    match std::env::var(&var) {
+        Ok(text) if !text.trim().is_empty() => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid(field, format!("{var}={text:?} is not a whole number"))),
+        _ => Ok(file),
+    }
+}
+
+/// Repair and GC settings: file values, overridden by `STRATA_*` variables, then checked.
+fn healing_config(file: &FileConfig) -> Result<HealingConfig, ConfigError> {
+    let defaults = HealingConfig::default();
+    let secs = |d: Duration| d.as_secs();
+    let bytes_per_sec = env_u64("repair_bytes_per_sec", file.repair_bytes_per_sec)?
+        .unwrap_or(defaults.repair_bytes_per_sec);
+    let parallelism = env_u64(
+        "repair_parallelism",
+        file.repair_parallelism.map(|p| p as u64),
+    )?
+    .unwrap_or(defaults.repair_parallelism as u64);
+    if !(1..=64).contains(&parallelism) {
+        return Err(invalid("repair_parallelism", "must be between 1 and 64"));
+    }
+    let interval_ms = env_u64("repair_interval_ms", file.repair_interval_ms)?
+        .unwrap_or(defaults.repair_interval.as_millis() as u64);
+    if !(50..=60_000).contains(&interval_ms) {
+        return Err(invalid(
+            "repair_interval_ms",
+            "must be between 50 and 60000",
+        ));
+    }
+    let lost = env_u64("node_lost_after_secs", file.node_lost_after_secs)?
+        .unwrap_or(secs(defaults.node_lost_after));
+    if lost == 0 {
+        return Err(invalid("node_lost_after_secs", "must be at least 1"));
+    }
+    let stale = env_u64("stale_intent_secs", file.stale_intent_secs)?
+        .unwrap_or(secs(defaults.stale_intent_after));
+    if stale < 60 {
+        return Err(invalid(
+            "stale_intent_secs",
+            "must be at least 60 (a slow upload must not lose its shards)",
+        ));
+    }
+    let expiry = env_u64("upload_expiry_secs", file.upload_expiry_secs)?
+        .unwrap_or(secs(defaults.upload_expiry));
+    if expiry == 0 {
+        return Err(invalid("upload_expiry_secs", "must be at least 1"));
+    }
+    let scan = env_u64("scan_interval_secs", file.scan_interval_secs)?
+        .unwrap_or(secs(defaults.scan_interval));
+    if scan == 0 {
+        return Err(invalid("scan_interval_secs", "must be at least 1"));
+    }
+    Ok(HealingConfig {
+        repair_bytes_per_sec: bytes_per_sec,
+        repair_parallelism: parallelism as usize,
+        repair_interval: Duration::from_millis(interval_ms),
+        node_lost_after: Duration::from_secs(lost),
+        stale_intent_after: Duration::from_secs(stale),
+        upload_expiry: Duration::from_secs(expiry),
+        scan_interval: Duration::from_secs(scan),
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -401,6 +488,21 @@ mod tests {
         let config = ServerConfig::load(&args).unwrap();
         assert_eq!(config.geometry.total_shards(), 4);
         assert_eq!(config.listen.port(), 9100);
+        std::fs::write(
+            &path,
+            "node_lost_after_secs = 5\nscan_interval_secs = 2\nrepair_bytes_per_sec = 0\n",
+        )
+        .unwrap();
+        let config = ServerConfig::load(&args).unwrap();
+        assert_eq!(config.healing.node_lost_after, Duration::from_secs(5));
+        assert_eq!(config.healing.scan_interval, Duration::from_secs(2));
+        assert_eq!(config.healing.repair_bytes_per_sec, 0);
+        std::fs::write(&path, "repair_parallelism = 0\n").unwrap();
+        let err = ServerConfig::load(&args).unwrap_err().to_string();
+        assert!(err.contains("repair_parallelism"), "{err}");
+        std::fs::write(&path, "stale_intent_secs = 5\n").unwrap();
+        let err = ServerConfig::load(&args).unwrap_err().to_string();
+        assert!(err.contains("stale_intent_secs"), "{err}");
         std::fs::write(&path, "data_shardz = 3\n").unwrap();
         assert!(matches!(
             ServerConfig::load(&args),

@@ -52,6 +52,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             shard_timeout: config.shard_timeout,
             hedge_after: config.hedge_after,
             region: config.region.clone(),
+            healing: config.healing.clone(),
         },
     )
     .map_err(|e| e.to_string())?;
@@ -73,6 +74,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let gc = engine.spawn_gc(shutdown_rx.clone());
+    let repair = engine.spawn_repair(shutdown_rx.clone());
     let health = cluster.spawn_health_checker(
         config.health_interval,
         config
@@ -89,6 +91,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
     info!("draining done, stopping background work");
     let _ = shutdown_tx.send(true);
     let _ = gc.await;
+    let _ = repair.await;
     let _ = health.await;
     Ok(())
 }
@@ -137,6 +140,11 @@ fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
             "/_strata/admin/cluster",
             get(crate::admin::handle_cluster_status),
         )
+        .route(
+            "/_strata/admin/repair",
+            get(crate::admin::handle_repair_status),
+        )
+        .route("/_strata/admin/gc", get(crate::admin::handle_gc_status))
         .fallback(handle_s3)
         .with_state(service)
         .layer(axum::middleware::map_response(ensure_request_id))
