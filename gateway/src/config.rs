@@ -11,6 +11,8 @@ use serde::Deserialize;
 use storage::codec::Geometry;
 use storage::scrub::ScrubConfig;
 
+use crate::engine::HealingConfig;
+
 /// Flags of `strata server` (each also readable from its `STRATA_*` variable).
 #[derive(Debug, Args, Default)]
 pub struct ServerArgs {
@@ -106,6 +108,13 @@ struct FileConfig {
     metrics_public: Option<bool>,
     /// Bearer token accepted on `/_strata/metrics` (also `STRATA_METRICS_TOKEN`).
     metrics_bearer_token: Option<String>,
+    repair_bytes_per_sec: Option<u64>,
+    repair_parallelism: Option<usize>,
+    repair_interval_ms: Option<u64>,
+    node_lost_after_secs: Option<u64>,
+    stale_intent_secs: Option<u64>,
+    upload_expiry_secs: Option<u64>,
+    scan_interval_secs: Option<u64>,
 }
 
 /// One storage node of a cluster.
@@ -162,6 +171,8 @@ pub struct ServerConfig {
     pub shard_timeout: Duration,
     pub hedge_after: Duration,
     pub health_interval: Duration,
+    /// Repair, GC and orphan-scan tunables.
+    pub healing: HealingConfig,
     /// Present in cluster mode: shards live on these storage nodes instead of `shard_dirs`.
     pub cluster: Option<ClusterSettings>,
     /// How the embedded server scrubs its shard directories (unused in cluster mode: each
@@ -337,6 +348,9 @@ impl ServerConfig {
             ));
         }
         for node in &settings.nodes {
+            if node.id == metadata::model::NO_NODE {
+                return Err(invalid("nodes", format!("node id {} is reserved", node.id)));
+            }
             if node.weight.is_some_and(|w| !(w > 0.0 && w.is_finite())) {
                 return Err(invalid(
                     "nodes",
@@ -361,6 +375,7 @@ impl ServerConfig {
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000)));
         let tls = tls_config(args, &file, listen)?;
+        let healing = healing_config(&file)?;
         let data_shards = args.data_shards.or(file.data_shards).unwrap_or(4);
         let parity_shards = args.parity_shards.or(file.parity_shards).unwrap_or(2);
         if data_shards == 0 {
@@ -474,12 +489,15 @@ impl ServerConfig {
             fsync: !args.no_fsync && file.fsync.unwrap_or(true),
             region,
             strict_region: args.strict_region || file.strict_region.unwrap_or(false),
-            gc_delay: Duration::from_secs(file.gc_delay_secs.unwrap_or(60)),
+            gc_delay: Duration::from_secs(
+                env_u64("gc_delay_secs", file.gc_delay_secs)?.unwrap_or(60),
+            ),
             shard_timeout: Duration::from_secs(file.shard_timeout_secs.unwrap_or(30).max(1)),
             hedge_after: Duration::from_millis(file.hedge_after_ms.unwrap_or(300).max(1)),
             health_interval: Duration::from_millis(
                 file.health_interval_ms.unwrap_or(1000).max(100),
             ),
+            healing,
             cluster: None,
             scrub,
             scrub_poll_interval: Duration::from_millis(scrub_poll_ms),
@@ -525,6 +543,8 @@ fn tls_config(
         listen: tls_listen,
         handshake_timeout: Duration::from_millis(timeout_ms),
     }))
+}
+
 /// Lower-cases and checks virtual-host domains (DNS names: letters, digits, `-`, `.`).
 fn validate_domains(domains: Vec<String>) -> Result<Vec<String>, ConfigError> {
     domains
@@ -547,6 +567,75 @@ fn validate_domains(domains: Vec<String>) -> Result<Vec<String>, ConfigError> {
             }
         })
         .collect()
+}
+
+/// Reads a `u64` from `STRATA_<NAME>` (the variable wins over the file, like the flags).
+fn env_u64(field: &'static str, file: Option<u64>) -> Result<Option<u64>, ConfigError> {
+    let var = format!("STRATA_{}", field.to_ascii_uppercase());
+    match std::env::var(&var) {
+        Ok(text) if !text.trim().is_empty() => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid(field, format!("{var}={text:?} is not a whole number"))),
+        _ => Ok(file),
+    }
+}
+
+/// Repair and GC settings: file values, overridden by `STRATA_*` variables, then checked.
+fn healing_config(file: &FileConfig) -> Result<HealingConfig, ConfigError> {
+    let defaults = HealingConfig::default();
+    let secs = |d: Duration| d.as_secs();
+    let bytes_per_sec = env_u64("repair_bytes_per_sec", file.repair_bytes_per_sec)?
+        .unwrap_or(defaults.repair_bytes_per_sec);
+    let parallelism = env_u64(
+        "repair_parallelism",
+        file.repair_parallelism.map(|p| p as u64),
+    )?
+    .unwrap_or(defaults.repair_parallelism as u64);
+    if !(1..=64).contains(&parallelism) {
+        return Err(invalid("repair_parallelism", "must be between 1 and 64"));
+    }
+    let interval_ms = env_u64("repair_interval_ms", file.repair_interval_ms)?
+        .unwrap_or(defaults.repair_interval.as_millis() as u64);
+    if !(50..=60_000).contains(&interval_ms) {
+        return Err(invalid(
+            "repair_interval_ms",
+            "must be between 50 and 60000",
+        ));
+    }
+    let lost = env_u64("node_lost_after_secs", file.node_lost_after_secs)?
+        .unwrap_or(secs(defaults.node_lost_after));
+    if lost == 0 {
+        return Err(invalid("node_lost_after_secs", "must be at least 1"));
+    }
+    let stale = env_u64("stale_intent_secs", file.stale_intent_secs)?
+        .unwrap_or(secs(defaults.stale_intent_after));
+    if stale < 60 {
+        return Err(invalid(
+            "stale_intent_secs",
+            "must be at least 60 (a slow upload must not lose its shards)",
+        ));
+    }
+    let expiry = env_u64("upload_expiry_secs", file.upload_expiry_secs)?
+        .unwrap_or(secs(defaults.upload_expiry));
+    if expiry == 0 {
+        return Err(invalid("upload_expiry_secs", "must be at least 1"));
+    }
+    let scan = env_u64("scan_interval_secs", file.scan_interval_secs)?
+        .unwrap_or(secs(defaults.scan_interval));
+    if scan == 0 {
+        return Err(invalid("scan_interval_secs", "must be at least 1"));
+    }
+    Ok(HealingConfig {
+        repair_bytes_per_sec: bytes_per_sec,
+        repair_parallelism: parallelism as usize,
+        repair_interval: Duration::from_millis(interval_ms),
+        node_lost_after: Duration::from_secs(lost),
+        stale_intent_after: Duration::from_secs(stale),
+        upload_expiry: Duration::from_secs(expiry),
+        scan_interval: Duration::from_secs(scan),
+    })
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -668,6 +757,21 @@ mod tests {
             let err = ServerConfig::load(&args).unwrap_err().to_string();
             assert!(err.contains(field), "{text}: {err}");
         }
+        std::fs::write(
+            &path,
+            "node_lost_after_secs = 5\nscan_interval_secs = 2\nrepair_bytes_per_sec = 0\n",
+        )
+        .unwrap();
+        let config = ServerConfig::load(&args).unwrap();
+        assert_eq!(config.healing.node_lost_after, Duration::from_secs(5));
+        assert_eq!(config.healing.scan_interval, Duration::from_secs(2));
+        assert_eq!(config.healing.repair_bytes_per_sec, 0);
+        std::fs::write(&path, "repair_parallelism = 0\n").unwrap();
+        let err = ServerConfig::load(&args).unwrap_err().to_string();
+        assert!(err.contains("repair_parallelism"), "{err}");
+        std::fs::write(&path, "stale_intent_secs = 5\n").unwrap();
+        let err = ServerConfig::load(&args).unwrap_err().to_string();
+        assert!(err.contains("stale_intent_secs"), "{err}");
         std::fs::write(&path, "data_shardz = 3\n").unwrap();
         assert!(matches!(
             ServerConfig::load(&args),

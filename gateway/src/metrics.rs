@@ -11,10 +11,8 @@
 //!   only move forward, so a store whose own counter restarted (a storage node's in-memory
 //!   pass counters) shows no progress until it passes the old value.
 //!
-//! Repair (MERGE POINT): the repair branch registers its counters in [`Metrics::new`] next to
-//! GC's — `strata_repair_queue_items` (gauge), `strata_repair_shards_repaired_total`,
-//! `strata_repair_bytes_rebuilt_total`, `strata_repair_degraded_objects` — and refreshes them
-//! from `Engine::repair_status()` in [`Metrics::refresh`], exactly like `refresh_gc`.
+//! Repair and GC queue lengths and work counters are mirrored from `Engine::repair_status()`
+//! and `Engine::gc_status()` (the same numbers `/_strata/admin/repair` and `/gc` show).
 //!
 //! Access (see `config::MetricsAccess`): by default a request signed with the server's keys or a
 //! configured bearer token; `metrics_public = true` opens it like MinIO's `public` auth type.
@@ -38,12 +36,10 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::config::MetricsAccess;
-use crate::engine::Engine;
+use crate::engine::{Engine, GcStatus, RepairStatus};
 
 /// The content type of the answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// GC queue items are counted up to this many per scrape.
-const GC_QUEUE_COUNT_LIMIT: usize = 100_000;
 
 type Labels = Vec<(String, String)>;
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
@@ -94,10 +90,7 @@ pub struct Metrics {
     scrub_last_pass_end: Family<Labels, Gauge>,
     scrub_last_pass_duration: Family<Labels, Gauge>,
     scrub_shards_handed: Counter,
-    gc_queue_items: Gauge,
-    gc_groups: Counter,
-    gc_bytes: Counter,
-    gc_retries: Counter,
+    healing: HealingMetrics,
     scrape_lock: tokio::sync::Mutex<()>,
     access: MetricsAccess,
 }
@@ -218,30 +211,7 @@ impl Metrics {
             "Corrupt shards from scrub reports handed to repair by this gateway",
             scrub_shards_handed.clone(),
         );
-        let gc_queue_items = Gauge::default();
-        registry.register(
-            "gc_queue_items",
-            "Shard groups waiting in the GC queue (counted up to 100000)",
-            gc_queue_items.clone(),
-        );
-        let gc_groups = Counter::default();
-        registry.register(
-            "gc_groups_collected",
-            "Shard groups whose shards GC deleted",
-            gc_groups.clone(),
-        );
-        let gc_bytes = Counter::default();
-        registry.register(
-            "gc_bytes_collected",
-            "Shard bytes (frames) deleted by GC",
-            gc_bytes.clone(),
-        );
-        let gc_retries = Counter::default();
-        registry.register(
-            "gc_retries",
-            "GC items put back for a retry after a failed delete",
-            gc_retries.clone(),
-        );
+        let healing = HealingMetrics::register(&mut registry);
         Arc::new(Metrics {
             registry,
             requests,
@@ -263,10 +233,7 @@ impl Metrics {
             scrub_last_pass_end,
             scrub_last_pass_duration,
             scrub_shards_handed,
-            gc_queue_items,
-            gc_groups,
-            gc_bytes,
-            gc_retries,
+            healing,
             scrape_lock: tokio::sync::Mutex::new(()),
             access,
         })
@@ -332,7 +299,7 @@ impl Metrics {
             }
         }
         self.refresh_scrub(engine);
-        self.refresh_gc(engine).await;
+        self.refresh_healing(engine).await;
     }
 
     fn refresh_scrub(&self, engine: &Engine) {
@@ -391,14 +358,145 @@ impl Metrics {
         );
     }
 
-    async fn refresh_gc(&self, engine: &Engine) {
-        let counters = engine.counters().snapshot();
-        mirror(&self.gc_groups, counters.gc_groups_collected);
-        mirror(&self.gc_bytes, counters.gc_bytes_collected);
-        mirror(&self.gc_retries, counters.gc_retries);
-        match engine.gc_queue_len(GC_QUEUE_COUNT_LIMIT).await {
-            Ok(items) => set_gauge(&self.gc_queue_items, items as u64),
-            Err(err) => tracing::warn!(error = %err, "metrics: cannot count the GC queue"),
+    async fn refresh_healing(&self, engine: &Engine) {
+        let (repair, gc) = match (engine.repair_status().await, engine.gc_status().await) {
+            (Ok(repair), Ok(gc)) => (repair, gc),
+            (Err(err), _) | (_, Err(err)) => {
+                tracing::warn!(error = %err, "metrics: cannot read the repair and GC status");
+                return;
+            }
+        };
+        let healing = &self.healing;
+        set_gauge(&healing.repair_queue_items, repair.queue_length);
+        set_gauge(&healing.repair_in_flight, repair.in_flight);
+        set_gauge(&healing.nodes_lost, repair.nodes_lost.len() as u64);
+        set_gauge(&healing.gc_queue_items, gc.queue_length);
+        for (counter, read) in &healing.counters {
+            mirror(counter, read(&repair, &gc));
+        }
+    }
+}
+
+/// Repair and GC, mirrored at scrape time from `Engine::repair_status` and `Engine::gc_status`.
+struct HealingMetrics {
+    repair_queue_items: Gauge,
+    repair_in_flight: Gauge,
+    nodes_lost: Gauge,
+    gc_queue_items: Gauge,
+    counters: Vec<(Counter, HealingReader)>,
+}
+
+type HealingReader = fn(&RepairStatus, &GcStatus) -> u64;
+
+/// The monotonic repair and GC counters: name, help, and where the value comes from.
+const HEALING_COUNTERS: &[(&str, &str, HealingReader)] = &[
+    (
+        "repair_groups_repaired",
+        "Shard groups whose rebuilt shards were published",
+        |r, _| r.groups_repaired,
+    ),
+    (
+        "repair_shards_rebuilt",
+        "Shards rebuilt from parity and written",
+        |r, _| r.shards_rebuilt,
+    ),
+    (
+        "repair_bytes_rebuilt",
+        "Shard bytes written by repair",
+        |r, _| r.bytes_rebuilt,
+    ),
+    ("repair_bytes_read", "Shard bytes read by repair", |r, _| {
+        r.bytes_read
+    }),
+    (
+        "repair_failed_attempts",
+        "Repair attempts that failed and were retried later",
+        |r, _| r.failed_attempts,
+    ),
+    (
+        "repair_shards_reported",
+        "Bad shards reported to repair (reads, scrub)",
+        |r, _| r.shards_reported,
+    ),
+    (
+        "repair_missing_shards_found",
+        "Missing shards found by node scans",
+        |r, _| r.missing_shards_found,
+    ),
+    (
+        "gc_groups_collected",
+        "Shard groups whose shards GC deleted",
+        |_, g| g.groups_collected,
+    ),
+    ("gc_shards_deleted", "Shard files deleted by GC", |_, g| {
+        g.shards_deleted
+    }),
+    (
+        "gc_bytes_collected",
+        "Shard bytes (frames) deleted by GC",
+        |_, g| g.bytes_collected,
+    ),
+    (
+        "gc_failed_deletes",
+        "GC items put back for a retry after a failed delete",
+        |_, g| g.failed_deletes,
+    ),
+    (
+        "gc_stale_intents_collected",
+        "Interrupted writes turned into GC work",
+        |_, g| g.stale_intents_collected,
+    ),
+    (
+        "gc_expired_uploads_aborted",
+        "Multipart uploads aborted by expiry",
+        |_, g| g.expired_uploads_aborted,
+    ),
+    (
+        "gc_orphans_removed",
+        "Orphaned shard files removed by node scans",
+        |_, g| g.orphans_removed,
+    ),
+    (
+        "gc_orphan_bytes_removed",
+        "Bytes of orphaned shard files removed",
+        |_, g| g.orphan_bytes_removed,
+    ),
+];
+
+impl HealingMetrics {
+    fn register(registry: &mut Registry) -> HealingMetrics {
+        let mut gauge = |name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let repair_queue_items = gauge(
+            "repair_queue_items",
+            "Shard groups waiting in the repair queue (counted up to 1000000)",
+        );
+        let repair_in_flight = gauge("repair_in_flight", "Shard groups being rebuilt now");
+        let nodes_lost = gauge(
+            "repair_nodes_lost",
+            "Nodes down longer than node_lost_after_secs (their shards are rebuilt elsewhere)",
+        );
+        let gc_queue_items = gauge(
+            "gc_queue_items",
+            "Shard groups waiting in the GC queue (counted up to 1000000)",
+        );
+        let counters = HEALING_COUNTERS
+            .iter()
+            .map(|(name, help, read)| {
+                let counter = Counter::default();
+                registry.register(*name, *help, counter.clone());
+                (counter, *read)
+            })
+            .collect();
+        HealingMetrics {
+            repair_queue_items,
+            repair_in_flight,
+            nodes_lost,
+            gc_queue_items,
+            counters,
         }
     }
 }

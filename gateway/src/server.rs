@@ -61,6 +61,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             shard_timeout: config.shard_timeout,
             hedge_after: config.hedge_after,
             region: config.region.clone(),
+            healing: config.healing.clone(),
         },
     )
     .map_err(|e| e.to_string())?;
@@ -87,6 +88,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
         .map(|store| spawn_scrubber(store, config.scrub.clone(), shutdown_rx.clone()))
         .collect();
     let scrub_poller = engine.spawn_scrub_poller(config.scrub_poll_interval, shutdown_rx.clone());
+    let repair = engine.spawn_repair(shutdown_rx.clone());
     let health = cluster.spawn_health_checker(
         config.health_interval,
         config
@@ -100,6 +102,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
     info!("draining done, stopping background work");
     let _ = shutdown_tx.send(true);
     let _ = gc.await;
+    let _ = repair.await;
     let _ = health.await;
     let _ = scrub_poller.await;
     for scrubber in scrubbers {
@@ -226,6 +229,11 @@ fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
             get(crate::admin::handle_scrub_status),
         )
         .route("/_strata/metrics", get(crate::admin::handle_metrics))
+        .route(
+            "/_strata/admin/repair",
+            get(crate::admin::handle_repair_status),
+        )
+        .route("/_strata/admin/gc", get(crate::admin::handle_gc_status))
         .fallback(handle_s3)
         .with_state(service)
         .layer(axum::middleware::map_response(ensure_request_id))

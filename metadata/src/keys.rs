@@ -8,8 +8,9 @@
 //! | uploads | `bid ‖ esc(key) ‖ useq` |
 //! | parts | `useq ‖ part_number ‖ attempt` |
 //! | intents | `group` |
-//! | gc | `due_ms ‖ group` |
-//! | system | `"u/" ‖ name` for caller values, `"i/…"` for the catalog's own rows |
+//! | gc, repair | `due_ms ‖ group` |
+//! | placement | `node ‖ group` (node id big-endian u32) |
+//! | system | `"u/" ‖ name` for caller values, `"i/…"` for the catalog's own rows (`"i/repair/" ‖ group` → the group's `repair` row key, so a group is queued at most once) |
 //!
 //! Invariants: integers are big-endian so byte order is numeric order; [`escape_key`] is
 //! order-preserving even when a suffix follows it (`a < b` ⇒ `esc(a)‖x < esc(b)‖y`), because
@@ -167,6 +168,31 @@ pub fn due_key(due_ms: u64, group: &[u8; GROUP_LEN]) -> Vec<u8> {
     out
 }
 
+/// `placement` row key: `node ‖ group`, so every group on a node is one prefix scan.
+pub fn placement_key(node: u32, group: &[u8; GROUP_LEN]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + GROUP_LEN);
+    out.extend_from_slice(&node.to_be_bytes());
+    out.extend_from_slice(group);
+    out
+}
+
+/// The group of a `placement` row key, if well formed.
+pub fn placement_group(row_key: &[u8]) -> Option<[u8; GROUP_LEN]> {
+    row_key.get(4..)?.try_into().ok()
+}
+
+/// The group of a `gc`/`repair` row key, if well formed.
+pub fn due_key_group(row_key: &[u8]) -> Option<[u8; GROUP_LEN]> {
+    row_key.get(8..)?.try_into().ok()
+}
+
+/// `system` row key of the repair-queue index of `group` (value: its `repair` row key).
+pub fn system_repair_index_key(group: &[u8; GROUP_LEN]) -> Vec<u8> {
+    let mut out = b"i/repair/".to_vec();
+    out.extend_from_slice(group);
+    out
+}
+
 /// `system` row key of a caller-owned value.
 pub fn system_user_key(name: &str) -> Vec<u8> {
     let mut out = b"u/".to_vec();
@@ -282,6 +308,10 @@ mod tests {
         assert!(part_key(1, 2, 300) < part_key(1, 10, 0));
         assert!(due_key(255, &[0xFF; 16]) < due_key(256, &[0; 16]));
         assert_eq!(read_u64(&due_key(42, &[1; 16]), 0), Some(42));
+        assert_eq!(due_key_group(&due_key(42, &[1; 16])), Some([1; 16]));
+        assert!(placement_key(1, &[0xFF; 16]) < placement_key(2, &[0; 16]));
+        assert_eq!(placement_group(&placement_key(7, &[3; 16])), Some([3; 16]));
+        assert_eq!(placement_group(&[0; 5]), None);
         assert_eq!(read_u64(&[1, 2, 3], 0), None);
         assert_eq!(read_u64(&[0; 8], usize::MAX), None);
     }

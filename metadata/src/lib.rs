@@ -1,5 +1,5 @@
 //! Strata's metadata catalog: buckets, objects, versions, multipart uploads and parts, write
-//! intents and the GC queue, stored in an ordered key-value store (RocksDB in production, an
+//! intents, the GC and repair queues and the placement index, stored in an ordered key-value store (RocksDB in production, an
 //! in-memory map in tests).
 //!
 //! Layering, bottom up: [`kv`] (a narrow ordered-KV trait with atomic write batches),
@@ -17,8 +17,9 @@ mod rocks;
 pub use catalog::{Catalog, ListPage, ListQuery, UploadListPage, UploadListQuery, WriteCondition};
 pub use kv::{KvStore, MemKvStore, Op, Table, WriteBatch};
 pub use model::{
-    BucketId, BucketRecord, DataLayout, GcItem, IntentRecord, ObjectHead, PartLayout, PartRecord,
-    ShardedLayout, StoredChecksum, UploadRecord, VersionRecord,
+    BucketId, BucketRecord, DataLayout, GcItem, IntentRecord, LayoutOwner, ObjectHead, PartLayout,
+    PartRecord, PlacementRecord, RepairItem, ShardedLayout, StoredChecksum, UploadRecord,
+    VersionRecord, NO_NODE,
 };
 pub use rocks::RocksKvStore;
 

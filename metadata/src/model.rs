@@ -159,6 +159,51 @@ pub struct GcItem {
     pub reason: String,
 }
 
+/// A layout slot that names no node. Partial layouts (the shards a repair is writing, one
+/// replaced shard queued for deletion) put it on every index they do not cover; GC and repair
+/// skip such slots. Configuration refuses it as a node id.
+pub const NO_NODE: u32 = u32::MAX;
+
+/// Where the layout of a shard group is recorded, so repair can find and swap it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LayoutOwner {
+    /// A part of the version row `bucket ‖ esc(key) ‖ !seq`.
+    Version {
+        bucket: BucketId,
+        key: String,
+        seq: u64,
+    },
+    /// The part attempt row `useq ‖ part_number ‖ attempt` of an upload of `bucket`/`key`.
+    Part {
+        bucket: BucketId,
+        key: String,
+        useq: u64,
+        part_number: u32,
+        attempt: u64,
+    },
+}
+
+/// `placement` table value (key `node ‖ group`): which shard of the group the node holds and
+/// whose layout lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementRecord {
+    pub index: u8,
+    pub owner: LayoutOwner,
+}
+
+/// `repair` table value (key `due_ms ‖ group`): a shard group that needs healing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairItem {
+    pub group: [u8; 16],
+    /// Why it was queued first ("missing at write", "read failure", "node lost", …).
+    pub reason: String,
+    /// Failed attempts so far (drives the backoff).
+    pub attempts: u32,
+    /// Shard indexes reported bad; the repair also finds missing ones by itself.
+    pub shards: Vec<u8>,
+    pub queued_ms: u64,
+}
+
 /// Encodes a record as `FORMAT_TAG ‖ postcard(record)`.
 pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, MetaError> {
     let mut out = vec![FORMAT_TAG];
@@ -298,5 +343,30 @@ mod tests {
         );
         let head = sample_version().head();
         assert_eq!(decode::<ObjectHead>(&encode(&head).unwrap()).unwrap(), head);
+        let placement = PlacementRecord {
+            index: 3,
+            owner: LayoutOwner::Part {
+                bucket: [1; 16],
+                key: "k".to_string(),
+                useq: 9,
+                part_number: 2,
+                attempt: 11,
+            },
+        };
+        assert_eq!(
+            decode::<PlacementRecord>(&encode(&placement).unwrap()).unwrap(),
+            placement
+        );
+        let repair = RepairItem {
+            group: [2; 16],
+            reason: "read failure".to_string(),
+            attempts: 1,
+            shards: vec![0, 5],
+            queued_ms: 7,
+        };
+        assert_eq!(
+            decode::<RepairItem>(&encode(&repair).unwrap()).unwrap(),
+            repair
+        );
     }
 }

@@ -519,8 +519,8 @@ fn intents_and_gc_queue(catalog: &Catalog) {
         .collect();
     assert_eq!(order, vec![group(2), group(1)], "oldest due first");
     assert_eq!(catalog.due_gc(u64::MAX, 1).unwrap().len(), 1);
-    catalog.finish_gc(&due[0].0).unwrap();
-    catalog.finish_gc(&due[0].0).unwrap(); // idempotent
+    catalog.finish_gc(&due[0].0, &due[0].1).unwrap();
+    catalog.finish_gc(&due[0].0, &due[0].1).unwrap(); // idempotent
     assert_eq!(
         gc_groups(catalog, u64::MAX),
         vec![(group(2), "failed write".to_string())]

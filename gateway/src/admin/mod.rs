@@ -78,10 +78,42 @@ pub async fn handle_cluster_status(
 fn to_json<T: Serialize>(value: &T) -> Response<Body> {
     match serde_json::to_string_pretty(value) {
         Ok(body) => json_response(StatusCode::OK, body),
-        Err(e) => json_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            serde_json::json!({ "error": e.to_string() }).to_string(),
-        ),
+        Err(e) => error_json(&e.to_string()),
+    }
+}
+
+fn error_json(message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    json_response(StatusCode::INTERNAL_SERVER_ERROR, body)
+}
+
+/// `GET /_strata/admin/repair`: repair queue length and counters ([`crate::engine::RepairStatus`]).
+pub async fn handle_repair_status(
+    State(service): State<Arc<S3Service>>,
+    request: Request<Body>,
+) -> Response<Body> {
+    let (parts, _) = request.into_parts();
+    if let Err(error) = service.authenticate(&parts) {
+        return error.to_response(&new_request_id(), false);
+    }
+    match service.engine.repair_status().await {
+        Ok(status) => to_json(&status),
+        Err(e) => error_json(&e.to_string()),
+    }
+}
+
+/// `GET /_strata/admin/gc`: GC queue length and counters ([`crate::engine::GcStatus`]).
+pub async fn handle_gc_status(
+    State(service): State<Arc<S3Service>>,
+    request: Request<Body>,
+) -> Response<Body> {
+    let (parts, _) = request.into_parts();
+    if let Err(error) = service.authenticate(&parts) {
+        return error.to_response(&new_request_id(), false);
+    }
+    match service.engine.gc_status().await {
+        Ok(status) => to_json(&status),
+        Err(e) => error_json(&e.to_string()),
     }
 }
 
@@ -155,9 +187,6 @@ pub async fn handle_metrics(
             );
             response
         }
-        Err(e) => json_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            serde_json::json!({ "error": e.to_string() }).to_string(),
-        ),
+        Err(e) => error_json(&e.to_string()),
     }
 }

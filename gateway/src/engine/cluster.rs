@@ -44,6 +44,8 @@ struct Node {
     free_bytes: AtomicU64,
     total_bytes: AtomicU64,
     checked_ms: AtomicU64,
+    /// When the node was last marked down (0 while it is up).
+    down_since_ms: AtomicU64,
 }
 
 /// One node's state as the admin API shows it.
@@ -108,6 +110,7 @@ impl Cluster {
                 free_bytes: AtomicU64::new(0),
                 total_bytes: AtomicU64::new(0),
                 checked_ms: AtomicU64::new(0),
+                down_since_ms: AtomicU64::new(0),
             })
             .collect();
         Ok(Cluster { nodes })
@@ -155,6 +158,20 @@ impl Cluster {
             .iter()
             .find(|n| n.spec.id == id)
             .is_some_and(|n| n.up.load(Ordering::Relaxed))
+    }
+
+    /// Every node id, in configuration order.
+    pub fn node_ids(&self) -> Vec<u32> {
+        self.nodes.iter().map(|n| n.spec.id).collect()
+    }
+
+    /// Since when node `id` has been down (ms since the epoch); `None` while up or unknown.
+    pub fn down_since_ms(&self, id: u32) -> Option<u64> {
+        let node = self.nodes.iter().find(|n| n.spec.id == id)?;
+        if node.up.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(node.down_since_ms.load(Ordering::Relaxed))
     }
 
     /// Nodes placement may use now.
@@ -207,6 +224,7 @@ impl Cluster {
                         .store(health.total_bytes, Ordering::Relaxed);
                     node.failures.store(0, Ordering::Relaxed);
                     if !node.up.swap(true, Ordering::Relaxed) {
+                        node.down_since_ms.store(0, Ordering::Relaxed);
                         info!(
                             node = node.spec.id,
                             name = node.spec.store.name(),
@@ -217,6 +235,7 @@ impl Cluster {
                 failed => {
                     let failures = node.failures.fetch_add(1, Ordering::Relaxed) + 1;
                     if failures >= FAILURES_TO_DOWN && node.up.swap(false, Ordering::Relaxed) {
+                        node.down_since_ms.store(now_ms(), Ordering::Relaxed);
                         let reason = match failed {
                             Ok(Err(e)) => e.to_string(),
                             _ => "ping timed out".to_string(),

@@ -1,6 +1,9 @@
 //! Background garbage collection (DESIGN §7, first part): deletes the shards of replaced and
-//! deleted versions, aborted uploads and abandoned writes once their grace delay has passed, and
-//! turns intents left behind by a crash into GC work.
+//! deleted versions, aborted and expired uploads, unused part attempts, shards replaced by
+//! repair and abandoned writes once their grace delay has passed; turns intents left behind by
+//! a crash (any intent older than this process, or older than `stale_intent_after`) into GC
+//! work; and runs the periodic maintenance pass (orphan scan, upload expiry) every
+//! `scan_interval`.
 //!
 //! A GC item is only finished once every shard delete succeeded (deletes are idempotent); a
 //! failed delete is retried later, so an unreachable store never leaks data for good.
@@ -9,7 +12,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metadata::model::ShardedLayout;
+use metadata::model::{ShardedLayout, NO_NODE};
+use storage::codec::Geometry;
 use storage::id::{ShardGroupId, ShardId};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -20,8 +24,6 @@ use super::{now_ms, Engine, EngineError};
 const GC_INTERVAL: Duration = Duration::from_secs(2);
 /// Items handled per pass.
 const GC_BATCH: usize = 256;
-/// A write whose intent is older than this crashed or hung: collect its shards.
-const STALE_INTENT: Duration = Duration::from_secs(6 * 3600);
 /// Delay before a failed GC item is tried again.
 const GC_RETRY: Duration = Duration::from_secs(60);
 
@@ -33,9 +35,12 @@ impl Engine {
     ) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
         tokio::spawn(async move {
+            let scan_interval = engine.config.healing.scan_interval;
+            let mut next_scan = tokio::time::Instant::now() + scan_interval;
+            let interval = GC_INTERVAL.min(scan_interval);
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(GC_INTERVAL) => {}
+                    _ = tokio::time::sleep(interval) => {}
                     _ = shutdown.changed() => {}
                 }
                 if *shutdown.borrow() {
@@ -44,55 +49,83 @@ impl Engine {
                 if let Err(e) = engine.gc_pass().await {
                     warn!(error = %e, "gc pass failed");
                 }
+                if tokio::time::Instant::now() >= next_scan {
+                    if let Err(e) = engine.maintenance_pass().await {
+                        warn!(error = %e, "maintenance pass failed");
+                    }
+                    next_scan = tokio::time::Instant::now() + scan_interval;
+                }
             }
         })
     }
 
     /// One pass: stale intents → GC queue, then every due item. Returns items finished.
+    ///
+    /// An intent is stale when it is older than `stale_intent_after`, or was created before
+    /// this engine started: only one gateway process opens the catalog (RocksDB locks it), so
+    /// such an intent belongs to a process that crashed mid-write.
     pub async fn gc_pass(&self) -> Result<usize, EngineError> {
-        let cutoff = now_ms().saturating_sub(STALE_INTENT.as_millis() as u64);
+        let stale_after = self.config.healing.stale_intent_after.as_millis() as u64;
+        let cutoff = now_ms().saturating_sub(stale_after).max(self.started_ms);
         let stale = self
             .meta(move |c| c.stale_intents(cutoff, GC_BATCH))
             .await?;
-        for (group, _) in stale {
-            info!(group = %hex::encode(group), "collecting an abandoned write");
+        for (group, intent) in stale {
+            let earlier_process = intent.created_ms < self.started_ms;
+            info!(group = %hex::encode(group), earlier_process, "collecting an abandoned write");
             self.abandon_intent(group).await;
+            self.healing
+                .counters
+                .stale_intents_collected
+                .fetch_add(1, Ordering::Relaxed);
         }
         let now = now_ms();
         let due = self.meta(move |c| c.due_gc(now, GC_BATCH)).await?;
         let mut finished = 0;
         for (key, item) in due {
-            if self.delete_group(&item.layout).await {
-                let bytes = collected_bytes(&item.layout);
-                self.meta(move |c| c.finish_gc(&key)).await?;
-                self.counters
-                    .gc_groups_collected
-                    .fetch_add(1, Ordering::Relaxed);
-                self.counters
+            // A group being repaired or scanned waits for the next pass.
+            let Some(_claim) = self.healing.claim(item.layout.group) else {
+                continue;
+            };
+            let layout = item.layout.clone();
+            let live = self.meta(move |c| live_shards(c, &layout)).await?;
+            if self.delete_group(&item.layout, &live).await {
+                let shards = item.layout.nodes.iter().filter(|&&n| n != NO_NODE).count() as u64;
+                let bytes = shard_bytes(&item.layout).saturating_mul(shards);
+                let group = item.layout.group;
+                let reason = item.reason.clone();
+                self.meta(move |c| c.finish_gc(&key, &item)).await?;
+                debug!(group = %hex::encode(group), reason = %reason, "collected");
+                let counters = &self.healing.counters;
+                counters.gc_groups_collected.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .gc_shards_deleted
+                    .fetch_add(shards, Ordering::Relaxed);
+                counters
                     .gc_bytes_collected
                     .fetch_add(bytes, Ordering::Relaxed);
-                debug!(group = %hex::encode(item.layout.group), reason = %item.reason, "collected");
                 finished += 1;
             } else {
+                self.healing
+                    .counters
+                    .gc_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 let due = now_ms() + GC_RETRY.as_millis() as u64;
                 self.meta(move |c| c.retry_gc(&key, &item, due)).await?;
-                self.counters.gc_retries.fetch_add(1, Ordering::Relaxed);
             }
         }
         Ok(finished)
     }
 
-    /// Items waiting in the GC queue (due or not), counted up to `limit`.
-    pub async fn gc_queue_len(&self, limit: usize) -> Result<usize, EngineError> {
-        self.meta(move |c| c.due_gc(u64::MAX, limit).map(|items| items.len()))
-            .await
-    }
-
-    /// Deletes every shard of a group; true when all deletes succeeded.
-    async fn delete_group(&self, layout: &ShardedLayout) -> bool {
+    /// Deletes every shard of a group except the `live` ones (a later repair put a shard back
+    /// at that very node and index); true when all deletes succeeded.
+    async fn delete_group(&self, layout: &ShardedLayout, live: &[bool]) -> bool {
         let group = ShardGroupId(layout.group);
         let mut tasks = Vec::new();
         for (index, &node) in layout.nodes.iter().enumerate() {
+            if node == NO_NODE || live.get(index).copied().unwrap_or(false) {
+                continue;
+            }
             let Some(store) = self.cluster.store(node) else {
                 continue;
             };
@@ -116,16 +149,29 @@ impl Engine {
     }
 }
 
-/// Shard bytes (frames, without headers) of the written shards of a group.
-fn collected_bytes(layout: &ShardedLayout) -> u64 {
-    let Ok(geometry) = storage::codec::Geometry::new(
+/// Frame bytes of one shard of `layout` (what one deleted shard file frees, header aside).
+fn shard_bytes(layout: &ShardedLayout) -> u64 {
+    Geometry::new(
         usize::from(layout.data_shards),
         usize::from(layout.parity_shards),
         layout.block_size as usize,
-    ) else {
-        return 0;
-    };
-    let per_shard = storage::format::file_len(0, &geometry, layout.length);
-    let written = layout.nodes.len().saturating_sub(layout.missing.len()) as u64;
-    per_shard.saturating_mul(written)
+    )
+    .map(|g| storage::format::file_len(0, &g, layout.length))
+    .unwrap_or(0)
+}
+
+/// For each slot of a GC item's layout: whether a live layout still uses that very shard.
+fn live_shards(
+    catalog: &metadata::Catalog,
+    layout: &ShardedLayout,
+) -> Result<Vec<bool>, metadata::MetaError> {
+    layout
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(index, &node)| match u8::try_from(index) {
+            Ok(index) if node != NO_NODE => catalog.shard_is_live(node, &layout.group, index),
+            _ => Ok(false),
+        })
+        .collect()
 }

@@ -19,6 +19,9 @@ mod objects;
 pub mod observed;
 mod placement;
 mod read;
+mod rebuild;
+mod repair;
+mod scan;
 pub mod scrub;
 mod write;
 
@@ -37,6 +40,8 @@ pub use metadata::model::{
 pub use multipart::{CombineChecksums, CompletedPart, CreateUploadRequest, PartSummary};
 pub use objects::{ChecksumSource, ObjectRead, PutObjectRequest, PutOutcome, NULL_VERSION};
 pub use read::ByteRange;
+pub use repair::{GcStatus, RepairStatus};
+pub use scan::NodeScan;
 
 /// Error carried by a request body stream (the S3 layer puts its own typed error inside).
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -112,6 +117,43 @@ pub struct EngineConfig {
     pub hedge_after: Duration,
     /// Region reported by GetBucketLocation and stored with new buckets.
     pub region: String,
+    /// Repair and garbage-collection tunables.
+    pub healing: HealingConfig,
+}
+
+/// Tunables of repair, GC and the orphan scan (validated by `config`).
+#[derive(Debug, Clone)]
+pub struct HealingConfig {
+    /// Repair reads and writes at most this many shard bytes per second (0: unlimited).
+    pub repair_bytes_per_sec: u64,
+    /// Shard groups repaired at the same time.
+    pub repair_parallelism: usize,
+    /// How often the repair worker looks at its queue and at node states.
+    pub repair_interval: Duration,
+    /// A node down for longer than this is lost: its shards are rebuilt elsewhere.
+    pub node_lost_after: Duration,
+    /// A write intent older than this belongs to a hung write: its shards are collected.
+    /// (Intents of an earlier gateway process are collected at once.)
+    pub stale_intent_after: Duration,
+    /// Multipart uploads not completed within this are aborted.
+    pub upload_expiry: Duration,
+    /// How often every node's shard list is compared with the placement index (orphans are
+    /// deleted, lost shards queued for repair) and expired uploads are aborted.
+    pub scan_interval: Duration,
+}
+
+impl Default for HealingConfig {
+    fn default() -> Self {
+        HealingConfig {
+            repair_bytes_per_sec: 64 * 1024 * 1024,
+            repair_parallelism: 2,
+            repair_interval: Duration::from_secs(1),
+            node_lost_after: Duration::from_secs(600),
+            stale_intent_after: Duration::from_secs(6 * 3600),
+            upload_expiry: Duration::from_secs(7 * 24 * 3600),
+            scan_interval: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Largest single PUT or part (S3's limit).
@@ -129,6 +171,9 @@ pub struct Engine {
     config: EngineConfig,
     counters: counters::EngineCounters,
     scrub: scrub::ScrubMonitor,
+    /// When this engine started: intents created earlier belong to a dead process.
+    started_ms: u64,
+    healing: repair::HealingState,
 }
 
 impl Engine {
@@ -147,6 +192,7 @@ impl Engine {
                 config.geometry.total_shards()
             )));
         }
+        let healing = repair::HealingState::new(config.healing.repair_bytes_per_sec);
         Ok(Arc::new(Engine {
             catalog,
             cluster,
@@ -154,6 +200,8 @@ impl Engine {
             config,
             counters: counters::EngineCounters::default(),
             scrub: scrub::ScrubMonitor::default(),
+            started_ms: now_ms(),
+            healing,
         }))
     }
 

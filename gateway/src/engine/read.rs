@@ -15,6 +15,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use metadata::model::{DataLayout, ShardedLayout, VersionRecord};
 use storage::codec::{ErasureCodec, Geometry};
 use storage::id::{ShardGroupId, ShardId};
+use storage::store::StorageError;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -31,8 +32,9 @@ pub struct ByteRange {
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 type FrameColumn = Vec<Option<Bytes>>;
-/// A finished shard read: its index and its frames, `None` when the read failed.
-type ColumnRead = (usize, Option<FrameColumn>);
+/// A finished shard read: its index, its frames (`None` when the read failed) and whether the
+/// failure proves the shard bad (absent or corrupt, as opposed to slow or unreachable).
+type ColumnRead = (usize, Option<FrameColumn>, bool);
 
 impl Engine {
     /// Streams `range` of `version`. The first chunk is produced before this returns, so a
@@ -161,7 +163,10 @@ impl Engine {
     ) -> Result<Vec<Vec<Bytes>>, EngineError> {
         let k = geometry.data_shards;
         let total = geometry.total_shards();
-        let columns = self.read_hedged(layout, geometry, first, count).await;
+        let (columns, bad) = self.read_hedged(layout, geometry, first, count).await;
+        if !bad.is_empty() {
+            self.report_read_failure(layout.group, bad);
+        }
         let complete = |columns: &[Option<FrameColumn>], s: usize| {
             (0..k).all(
                 |i| matches!(columns.get(i), Some(Some(c)) if matches!(c.get(s), Some(Some(_)))),
@@ -202,14 +207,16 @@ impl Engine {
     /// Reads frame columns: the k data shards first, in parallel. Parity is requested as soon
     /// as a data read fails or comes back with erasures, or when the data reads have not all
     /// answered within the hedge delay (a slow node). Returns once every stripe has k usable
-    /// frames, or every read has answered; reads still running then are aborted.
+    /// frames, or every read has answered; reads still running then are aborted. Also returns
+    /// the shard indexes found bad (absent, corrupt header, failed or short frames): repair work.
     async fn read_hedged(
         &self,
         layout: &ShardedLayout,
         geometry: &Geometry,
         first: u64,
         count: u64,
-    ) -> Vec<Option<FrameColumn>> {
+    ) -> (Vec<Option<FrameColumn>>, Vec<u8>) {
+        let mut bad: Vec<u8> = Vec::new();
         let k = geometry.data_shards;
         let total = geometry.total_shards();
         let mut columns: Vec<Option<FrameColumn>> = vec![None; total];
@@ -265,7 +272,7 @@ impl Engine {
                         }
                         continue;
                     };
-                    let Ok((index, column)) = joined else { continue };
+                    let Ok((index, column, proven_bad)) = joined else { continue };
                     let column = column.map(|frames| {
                         frames
                             .into_iter()
@@ -280,6 +287,12 @@ impl Engine {
                     if erasures && index < k {
                         need_parity = true;
                     }
+                    let bad_frames = column.as_ref().is_some_and(|c| c.iter().any(Option::is_none));
+                    if proven_bad || bad_frames {
+                        if let Ok(index) = u8::try_from(index) {
+                            bad.push(index);
+                        }
+                    }
                     if let Some(slot) = columns.get_mut(index) {
                         *slot = column;
                     }
@@ -293,7 +306,7 @@ impl Engine {
         for handle in handles {
             handle.abort();
         }
-        columns
+        (columns, bad)
     }
 
     /// Starts reading one shard's frames; `None` when the layout has no usable node for it.
@@ -319,18 +332,19 @@ impl Engine {
         let timeout = self.config.shard_timeout;
         Some(tokio::spawn(async move {
             let result = tokio::time::timeout(timeout, store.read_frames(id, first, count)).await;
-            let column = match result {
-                Ok(Ok(frames)) => Some(frames),
+            let (column, proven_bad) = match result {
+                Ok(Ok(frames)) => (Some(frames), false),
                 Ok(Err(e)) => {
                     warn!(group = %group.to_hex(), index, store = store.name(), error = %e, "shard read failed");
-                    None
+                    let proven = matches!(e, StorageError::NotFound | StorageError::Corrupt(_));
+                    (None, proven)
                 }
                 Err(_) => {
                     warn!(group = %group.to_hex(), index, store = store.name(), "shard read timed out");
-                    None
+                    (None, false)
                 }
             };
-            (index, column)
+            (index, column, proven_bad)
         }))
     }
 }

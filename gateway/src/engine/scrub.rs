@@ -83,7 +83,9 @@ impl Engine {
         shard: ShardId,
         reason: &str,
     ) -> Result<(), EngineError> {
-        warn!(node, group = %shard.group, index = shard.index, %reason, "scrub found a corrupt shard: it needs repair");
+        warn!(node, group = %shard.group, index = shard.index, %reason, "scrub found a corrupt shard: queueing repair");
+        self.report_bad_shard(shard.group.0, shard.index, &format!("scrub: {reason}"))
+            .await?;
         self.counters
             .scrub_corrupt_shards
             .fetch_add(1, Ordering::Relaxed);

@@ -39,7 +39,7 @@ pub(crate) struct DataOwner {
     pub part_number: u32,
 }
 
-enum WriterMessage {
+pub(super) enum WriterMessage {
     Frame(Bytes),
     Commit,
 }
@@ -427,7 +427,7 @@ fn check_md5(expected: Option<[u8; 16]>, actual: &[u8; 16]) -> Result<(), Engine
 
 /// One spawned task per shard: create, append frames, commit on `Commit`, abort if the channel
 /// closes first. Every store call is bounded by `timeout`.
-async fn run_shard_writer(
+pub(super) async fn run_shard_writer(
     store: Arc<dyn ShardStore>,
     id: ShardId,
     header: ShardHeader,

@@ -1,4 +1,5 @@
-//! Write intents and the GC queue: the catalog side of background cleanup.
+//! Write intents and the GC queue: the catalog side of background cleanup (the placement
+//! index and the repair queue live in `repair`).
 //!
 //! Invariants: an intent row exists from before the first shard of a group is written until
 //! the batch that commits (or abandons) the group; the GC queue is ordered by due time
@@ -8,7 +9,7 @@
 use super::{queue_gc, Catalog, MAX_PAGES, PAGE_ROWS};
 use crate::keys;
 use crate::kv::{Table, WriteBatch};
-use crate::model::{self, GcItem, IntentRecord};
+use crate::model::{self, GcItem, IntentRecord, NO_NODE};
 use crate::MetaError;
 
 impl Catalog {
@@ -80,11 +81,39 @@ impl Catalog {
             .collect()
     }
 
-    /// Removes a GC item whose shards are deleted. Idempotent.
-    pub fn finish_gc(&self, key: &[u8]) -> Result<(), MetaError> {
+    /// Removes a GC item whose shards are deleted, together with the placement rows of exactly
+    /// those shards (same node and index, and not live: a row a live layout has since put there
+    /// stays). Idempotent.
+    pub fn finish_gc(&self, key: &[u8], item: &GcItem) -> Result<(), MetaError> {
+        let group = item.layout.group;
+        let _intent = self.lock_intents(&[group]);
         let mut batch = WriteBatch::new();
         batch.delete(Table::Gc, key.to_vec());
+        for (index, &node) in item.layout.nodes.iter().enumerate() {
+            if node == NO_NODE {
+                continue;
+            }
+            let Ok(index) = u8::try_from(index) else {
+                break;
+            };
+            if let Some(row) = self.placement(node, &group)? {
+                if row.index == index && !self.shard_is_live(node, &group, index)? {
+                    batch.delete(Table::Placement, keys::placement_key(node, &group));
+                }
+            }
+        }
         self.kv().write(batch)
+    }
+
+    /// Whether the shard group `group` on `node` is referenced by metadata: a write or repair
+    /// intent, or a placement row (live layouts and shards waiting for GC). The intent is read
+    /// first: a shard exists only after its intent was written, and the batch that removes the
+    /// intent writes the placement row, so this order never misses a reference.
+    pub fn shard_referenced(&self, node: u32, group: &[u8; 16]) -> Result<bool, MetaError> {
+        if self.kv().get(Table::Intents, group)?.is_some() {
+            return Ok(true);
+        }
+        Ok(self.placement(node, group)?.is_some())
     }
 
     /// Moves a GC item to a later due time (after a failed attempt).

@@ -1,5 +1,6 @@
 //! [`Catalog`]: the metadata operations the engine calls — buckets, objects, listing, multipart
-//! uploads, write intents and the GC queue — over any [`KvStore`].
+//! uploads, write intents, the GC and repair queues and the placement index — over any
+//! [`KvStore`].
 //!
 //! Invariants:
 //! - every change is one atomic [`WriteBatch`];
@@ -18,6 +19,7 @@ mod background;
 mod listing;
 mod multipart;
 mod objects;
+mod repair;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -27,10 +29,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use listing::{ListPage, ListQuery, UploadListPage, UploadListQuery};
 pub use objects::WriteCondition;
+pub use repair::{repair_backoff_ms, SwapOutcome};
 
 use crate::keys;
 use crate::kv::{KvStore, MemKvStore, Row, Table, WriteBatch};
-use crate::model::{self, BucketId, BucketRecord, GcItem, ShardedLayout, VersionRecord};
+use crate::model::{self, BucketId, BucketRecord, GcItem, ShardedLayout, VersionRecord, NO_NODE};
 use crate::rocks::RocksKvStore;
 use crate::MetaError;
 
@@ -326,7 +329,9 @@ impl Catalog {
     }
 }
 
-/// Adds a GC queue row for `layout`, due at `due_ms`.
+/// Adds a GC queue row for `layout`, due at `due_ms`. The row key is `due ‖ group`; a partial
+/// layout (some slots [`NO_NODE`]: one replaced shard) appends its first node, so several
+/// replaced shards of one group can wait side by side.
 fn queue_gc(
     batch: &mut WriteBatch,
     layout: &ShardedLayout,
@@ -337,11 +342,13 @@ fn queue_gc(
         layout: layout.clone(),
         reason: reason.to_string(),
     };
-    batch.put(
-        Table::Gc,
-        keys::due_key(due_ms, &layout.group),
-        model::encode(&item)?,
-    );
+    let mut key = keys::due_key(due_ms, &layout.group);
+    if layout.nodes.contains(&NO_NODE) {
+        if let Some(node) = layout.nodes.iter().find(|&&n| n != NO_NODE) {
+            key.extend_from_slice(&node.to_be_bytes());
+        }
+    }
+    batch.put(Table::Gc, key, model::encode(&item)?);
     Ok(())
 }
 

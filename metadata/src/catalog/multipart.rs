@@ -6,10 +6,11 @@
 //! kept (`useq ‖ part_number ‖ attempt`); whoever removes the upload queues the shard groups
 //! of the attempts nobody references to GC in the same batch.
 
-use super::{opaque_id, parse_opaque_id, queue_gc, Catalog};
+use super::repair::put_placement_into;
+use super::{opaque_id, parse_opaque_id, queue_gc, Catalog, MAX_PAGES, PAGE_ROWS};
 use crate::keys;
 use crate::kv::{Table, WriteBatch};
-use crate::model::{self, BucketId, PartRecord, UploadRecord};
+use crate::model::{self, BucketId, LayoutOwner, PartRecord, UploadRecord};
 use crate::MetaError;
 
 impl Catalog {
@@ -58,8 +59,9 @@ impl Catalog {
         Ok(record.filter(|r| r.upload_id == upload_id))
     }
 
-    /// Records one attempt at a part (every attempt is kept) and removes the `intents_done`
-    /// intent rows (`Err(Db)` if one is gone), atomically. An `attempt` of 0 is replaced by [`Catalog::next_seq`].
+    /// Records one attempt at a part (every attempt is kept), its placement rows (and a repair
+    /// when shards are missing), and removes the `intents_done` intent rows (`Err(Db)` if one
+    /// is gone), atomically. An `attempt` of 0 is replaced by [`Catalog::next_seq`].
     /// `Err(NoSuchUpload)` if the upload is gone.
     pub fn put_part(
         &self,
@@ -80,7 +82,58 @@ impl Catalog {
             model::encode(&part)?,
         );
         self.consume_intents(&mut batch, intents_done)?;
+        if let Some(layout) = part.data.sharded() {
+            let owner = LayoutOwner::Part {
+                bucket: upload.bucket_id,
+                key: upload.key.clone(),
+                useq: upload.useq,
+                part_number: part.part_number,
+                attempt: part.attempt,
+            };
+            put_placement_into(&mut batch, layout, &owner)?;
+            if !layout.missing.is_empty() && intents_done.contains(&layout.group) {
+                self.queue_repair_into(
+                    &mut batch,
+                    layout.group,
+                    "missing at write",
+                    &layout.missing,
+                    part.mtime_ms,
+                )?;
+            }
+        }
         self.kv().write(batch)
+    }
+
+    /// Up to `limit` uploads (of any bucket) initiated before `older_than_ms`, scanning from
+    /// the `uploads` row key `after` (exclusive); returns them with the key to resume from
+    /// (`None` once the table is exhausted).
+    #[allow(clippy::type_complexity)]
+    pub fn expired_uploads(
+        &self,
+        older_than_ms: u64,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<(Vec<UploadRecord>, Option<Vec<u8>>), MetaError> {
+        let mut from = after.map(|k| keys::next_key(&k)).unwrap_or_default();
+        let mut found = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let page = self.kv().scan(Table::Uploads, &from, b"", PAGE_ROWS)?;
+            let full = page.len() == PAGE_ROWS;
+            for (key, value) in page {
+                let upload: UploadRecord = model::decode(&value)?;
+                if upload.initiated_ms < older_than_ms {
+                    found.push(upload);
+                }
+                from = keys::next_key(&key);
+                if found.len() >= limit {
+                    return Ok((found, Some(key)));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok((found, None))
     }
 
     /// Every attempt at every part of `upload`, ordered by (part_number, attempt).

@@ -5,10 +5,11 @@
 //! `IfNoneMatchAny` writers cannot both win). Shard groups of a replaced or deleted version
 //! are queued to GC in the same batch — except groups the new version still references.
 
+use super::repair::put_placement_into;
 use super::{queue_gc, referenced_groups, Catalog};
 use crate::keys;
 use crate::kv::{Table, WriteBatch};
-use crate::model::{self, BucketId, ObjectHead, UploadRecord, VersionRecord};
+use crate::model::{self, BucketId, LayoutOwner, ObjectHead, UploadRecord, VersionRecord};
 use crate::MetaError;
 
 /// Attempts at reading a head and its version row consistently without a lock.
@@ -73,8 +74,11 @@ impl Catalog {
     }
 
     /// Atomically: checks `cond`, writes the `versions` row and the `objects` head row, removes
-    /// the `intents_done` intent rows (`Err(Db)` if one is gone: it was collected as stale), queues every sharded part of the replaced version (if
-    /// any) to GC due at `now_ms + gc_delay_ms`, and returns the replaced version.
+    /// the `intents_done` intent rows (`Err(Db)` if one is gone: it was collected as stale),
+    /// writes the placement rows of every sharded part (owned by this version), queues a repair
+    /// for each new group (`intents_done`) written with missing shards, queues every sharded
+    /// part of the replaced version (if any) to GC due at `now_ms + gc_delay_ms`, and returns
+    /// the replaced version.
     ///
     /// A `version.seq` of 0 is replaced by [`Catalog::next_seq`]; an empty `version_id` by one
     /// derived from the seq plus random bytes. With `upload`, the same batch removes that
@@ -137,6 +141,23 @@ impl Catalog {
             }
         }
         self.consume_intents(&mut batch, intents_done)?;
+        let owner = LayoutOwner::Version {
+            bucket: *bucket,
+            key: key.to_string(),
+            seq: version.seq,
+        };
+        for layout in version.parts.iter().filter_map(|p| p.data.sharded()) {
+            put_placement_into(&mut batch, layout, &owner)?;
+            if !layout.missing.is_empty() && intents_done.contains(&layout.group) {
+                self.queue_repair_into(
+                    &mut batch,
+                    layout.group,
+                    "missing at write",
+                    &layout.missing,
+                    now_ms,
+                )?;
+            }
+        }
         if let Some(old) = &replaced {
             for layout in old.parts.iter().filter_map(|p| p.data.sharded()) {
                 if !kept.contains(&layout.group) {
