@@ -241,6 +241,12 @@ pub async fn handle_post_object(
     if let Some(tagging) = field(&fields, "tagging") {
         replace_stored_tags(&mut headers, &parse_tagging_xml(tagging.as_bytes())?);
     }
+    // A missing bucket is known before the file is spooled.
+    service
+        .engine
+        .head_bucket(bucket)
+        .await
+        .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
     let (min, max) = policy.content_length_range().unwrap_or((0, MAX_PART_SIZE));
     let (spool, size) = spool_file(&mut file, max.min(MAX_PART_SIZE)).await?;
     drop(file);
