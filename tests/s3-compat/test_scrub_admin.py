@@ -167,12 +167,13 @@ def test_cluster_nodes_scrub_quarantine_and_report_objects_read_back(strata_bin,
         env = clean_env({"AWS_ACCESS_KEY_ID": cluster.access_key, "AWS_SECRET_ACCESS_KEY": cluster.secret_key})
         table = admin(strata_bin, "scrub", "status", "--endpoint", cluster.endpoint, env=env)
         assert table.returncode == 0, table.stderr
-        assert "stores_detail:" in table.stdout and "status.total_corrupt_found" in table.stdout, table.stdout
+        assert "6 of 6 stores answering, 3 corrupt shards found, 3 handed to repair" in table.stdout, table.stdout
+        assert "CORRUPT" in table.stdout and "LAST PASS" in table.stdout, table.stdout
         as_json = admin(strata_bin, "cluster", "status", "--json", "--endpoint", cluster.endpoint, env=env)
         assert as_json.returncode == 0, as_json.stderr
         assert json.loads(as_json.stdout)["nodes_up"] == 6
         cluster_table = admin(strata_bin, "cluster", "status", "--endpoint", cluster.endpoint, env=env)
-        assert cluster_table.returncode == 0 and "nodes_up: 6" in cluster_table.stdout, cluster_table.stdout
+        assert cluster_table.returncode == 0 and "6 of 6 nodes up" in cluster_table.stdout, cluster_table.stdout
 
         wrong = admin(strata_bin, "scrub", "status", "--endpoint", cluster.endpoint, "--access-key",
                       cluster.access_key, "--secret-key", "not-the-secret-key-at-all", env=env)
