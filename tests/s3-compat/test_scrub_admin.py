@@ -34,6 +34,7 @@ pytestmark = pytest.mark.strata_only
 SIZES = [200 * KIB, MIB + 1, 2 * MIB + 512 * KIB + 7]
 FAST_NODE_SCRUB = ["--scrub-bytes-per-sec", "0", "--scrub-file-pause-ms", "0", "--scrub-interval-secs", "1"]
 WAIT = 45.0
+METRICS_TOKEN = "scrape-token-0123456789abcdef"
 
 
 def flip_last_byte(path: Path) -> None:
@@ -189,7 +190,8 @@ class ScrubbingServer(support.StrataServer):
         root.mkdir(parents=True, exist_ok=True)
         self.config_file = root / "strata.toml"
         self.config_file.write_text("scrub_bytes_per_sec = 0\nscrub_file_pause_ms = 0\n"
-                                    "scrub_interval_secs = 1\nscrub_poll_ms = 200\n")
+                                    "scrub_interval_secs = 1\nscrub_poll_ms = 200\n"
+                                    f"metrics_bearer_token = \"{METRICS_TOKEN}\"\n")
 
     def command(self) -> list[str]:
         return super().command() + ["--config", str(self.config_file)]
@@ -221,6 +223,17 @@ def test_embedded_server_scrubs_its_directories_and_admin_cli_uses_data_dir(stra
         assert len(quarantined(server.data_dir / "disk2")) == 2
         assert all(not p.exists() for p in damaged)
         assert_read_back(s3, "embedded", objects)
+
+        # Prometheus' bearer-token scrape works when a token is configured; another token not.
+        scraped = support.raw_request(server.endpoint, "GET", "/_strata/metrics",
+                                      headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert scraped.status == 200, scraped.body[:300]
+        families = metric_families(scraped.body.decode())
+        assert sample_sum(families, "strata_scrub_corrupt_shards", "_total", name="disk2") == 2
+        assert sample_sum(families, "strata_scrub_passes", "_total") >= 6
+        refused = support.raw_request(server.endpoint, "GET", "/_strata/metrics",
+                                      headers={"Authorization": f"Bearer {METRICS_TOKEN}x"})
+        assert refused.status == 403
 
         env = clean_env()
         ok = admin(strata_bin, "scrub", "status", "--data", str(server.data_dir), "--endpoint", server.endpoint,
