@@ -34,6 +34,7 @@ pytestmark = pytest.mark.strata_only
 SIZES = [200 * KIB, MIB + 1, 2 * MIB + 512 * KIB + 7]
 FAST_NODE_SCRUB = ["--scrub-bytes-per-sec", "0", "--scrub-file-pause-ms", "0", "--scrub-interval-secs", "1"]
 WAIT = 45.0
+METRICS_TOKEN = "scrape-token-0123456789abcdef"
 
 
 def flip_last_byte(path: Path) -> None:
@@ -167,12 +168,13 @@ def test_cluster_nodes_scrub_quarantine_and_report_objects_read_back(strata_bin,
         env = clean_env({"AWS_ACCESS_KEY_ID": cluster.access_key, "AWS_SECRET_ACCESS_KEY": cluster.secret_key})
         table = admin(strata_bin, "scrub", "status", "--endpoint", cluster.endpoint, env=env)
         assert table.returncode == 0, table.stderr
-        assert "stores_detail:" in table.stdout and "status.total_corrupt_found" in table.stdout, table.stdout
+        assert "6 of 6 stores answering, 3 corrupt shards found, 3 handed to repair" in table.stdout, table.stdout
+        assert "CORRUPT" in table.stdout and "LAST PASS" in table.stdout, table.stdout
         as_json = admin(strata_bin, "cluster", "status", "--json", "--endpoint", cluster.endpoint, env=env)
         assert as_json.returncode == 0, as_json.stderr
         assert json.loads(as_json.stdout)["nodes_up"] == 6
         cluster_table = admin(strata_bin, "cluster", "status", "--endpoint", cluster.endpoint, env=env)
-        assert cluster_table.returncode == 0 and "nodes_up: 6" in cluster_table.stdout, cluster_table.stdout
+        assert cluster_table.returncode == 0 and "6 of 6 nodes up" in cluster_table.stdout, cluster_table.stdout
 
         wrong = admin(strata_bin, "scrub", "status", "--endpoint", cluster.endpoint, "--access-key",
                       cluster.access_key, "--secret-key", "not-the-secret-key-at-all", env=env)
@@ -188,7 +190,8 @@ class ScrubbingServer(support.StrataServer):
         root.mkdir(parents=True, exist_ok=True)
         self.config_file = root / "strata.toml"
         self.config_file.write_text("scrub_bytes_per_sec = 0\nscrub_file_pause_ms = 0\n"
-                                    "scrub_interval_secs = 1\nscrub_poll_ms = 200\n")
+                                    "scrub_interval_secs = 1\nscrub_poll_ms = 200\n"
+                                    f"metrics_bearer_token = \"{METRICS_TOKEN}\"\n")
 
     def command(self) -> list[str]:
         return super().command() + ["--config", str(self.config_file)]
@@ -220,6 +223,17 @@ def test_embedded_server_scrubs_its_directories_and_admin_cli_uses_data_dir(stra
         assert len(quarantined(server.data_dir / "disk2")) == 2
         assert all(not p.exists() for p in damaged)
         assert_read_back(s3, "embedded", objects)
+
+        # Prometheus' bearer-token scrape works when a token is configured; another token not.
+        scraped = support.raw_request(server.endpoint, "GET", "/_strata/metrics",
+                                      headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert scraped.status == 200, scraped.body[:300]
+        families = metric_families(scraped.body.decode())
+        assert sample_sum(families, "strata_scrub_corrupt_shards", "_total", name="disk2") == 2
+        assert sample_sum(families, "strata_scrub_passes", "_total") >= 6
+        refused = support.raw_request(server.endpoint, "GET", "/_strata/metrics",
+                                      headers={"Authorization": f"Bearer {METRICS_TOKEN}x"})
+        assert refused.status == 403
 
         env = clean_env()
         ok = admin(strata_bin, "scrub", "status", "--data", str(server.data_dir), "--endpoint", server.endpoint,

@@ -102,7 +102,7 @@ pub fn run(args: AdminArgs) -> i32 {
             if args.json {
                 println!("{answer}");
             } else {
-                print!("{}", render(&answer));
+                print!("{}", render_topic(args.topic, &answer, now_ms()));
             }
             0
         }
@@ -231,6 +231,9 @@ fn refusal(status: http::StatusCode, body: &[u8], url: &str) -> String {
                 code.unwrap_or_default()
             )
         }
+        _ if status == http::StatusCode::NOT_FOUND => format!(
+            "{url} does not exist on this server (an older version, or not an admin API): {status}"
+        ),
         Some(code) => format!("{url} answered {status}: {code}: {message}"),
         None => format!(
             "{url} answered {status}: {}",
@@ -247,6 +250,181 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The topic's own table where there is one (cluster, scrub), else the generic rendering.
+pub fn render_topic(topic: Topic, answer: &str, now_ms: u64) -> String {
+    let Ok(value) = serde_json::from_str::<Value>(answer) else {
+        return format!("{answer}\n");
+    };
+    let table = match topic {
+        Topic::Cluster => cluster_table(&value),
+        Topic::Scrub => scrub_table(&value, now_ms),
+        Topic::Repair | Topic::Gc => None,
+    };
+    table.unwrap_or_else(|| render(answer))
+}
+
+fn field<'v>(value: &'v Value, path: &[&str]) -> &'v Value {
+    path.iter()
+        .fold(value, |at, key| at.get(key).unwrap_or(&Value::Null))
+}
+
+fn number(value: &Value, path: &[&str]) -> Option<u64> {
+    field(value, path).as_u64()
+}
+
+/// `1.5 GiB`-style sizes.
+fn bytes(value: Option<u64>) -> String {
+    let Some(value) = value else {
+        return "-".into();
+    };
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut size = value as f64;
+    let mut unit = 0;
+    while size >= 1024.0 && unit + 1 < units.len() {
+        size /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value} B")
+    } else {
+        format!("{size:.1} {}", units.get(unit).unwrap_or(&"B"))
+    }
+}
+
+/// `45s`, `3m`, `2h`, `4d`.
+fn span(ms: Option<u64>) -> String {
+    let Some(ms) = ms else {
+        return "-".into();
+    };
+    let seconds = ms / 1000;
+    match seconds {
+        0 if ms > 0 => format!("{ms}ms"),
+        0..=119 => format!("{seconds}s"),
+        120..=7199 => format!("{}m", seconds / 60),
+        7200..=172_799 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86_400),
+    }
+}
+
+fn ago(at_ms: Option<u64>, now_ms: u64) -> String {
+    match at_ms {
+        Some(at) if at > 0 => format!("{} ago", span(Some(now_ms.saturating_sub(at)))),
+        _ => "never".into(),
+    }
+}
+
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let columns: Vec<String> = header.iter().map(|name| (*name).to_string()).collect();
+    let mut out = String::new();
+    write_rows(&columns, &rows, "", &mut out);
+    out
+}
+
+fn cluster_table(value: &Value) -> Option<String> {
+    let nodes = field(value, &["nodes"]).as_array()?;
+    let mut out = format!(
+        "{}+{} erasure coding, write quorum {}, {} of {} nodes up\n\n",
+        number(value, &["data_shards"])?,
+        number(value, &["parity_shards"])?,
+        number(value, &["write_quorum"])?,
+        number(value, &["nodes_up"])?,
+        nodes.len()
+    );
+    let rows = nodes
+        .iter()
+        .map(|node| {
+            vec![
+                scalar(field(node, &["id"])),
+                scalar(field(node, &["name"])),
+                scalar(field(node, &["address"])),
+                scalar(field(node, &["state"])),
+                format!(
+                    "{:.1} ms",
+                    field(node, &["latency_ms"]).as_f64().unwrap_or(0.0)
+                ),
+                bytes(number(node, &["free_bytes"])),
+                bytes(number(node, &["total_bytes"])),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["ID", "NAME", "ADDRESS", "STATE", "LATENCY", "FREE", "TOTAL"],
+        rows,
+    ));
+    Some(out)
+}
+
+fn scrub_table(value: &Value, now_ms: u64) -> Option<String> {
+    let stores = field(value, &["stores_detail"]).as_array()?;
+    let mut out = format!(
+        "{} of {} stores answering, {} corrupt shards found, {} handed to repair, {} reports pending\n\n",
+        number(value, &["stores_reachable"])?,
+        number(value, &["stores"])?,
+        number(value, &["corrupt_found_total"])?,
+        number(value, &["shards_handed_to_repair"])?,
+        number(value, &["pending_reports"])?,
+    );
+    let rows = stores
+        .iter()
+        .map(|store| {
+            let status = field(store, &["status"]);
+            let pass = if status.get("running").and_then(Value::as_bool) == Some(true) {
+                format!(
+                    "running {}: {} files, {}",
+                    ago(number(status, &["pass_started_ms"]), now_ms),
+                    number(status, &["pass_files_checked"]).unwrap_or(0),
+                    bytes(number(status, &["pass_bytes_checked"]))
+                )
+            } else if status.is_null() {
+                scalar(field(store, &["error"]))
+            } else if status.get("enabled").and_then(Value::as_bool) == Some(false) {
+                "disabled".into()
+            } else {
+                "idle".into()
+            };
+            let rate = match number(status, &["bytes_per_sec"]) {
+                Some(0) => "unlimited".into(),
+                other => format!("{}/s", bytes(other)),
+            };
+            vec![
+                scalar(field(store, &["node"])),
+                scalar(field(store, &["name"])),
+                pass,
+                rate,
+                scalar(field(status, &["passes_completed"])),
+                ago(number(status, &["last_pass_completed_ms"]), now_ms),
+                span(number(status, &["last_pass_duration_ms"])),
+                bytes(number(status, &["last_pass_bytes_checked"])),
+                scalar(field(status, &["total_corrupt_found"])),
+                scalar(field(store, &["pending_reports"])),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "NODE",
+            "NAME",
+            "PASS",
+            "RATE",
+            "PASSES",
+            "LAST PASS",
+            "TOOK",
+            "LAST BYTES",
+            "CORRUPT",
+            "PENDING",
+        ],
+        rows,
+    ));
+    Some(out)
 }
 
 /// Renders a JSON answer for people: scalars as `key: value` lines, objects as indented
@@ -293,23 +471,36 @@ fn render_table(rows: &[Value], indent: &str, out: &mut String) {
             }
         }
     }
-    let cell = |row: &Vec<(String, String)>, column: &str| {
-        row.iter()
-            .find(|(name, _)| name == column)
-            .map(|(_, value)| value.clone())
-            .unwrap_or_default()
-    };
-    let widths: Vec<usize> = columns
+    let cells: Vec<Vec<String>> = flat
         .iter()
-        .map(|column| {
-            flat.iter()
-                .map(|row| cell(row, column).chars().count())
-                .chain(std::iter::once(column.chars().count()))
+        .map(|row| {
+            columns
+                .iter()
+                .map(|column| {
+                    row.iter()
+                        .find(|(name, _)| name == column)
+                        .map(|(_, value)| value.clone())
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .collect();
+    write_rows(&columns, &cells, indent, out);
+}
+
+/// Aligned columns: a header line, then one line per row.
+fn write_rows(columns: &[String], rows: &[Vec<String>], indent: &str, out: &mut String) {
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|index| {
+            rows.iter()
+                .filter_map(|row| row.get(index))
+                .chain(columns.get(index))
+                .map(|text| text.chars().count())
                 .max()
                 .unwrap_or(0)
         })
         .collect();
-    let line = |cells: Vec<String>| {
+    let line = |cells: &[String]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
@@ -317,13 +508,9 @@ fn render_table(rows: &[Value], indent: &str, out: &mut String) {
             .collect();
         format!("{indent}{}", padded.join("  ").trim_end())
     };
-    let _ = writeln!(out, "{}", line(columns.clone()));
-    for row in &flat {
-        let _ = writeln!(
-            out,
-            "{}",
-            line(columns.iter().map(|column| cell(row, column)).collect())
-        );
+    let _ = writeln!(out, "{}", line(columns));
+    for row in rows {
+        let _ = writeln!(out, "{}", line(row));
     }
 }
 
@@ -377,6 +564,48 @@ mod tests {
     }
 
     #[test]
+    fn cluster_and_scrub_answers_get_their_own_tables() {
+        let cluster = r#"{"data_shards":4,"parity_shards":2,"write_quorum":5,"nodes_up":1,
+            "nodes":[{"id":0,"name":"disk0","address":"/d0","state":"up","latency_ms":0.25,
+            "free_bytes":1610612736,"total_bytes":2147483648}]}"#;
+        let text = render_topic(Topic::Cluster, cluster, 0);
+        assert!(
+            text.starts_with("4+2 erasure coding, write quorum 5, 1 of 1 nodes up"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ID  NAME   ADDRESS  STATE  LATENCY  FREE     TOTAL"),
+            "{text}"
+        );
+        assert!(
+            text.contains("0   disk0  /d0      up     0.2 ms   1.5 GiB  2.0 GiB"),
+            "{text}"
+        );
+
+        let scrub = r#"{"stores":2,"stores_reachable":1,"corrupt_found_total":3,
+            "pending_reports":0,"shards_handed_to_repair":3,"stores_detail":[
+            {"node":0,"name":"disk0","reachable":true,"error":null,"pending_reports":0,
+             "status":{"enabled":true,"bytes_per_sec":8388608,"running":true,
+             "pass_started_ms":1000,"pass_files_checked":7,"pass_bytes_checked":2048,
+             "passes_completed":2,"last_pass_completed_ms":500,"last_pass_duration_ms":90000,
+             "last_pass_bytes_checked":1048576,"total_corrupt_found":3}},
+            {"node":1,"name":"node1","reachable":false,"error":"connection refused",
+             "pending_reports":0,"status":null}]}"#;
+        let text = render_topic(Topic::Scrub, scrub, 61_000);
+        assert!(
+            text.starts_with("1 of 2 stores answering, 3 corrupt shards found"),
+            "{text}"
+        );
+        assert!(text.contains("running 60s ago: 7 files, 2.0 KiB"), "{text}");
+        assert!(text.contains("8.0 MiB/s"), "{text}");
+        assert!(text.contains("connection refused"), "{text}");
+        assert!(text.contains("90s"), "{text}");
+        // Topics without a table of their own, or odd answers, fall back to the generic view.
+        assert_eq!(render_topic(Topic::Gc, r#"{"queue":2}"#, 0), "queue: 2\n");
+        assert_eq!(render_topic(Topic::Scrub, r#"{"x":1}"#, 0), "x: 1\n");
+    }
+
+    #[test]
     fn refusals_name_the_s3_error() {
         let body = b"<Error><Code>SignatureDoesNotMatch</Code><Message>nope</Message></Error>";
         let text = refusal(
@@ -387,7 +616,12 @@ mod tests {
         assert!(text.contains("refused the credentials"), "{text}");
         assert!(text.contains("SignatureDoesNotMatch: nope"), "{text}");
         let text = refusal(http::StatusCode::NOT_FOUND, b"plain", "http://x/y");
-        assert!(text.contains("404") && text.contains("plain"), "{text}");
+        assert!(
+            text.contains("404") && text.contains("does not exist"),
+            "{text}"
+        );
+        let text = refusal(http::StatusCode::BAD_GATEWAY, b"plain", "http://x/y");
+        assert!(text.contains("502") && text.contains("plain"), "{text}");
     }
 
     #[test]

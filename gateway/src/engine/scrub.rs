@@ -209,3 +209,181 @@ impl Engine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Mutex as StdMutex;
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use metadata::catalog::Catalog;
+    use storage::codec::Geometry;
+    use storage::format::ShardHeader;
+    use storage::id::ShardGroupId;
+    use storage::scrub::ScrubReport;
+    use storage::store::{ShardStat, ShardWriter, StoreHealth};
+    use storage::{FaultyShardStore, LocalShardStore, StorageError};
+
+    use super::*;
+    use crate::engine::cluster::{Cluster, NodeSpec};
+    use crate::engine::EngineConfig;
+
+    /// A store whose scrubber "found" fixed reports; records acknowledgements.
+    struct ReportingStore {
+        reports: Vec<ScrubReport>,
+        acked: StdMutex<Vec<u64>>,
+    }
+
+    fn unavailable<T>() -> Result<T, StorageError> {
+        Err(StorageError::Unavailable("test double".into()))
+    }
+
+    #[async_trait]
+    impl ShardStore for ReportingStore {
+        fn name(&self) -> &str {
+            "reporting"
+        }
+        async fn create(
+            &self,
+            _id: ShardId,
+            _header: ShardHeader,
+        ) -> Result<Box<dyn ShardWriter>, StorageError> {
+            unavailable()
+        }
+        async fn read_frames(
+            &self,
+            _id: ShardId,
+            _first: u64,
+            _count: u64,
+        ) -> Result<Vec<Option<Bytes>>, StorageError> {
+            unavailable()
+        }
+        async fn stat(&self, _id: ShardId) -> Result<ShardStat, StorageError> {
+            unavailable()
+        }
+        async fn delete(&self, _id: ShardId) -> Result<(), StorageError> {
+            unavailable()
+        }
+        async fn list(
+            &self,
+            _after: Option<ShardId>,
+            _limit: usize,
+        ) -> Result<Vec<ShardId>, StorageError> {
+            unavailable()
+        }
+        async fn health(&self) -> Result<StoreHealth, StorageError> {
+            Ok(StoreHealth {
+                free_bytes: 1,
+                total_bytes: 1,
+            })
+        }
+        async fn scrub_status(&self) -> Result<ScrubStatus, StorageError> {
+            let acked = self
+                .acked
+                .lock()
+                .unwrap()
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(0);
+            Ok(ScrubStatus {
+                enabled: true,
+                total_corrupt_found: self.reports.len() as u64,
+                reports: self
+                    .reports
+                    .iter()
+                    .filter(|report| report.id > acked)
+                    .cloned()
+                    .collect(),
+                ..ScrubStatus::default()
+            })
+        }
+        async fn ack_scrub_reports(&self, up_to: u64) -> Result<(), StorageError> {
+            self.acked.lock().unwrap().push(up_to);
+            Ok(())
+        }
+    }
+
+    fn report(id: u64, shard: String) -> ScrubReport {
+        ScrubReport {
+            id,
+            shard,
+            found_ms: 1,
+            reason: "frame 0 failed its checksum".into(),
+            quarantine: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn reports_are_handed_over_then_acknowledged_and_bad_ones_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad_shard = ShardId::new(ShardGroupId::new_v7(), 3);
+        let reporting = Arc::new(ReportingStore {
+            reports: vec![
+                report(4, bad_shard.file_name()),
+                report(7, "../../etc/passwd".into()),
+                report(9, ShardId::new(ShardGroupId::new_v7(), 0).file_name()),
+            ],
+            acked: StdMutex::new(Vec::new()),
+        });
+        let mut nodes = vec![NodeSpec {
+            id: 0,
+            address: "fake".into(),
+            zone: None,
+            weight: 1.0,
+            store: reporting.clone() as Arc<dyn ShardStore>,
+        }];
+        let mut failing = None;
+        for i in 1..6u32 {
+            let local =
+                LocalShardStore::open(dir.path().join(format!("d{i}")), format!("d{i}"), false)
+                    .unwrap();
+            let faulty = Arc::new(FaultyShardStore::new(Arc::new(local)));
+            if i == 1 {
+                failing = Some(faulty.clone());
+            }
+            nodes.push(NodeSpec {
+                id: i,
+                address: format!("d{i}"),
+                zone: None,
+                weight: 1.0,
+                store: faulty as Arc<dyn ShardStore>,
+            });
+        }
+        failing.unwrap().set_fail(true);
+        let engine = Engine::new(
+            Catalog::in_memory(),
+            Arc::new(Cluster::new(nodes).unwrap()),
+            EngineConfig {
+                geometry: Geometry::new(4, 2, 4096).unwrap(),
+                inline_threshold: 4096,
+                write_quorum: 5,
+                gc_delay: Duration::ZERO,
+                shard_timeout: Duration::from_secs(2),
+                hedge_after: Duration::from_millis(100),
+                region: "us-east-1".into(),
+            },
+        )
+        .unwrap();
+
+        assert_eq!(engine.poll_scrub().await, 2);
+        assert_eq!(*reporting.acked.lock().unwrap(), vec![9]);
+        let counters = engine.counters().snapshot();
+        assert_eq!(counters.scrub_corrupt_shards, 2);
+        assert_eq!(counters.scrub_bad_reports, 1);
+        let views = engine.scrub_views();
+        assert_eq!(views.len(), 6);
+        let fake = &views[0];
+        assert!(fake.reachable);
+        assert_eq!(fake.pending_reports, 0);
+        assert!(fake.status.as_ref().unwrap().reports.is_empty());
+        assert!(!views[1].reachable);
+        assert!(views[1].error.as_ref().unwrap().contains("injected fault"));
+        assert!(views[2].reachable);
+
+        // Acknowledged reports do not come back: a second poll hands nothing over.
+        assert_eq!(engine.poll_scrub().await, 0);
+        assert_eq!(engine.counters().snapshot().scrub_corrupt_shards, 2);
+    }
+}
