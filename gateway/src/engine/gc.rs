@@ -24,6 +24,8 @@ use super::{now_ms, Engine, EngineError};
 const GC_INTERVAL: Duration = Duration::from_secs(2);
 /// Items handled per pass.
 const GC_BATCH: usize = 256;
+/// The first maintenance pass runs this long after start (or after `scan_interval`, if shorter).
+const FIRST_SCAN_AFTER: Duration = Duration::from_secs(60);
 /// Delay before a failed GC item is tried again.
 const GC_RETRY: Duration = Duration::from_secs(60);
 
@@ -36,7 +38,9 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let scan_interval = engine.config.healing.scan_interval;
-            let mut next_scan = tokio::time::Instant::now() + scan_interval;
+            // The first scan comes soon after start: a disk replaced while the gateway was down
+            // (or a crash that left orphans) is found without waiting a whole interval.
+            let mut next_scan = tokio::time::Instant::now() + scan_interval.min(FIRST_SCAN_AFTER);
             let interval = GC_INTERVAL.min(scan_interval);
             loop {
                 tokio::select! {

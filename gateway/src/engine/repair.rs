@@ -20,7 +20,7 @@ use metadata::model::RepairItem;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{now_ms, Engine, EngineError};
 
@@ -387,7 +387,13 @@ impl Engine {
             }
             Err(e) => {
                 counters.repair_failures.fetch_add(1, Ordering::Relaxed);
-                warn!(group = %hex::encode(group), reason = %item.reason, attempts = item.attempts, error = %e, "repair attempt failed: will retry");
+                // A group that cannot be repaired yet (no free node, too few shards readable)
+                // retries with backoff; only its first attempts are worth a warning each.
+                if item.attempts < 3 {
+                    warn!(group = %hex::encode(group), reason = %item.reason, attempts = item.attempts, error = %e, "repair attempt failed: will retry");
+                } else {
+                    debug!(group = %hex::encode(group), reason = %item.reason, attempts = item.attempts, error = %e, "repair attempt failed again: will retry");
+                }
                 let due = now + repair_backoff_ms(item.attempts);
                 self.meta(move |c| c.retry_repair(&key, &[], &[], due))
                     .await
