@@ -363,6 +363,7 @@ mod tests {
                 shard_timeout: Duration::from_secs(2),
                 hedge_after: Duration::from_millis(100),
                 region: "us-east-1".into(),
+                healing: Default::default(),
             },
         )
         .unwrap();
