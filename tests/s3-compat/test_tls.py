@@ -210,9 +210,13 @@ def test_sigterm_drains_an_upload_in_flight_over_tls(strata_bin, scratch_root, t
     result = {}
     with socket.create_connection(("127.0.0.1", server.tls_port), timeout=30) as raw:
         with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            seen = len(server.body_modes())
             tls.sendall(f"PUT /{path} HTTP/1.1\r\nHost: 127.0.0.1:{server.tls_port}\r\n"
                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:half])
-            time.sleep(0.3)
+            deadline = time.monotonic() + 10
+            while len(server.body_modes()) == seen and time.monotonic() < deadline:
+                time.sleep(0.05)  # until the handler has started reading the body
+            assert len(server.body_modes()) > seen, server.log_tail()
             server.proc.send_signal(15)
             time.sleep(0.5)
             assert server.proc.poll() is None, "the server must wait for the upload in flight"
