@@ -210,9 +210,13 @@ def test_sigterm_drains_an_upload_in_flight_over_tls(strata_bin, scratch_root, t
     result = {}
     with socket.create_connection(("127.0.0.1", server.tls_port), timeout=30) as raw:
         with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            seen = len(server.body_modes())
             tls.sendall(f"PUT /{path} HTTP/1.1\r\nHost: 127.0.0.1:{server.tls_port}\r\n"
                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:half])
-            time.sleep(0.3)
+            deadline = time.monotonic() + 10
+            while len(server.body_modes()) == seen and time.monotonic() < deadline:
+                time.sleep(0.05)  # until the handler has started reading the body
+            assert len(server.body_modes()) > seen, server.log_tail()
             server.proc.send_signal(15)
             time.sleep(0.5)
             assert server.proc.poll() is None, "the server must wait for the upload in flight"
@@ -266,3 +270,23 @@ def test_tls_listen_serves_https_next_to_http(strata_bin, scratch_root, tls_cert
         assert modes[request_id(put)]["source"] == "header"
     finally:
         assert server.stop() == 0, server.log_tail()
+
+
+def test_cluster_gateway_serves_https(strata_bin, scratch_root, tls_certificates):
+    """`strata gateway` (over 6 storage-node processes) takes the same TLS settings."""
+    import boto3
+
+    import cluster_support
+
+    tls_port = support.free_port()
+    extra = {"tls_cert": str(tls_certificates.cert), "tls_key": str(tls_certificates.key),
+             "tls_listen": f"127.0.0.1:{tls_port}"}
+    with cluster_support.Cluster(strata_bin, scratch_root / "tls-cluster", gateway_extra=extra):
+        https = boto3.session.Session(aws_access_key_id=support.ACCESS_KEY,
+                                      aws_secret_access_key=support.SECRET_KEY, region_name=support.REGION)
+        s3 = https.client("s3", endpoint_url=f"https://127.0.0.1:{tls_port}", verify=str(tls_certificates.ca))
+        bucket = new_bucket(s3, "cluster-https")
+        body = support.data(3 * MIB + 1, seed=31)
+        put = s3.put_object(Bucket=bucket, Key="k", Body=body)
+        assert put["ChecksumCRC32"] == support.checksum_b64("CRC32", body)
+        assert s3.get_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")["Body"].read() == body
