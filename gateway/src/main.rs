@@ -1,6 +1,6 @@
 //! `strata`: one binary for every role of the object store (DESIGN §1).
 
-use strata_gateway::{config, node_roles, server};
+use strata_gateway::{bench, config, node_roles, server};
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -24,6 +24,8 @@ enum Command {
     Gateway(config::ServerArgs),
     /// Storage node: serves one directory's shards over HTTP to gateways.
     StorageNode(NodeArgs),
+    /// Load generator for any S3 endpoint (warp-style), and the machine's ceilings.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -88,6 +90,10 @@ fn main() {
                 })
                 .await
             }
+            Command::Bench(args) => match bench::run(args).await? {
+                true => Ok(()),
+                false => Err("some operations failed (see the errors above)".to_string()),
+            },
         }
     });
     if let Err(e) = result {

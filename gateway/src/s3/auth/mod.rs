@@ -20,9 +20,9 @@ use http::{HeaderMap, Method, Uri};
 use crate::s3::error::{S3Error, S3ErrorCode};
 
 pub use keyring::{AuthConfig, Keyring};
-#[cfg(test)]
-pub(crate) use sigv4::derive_signing_key;
+// The signing primitives also serve the client signer of `strata bench` (one implementation).
 pub(crate) use sigv4::{chunk_signature, trailer_signature};
+pub(crate) use sigv4::{derive_signing_key, format_amz_date, hmac_sha256};
 
 /// Who sent the request and how its payload must be verified.
 #[derive(Debug, Clone)]
