@@ -9,7 +9,7 @@ CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/release/strata
 export STRATA_VENV ?= $(CURDIR)/.venv
 
-.PHONY: run test build deps test-rust test-compat lint fmt cluster cluster-stop docker-up docker-down
+.PHONY: run test build deps test-rust test-compat lint fmt cluster cluster-stop docker-up docker-down bench
 
 # System packages: libclang for bindgen (rocksdb), a C++ compiler, python venv support, curl,
 # openssl (the HTTPS tests make a throwaway CA with it),
@@ -35,6 +35,8 @@ build: deps
 run: build
 	$(BIN) server
 
+# The client suite includes test_bench.py: a 5-second smoke of `strata bench` (exit 0, no
+# errors, GETs verified), so the load generator cannot rot. Speed is never asserted.
 test: deps
 	$(CARGO) build --release --locked -p strata-gateway
 	$(CARGO) test --release --locked --workspace
@@ -50,6 +52,11 @@ test-rust: deps
 
 test-compat: build
 	STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh
+
+# The standard benchmark suite (~15 min): the machine's ceilings, an embedded server and a
+# 6-node cluster on free ports, fsync on. Rewrites the generated section of BENCHMARKS.md.
+bench: build
+	STRATA_BIN=$(BIN) bash tests/bench/run.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

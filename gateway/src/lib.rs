@@ -2,6 +2,7 @@
 //! process roles built from them (`server`). The `strata` binary is a thin CLI over this crate.
 
 pub mod admin;
+pub mod bench;
 pub mod config;
 pub mod credentials;
 pub mod engine;

@@ -1,6 +1,6 @@
 //! `strata`: one binary for every role of the object store (DESIGN §1).
 
-use strata_gateway::{admin, config, node_roles, server};
+use strata_gateway::{admin, bench, config, node_roles, server};
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -26,6 +26,8 @@ enum Command {
     StorageNode(NodeArgs),
     /// Cluster, repair, scrub and GC status from a running gateway's admin API.
     Admin(admin::cli::AdminArgs),
+    /// Load generator for any S3 endpoint (warp-style), and the machine's ceilings.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -116,6 +118,10 @@ fn main() {
                 })
                 .await
             }
+            Command::Bench(args) => match bench::run(args).await? {
+                true => Ok(()),
+                false => Err("some operations failed (see the errors above)".to_string()),
+            },
         }
     });
     if let Err(e) = result {

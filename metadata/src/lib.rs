@@ -9,6 +9,7 @@
 //! key encoding. Every method is synchronous; async callers use `spawn_blocking`.
 
 pub mod catalog;
+mod group_commit;
 pub mod keys;
 pub mod kv;
 pub mod model;

@@ -23,7 +23,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use crate::credentials::Credentials;
-use crate::s3::auth::sign_request;
+use crate::s3::auth::{sign_request, EMPTY_SHA256_HEX};
 
 /// Largest admin answer read.
 const MAX_ANSWER_BYTES: usize = 16 << 20;
@@ -173,8 +173,8 @@ async fn fetch(args: &AdminArgs) -> Result<String, String> {
     let signed = sign_request(
         "GET",
         &authority,
-        path,
-        "",
+        (path, ""),
+        EMPTY_SHA256_HEX,
         (&access, &secret),
         &args.region,
         SystemTime::now(),

@@ -208,11 +208,18 @@ impl Engine {
 
     /// The current version of an object (HeadObject, and the first step of GetObject).
     pub async fn head_object(&self, bucket: &str, key: &str) -> Result<VersionRecord, EngineError> {
-        let bucket = self.bucket(bucket).await?;
-        self.get_version(&bucket, key)
-            .await?
-            .filter(|v| !v.delete_marker)
-            .ok_or(EngineError::NoSuchKey)
+        // Both lookups in one blocking catalog call: each `spawn_blocking` round trip costs two
+        // thread switches, the top of the small-GET profile (BENCHMARKS.md).
+        let (name, key) = (bucket.to_string(), key.to_string());
+        self.meta(move |c| {
+            let bucket = c
+                .get_bucket(&name)?
+                .ok_or(metadata::MetaError::NoSuchBucket)?;
+            c.get_object(&bucket.id, &key)
+        })
+        .await?
+        .filter(|v| !v.delete_marker)
+        .ok_or(EngineError::NoSuchKey)
     }
 
     /// Opens `range` of a version obtained from [`Engine::head_object`].

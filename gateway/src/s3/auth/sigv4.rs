@@ -20,7 +20,7 @@ use super::{header_str, parse_amz_date, AuthContext, PayloadMode, RawQuery, Requ
 use crate::s3::error::{S3Error, S3ErrorCode};
 
 /// SHA-256 of the empty string, hex.
-pub(crate) const EMPTY_SHA256_HEX: &str =
+pub const EMPTY_SHA256_HEX: &str =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Characters SigV4 leaves unescaped in query names and values: `A-Z a-z 0-9 - _ . ~`.
@@ -219,18 +219,20 @@ fn string_to_sign(timestamp: &str, scope: &str, canonical_request: &str) -> Stri
     )
 }
 
-/// Signs a bodiless request as a client (`strata admin`): returns the `x-amz-date`,
-/// `x-amz-content-sha256` and `authorization` headers to send along with `host`. `path` and
-/// `query` are sent exactly as given (already percent-encoded).
+/// Signs a request as a client (`strata admin`, `strata bench`): returns the `x-amz-date`,
+/// `x-amz-content-sha256` and `authorization` headers to send along with `host`. `target` is
+/// the (path, query) pair, sent exactly as given (already percent-encoded); `payload_hash` is
+/// the hex SHA-256 of the body, or `UNSIGNED-PAYLOAD`.
 pub fn sign_request(
     method: &str,
     host: &str,
-    path: &str,
-    query: &str,
+    target: (&str, &str),
+    payload_hash: &str,
     credentials: (&str, &str),
     region: &str,
     now: SystemTime,
 ) -> Option<Vec<(&'static str, String)>> {
+    let (path, query) = target;
     let (access_key, secret_key) = credentials;
     let timestamp = format_amz_date(now)?;
     let date = timestamp.get(..8)?.to_owned();
@@ -241,7 +243,7 @@ pub fn sign_request(
     };
     let signed_headers = "host;x-amz-content-sha256;x-amz-date";
     let headers_block =
-        format!("host:{host}\nx-amz-content-sha256:{EMPTY_SHA256_HEX}\nx-amz-date:{timestamp}\n");
+        format!("host:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{timestamp}\n");
     let query = canonical_query(&RawQuery::parse(query), false);
     let canonical = canonical_request(
         method,
@@ -249,14 +251,14 @@ pub fn sign_request(
         &query,
         &headers_block,
         signed_headers,
-        EMPTY_SHA256_HEX,
+        payload_hash,
     );
     let key = derive_signing_key(secret_key, &scope.date, region);
     let to_sign = string_to_sign(&timestamp, &scope.scope(), &canonical);
     let signature = hex::encode(hmac_sha256(&key, to_sign.as_bytes()));
     Some(vec![
         ("x-amz-date", timestamp),
-        ("x-amz-content-sha256", EMPTY_SHA256_HEX.to_owned()),
+        ("x-amz-content-sha256", payload_hash.to_owned()),
         (
             "authorization",
             format!(

@@ -636,8 +636,8 @@ fn requests_signed_by_sign_request_verify_and_tampering_fails() {
     let signed = sign_request(
         "GET",
         "127.0.0.1:9000",
-        "/_strata/admin/scrub",
-        "x=1&a=b%20c",
+        ("/_strata/admin/scrub", "x=1&a=b%20c"),
+        EMPTY_SHA256_HEX,
         (ACCESS_KEY, SECRET_KEY),
         "us-east-1",
         now,
@@ -654,8 +654,8 @@ fn requests_signed_by_sign_request_verify_and_tampering_fails() {
     let wrong = sign_request(
         "GET",
         "127.0.0.1:9000",
-        "/_strata/admin/scrub",
-        "",
+        ("/_strata/admin/scrub", ""),
+        EMPTY_SHA256_HEX,
         (ACCESS_KEY, "not the secret"),
         "us-east-1",
         now,
