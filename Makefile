@@ -12,13 +12,14 @@ export STRATA_VENV ?= $(CURDIR)/.venv
 .PHONY: run test build deps test-rust test-compat lint fmt cluster cluster-stop docker-up docker-down
 
 # System packages: libclang for bindgen (rocksdb), a C++ compiler, python venv support, curl,
-# rclone (a client of the s3-compat matrix).
+# openssl (the HTTPS tests make a throwaway CA with it), rclone (a client of the s3-compat matrix).
 deps:
 	@missing=""; \
 	ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || missing="$$missing libclang-dev clang"; \
 	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
 	command -v make >/dev/null 2>&1 || missing="$$missing make"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v rclone >/dev/null 2>&1 || missing="$$missing rclone"; \
 	python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \

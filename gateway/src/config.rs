@@ -46,6 +46,15 @@ pub struct ServerArgs {
     /// Reject signatures scoped to any other region than --region.
     #[arg(long, env = "STRATA_STRICT_REGION")]
     pub strict_region: bool,
+    /// TLS certificate chain (PEM). With --tls-key, `listen` serves HTTPS (unless --tls-listen).
+    #[arg(long, env = "STRATA_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "STRATA_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS on this second address and keep `listen` plain HTTP.
+    #[arg(long, env = "STRATA_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
 }
 
 /// The TOML file's shape (every field optional).
@@ -75,6 +84,10 @@ struct FileConfig {
     idle_timeout_ms: Option<u64>,
     node_concurrency: Option<usize>,
     health_interval_ms: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_listen: Option<SocketAddr>,
+    tls_handshake_timeout_ms: Option<u64>,
 }
 
 /// One storage node of a cluster.
@@ -99,10 +112,24 @@ pub struct ClusterSettings {
     pub node_concurrency: usize,
 }
 
+/// HTTPS: like MinIO, setting a certificate and key turns `listen` into an HTTPS listener;
+/// with `tls_listen` HTTPS is served there instead and `listen` stays plain HTTP.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// A separate HTTPS address (`None`: HTTPS on `listen`).
+    pub listen: Option<SocketAddr>,
+    /// A client that has not finished its TLS handshake by then is disconnected.
+    pub handshake_timeout: Duration,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// HTTPS settings; `None` serves plain HTTP only.
+    pub tls: Option<TlsConfig>,
     pub data: PathBuf,
     pub geometry: Geometry,
     pub shard_dirs: Vec<PathBuf>,
@@ -243,6 +270,11 @@ impl ServerConfig {
     }
 
     fn build(args: &ServerArgs, file: FileConfig) -> Result<ServerConfig, ConfigError> {
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000)));
+        let tls = tls_config(args, &file, listen)?;
         let data_shards = args.data_shards.or(file.data_shards).unwrap_or(4);
         let parity_shards = args.parity_shards.or(file.parity_shards).unwrap_or(2);
         if data_shards == 0 {
@@ -312,10 +344,8 @@ impl ServerConfig {
             return Err(invalid("region", "letters, digits and '-' only"));
         }
         Ok(ServerConfig {
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
+            listen,
+            tls,
             data,
             geometry,
             shard_dirs,
@@ -333,6 +363,42 @@ impl ServerConfig {
             cluster: None,
         })
     }
+}
+
+fn tls_config(
+    args: &ServerArgs,
+    file: &FileConfig,
+    listen: SocketAddr,
+) -> Result<Option<TlsConfig>, ConfigError> {
+    let cert = args.tls_cert.clone().or_else(|| file.tls_cert.clone());
+    let key = args.tls_key.clone().or_else(|| file.tls_key.clone());
+    let tls_listen = args.tls_listen.or(file.tls_listen);
+    let (cert, key) = match (cert, key) {
+        (Some(cert), Some(key)) => (cert, key),
+        (None, None) if tls_listen.is_none() => return Ok(None),
+        (None, None) => return Err(invalid("tls_listen", "needs tls_cert and tls_key")),
+        (Some(_), None) => return Err(invalid("tls_key", "tls_cert is set but tls_key is not")),
+        (None, Some(_)) => return Err(invalid("tls_cert", "tls_key is set but tls_cert is not")),
+    };
+    if tls_listen == Some(listen) {
+        return Err(invalid(
+            "tls_listen",
+            "must differ from `listen` (leave it unset to serve HTTPS on `listen`)",
+        ));
+    }
+    let timeout_ms = file.tls_handshake_timeout_ms.unwrap_or(10_000);
+    if !(100..=300_000).contains(&timeout_ms) {
+        return Err(invalid(
+            "tls_handshake_timeout_ms",
+            "must be between 100 and 300000",
+        ));
+    }
+    Ok(Some(TlsConfig {
+        cert,
+        key,
+        listen: tls_listen,
+        handshake_timeout: Duration::from_millis(timeout_ms),
+    }))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -359,6 +425,39 @@ mod tests {
         assert_eq!(config.write_quorum, 5);
         assert!(config.fsync);
         assert_eq!(config.listen.port(), 9000);
+        assert!(config.tls.is_none());
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_a_distinct_address() {
+        let args = ServerArgs {
+            tls_cert: Some("cert.pem".into()),
+            ..Default::default()
+        };
+        let err = ServerConfig::load(&args).unwrap_err().to_string();
+        assert!(err.contains("tls_key"), "{err}");
+        let args = ServerArgs {
+            tls_listen: Some("127.0.0.1:9443".parse().unwrap()),
+            ..Default::default()
+        };
+        let err = ServerConfig::load(&args).unwrap_err().to_string();
+        assert!(err.contains("tls_listen"), "{err}");
+        let args = ServerArgs {
+            tls_cert: Some("cert.pem".into()),
+            tls_key: Some("key.pem".into()),
+            tls_listen: Some("127.0.0.1:9000".parse().unwrap()),
+            ..Default::default()
+        };
+        let err = ServerConfig::load(&args).unwrap_err().to_string();
+        assert!(err.contains("tls_listen"), "{err}");
+        let args = ServerArgs {
+            tls_cert: Some("cert.pem".into()),
+            tls_key: Some("key.pem".into()),
+            ..Default::default()
+        };
+        let tls = ServerConfig::load(&args).unwrap().tls.unwrap();
+        assert_eq!(tls.listen, None);
+        assert_eq!(tls.handshake_timeout, Duration::from_secs(10));
     }
 
     #[test]

@@ -8,3 +8,4 @@ pub mod engine;
 pub mod node_roles;
 pub mod s3;
 pub mod server;
+pub mod tls;

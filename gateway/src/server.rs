@@ -1,7 +1,8 @@
 //! The serving roles. `strata server`: the embedded single-process deployment — the S3 gateway
 //! plus one local shard store per shard directory and the RocksDB catalog. `strata gateway`: the
 //! same gateway over storage nodes reached by HTTP. `strata storage-node`: one disk served over
-//! HTTP. All drain in-flight requests on SIGINT/SIGTERM.
+//! HTTP. All drain in-flight requests on SIGINT/SIGTERM. The S3 port is plain HTTP, or HTTPS
+//! when a certificate is configured (optionally both, HTTPS on a second address: `tls.rs`).
 
 use std::sync::Arc;
 
@@ -19,9 +20,15 @@ use crate::engine::cluster::{Cluster, NodeSpec};
 use crate::engine::{Engine, EngineConfig};
 use crate::s3::auth::{AuthConfig, Keyring};
 use crate::s3::service::{handle_s3, S3Service};
+use crate::tls::TlsListener;
 
 /// Starts everything and serves until SIGINT/SIGTERM; in-flight requests finish first.
 pub async fn run_server(config: ServerConfig) -> Result<(), String> {
+    // A bad certificate setup fails before anything is created or opened.
+    let tls_server = match &config.tls {
+        Some(tls) => Some(crate::tls::load_server_config(tls).map_err(|e| e.to_string())?),
+        None => None,
+    };
     std::fs::create_dir_all(&config.data).map_err(|e| {
         format!(
             "cannot create data directory {}: {e}",
@@ -67,10 +74,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             max_presign_expiry: std::time::Duration::from_secs(7 * 24 * 3600),
         },
     });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let listeners = bind_listeners(&config, tls_server).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let gc = engine.spawn_gc(shutdown_rx.clone());
     let health = cluster.spawn_health_checker(
@@ -81,16 +85,79 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
         shutdown_rx,
     );
     let app = router(engine, service);
-    print_banner(&config, &credentials, local);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    print_banner(&config, &credentials, &listeners);
+    serve(listeners, app).await?;
     info!("draining done, stopping background work");
     let _ = shutdown_tx.send(true);
     let _ = gc.await;
     let _ = health.await;
     Ok(())
+}
+
+/// The S3 port(s): plain HTTP on `listen`, or HTTPS there, or both (HTTPS on `tls_listen`).
+struct Listeners {
+    plain: Option<tokio::net::TcpListener>,
+    tls: Option<TlsListener>,
+}
+
+async fn bind(address: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))
+}
+
+async fn bind_listeners(
+    config: &ServerConfig,
+    tls_server: Option<Arc<rustls::ServerConfig>>,
+) -> Result<Listeners, String> {
+    let (Some(tls), Some(tls_server)) = (&config.tls, tls_server) else {
+        return Ok(Listeners {
+            plain: Some(bind(config.listen).await?),
+            tls: None,
+        });
+    };
+    let plain = match tls.listen {
+        Some(_) => Some(bind(config.listen).await?),
+        None => None,
+    };
+    let tcp = bind(tls.listen.unwrap_or(config.listen)).await?;
+    let tls = TlsListener::new(tcp, tls_server, tls.handshake_timeout)
+        .map_err(|e| format!("cannot start the TLS listener: {e}"))?;
+    Ok(Listeners {
+        plain,
+        tls: Some(tls),
+    })
+}
+
+/// Serves until SIGINT/SIGTERM, then drains in-flight requests on every listener.
+async fn serve(listeners: Listeners, app: Router) -> Result<(), String> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut stop: watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    let plain = async {
+        match listeners.plain {
+            Some(listener) => axum::serve(listener, app.clone())
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+                .await
+                .map_err(|e| format!("server error: {e}")),
+            None => Ok(()),
+        }
+    };
+    let tls = async {
+        match listeners.tls {
+            Some(listener) => axum::serve(listener, app.clone())
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+                .await
+                .map_err(|e| format!("TLS server error: {e}")),
+            None => Ok(()),
+        }
+    };
+    futures::future::try_join(plain, tls).await.map(|_| ())
 }
 
 /// The shard stores: local directories (embedded) or storage nodes over HTTP (cluster).
@@ -152,14 +219,32 @@ async fn ensure_request_id(mut response: axum::response::Response) -> axum::resp
     response
 }
 
-fn print_banner(config: &ServerConfig, credentials: &Credentials, local: std::net::SocketAddr) {
+fn print_banner(config: &ServerConfig, credentials: &Credentials, listeners: &Listeners) {
     let g = &config.geometry;
     let (count, what) = match &config.cluster {
         Some(cluster) => (cluster.nodes.len(), "storage nodes"),
         None => (config.shard_dirs.len(), "shard directories"),
     };
+    let plain = listeners
+        .plain
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| format!("http://{a}"));
+    let https = listeners
+        .tls
+        .as_ref()
+        .and_then(|l| axum::serve::Listener::local_addr(l).ok())
+        .map(|a| format!("https://{a}"));
+    let endpoints: Vec<String> = plain.into_iter().chain(https).collect();
+    let local = endpoints.last().cloned().unwrap_or_default();
+    let ca_hint = if local.starts_with("https://") {
+        " --ca-bundle CA.pem"
+    } else {
+        ""
+    };
     println!(
-        "Strata S3 endpoint: http://{local}  ({}+{} erasure coding over {count} {what}, data in {}{})",
+        "Strata S3 endpoint: {}  ({}+{} erasure coding over {count} {what}, data in {}{})",
+        endpoints.join(" and "),
         g.data_shards,
         g.parity_shards,
         config.data.display(),
@@ -168,7 +253,7 @@ fn print_banner(config: &ServerConfig, credentials: &Credentials, local: std::ne
     println!("Access key: {}", credentials.access_key);
     println!("Secret key: {}", credentials.secret_key);
     println!(
-        "Try: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={} aws --endpoint-url http://{local} s3 ls",
+        "Try: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={} aws --endpoint-url {local}{ca_hint} s3 ls",
         credentials.access_key, credentials.secret_key, config.region
     );
 }

@@ -25,6 +25,15 @@ import pytest
 
 import support
 import cluster_support  # noqa: F401  (S3COMPAT_CLUSTER=1: the shared server is a 6-node cluster)
+# HTTPS fixtures: tls_server (endpoint + CA bundle), tls_make_client (boto3), tls_aws (aws-cli).
+from tls_support import (  # noqa: F401
+    tls_aws,
+    tls_ca_bundle,
+    tls_certificates,
+    tls_endpoint,
+    tls_make_client,
+    tls_server,
+)
 
 TARGET = support.TARGET
 STRATA_BIN = os.environ.get("STRATA_BIN") or str(Path.home() / ".cache/strata/target/release/strata")
@@ -239,12 +248,8 @@ SCHEMES = ["http", "https"]
 
 
 def tls_target(request) -> support.Target:
-    """The shared server's HTTPS listener (h-tls' fixture) as a Target; skips until it exists."""
-    try:
-        tls = request.getfixturevalue("tls_endpoint")
-    except pytest.FixtureLookupError:
-        pytest.skip("waits for the TLS listener fixture (branch h-tls)")
-    return support.Target(tls.url, tls.ca_bundle)
+    """The HTTPS server of tls_support (its own strata, a throwaway CA) as a Target."""
+    return support.Target(request.getfixturevalue("tls_endpoint"), request.getfixturevalue("tls_ca_bundle"))
 
 
 @pytest.fixture(scope="session", params=SCHEMES)

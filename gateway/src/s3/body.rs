@@ -70,6 +70,14 @@ pub fn prepare_body(
         (None, None) => Some(0),
     };
     let (checksum_algorithm, expected) = expected_checksum(headers, chunked_mode.is_some())?;
+    // Which framing and checksum source a client chose is what breaks servers when SDKs change
+    // their defaults (S3-CLIENTS.md §2a); the client-matrix tests assert on this line.
+    tracing::debug!(
+        payload = auth.payload.wire_name(),
+        checksum = checksum_algorithm.map_or("none", |algorithm| algorithm.name()),
+        checksum_source = expected.source(),
+        "request body"
+    );
     let expected_sha256 = match auth.payload {
         PayloadMode::Sha256Hex(hash) => Some(hash),
         _ => None,
@@ -188,6 +196,16 @@ fn expected_checksum(
         .and_then(|value| value.to_str().ok())
         .and_then(ChecksumAlgorithm::from_name);
     Ok((sdk_algorithm, ExpectedChecksum::ComputeOnly))
+}
+
+impl ExpectedChecksum {
+    fn source(&self) -> &'static str {
+        match self {
+            Self::Header(_) => "header",
+            Self::Trailer => "trailer",
+            Self::ComputeOnly => "none",
+        }
+    }
 }
 
 struct Verifier {

@@ -379,7 +379,11 @@ impl Decoder {
     }
 
     fn step_trailer(&mut self, mut trailer: TrailerState) -> Result<Step, S3Error> {
-        let line = match self.take_line(MAX_TRAILER_BYTES, "trailer too long")? {
+        // An over-long trailer line is a malformed trailer, like too many trailer bytes in all.
+        let line = match self
+            .take_line(MAX_TRAILER_BYTES, "trailer too long")
+            .map_err(|_| trailer_error("The trailer is too large."))?
+        {
             Some(line) => line,
             // A trailer whose last CRLF is missing ends with the body.
             None if self.inner_done => {
@@ -734,9 +738,14 @@ mod tests {
                 String::from_utf8_lossy(&body[..body.len().min(40)])
             );
         }
+        let long_trailer = format!(
+            "2\r\nab\r\n0\r\nx-amz-meta-pad:{}\r\n\r\n",
+            "p".repeat(MAX_TRAILER_BYTES + 1)
+        );
         for body in [
             &b"2\r\nab\r\n0\r\nno colon here\r\n\r\n"[..],
             b"2\r\nab\r\n0\r\n\r\ngarbage",
+            long_trailer.as_bytes(),
         ] {
             let (result, _) = decode(body, 1000, ChunkedMode::UnsignedTrailer).await;
             assert_eq!(result.unwrap_err().code, S3ErrorCode::MalformedTrailerError);

@@ -66,6 +66,17 @@ impl PayloadMode {
                 | Self::StreamingUnsignedTrailer
         )
     }
+
+    /// The payload mode as named in `x-amz-content-sha256` (`"sha256"` for a hex digest).
+    pub fn wire_name(&self) -> &'static str {
+        match self {
+            Self::Unsigned => "UNSIGNED-PAYLOAD",
+            Self::Sha256Hex(_) => "sha256",
+            Self::StreamingSigned { .. } => "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+            Self::StreamingSignedTrailer { .. } => "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+            Self::StreamingUnsignedTrailer => "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        }
+    }
 }
 
 /// A derived SigV4 signing key; never printed.
