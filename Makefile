@@ -12,8 +12,7 @@ export STRATA_VENV ?= $(CURDIR)/.venv
 .PHONY: run test build deps test-rust test-compat lint fmt cluster cluster-stop docker-up docker-down bench
 
 # System packages: libclang for bindgen (rocksdb), a C++ compiler, python venv support, curl,
-# openssl (the HTTPS tests make a throwaway CA with it),
-# rclone (a client of the s3-compat matrix).
+# openssl (the HTTPS tests make a throwaway CA with it), rclone (a client of the s3-compat matrix).
 deps:
 	@missing=""; \
 	ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || missing="$$missing libclang-dev clang"; \

@@ -24,8 +24,9 @@ import boto3
 import pytest
 
 import support
-import cluster_support  # noqa: F401  (S3COMPAT_CLUSTER=1: the shared server is a 6-node cluster)
 # HTTPS fixtures: tls_server (endpoint + CA bundle), tls_make_client (boto3), tls_aws (aws-cli).
+# Imported before cluster_support: TlsStrataServer subclasses support.StrataServer, which
+# cluster_support replaces by a factory function when S3COMPAT_CLUSTER=1.
 from tls_support import (  # noqa: F401
     tls_aws,
     tls_ca_bundle,
@@ -34,6 +35,7 @@ from tls_support import (  # noqa: F401
     tls_make_client,
     tls_server,
 )
+import cluster_support  # noqa: F401,E402  (S3COMPAT_CLUSTER=1: the shared server is a 6-node cluster)
 
 TARGET = support.TARGET
 STRATA_BIN = os.environ.get("STRATA_BIN") or str(Path.home() / ".cache/strata/target/release/strata")
@@ -44,18 +46,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "moto_quirk(reason): known moto limitation; xfail on moto")
     config.addinivalue_line("markers", "client(name): the client a test drives (for matrix_table.py)")
     config.addinivalue_line("markers", "covers(*operations): client-matrix operations a test proves")
-    config.addinivalue_line("markers", "waits_for_ops(operations): needs S3 operations being built on branch "
-                            "h-ops; strict xfail until merged, then delete the marker")
     if TARGET not in ("strata", "moto"):
         raise pytest.UsageError(f"S3COMPAT_TARGET must be 'strata' or 'moto', not {TARGET!r}")
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        waits = item.get_closest_marker("waits_for_ops")
-        if waits and TARGET == "strata":
-            # Strict: once h-ops is merged these pass, XPASS fails the run, and the marker goes.
-            item.add_marker(pytest.mark.xfail(reason=f"waits for h-ops: {waits.args[0]}", strict=True))
     if TARGET != "moto":
         return
     for item in items:
@@ -248,12 +243,8 @@ SCHEMES = ["http", "https"]
 
 
 def tls_target(request) -> support.Target:
-    """The shared server's HTTPS listener (h-tls' fixture) as a Target; skips until it exists."""
-    try:
-        tls = request.getfixturevalue("tls_endpoint")
-    except pytest.FixtureLookupError:
-        pytest.skip("waits for the TLS listener fixture (branch h-tls)")
-    return support.Target(tls.url, tls.ca_bundle)
+    """The HTTPS server of tls_support (its own strata, a throwaway CA) as a Target."""
+    return support.Target(request.getfixturevalue("tls_endpoint"), request.getfixturevalue("tls_ca_bundle"))
 
 
 @pytest.fixture(scope="session", params=SCHEMES)
@@ -261,6 +252,9 @@ def target(request, endpoint) -> support.Target:
     """The server over each transport in turn (http, then https with a private CA)."""
     if request.param == "http":
         return support.Target(endpoint)
+    if os.environ.get("S3COMPAT_CLUSTER") == "1":
+        # tls_server is an embedded strata even in the cluster run: the embedded run covers it.
+        pytest.skip("https target is an embedded server; covered by the embedded run")
     return tls_target(request)
 
 

@@ -24,15 +24,12 @@ MOTO_QUIRKS = {
     "delete_objects": "moto lists the deleted keys in Quiet mode",
     "presigned_urls": "moto does not verify presigned signatures",
 }
-WAITS_FOR_OPS = {"managed_copy_multipart": "UploadPartCopy"}
 
 
 def case_marks(name: str) -> list:
     marks = [pytest.mark.covers(*boto3_matrix.COVERS[name])]
     if name in MOTO_QUIRKS:
         marks.append(pytest.mark.moto_quirk(MOTO_QUIRKS[name]))
-    if name in WAITS_FOR_OPS:
-        marks.append(pytest.mark.waits_for_ops(WAITS_FOR_OPS[name]))
     return marks
 
 

@@ -59,6 +59,7 @@ pub async fn handle_s3(
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let span = tracing::info_span!("s3", request_id = %request_id, method = %method, path = %path);
+    let close_after = expects_continue_without_body(request.headers());
     async move {
         let started = Instant::now();
         let is_head = method == Method::HEAD;
@@ -79,6 +80,9 @@ pub async fn handle_s3(
             headers.insert("x-amz-id-2", id);
         }
         headers.insert("server", HeaderValue::from_static("Strata"));
+        if close_after {
+            headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         info!(
             operation = %operation,
             status = response.status().as_u16(),
@@ -89,6 +93,25 @@ pub async fn handle_s3(
     }
     .instrument(span)
     .await
+}
+
+/// True for a request that announces `Expect: 100-continue` but has no body (`Content-Length:
+/// 0`). hyper answers such a request with its final status and no `100 Continue` (RFC 9110
+/// §10.1.1 allows that), and the botocore vendored in aws-cli v1 (1.43, in awscli 1.46) then
+/// keeps that early status line for the *next* request on the same connection: its response
+/// is misparsed, the client waits out its 60 s read timeout and retries. `aws s3 sync` of a
+/// tree with an empty file hits this. Closing the connection after such a response makes the
+/// client reset its state (a reconnect per empty upload, which is cheap).
+fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
+    let expects_continue = headers
+        .get(http::header::EXPECT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("100-continue"));
+    let empty = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim() == "0");
+    expects_continue && empty && !headers.contains_key(http::header::TRANSFER_ENCODING)
 }
 
 /// The path in path style: a virtual-hosted request's bucket (from `Host`) goes in front.
@@ -247,5 +270,42 @@ mod tests {
             key: "weird {key} (1)".into(),
         };
         assert_eq!(operation_name(&get), "GetObject");
+    }
+
+    use http::HeaderMap;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn only_empty_bodies_that_expect_continue_close_the_connection() {
+        let empty = [("expect", "100-continue"), ("content-length", "0")];
+        assert!(expects_continue_without_body(&headers(&empty)));
+        assert!(expects_continue_without_body(&headers(&[
+            ("expect", "100-Continue"),
+            ("content-length", " 0"),
+        ])));
+        assert!(!expects_continue_without_body(&headers(&[
+            ("expect", "100-continue"),
+            ("content-length", "10"),
+        ])));
+        assert!(!expects_continue_without_body(&headers(&[(
+            "content-length",
+            "0"
+        )])));
+        assert!(!expects_continue_without_body(&headers(&[
+            ("expect", "100-continue"),
+            ("content-length", "0"),
+            ("transfer-encoding", "chunked"),
+        ])));
+        assert!(!expects_continue_without_body(&headers(&[(
+            "expect",
+            "100-continue"
+        )])));
     }
 }
