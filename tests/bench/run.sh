@@ -9,16 +9,9 @@ repo="$(cd "$here/../.." && pwd)"
 venv="${STRATA_VENV:-$repo/.venv}"
 requirements="$repo/tests/s3-compat/requirements.txt"
 
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-stamp="$venv/.s3compat-requirements.sha256"
-want="$(sha256sum "$requirements" | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
-    echo "$want" > "$stamp"
-fi
+# shellcheck source=tests/s3-compat/venv.sh
+source "$repo/tests/s3-compat/venv.sh"
+ensure_venv "$venv" "$requirements"
 
 cd "$repo"
 export PYTHONDONTWRITEBYTECODE=1

@@ -13,22 +13,8 @@ repo="$(cd "$here/../.." && pwd)"
 venv="${STRATA_VENV:-$repo/.venv}"
 requirements="$here/requirements.txt"
 
-# ensure_venv DIR REQUIREMENTS: create DIR if missing and (re)install REQUIREMENTS into it only
-# when that file changed since the last successful install.
-ensure_venv() {
-    local dir="$1" reqs="$2" stamp want
-    if [ ! -x "$dir/bin/python" ]; then
-        python3 -m venv "$dir"
-    fi
-    stamp="$dir/.s3compat-requirements.sha256"
-    want="$(sha256sum "$reqs" | cut -d' ' -f1)"
-    if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-        "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-        "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
-        echo "$want" > "$stamp"
-    fi
-}
-
+# shellcheck source=tests/s3-compat/venv.sh
+source "$here/venv.sh"
 ensure_venv "$venv" "$requirements"
 # The legacy boto3 (1.35, before the default-checksum change) lives in its own venv; the tests
 # find its interpreter through S3COMPAT_BOTO135_PYTHON.

@@ -58,9 +58,8 @@ pub async fn handle_cluster_status(
     State(service): State<Arc<S3Service>>,
     request: Request<Body>,
 ) -> Response<Body> {
-    let (parts, _) = request.into_parts();
-    if let Err(error) = service.authenticate(&parts) {
-        return error.to_response(&new_request_id(), false);
+    if let Some(denied) = deny_unsigned(&service, request) {
+        return denied;
     }
     let engine = &service.engine;
     let config = engine.config();
@@ -73,6 +72,21 @@ pub async fn handle_cluster_status(
         nodes,
     };
     to_json(&status)
+}
+
+/// The S3 error answer for a request that is not signed with the server's keys, else `None`.
+fn deny_unsigned(service: &S3Service, request: Request<Body>) -> Option<Response<Body>> {
+    let (parts, _) = request.into_parts();
+    let error = service.authenticate(&parts).err()?;
+    Some(error.to_response(&new_request_id(), false))
+}
+
+/// A status as JSON, or its error as a 500 with `{"error": …}`.
+fn json_result<T: Serialize, E: std::fmt::Display>(status: Result<T, E>) -> Response<Body> {
+    match status {
+        Ok(status) => to_json(&status),
+        Err(e) => error_json(&e.to_string()),
+    }
 }
 
 fn to_json<T: Serialize>(value: &T) -> Response<Body> {
@@ -92,14 +106,10 @@ pub async fn handle_repair_status(
     State(service): State<Arc<S3Service>>,
     request: Request<Body>,
 ) -> Response<Body> {
-    let (parts, _) = request.into_parts();
-    if let Err(error) = service.authenticate(&parts) {
-        return error.to_response(&new_request_id(), false);
+    if let Some(denied) = deny_unsigned(&service, request) {
+        return denied;
     }
-    match service.engine.repair_status().await {
-        Ok(status) => to_json(&status),
-        Err(e) => error_json(&e.to_string()),
-    }
+    json_result(service.engine.repair_status().await)
 }
 
 /// `GET /_strata/admin/gc`: GC queue length and counters ([`crate::engine::GcStatus`]).
@@ -107,14 +117,10 @@ pub async fn handle_gc_status(
     State(service): State<Arc<S3Service>>,
     request: Request<Body>,
 ) -> Response<Body> {
-    let (parts, _) = request.into_parts();
-    if let Err(error) = service.authenticate(&parts) {
-        return error.to_response(&new_request_id(), false);
+    if let Some(denied) = deny_unsigned(&service, request) {
+        return denied;
     }
-    match service.engine.gc_status().await {
-        Ok(status) => to_json(&status),
-        Err(e) => error_json(&e.to_string()),
-    }
+    json_result(service.engine.gc_status().await)
 }
 
 /// `GET /_strata/admin/scrub`: the last scrub status the gateway collected from every store.
@@ -122,9 +128,8 @@ pub async fn handle_scrub_status(
     State(service): State<Arc<S3Service>>,
     request: Request<Body>,
 ) -> Response<Body> {
-    let (parts, _) = request.into_parts();
-    if let Err(error) = service.authenticate(&parts) {
-        return error.to_response(&new_request_id(), false);
+    if let Some(denied) = deny_unsigned(&service, request) {
+        return denied;
     }
     let engine = &service.engine;
     let views = engine.scrub_views();
