@@ -121,7 +121,8 @@ def tamper_signature(url: str) -> str:
     """The same URL with the first character of its signature changed."""
     match = re.search(r"((?:X-Amz-)?Signature=)([^&]+)", url)
     signature = urllib.parse.unquote(match.group(2))
-    flipped = ("B" if signature[0] != "B" else "C") + signature[1:]
+    # A digit of both alphabets a signature uses (hex for V4, base64 for V2).
+    flipped = ("0" if signature[0] != "0" else "1") + signature[1:]
     return url[: match.start(2)] + urllib.parse.quote(flipped, safe="") + url[match.end(2):]
 
 

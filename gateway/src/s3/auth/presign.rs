@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use super::sigv4::{
-    check_region, parse_credential, parse_signature_hex, parse_signed_headers, verify, SignedParts,
+    check_region, is_lowercase, parse_credential, parse_signature_hex, parse_signed_headers,
+    verify, SignedParts,
 };
 use super::{header_str, parse_amz_date, AuthContext, PayloadMode, Request};
 use crate::s3::error::{S3Error, S3ErrorCode};
@@ -94,6 +95,7 @@ pub(super) fn authenticate_query(request: &Request<'_>) -> Result<AuthContext, S
             .with_extra("ServerTime", httpdate::fmt_http_date(request.now)));
     }
 
+    let signature_lowercase = is_lowercase(&signature);
     let signature = parse_signature_hex(&signature)
         .ok_or_else(|| query_error("X-Amz-Signature must be 64 hexadecimal characters"))?;
     let signed_headers = parse_signed_headers(request, &signed_headers, |m: &str| query_error(m))?;
@@ -122,6 +124,7 @@ pub(super) fn authenticate_query(request: &Request<'_>) -> Result<AuthContext, S
         timestamp: date,
         signed_headers,
         signature,
+        signature_lowercase,
         payload_hash,
         presigned: true,
     };

@@ -149,6 +149,9 @@ pub(crate) struct SignedParts<'a> {
     pub timestamp: String,
     pub signed_headers: Vec<&'a str>,
     pub signature: [u8; 32],
+    /// AWS compares the signature as the lowercase hex string it computes: the same digits in
+    /// upper case are a mismatch (SignatureDoesNotMatch), not an alternative spelling.
+    pub signature_lowercase: bool,
     /// The last line of the canonical request.
     pub payload_hash: String,
     /// Presigned requests sign their query minus `X-Amz-Signature`.
@@ -187,7 +190,7 @@ pub(crate) fn verify(
         );
         let string_to_sign = string_to_sign(&parts.timestamp, &scope, &canonical_request);
         let expected = hmac_sha256(&key.0, string_to_sign.as_bytes());
-        if bool::from(expected.ct_eq(&parts.signature)) {
+        if parts.signature_lowercase && bool::from(expected.ct_eq(&parts.signature)) {
             return Ok(key);
         }
         first_attempt.get_or_insert((canonical_request, string_to_sign));
@@ -383,6 +386,11 @@ pub(crate) fn format_amz_date(at: SystemTime) -> Option<String> {
     datetime.format(format).ok()
 }
 
+/// True when `text` has no upper-case letters (a SigV4 signature is sent in lower-case hex).
+pub(crate) fn is_lowercase(text: &str) -> bool {
+    !text.bytes().any(|b| b.is_ascii_uppercase())
+}
+
 pub(crate) fn parse_signature_hex(text: &str) -> Option<[u8; 32]> {
     let mut signature = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut signature).ok()?;
@@ -424,6 +432,7 @@ pub(super) fn authenticate_header(
     check_region(request, &scope, S3ErrorCode::AuthorizationHeaderMalformed)?;
     // The key must exist before anything else is checked, as S3 does.
     request.secret_of(&scope.access_key)?;
+    let signature_lowercase = is_lowercase(signature);
     let signature = parse_signature_hex(signature)
         .ok_or_else(|| malformed("the Signature is not 64 hexadecimal characters."))?;
     let signed_headers = parse_signed_headers(request, signed_headers, malformed)?;
@@ -444,6 +453,7 @@ pub(super) fn authenticate_header(
         timestamp,
         signed_headers,
         signature,
+        signature_lowercase,
         payload_hash,
         presigned: false,
     };

@@ -666,3 +666,41 @@ fn requests_signed_by_sign_request_verify_and_tampering_fails() {
     let error = run(Method::GET, "/_strata/admin/scrub", &headers(&pairs), now).unwrap_err();
     assert_eq!(error.code, S3ErrorCode::SignatureDoesNotMatch);
 }
+
+#[test]
+fn a_signature_in_upper_case_hex_does_not_match() {
+    let now = may_24_2013(0);
+    let signed = sign_request(
+        "GET",
+        "127.0.0.1:9000",
+        ("/bucket/key", ""),
+        EMPTY_SHA256_HEX,
+        (ACCESS_KEY, SECRET_KEY),
+        "us-east-1",
+        now,
+    )
+    .unwrap();
+    let upper: Vec<(&str, String)> = signed
+        .iter()
+        .map(|(name, value)| match value.split_once("Signature=") {
+            Some((head, signature)) if *name == "authorization" => (
+                *name,
+                format!("{head}Signature={}", signature.to_ascii_uppercase()),
+            ),
+            _ => (*name, value.clone()),
+        })
+        .collect();
+    for (headers_sent, ok) in [(&signed, true), (&upper, false)] {
+        let mut pairs: Vec<(&str, &str)> = vec![("host", "127.0.0.1:9000")];
+        pairs.extend(
+            headers_sent
+                .iter()
+                .map(|(name, value)| (*name, value.as_str())),
+        );
+        let result = run(Method::GET, "/bucket/key", &headers(&pairs), now);
+        match ok {
+            true => assert!(result.is_ok(), "{result:?}"),
+            false => assert_eq!(result.unwrap_err().code, S3ErrorCode::SignatureDoesNotMatch),
+        }
+    }
+}
