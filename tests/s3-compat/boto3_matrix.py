@@ -234,7 +234,10 @@ def case_managed_copy_multipart(case: Case) -> None:
     s3.copy({"Bucket": case.bucket, "Key": "big-src"}, case.bucket, "big-dst", Config=config)
     assert case.sent_headers("UploadPartCopy"), "the managed copy must have used UploadPartCopy"
     head = s3.head_object(Bucket=case.bucket, Key="big-dst")
-    assert head["ContentLength"] == len(body) and head["Metadata"] == {"m": "v"}
+    assert head["ContentLength"] == len(body)
+    # The s3transfer of boto3 1.35 (0.10) creates the multipart copy without the source's user
+    # metadata (on AWS too); current s3transfer carries it over from its HeadObject.
+    assert head["Metadata"] == ({} if legacy_client() else {"m": "v"})
     assert head["ETag"] == support.multipart_etag(support.split_parts(body, 5 * MIB))
     assert s3.get_object(Bucket=case.bucket, Key="big-dst")["Body"].read() == body
 
