@@ -5,7 +5,8 @@ Runs, in one go and on this machine: the machine's ceilings (`strata bench ceili
 embedded server and a 6-node cluster (storage-node processes + gateway), both on free
 127.0.0.1 ports with fsync on, each driven by `strata bench` (64 MiB PUT/GET c=4, 1 MiB PUT/GET
 c=16, 4 KiB PUT/GET c=32, degraded 64 MiB GET with m shards missing; on the embedded server
-also LIST of 100,000 keys, flat and under 100 prefixes with a delimiter). Every figure is the
+also LIST of 100,000 keys, flat and under 100 prefixes with a delimiter), and foreground GETs on
+a cluster while a wiped node is being refilled by repair. Every figure is the
 median of several runs and sits beside its ceiling as a ratio. The gateway's peak RSS (VmHWM)
 is read right after the 64 MiB runs.
 
@@ -186,6 +187,73 @@ def remove_shard_dirs(data_dir: Path, count: int) -> str:
     return f"embedded: shard directories {', '.join(removed)} deleted while the server runs"
 
 
+REPAIR_OBJECTS = int(os.environ.get("BENCH_REPAIR_OBJECTS", "600"))
+
+
+def admin_json(cluster: "FsyncCluster", what: str) -> dict:
+    resp = support.raw_request(cluster.endpoint, "GET", f"/_strata/admin/{what}", signed=True,
+                               access_key=cluster.access_key, secret_key=cluster.secret_key, timeout=10)
+    if resp.status != 200:
+        raise RuntimeError(f"/_strata/admin/{what} answered {resp.status}: {resp.body[:300]!r}")
+    return json.loads(resp.body)
+
+
+def repair_impact_suite(root: Path) -> dict:
+    """Foreground 1 MiB GETs (c=16) on a 6-node cluster before, and while, a wiped node is refilled.
+
+    Node 0 is killed, marked down by the health checker, its shard directory deleted and the
+    node restarted empty: the gateway's node scan queues every group it held, and repair
+    rebuilds them at the default `repair_bytes_per_sec` while the GET run goes on. The GETs
+    during that window also meet the missing shards (degraded reads), as a user's would."""
+    common = ["get", *size_args("1MiB", 16), "--objects", str(REPAIR_OBJECTS), "--seed", "11",
+              "--key-prefix", "repair/", "--keep"]
+    with FsyncCluster(BIN, root / "repair-cluster") as nodes:
+        log(f"repair: uploading {REPAIR_OBJECTS} × 1 MiB …")
+        run_bench(nodes.endpoint, common)
+        before = repeat("repair: get 1MiB before", "get", nodes.endpoint, [*common, "--existing"])
+        nodes.kill9(0)
+        nodes.wait_states({0: "down"})
+        shutil.rmtree(nodes.nodes[0].data_dir / "shards", ignore_errors=True)
+        started = time.monotonic()
+        nodes.restart(0)
+        during = repeat("repair: get 1MiB during", "get", nodes.endpoint, [*common, "--existing"], times=1)
+        at_end_of_window = admin_json(nodes, "repair")
+        still_repairing = at_end_of_window["queue_length"] + at_end_of_window["in_flight"] > 0
+        status, done_after = at_end_of_window, None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            status = admin_json(nodes, "repair")
+            if status["queue_length"] == 0 and status["in_flight"] == 0 and status["groups_repaired"] > 0:
+                done_after = time.monotonic() - started
+                break
+            time.sleep(0.5)
+        log(f"repair: done after {done_after} s, status {status}")
+    return {"before": before, "during": during, "still_repairing": still_repairing, "status": status,
+            "done_after": done_after}
+
+
+def render_repair(result: dict) -> list[str]:
+    before, during, status = result["before"], result["during"], result["status"]
+    base, load = before.median("mib_per_s"), during.median("mib_per_s")
+    share = load / base if base > 0 else 0.0
+    done = result["done_after"]
+    speed = status["bytes_rebuilt"] / MIB / done if done else 0.0
+    window = ("the repair was still running when the window ended" if result["still_repairing"]
+              else "**the repair ended inside the window** (the figure is a blend of repair and no repair)")
+    return ["### Foreground GET during a repair (6-node cluster)", "",
+            "| workload | MiB/s | runs | p99 ms | errors |", "|---|---|---|---|---|",
+            f"| get 1 MiB c=16, healthy | {base:.1f} | {', '.join(f'{v:.0f}' for v in before.values('mib_per_s'))} | "
+            f"{before.p99_ms():.1f} | {before.errors()} |",
+            f"| get 1 MiB c=16, node 0 wiped and being refilled | {load:.1f} | "
+            f"{', '.join(f'{v:.0f}' for v in during.values('mib_per_s'))} | {during.p99_ms():.1f} | "
+            f"{during.errors()} |", "",
+            f"During the repair the GETs ran at **{share:.0%}** of the healthy rate (target ≥ 70%: "
+            f"{verdict(share >= 0.7)}); {window}. Repair rebuilt {status['shards_rebuilt']} shards "
+            f"({status['bytes_rebuilt'] / MIB:.0f} MiB) in {done or 0:.1f} s from the node's restart, "
+            f"**{speed:.1f} MiB/s** of shards written (limit `repair_bytes_per_sec` = "
+            f"{status['bytes_per_sec_limit'] / MIB:.0f} MiB/s of reads + writes).", ""]
+
+
 class FsyncNode(cluster_support.Node):
     """A storage node with fsync on (cluster_support's nodes run with --no-fsync)."""
 
@@ -240,7 +308,7 @@ def verdict(ok: bool) -> str:
 
 
 def render(info: dict, started: str, elapsed: float, ceil: dict, embedded: dict, cluster: dict,
-           listing: dict) -> str:
+           listing: dict, repair: dict | None) -> str:
     disk_share = ceil["disk_fsync_write_mib_s"] * K / (K + M)
     lines = [BEGIN, "", f"Generated by `make bench` (tests/bench/suite.py) on {started} in {elapsed / 60:.1f} min, "
              f"commit `{info['commit']}`.", "",
@@ -314,6 +382,8 @@ def render(info: dict, started: str, elapsed: float, ceil: dict, embedded: dict,
             share = delimited.median("ops_per_s") / few.median("ops_per_s")
             lines += [f"Delimiter listing with {LIST_KEYS // 100:,} keys per prefix runs at {share:.0%} of the rate "
                       f"with 10 keys per prefix.", ""]
+    if repair is not None:
+        lines += render_repair(repair)
     lines.append(END)
     return "\n".join(lines)
 
@@ -338,7 +408,7 @@ def main() -> int:
     info = machine()
     clock = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="strata-bench-", dir=os.environ.get("STRATA_BENCH_DIR")))
-    embedded = cluster = listing = None
+    embedded = cluster = listing = repair = None
     try:
         ceil = ceilings(root)
         server = support.StrataServer(BIN, root / "embedded", root / "embedded.log", fsync=True)
@@ -363,10 +433,12 @@ def main() -> int:
                 return f"cluster: storage nodes 0..{M - 1} killed (SIGKILL) before the runs"
 
             cluster = data_path_suite(nodes.endpoint, lambda: nodes.gateway.pid, degrade_cluster, "cluster")
+        repair = repair_impact_suite(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if embedded is not None:
-            write_output(render(info, started_at, time.monotonic() - clock, ceil, embedded, cluster, listing))
+            write_output(render(info, started_at, time.monotonic() - clock, ceil, embedded, cluster, listing,
+                                repair))
             log(f"wrote {OUT}")
     return 0
 

@@ -286,8 +286,12 @@ impl Engine {
         tokio::spawn(async move {
             let mut tasks: JoinSet<()> = JoinSet::new();
             loop {
+                // A finished repair frees a slot: start the next due item at once rather than
+                // after the poll interval (with it, a backlog drained at parallelism/interval
+                // groups per second, far below `repair_bytes_per_sec`).
                 tokio::select! {
                     _ = tokio::time::sleep(engine.config.healing.repair_interval) => {}
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                     _ = shutdown.changed() => {}
                 }
                 if *shutdown.borrow() {
