@@ -504,18 +504,22 @@ class ClusterServer:
 
 def install_shared_cluster() -> None:
     """Make conftest's shared server (data dir `shared-data`) a ClusterServer; other callers of
-    support.StrataServer (the durability tests' embedded instances) are unchanged."""
+    support.StrataServer (the durability tests' embedded instances) are unchanged. A subclass,
+    not a factory function, so test modules can still subclass support.StrataServer."""
     original = support.StrataServer
     if getattr(original, "_cluster_factory", False):
         return
 
-    def factory(binary, data_dir, log_path, **kwargs):
-        if Path(data_dir).name == "shared-data":
-            return ClusterServer(binary, data_dir, log_path, **kwargs)
-        return original(binary, data_dir, log_path, **kwargs)
+    class SharedClusterServer(original):
+        _cluster_factory = True
 
-    factory._cluster_factory = True
-    support.StrataServer = factory
+        def __new__(cls, binary, data_dir, log_path, **kwargs):
+            if cls is SharedClusterServer and Path(data_dir).name == "shared-data":
+                # Not an instance of cls, so Python skips __init__: the cluster is complete.
+                return ClusterServer(binary, data_dir, log_path, **kwargs)
+            return super().__new__(cls)
+
+    support.StrataServer = SharedClusterServer
 
 
 if os.environ.get("S3COMPAT_CLUSTER") == "1":
