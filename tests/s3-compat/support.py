@@ -281,6 +281,10 @@ class ServerProcess:
     def environment(self) -> dict:
         return dict(os.environ)
 
+    def is_ready(self) -> bool:
+        """One readiness probe of `start` (subclasses probe over another transport)."""
+        return http_status(self.endpoint + self.ready_path) == 200
+
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
@@ -294,7 +298,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode} during start: "
                                    f"{shown(self.command())}\nlog: {self.log_tail()}")
-            if http_status(self.endpoint + self.ready_path) == 200:
+            if self.is_ready():
                 return
             time.sleep(0.1)
         self.stop()

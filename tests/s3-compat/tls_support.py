@@ -17,8 +17,6 @@ from __future__ import annotations
 import http.client
 import re
 import ssl
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,24 +127,8 @@ class TlsStrataServer(support.StrataServer):
         env["STRATA_LOG"] = BODY_LOG_FILTER
         return env
 
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        try:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=self.environment())
-        finally:
-            log.close()
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"TLS server exited with {self.proc.returncode} during start: "
-                                   f"{support.shown(self.command())}\nlog: {self.log_tail()}")
-            if https_status(self.endpoint, self.certs.ca) == 200:
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"TLS server not ready within {self.start_timeout}s\nlog: {self.log_tail()}")
+    def is_ready(self) -> bool:
+        return https_status(self.endpoint, self.certs.ca) == 200
 
     def body_modes(self) -> list[dict]:
         """Every request body the server has read: id, method, payload mode, checksum, source."""
