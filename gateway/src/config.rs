@@ -582,6 +582,21 @@ fn env_u64(field: &'static str, file: Option<u64>) -> Result<Option<u64>, Config
     }
 }
 
+/// [`env_u64`], else `default`, refused with `message` below `min`.
+fn env_at_least(
+    field: &'static str,
+    file: Option<u64>,
+    default: u64,
+    min: u64,
+    message: &str,
+) -> Result<u64, ConfigError> {
+    let value = env_u64(field, file)?.unwrap_or(default);
+    if value < min {
+        return Err(invalid(field, message));
+    }
+    Ok(value)
+}
+
 /// Repair and GC settings: file values, overridden by `STRATA_*` variables, then checked.
 fn healing_config(file: &FileConfig) -> Result<HealingConfig, ConfigError> {
     let defaults = HealingConfig::default();
@@ -604,29 +619,34 @@ fn healing_config(file: &FileConfig) -> Result<HealingConfig, ConfigError> {
             "must be between 50 and 60000",
         ));
     }
-    let lost = env_u64("node_lost_after_secs", file.node_lost_after_secs)?
-        .unwrap_or(secs(defaults.node_lost_after));
-    if lost == 0 {
-        return Err(invalid("node_lost_after_secs", "must be at least 1"));
-    }
-    let stale = env_u64("stale_intent_secs", file.stale_intent_secs)?
-        .unwrap_or(secs(defaults.stale_intent_after));
-    if stale < 60 {
-        return Err(invalid(
-            "stale_intent_secs",
-            "must be at least 60 (a slow upload must not lose its shards)",
-        ));
-    }
-    let expiry = env_u64("upload_expiry_secs", file.upload_expiry_secs)?
-        .unwrap_or(secs(defaults.upload_expiry));
-    if expiry == 0 {
-        return Err(invalid("upload_expiry_secs", "must be at least 1"));
-    }
-    let scan = env_u64("scan_interval_secs", file.scan_interval_secs)?
-        .unwrap_or(secs(defaults.scan_interval));
-    if scan == 0 {
-        return Err(invalid("scan_interval_secs", "must be at least 1"));
-    }
+    let lost = env_at_least(
+        "node_lost_after_secs",
+        file.node_lost_after_secs,
+        secs(defaults.node_lost_after),
+        1,
+        "must be at least 1",
+    )?;
+    let stale = env_at_least(
+        "stale_intent_secs",
+        file.stale_intent_secs,
+        secs(defaults.stale_intent_after),
+        60,
+        "must be at least 60 (a slow upload must not lose its shards)",
+    )?;
+    let expiry = env_at_least(
+        "upload_expiry_secs",
+        file.upload_expiry_secs,
+        secs(defaults.upload_expiry),
+        1,
+        "must be at least 1",
+    )?;
+    let scan = env_at_least(
+        "scan_interval_secs",
+        file.scan_interval_secs,
+        secs(defaults.scan_interval),
+        1,
+        "must be at least 1",
+    )?;
     Ok(HealingConfig {
         repair_bytes_per_sec: bytes_per_sec,
         repair_parallelism: parallelism as usize,
