@@ -109,6 +109,7 @@ struct FileConfig {
     /// Bearer token accepted on `/_strata/metrics` (also `STRATA_METRICS_TOKEN`).
     metrics_bearer_token: Option<String>,
     repair_bytes_per_sec: Option<u64>,
+    repair_busy_bytes_per_sec: Option<u64>,
     repair_parallelism: Option<usize>,
     repair_interval_ms: Option<u64>,
     node_lost_after_secs: Option<u64>,
@@ -603,6 +604,8 @@ fn healing_config(file: &FileConfig) -> Result<HealingConfig, ConfigError> {
     let secs = |d: Duration| d.as_secs();
     let bytes_per_sec = env_u64("repair_bytes_per_sec", file.repair_bytes_per_sec)?
         .unwrap_or(defaults.repair_bytes_per_sec);
+    let busy_bytes_per_sec = env_u64("repair_busy_bytes_per_sec", file.repair_busy_bytes_per_sec)?
+        .unwrap_or(defaults.repair_busy_bytes_per_sec);
     let parallelism = env_u64(
         "repair_parallelism",
         file.repair_parallelism.map(|p| p as u64),
@@ -649,6 +652,7 @@ fn healing_config(file: &FileConfig) -> Result<HealingConfig, ConfigError> {
     )?;
     Ok(HealingConfig {
         repair_bytes_per_sec: bytes_per_sec,
+        repair_busy_bytes_per_sec: busy_bytes_per_sec,
         repair_parallelism: parallelism as usize,
         repair_interval: Duration::from_millis(interval_ms),
         node_lost_after: Duration::from_secs(lost),
@@ -779,13 +783,14 @@ mod tests {
         }
         std::fs::write(
             &path,
-            "node_lost_after_secs = 5\nscan_interval_secs = 2\nrepair_bytes_per_sec = 0\n",
+            "node_lost_after_secs = 5\nscan_interval_secs = 2\nrepair_bytes_per_sec = 0\nrepair_busy_bytes_per_sec = 4096\n",
         )
         .unwrap();
         let config = ServerConfig::load(&args).unwrap();
         assert_eq!(config.healing.node_lost_after, Duration::from_secs(5));
         assert_eq!(config.healing.scan_interval, Duration::from_secs(2));
         assert_eq!(config.healing.repair_bytes_per_sec, 0);
+        assert_eq!(config.healing.repair_busy_bytes_per_sec, 4096);
         std::fs::write(&path, "repair_parallelism = 0\n").unwrap();
         let err = ServerConfig::load(&args).unwrap_err().to_string();
         assert!(err.contains("repair_parallelism"), "{err}");

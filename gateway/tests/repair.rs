@@ -75,6 +75,7 @@ fn harness(nodes: u32, healing: HealingConfig) -> Harness {
 fn fast_healing() -> HealingConfig {
     HealingConfig {
         repair_bytes_per_sec: 0,
+        repair_busy_bytes_per_sec: 0,
         repair_parallelism: 2,
         repair_interval: Duration::from_millis(50),
         node_lost_after: Duration::from_millis(300),

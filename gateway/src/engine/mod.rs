@@ -126,6 +126,9 @@ pub struct EngineConfig {
 pub struct HealingConfig {
     /// Repair reads and writes at most this many shard bytes per second (0: unlimited).
     pub repair_bytes_per_sec: u64,
+    /// The repair budget while clients are being served (a request started within the last
+    /// second); at most `repair_bytes_per_sec`. 0: repair does not slow down for clients.
+    pub repair_busy_bytes_per_sec: u64,
     /// Shard groups repaired at the same time.
     pub repair_parallelism: usize,
     /// How often the repair worker looks at its queue and at node states.
@@ -146,6 +149,7 @@ impl Default for HealingConfig {
     fn default() -> Self {
         HealingConfig {
             repair_bytes_per_sec: 64 * 1024 * 1024,
+            repair_busy_bytes_per_sec: 16 * 1024 * 1024,
             repair_parallelism: 2,
             repair_interval: Duration::from_secs(1),
             node_lost_after: Duration::from_secs(600),
@@ -192,7 +196,10 @@ impl Engine {
                 config.geometry.total_shards()
             )));
         }
-        let healing = repair::HealingState::new(config.healing.repair_bytes_per_sec);
+        let healing = repair::HealingState::new(
+            config.healing.repair_bytes_per_sec,
+            config.healing.repair_busy_bytes_per_sec,
+        );
         Ok(Arc::new(Engine {
             catalog,
             cluster,
@@ -207,6 +214,12 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// Records that a client request started: repair runs at its busy budget for the next
+    /// second (the S3 layer calls this for every request it serves).
+    pub fn note_foreground(&self) {
+        self.healing.note_foreground();
     }
 
     /// True when enough nodes are up to accept writes.

@@ -5,8 +5,9 @@
 //! Invariants: a group is repaired by at most one task at a time (`in_flight`); a queue item
 //! leaves the queue only in the batch that publishes its repair, or once the group is known to
 //! be healthy or gone — any failure moves it to a later due time with exponential backoff, so
-//! work survives crashes and restarts; repair I/O is paced by one shared byte budget so it
-//! cannot starve foreground traffic. The rebuild itself lives in `rebuild`.
+//! work survives crashes and restarts; repair I/O is paced by one shared byte budget, which
+//! shrinks to `repair_busy_bytes_per_sec` while clients are being served, so repair yields to
+//! foreground traffic without ever stopping. The rebuild itself lives in `rebuild`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,9 @@ use super::{now_ms, Engine, EngineError};
 const REPORT_DEDUPE: Duration = Duration::from_secs(30);
 /// Bound on the in-memory report dedupe table.
 const REPORT_TABLE_MAX: usize = 10_000;
+/// Foreground traffic counts as ongoing for this long after a request started (a large GET
+/// streams its body long after its handler returned).
+const BUSY_WINDOW: Duration = Duration::from_secs(1);
 
 /// Counters shown by the admin API (monotonic since the gateway started).
 #[derive(Default)]
@@ -65,6 +69,9 @@ pub(crate) struct HealingState {
     /// Nodes seen down since their last audit: audited when they come back up.
     seen_down: Mutex<HashSet<u32>>,
     pacer: Pacer,
+    /// Milliseconds since `epoch` at which the last foreground request started (0: none yet).
+    last_foreground_ms: AtomicU64,
+    epoch: std::time::Instant,
 }
 
 /// Locks a mutex over plain collections; a panic elsewhere cannot break them, so poisoning is
@@ -98,50 +105,84 @@ impl HealingState {
         Some(GroupClaim { state: self, group })
     }
 
-    pub fn new(bytes_per_sec: u64) -> HealingState {
+    pub fn new(bytes_per_sec: u64, busy_bytes_per_sec: u64) -> HealingState {
         HealingState {
             counters: Counters::default(),
             in_flight: Mutex::new(HashSet::new()),
             recent_reports: Mutex::new(HashMap::new()),
             lost_nodes: Mutex::new(HashSet::new()),
             seen_down: Mutex::new(HashSet::new()),
-            pacer: Pacer::new(bytes_per_sec),
+            pacer: Pacer::new(bytes_per_sec, busy_bytes_per_sec),
+            last_foreground_ms: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
         }
     }
 
-    /// Waits until `bytes` more repair I/O fits the byte budget.
+    /// Records that a client request started (one relaxed store: cheap on every request).
+    pub fn note_foreground(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_foreground_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether a client request started within the last `BUSY_WINDOW`.
+    fn foreground_busy(&self) -> bool {
+        let last = self.last_foreground_ms.load(Ordering::Relaxed);
+        last != 0
+            && (self.epoch.elapsed().as_millis() as u64).saturating_sub(last)
+                < BUSY_WINDOW.as_millis() as u64
+    }
+
+    /// Waits until `bytes` more repair I/O fits the byte budget (the busy budget while clients
+    /// are being served).
     pub async fn pace(&self, bytes: u64) {
-        self.pacer.pace(bytes).await;
+        self.pacer.pace(bytes, self.foreground_busy()).await;
     }
 }
 
 /// A byte-rate limiter shared by every repair task: each call books its bytes on a virtual
-/// timeline and sleeps until its slot (at most one second of burst is banked).
+/// timeline and sleeps until its slot. While foreground traffic runs, the rate is the busy
+/// rate and no burst is banked; otherwise at most one second of burst is banked.
 struct Pacer {
     bytes_per_sec: u64,
+    busy_bytes_per_sec: u64,
     next_free: Mutex<Instant>,
 }
 
 impl Pacer {
-    fn new(bytes_per_sec: u64) -> Pacer {
+    fn new(bytes_per_sec: u64, busy_bytes_per_sec: u64) -> Pacer {
         Pacer {
             bytes_per_sec,
+            busy_bytes_per_sec,
             next_free: Mutex::new(Instant::now()),
         }
     }
 
-    async fn pace(&self, bytes: u64) {
-        if self.bytes_per_sec == 0 || bytes == 0 {
+    /// The byte rate in force (0: unlimited).
+    fn rate(&self, busy: bool) -> u64 {
+        match (busy, self.busy_bytes_per_sec, self.bytes_per_sec) {
+            (false, _, rate) | (true, 0, rate) => rate,
+            (true, busy, 0) => busy,
+            (true, busy, rate) => busy.min(rate),
+        }
+    }
+
+    async fn pace(&self, bytes: u64, busy: bool) {
+        let rate = self.rate(busy);
+        if rate == 0 || bytes == 0 {
             return;
         }
+        let burst = if busy {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1)
+        };
         let wait = {
             let mut next = lock(&self.next_free);
             let now = Instant::now();
-            let earliest = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+            let earliest = now.checked_sub(burst).unwrap_or(now);
             let start = (*next).max(earliest);
-            *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
-            next.saturating_duration_since(now)
-                .saturating_sub(Duration::from_secs(1))
+            *next = start + Duration::from_secs_f64(bytes as f64 / rate as f64);
+            next.saturating_duration_since(now).saturating_sub(burst)
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -176,6 +217,11 @@ pub struct RepairStatus {
     pub nodes_lost: Vec<u32>,
     pub last_repair_ms: u64,
     pub bytes_per_sec_limit: u64,
+    /// The budget while clients are being served (`repair_busy_bytes_per_sec`, at most
+    /// `bytes_per_sec_limit`; 0: unlimited).
+    pub busy_bytes_per_sec_limit: u64,
+    /// Whether a client request started within the last second (repair runs at the busy rate).
+    pub foreground_busy: bool,
 }
 
 /// `GET /_strata/admin/gc`. Field names are a stable contract (snake_case).
@@ -501,6 +547,8 @@ impl Engine {
             nodes_lost,
             last_repair_ms: get(&c.last_repair_ms),
             bytes_per_sec_limit: self.config.healing.repair_bytes_per_sec,
+            busy_bytes_per_sec_limit: self.healing.pacer.rate(true),
+            foreground_busy: self.healing.foreground_busy(),
         })
     }
 
@@ -532,20 +580,52 @@ mod tests {
 
     #[tokio::test]
     async fn pacer_holds_the_byte_rate_after_one_second_of_burst() {
-        let pacer = Pacer::new(1_000_000);
+        let pacer = Pacer::new(1_000_000, 0);
         let start = Instant::now();
         // One second of budget (1 MB) is free; the 300 KB beyond it take 0.3 s.
         for _ in 0..13 {
-            pacer.pace(100_000).await;
+            pacer.pace(100_000, false).await;
         }
         let elapsed = start.elapsed();
         assert!(
             elapsed >= Duration::from_millis(280) && elapsed <= Duration::from_secs(3),
             "{elapsed:?}"
         );
-        let unlimited = Pacer::new(0);
+        let unlimited = Pacer::new(0, 0);
         let start = Instant::now();
-        unlimited.pace(u64::MAX).await;
+        unlimited.pace(u64::MAX, true).await;
         assert!(start.elapsed() < Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn pacer_slows_to_the_busy_rate_without_a_burst_while_clients_are_served() {
+        let pacer = Pacer::new(10_000_000, 1_000_000);
+        assert_eq!(pacer.rate(false), 10_000_000);
+        assert_eq!(pacer.rate(true), 1_000_000);
+        let start = Instant::now();
+        // No banked burst while busy: 300 KB at 1 MB/s take 0.3 s (at the idle rate, 0.03 s).
+        for _ in 0..3 {
+            pacer.pace(100_000, true).await;
+        }
+        let elapsed = start.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(180) && elapsed <= Duration::from_secs(3),
+            "{elapsed:?}"
+        );
+        // The busy rate never exceeds the idle one, and 0 keeps the idle rate.
+        assert_eq!(Pacer::new(1_000, 5_000).rate(true), 1_000);
+        assert_eq!(Pacer::new(1_000, 0).rate(true), 1_000);
+        assert_eq!(Pacer::new(0, 7).rate(true), 7);
+    }
+
+    #[test]
+    fn foreground_is_busy_for_a_second_after_a_request() {
+        let state = HealingState::new(1, 1);
+        assert!(!state.foreground_busy());
+        state.note_foreground();
+        assert!(state.foreground_busy());
+        state.last_foreground_ms.store(1, Ordering::Relaxed);
+        std::thread::sleep(BUSY_WINDOW + Duration::from_millis(20));
+        assert!(!state.foreground_busy());
     }
 }

@@ -55,6 +55,7 @@ pub async fn handle_s3(
     State(service): State<Arc<S3Service>>,
     request: Request<Body>,
 ) -> Response<Body> {
+    service.engine.note_foreground();
     let request_id = new_request_id();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
