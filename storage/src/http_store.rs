@@ -233,8 +233,23 @@ impl Inner {
     }
 
     /// Reads a whole answer body, each chunk within `idle_timeout`, at most `limit` bytes.
-    async fn read_body(&self, mut body: Incoming, limit: u64) -> Result<Bytes, StorageError> {
-        let mut buffer = BytesMut::new();
+    /// Collects an answer body of at most `limit` bytes. The buffer is sized from the answer's
+    /// `Content-Length` (within `limit`) up front: growing it by doubling would copy a large
+    /// frame batch several times and fault in fresh pages at each step.
+    async fn read_body(
+        &self,
+        response: http::Response<Incoming>,
+        limit: u64,
+    ) -> Result<Bytes, StorageError> {
+        let expected = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(limit);
+        let mut body = response.into_body();
+        let mut buffer = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0));
         loop {
             let frame = tokio::time::timeout(self.config.idle_timeout, body.frame())
                 .await
@@ -270,10 +285,7 @@ impl Inner {
             .get(wire::ERROR_KIND_HEADER)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let message = match self
-            .read_body(response.into_body(), MAX_ERROR_BODY as u64)
-            .await
-        {
+        let message = match self.read_body(response, MAX_ERROR_BODY as u64).await {
             Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
             Err(_) => String::new(),
         };
@@ -295,8 +307,7 @@ impl Inner {
             if !response.status().is_success() {
                 return Err(self.error_from(response).await);
             }
-            self.read_body(response.into_body(), MAX_SMALL_BODY as u64)
-                .await
+            self.read_body(response, MAX_SMALL_BODY as u64).await
         };
         tokio::time::timeout(deadline, call)
             .await
@@ -390,9 +401,7 @@ impl ShardStore for HttpShardStore {
             if !response.status().is_success() {
                 return Err(inner.error_from(response).await);
             }
-            let body = inner
-                .read_body(response.into_body(), MAX_FRAMES_BODY)
-                .await?;
+            let body = inner.read_body(response, MAX_FRAMES_BODY).await?;
             let frames = wire::decode_frames(body, count)?;
             let bad = frames.iter().filter(|frame| frame.is_none()).count();
             if bad > 0 {

@@ -272,9 +272,11 @@ fn read_frames_blocking(
     let start = format::frame_offset(header_len, &geometry, part_len, first_stripe);
     let end = format::frame_offset(header_len, &geometry, part_len, end_stripe);
     file.seek(SeekFrom::Start(start))?;
-    let mut range = Vec::new();
-    file.take(end.saturating_sub(start))
-        .read_to_end(&mut range)?;
+    // Sized up front: `read_to_end` into an empty Vec grows it by doubling, copying a 1 MiB
+    // range several times over and faulting in fresh pages at each step.
+    let span = end.saturating_sub(start);
+    let mut range = Vec::with_capacity(usize::try_from(span).unwrap_or(0));
+    file.take(span).read_to_end(&mut range)?;
     let range = Bytes::from(range);
 
     let mut frames = Vec::with_capacity(usize::try_from(count).unwrap_or(0));

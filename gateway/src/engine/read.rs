@@ -2,11 +2,14 @@
 //!
 //! The range is mapped to parts, then stripes. For each batch of stripes the k data shards are
 //! read in parallel (spawned, each call bounded by the shard timeout); frames that are missing,
-//! short or fail their checksum are erasures, and only then is parity read and the stripe
-//! rebuilt off the reactor. Healthy data frames are handed out without copying. A producer task
-//! stays at most a couple of batches ahead of the client (bounded channel). If a stripe cannot be
-//! rebuilt, the stream's last item is an error, so the HTTP layer aborts the connection instead
-//! of ending a 200 early.
+//! short or fail their checksum are erasures, and only then is parity read and the batch's
+//! broken stripes rebuilt off the reactor, in one blocking call. A shard proven absent or
+//! corrupt is not asked again for the later batches of the same read: they go to parity at
+//! once. Healthy data frames are handed out without copying. The next batch is read while the
+//! current one is sent, and the producer task stays at most that far ahead of the client
+//! (bounded channel). If a stripe cannot be rebuilt, the stream's last item is an error, so the
+//! HTTP layer aborts the connection instead of ending a 200 early. An object stored inline is
+//! one chunk, with no producer task.
 
 use std::sync::Arc;
 
@@ -32,6 +35,9 @@ pub struct ByteRange {
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 type FrameColumn = Vec<Option<Bytes>>;
+/// A stripe short of a data frame: its position in the batch, its data length and the shards
+/// read (`None`: erasure), to be rebuilt.
+type BrokenStripe = (usize, usize, Vec<Option<Vec<u8>>>);
 /// A finished shard read: its index, its frames (`None` when the read failed) and whether the
 /// failure proves the shard bad (absent or corrupt, as opposed to slow or unreachable).
 type ColumnRead = (usize, Option<FrameColumn>, bool);
@@ -44,6 +50,12 @@ impl Engine {
         version: &VersionRecord,
         range: ByteRange,
     ) -> Result<BodyStream, EngineError> {
+        if let [part] = version.parts.as_slice() {
+            if let DataLayout::Inline(bytes) = &part.data {
+                let chunk = inline_slice(bytes, range)?;
+                return Ok(Box::pin(futures::stream::once(async move { Ok(chunk) })));
+            }
+        }
         let (tx, mut rx) = mpsc::channel::<Result<Bytes, BodyError>>(8);
         let engine = self.clone();
         let parts = version.parts.clone();
@@ -89,10 +101,7 @@ impl Engine {
                 };
                 match &part.data {
                     DataLayout::Inline(bytes) => {
-                        let slice = bytes
-                            .get(local.start as usize..local.end as usize)
-                            .ok_or_else(|| EngineError::Internal("inline data too short".into()))?;
-                        if tx.send(Ok(Bytes::copy_from_slice(slice))).await.is_err() {
+                        if tx.send(Ok(inline_slice(bytes, local)?)).await.is_err() {
                             return Ok(());
                         }
                     }
@@ -133,23 +142,43 @@ impl Engine {
         let first_stripe = range.start / block;
         let last_stripe = (range.end - 1) / block;
         let batch = (BATCH_BYTES / geometry.block_size).max(1) as u64;
-        let mut stripe = first_stripe;
-        while stripe <= last_stripe {
+        let known_bad = std::sync::Mutex::new(Vec::<usize>::new());
+        let read_batch = |stripe: u64| {
             let count = batch.min(last_stripe - stripe + 1);
-            let stripes = self
-                .read_stripes(layout, &geometry, &codec, stripe, count)
-                .await?;
+            let known_bad = &known_bad;
+            let (geometry, codec) = (&geometry, &codec);
+            async move {
+                self.read_stripes(layout, geometry, codec, stripe, count, known_bad)
+                    .await
+            }
+        };
+        let send = |stripe: u64, stripes: Vec<Vec<Bytes>>| async move {
             for (offset, pieces) in stripes.into_iter().enumerate() {
                 let stripe_start = (stripe + offset as u64) * block;
                 for piece in clip_pieces(pieces, stripe_start, range) {
                     if tx.send(Ok(piece)).await.is_err() {
-                        return Ok(false);
+                        return false;
                     }
                 }
             }
-            stripe += count;
+            true
+        };
+        let mut stripe = first_stripe;
+        let mut current = read_batch(stripe).await?;
+        loop {
+            let next = stripe + current.len() as u64;
+            if next > last_stripe {
+                return Ok(send(stripe, current).await);
+            }
+
+            // The next batch's shard reads overlap sending this one.
+            let (sent, upcoming) = tokio::join!(send(stripe, current), read_batch(next));
+            if !sent {
+                return Ok(false);
+            }
+            current = upcoming?;
+            stripe = next;
         }
-        Ok(true)
     }
 
     /// Reads `count` stripes from `first`, returning each stripe's data as pieces in order.
@@ -160,11 +189,27 @@ impl Engine {
         codec: &ErasureCodec,
         first: u64,
         count: u64,
+        known_bad: &std::sync::Mutex<Vec<usize>>,
     ) -> Result<Vec<Vec<Bytes>>, EngineError> {
         let k = geometry.data_shards;
         let total = geometry.total_shards();
-        let (columns, bad) = self.read_hedged(layout, geometry, first, count).await;
+        let skip = known_bad
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let (columns, bad) = self
+            .read_hedged(layout, geometry, first, count, &skip)
+            .await;
         if !bad.is_empty() {
+            let mut known = known_bad
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            for &index in &bad {
+                if !known.contains(&usize::from(index)) {
+                    known.push(usize::from(index));
+                }
+            }
+            drop(known);
             self.report_read_failure(layout.group, bad);
         }
         let complete = |columns: &[Option<FrameColumn>], s: usize| {
@@ -172,17 +217,18 @@ impl Engine {
                 |i| matches!(columns.get(i), Some(Some(c)) if matches!(c.get(s), Some(Some(_)))),
             )
         };
-        let mut stripes = Vec::with_capacity(count as usize);
+        let mut stripes: Vec<Option<Vec<Bytes>>> = Vec::with_capacity(count as usize);
+        let mut broken: Vec<BrokenStripe> = Vec::new();
         for s in 0..count as usize {
             let stripe_index = first + s as u64;
             let data_len = geometry.stripe_data_len(layout.length, stripe_index);
             let frame = |i: usize| -> Option<Bytes> { columns.get(i)?.as_ref()?.get(s)?.clone() };
             if complete(&columns, s) {
                 let pieces = (0..k).filter_map(frame).collect();
-                stripes.push(truncate_pieces(pieces, data_len));
+                stripes.push(Some(truncate_pieces(pieces, data_len)));
                 continue;
             }
-            let mut shards: Vec<Option<Vec<u8>>> =
+            let shards: Vec<Option<Vec<u8>>> =
                 (0..total).map(|i| frame(i).map(|b| b.to_vec())).collect();
             let available = shards.iter().filter(|s| s.is_some()).count();
             if available < k {
@@ -191,17 +237,30 @@ impl Engine {
                     hex::encode(layout.group)
                 )));
             }
+            stripes.push(None);
+            broken.push((s, data_len, shards));
+        }
+        if !broken.is_empty() {
             let codec = codec.clone();
-            let joined = tokio::task::spawn_blocking(move || {
-                codec.reconstruct_data(&mut shards)?;
-                codec.join_data(&shards, data_len)
+            let rebuilt = tokio::task::spawn_blocking(move || {
+                broken
+                    .into_iter()
+                    .map(|(s, data_len, mut shards)| {
+                        codec.reconstruct_data(&mut shards)?;
+                        Ok((s, codec.join_data(&shards, data_len)?))
+                    })
+                    .collect::<Result<Vec<_>, StorageError>>()
             })
             .await
             .map_err(|e| EngineError::Internal(format!("reconstruct task: {e}")))?
             .map_err(|e| EngineError::Internal(format!("reconstruct: {e}")))?;
-            stripes.push(vec![Bytes::from(joined)]);
+            for (s, joined) in rebuilt {
+                if let Some(slot) = stripes.get_mut(s) {
+                    *slot = Some(vec![Bytes::from(joined)]);
+                }
+            }
         }
-        Ok(stripes)
+        Ok(stripes.into_iter().flatten().collect())
     }
 
     /// Reads frame columns: the k data shards first, in parallel. Parity is requested as soon
@@ -215,6 +274,7 @@ impl Engine {
         geometry: &Geometry,
         first: u64,
         count: u64,
+        skip: &[usize],
     ) -> (Vec<Option<FrameColumn>>, Vec<u8>) {
         let mut bad: Vec<u8> = Vec::new();
         let k = geometry.data_shards;
@@ -229,7 +289,10 @@ impl Engine {
                 .get(index)
                 .is_some_and(|&node| self.cluster.is_up(node))
         };
-        let mut deferred: Vec<usize> = (0..total).filter(|&i| !node_up(i)).collect();
+        // So are shards this read already found absent or corrupt.
+        let mut deferred: Vec<usize> = (0..total)
+            .filter(|&i| !node_up(i) || skip.contains(&i))
+            .collect();
         for index in (0..k).filter(|i| !deferred.contains(i)) {
             if let Some(handle) = self.spawn_column_read(layout, index, first, count) {
                 handles.push(handle.abort_handle());
@@ -347,6 +410,14 @@ impl Engine {
             (index, column, proven_bad)
         }))
     }
+}
+
+/// `range` of an object or part stored inline in its metadata record.
+fn inline_slice(bytes: &[u8], range: ByteRange) -> Result<Bytes, EngineError> {
+    bytes
+        .get(range.start as usize..range.end as usize)
+        .map(Bytes::copy_from_slice)
+        .ok_or_else(|| EngineError::Internal("inline data too short".into()))
 }
 
 /// True when every stripe of the batch has at least k usable frames.
