@@ -58,6 +58,51 @@ struct NodeArgs {
     scrub_interval_secs: Option<u64>,
 }
 
+/// glibc malloc settings for a data path of short-lived 1–4 MiB buffers (shard frames, stripes,
+/// frame batches). By default glibc serves such buffers with mmap and unmaps them on free, so
+/// every GET batch faults in and zeroes fresh pages (a fifth of the CPU of a degraded GET,
+/// measured with perf; BENCHMARKS.md), and it gives each thread of the blocking pool its own
+/// arena, where freed memory piles up. With these, buffers below 8 MiB come from the arenas,
+/// free memory above 16 MiB at an arena's top goes back to the kernel, and 4 arenas bound what
+/// freed memory can be held. glibc reads them from the environment when it starts, and the
+/// workspace forbids `unsafe` (so no `mallopt`): a server role re-executes itself once with
+/// them set. An operator's own `MALLOC_*` variable wins over each setting.
+const MALLOC_SETTINGS: [(&str, &str); 3] = [
+    ("MALLOC_MMAP_THRESHOLD_", "8388608"),
+    ("MALLOC_TRIM_THRESHOLD_", "16777216"),
+    ("MALLOC_ARENA_MAX", "4"),
+];
+/// Set on the re-executed process, so it does not re-execute again.
+const MALLOC_TUNED: &str = "STRATA_MALLOC_TUNED";
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(MALLOC_TUNED).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut command = std::process::Command::new(exe);
+    if let Some(arg0) = args.next() {
+        command.arg0(arg0);
+    }
+    command.args(args).env(MALLOC_TUNED, "1");
+    for (variable, value) in MALLOC_SETTINGS {
+        if std::env::var_os(variable).is_none() {
+            command.env(variable, value);
+        }
+    }
+    // Replaces this process (same pid, same descriptors); returns only if that failed.
+    let error = command.exec();
+    eprintln!("strata: running without the allocator settings (re-exec failed: {error})");
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() {
     let cli = Cli::parse();
     let command = match cli.command {
@@ -65,6 +110,12 @@ fn main() {
         Command::Admin(args) => std::process::exit(admin::cli::run(args)),
         other => other,
     };
+    if matches!(
+        command,
+        Command::Server(_) | Command::Gateway(_) | Command::StorageNode(_)
+    ) {
+        tune_allocator();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
