@@ -44,7 +44,10 @@ fn spawn_server(dir: &std::path::Path, arena_max: Option<&str>) -> Child {
 #[test]
 fn server_runs_with_the_malloc_settings_and_keeps_the_operators_own() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for (arena_max, expected) in [(None, "MALLOC_ARENA_MAX=4"), (Some("2"), "MALLOC_ARENA_MAX=2")] {
+    for (arena_max, expected) in [
+        (None, "MALLOC_ARENA_MAX=4"),
+        (Some("2"), "MALLOC_ARENA_MAX=2"),
+    ] {
         let mut child = spawn_server(&dir.path().join(expected), arena_max);
         let vars = tuned_environment(&child);
         let _ = child.kill();
