@@ -332,6 +332,51 @@ async fn a_wiped_disk_is_found_by_its_scan_and_refilled() {
     }
 }
 
+/// A node whose disk is wiped while it is down, and which is back before the repair worker
+/// ever saw it down (its outage fell between two worker ticks), is still audited and refilled:
+/// the health checker counts the return.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_back_between_worker_ticks_is_audited_and_refilled() {
+    let mut healing = fast_healing();
+    healing.repair_interval = Duration::from_secs(1);
+    let h = harness(6, healing);
+    h.engine.create_bucket("b", "owner").await.unwrap();
+    let objects: Vec<(String, Vec<u8>)> = (0..5)
+        .map(|i| (format!("k{i}"), pattern(30_000 + i * 10_000, i as u8)))
+        .collect();
+    for (key, data) in &objects {
+        put(&h.engine, key, data).await;
+    }
+    let before = shard_files(h.dir.path());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = h.engine.spawn_repair(stopped);
+    // The worker looks at node states once a second (from its start): the outage below takes a
+    // few milliseconds, 0.3 s after its first look and long before its second.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    h.faults[2].set_fail(true);
+    for _ in 0..3 {
+        h.engine.cluster().check_all(Duration::from_secs(1)).await;
+    }
+    assert!(!h.engine.cluster().is_up(2));
+    // Replaced by an empty disk while down.
+    std::fs::remove_dir_all(disk(h.dir.path(), 2)).unwrap();
+    std::fs::create_dir_all(disk(h.dir.path(), 2)).unwrap();
+    h.faults[2].clear();
+    h.engine.cluster().check_all(Duration::from_secs(1)).await;
+    assert!(h.engine.cluster().is_up(2));
+    assert_eq!(h.engine.cluster().returns(2), 1);
+    wait_for("the bounced node to be refilled", || async {
+        shard_files(h.dir.path()) == before
+    })
+    .await;
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+    fail_others(&h, &[2], 2);
+    for (key, data) in &objects {
+        assert_eq!(&read_all(&h.engine, key).await.unwrap(), data, "{key}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_node_is_rebuilt_on_the_other_nodes() {
     let h = harness(8, fast_healing());

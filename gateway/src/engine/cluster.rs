@@ -46,6 +46,8 @@ struct Node {
     checked_ms: AtomicU64,
     /// When the node was last marked down (0 while it is up).
     down_since_ms: AtomicU64,
+    /// How many times the node came back up after being marked down.
+    returns: AtomicU64,
 }
 
 /// One node's state as the admin API shows it.
@@ -111,6 +113,7 @@ impl Cluster {
                 total_bytes: AtomicU64::new(0),
                 checked_ms: AtomicU64::new(0),
                 down_since_ms: AtomicU64::new(0),
+                returns: AtomicU64::new(0),
             })
             .collect();
         Ok(Cluster { nodes })
@@ -174,6 +177,15 @@ impl Cluster {
         Some(node.down_since_ms.load(Ordering::Relaxed))
     }
 
+    /// How many times node `id` came back up after the health checker marked it down (0 for
+    /// unknown ids). Repair audits a node each time this grows, however short the outage was.
+    pub fn returns(&self, id: u32) -> u64 {
+        self.nodes
+            .iter()
+            .find(|n| n.spec.id == id)
+            .map_or(0, |n| n.returns.load(Ordering::Relaxed))
+    }
+
     /// Nodes placement may use now.
     pub fn up_candidates(&self) -> Vec<Candidate> {
         self.nodes
@@ -225,6 +237,7 @@ impl Cluster {
                     node.failures.store(0, Ordering::Relaxed);
                     if !node.up.swap(true, Ordering::Relaxed) {
                         node.down_since_ms.store(0, Ordering::Relaxed);
+                        node.returns.fetch_add(1, Ordering::Relaxed);
                         info!(
                             node = node.spec.id,
                             name = node.spec.store.name(),

@@ -66,8 +66,9 @@ pub(crate) struct HealingState {
     recent_reports: Mutex<HashMap<([u8; 16], u8), Instant>>,
     /// Nodes whose loss was already turned into repair work (until they come back).
     lost_nodes: Mutex<HashSet<u32>>,
-    /// Nodes seen down since their last audit: audited when they come back up.
-    seen_down: Mutex<HashSet<u32>>,
+    /// Per node, the count of returns (`Cluster::returns`) already audited: a node that came
+    /// back since is audited, even if it was down for less than one worker tick.
+    audited_returns: Mutex<HashMap<u32, u64>>,
     pacer: Pacer,
     /// Milliseconds since `epoch` at which the last foreground request started (0: none yet).
     last_foreground_ms: AtomicU64,
@@ -111,7 +112,7 @@ impl HealingState {
             in_flight: Mutex::new(HashSet::new()),
             recent_reports: Mutex::new(HashMap::new()),
             lost_nodes: Mutex::new(HashSet::new()),
-            seen_down: Mutex::new(HashSet::new()),
+            audited_returns: Mutex::new(HashMap::new()),
             pacer: Pacer::new(bytes_per_sec, busy_bytes_per_sec),
             last_foreground_ms: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
@@ -461,7 +462,9 @@ impl Engine {
         for node in self.cluster.node_ids() {
             if self.cluster.is_up(node) {
                 lock(&self.healing.lost_nodes).remove(&node);
-                if lock(&self.healing.seen_down).remove(&node) {
+                let returns = self.cluster.returns(node);
+                let previous = lock(&self.healing.audited_returns).insert(node, returns);
+                if previous.unwrap_or(0) < returns {
                     let engine = self.clone();
                     tasks.spawn(async move {
                         info!(
@@ -470,13 +473,14 @@ impl Engine {
                         );
                         if let Err(e) = engine.scan_node(node, false).await {
                             warn!(node, error = %e, "audit of a returning node failed");
-                            lock(&engine.healing.seen_down).insert(node);
+                            // Audited again at the next tick.
+                            lock(&engine.healing.audited_returns)
+                                .insert(node, previous.unwrap_or(0));
                         }
                     });
                 }
                 continue;
             }
-            lock(&self.healing.seen_down).insert(node);
             if self.node_lost(node) && lock(&self.healing.lost_nodes).insert(node) {
                 let engine = self.clone();
                 tasks.spawn(async move {
