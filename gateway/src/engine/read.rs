@@ -170,7 +170,6 @@ impl Engine {
             if next > last_stripe {
                 return Ok(send(stripe, current).await);
             }
-
             // The next batch's shard reads overlap sending this one.
             let (sent, upcoming) = tokio::join!(send(stripe, current), read_batch(next));
             if !sent {
@@ -260,7 +259,13 @@ impl Engine {
                 }
             }
         }
-        Ok(stripes.into_iter().flatten().collect())
+        // Every broken stripe was rebuilt above; a gap would be a short body, so never skip one.
+        stripes
+            .into_iter()
+            .map(|stripe| {
+                stripe.ok_or_else(|| EngineError::Internal("a stripe was not rebuilt".into()))
+            })
+            .collect()
     }
 
     /// Reads frame columns: the k data shards first, in parallel. Parity is requested as soon
