@@ -30,6 +30,8 @@ struct Faults {
     delay_micros: AtomicU64,
     read_calls: AtomicU64,
     frames_written: AtomicU64,
+    /// Added to the inner store's health `instance`: a simulated restart.
+    restarts: AtomicU64,
 }
 
 impl Faults {
@@ -88,6 +90,11 @@ impl FaultyShardStore {
     }
 
     /// Turns every fault off.
+    /// Makes `health` report a new instance, as a store restarted in place would.
+    pub fn restart(&self) {
+        self.faults.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn clear(&self) {
         self.set_fail(false);
         self.set_hang(false);
@@ -161,7 +168,11 @@ impl ShardStore for FaultyShardStore {
 
     async fn health(&self) -> Result<StoreHealth, StorageError> {
         self.faults.before("health").await?;
-        self.inner.health().await
+        let mut health = self.inner.health().await?;
+        health.instance = health
+            .instance
+            .wrapping_add(self.faults.restarts.load(Ordering::Relaxed));
+        Ok(health)
     }
 
     async fn scrub_status(&self) -> Result<ScrubStatus, StorageError> {

@@ -36,6 +36,8 @@ pub struct LocalShardStore {
     fsync: bool,
     /// The scrubber's durable bookkeeping, shared by every clone (`crate::scrub`).
     scrub: Arc<ScrubLedger>,
+    /// Random per `open` (never 0): reported by `health`, so a restart is visible.
+    instance: u64,
 }
 
 impl LocalShardStore {
@@ -49,6 +51,7 @@ impl LocalShardStore {
             name,
             fsync,
             scrub,
+            instance: uuid::Uuid::new_v4().as_u64_pair().0.max(1),
         };
         ensure_dir(&store.shards_dir(), fsync)?;
         ensure_dir(&store.tmp_dir(), fsync)?;
@@ -206,10 +209,12 @@ impl ShardStore for LocalShardStore {
 
     async fn health(&self) -> Result<StoreHealth, StorageError> {
         let root = self.root.clone();
+        let instance = self.instance;
         tokio::task::spawn_blocking(move || match rustix::fs::statvfs(&root) {
             Ok(stats) => Ok(StoreHealth {
                 free_bytes: stats.f_bavail.saturating_mul(stats.f_frsize),
                 total_bytes: stats.f_blocks.saturating_mul(stats.f_frsize),
+                instance,
             }),
             Err(errno) if errno == rustix::io::Errno::NOENT => Err(StorageError::Unavailable(
                 format!("data directory {} is missing", root.display()),

@@ -101,9 +101,13 @@ pub struct ShardStat {
     pub file_len: u64,
 }
 
-/// Space on the store's filesystem.
+/// Space on the store's filesystem, and which run of the store answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreHealth {
     pub free_bytes: u64,
     pub total_bytes: u64,
+    /// Random per opening of the store (a storage node's process run): a new value means the
+    /// store restarted, possibly on an empty disk, even if no health check ever failed.
+    /// 0: not reported (an older node).
+    pub instance: u64,
 }

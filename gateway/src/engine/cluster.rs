@@ -46,8 +46,11 @@ struct Node {
     checked_ms: AtomicU64,
     /// When the node was last marked down (0 while it is up).
     down_since_ms: AtomicU64,
-    /// How many times the node came back up after being marked down.
+    /// How many times the node came back up after being marked down, or answered as a new
+    /// instance (restarted between two health checks).
     returns: AtomicU64,
+    /// The store instance of the last health answer (0: none yet, or not reported).
+    instance: AtomicU64,
 }
 
 /// One node's state as the admin API shows it.
@@ -114,6 +117,7 @@ impl Cluster {
                 checked_ms: AtomicU64::new(0),
                 down_since_ms: AtomicU64::new(0),
                 returns: AtomicU64::new(0),
+                instance: AtomicU64::new(0),
             })
             .collect();
         Ok(Cluster { nodes })
@@ -177,8 +181,9 @@ impl Cluster {
         Some(node.down_since_ms.load(Ordering::Relaxed))
     }
 
-    /// How many times node `id` came back up after the health checker marked it down (0 for
-    /// unknown ids). Repair audits a node each time this grows, however short the outage was.
+    /// How many times node `id` came back up after the health checker marked it down, or
+    /// answered as a new instance of its store (0 for unknown ids). Repair audits a node each
+    /// time this grows, however short the outage was.
     pub fn returns(&self, id: u32) -> u64 {
         self.nodes
             .iter()
@@ -235,6 +240,7 @@ impl Cluster {
                     node.total_bytes
                         .store(health.total_bytes, Ordering::Relaxed);
                     node.failures.store(0, Ordering::Relaxed);
+                    let previous = node.instance.swap(health.instance, Ordering::Relaxed);
                     if !node.up.swap(true, Ordering::Relaxed) {
                         node.down_since_ms.store(0, Ordering::Relaxed);
                         node.returns.fetch_add(1, Ordering::Relaxed);
@@ -242,6 +248,13 @@ impl Cluster {
                             node = node.spec.id,
                             name = node.spec.store.name(),
                             "node is up again"
+                        );
+                    } else if previous != 0 && health.instance != 0 && previous != health.instance {
+                        node.returns.fetch_add(1, Ordering::Relaxed);
+                        info!(
+                            node = node.spec.id,
+                            name = node.spec.store.name(),
+                            "node restarted between health checks"
                         );
                     }
                 }

@@ -276,6 +276,7 @@ mod tests {
             Ok(StoreHealth {
                 free_bytes: 1,
                 total_bytes: 1,
+                instance: 1,
             })
         }
         async fn scrub_status(&self) -> Result<ScrubStatus, StorageError> {

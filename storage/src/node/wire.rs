@@ -276,8 +276,8 @@ pub fn decode_list(body: &[u8]) -> Result<Vec<ShardId>, StorageError> {
 /// Health answer: `free_bytes=<n>\ntotal_bytes=<n>\n`.
 pub fn encode_health(health: &StoreHealth) -> Bytes {
     Bytes::from(format!(
-        "free_bytes={}\ntotal_bytes={}\n",
-        health.free_bytes, health.total_bytes
+        "free_bytes={}\ntotal_bytes={}\ninstance={}\n",
+        health.free_bytes, health.total_bytes, health.instance
     ))
 }
 
@@ -295,9 +295,18 @@ pub fn decode_health(body: &[u8]) -> Result<StoreHealth, StorageError> {
     };
     let free_bytes = field("free_bytes")?;
     let total_bytes = field("total_bytes")?;
+    // Nodes before the instance line answer two lines: instance 0 (not reported).
+    let instance = match lines.next() {
+        None => 0,
+        Some(line) => line
+            .strip_prefix("instance=")
+            .and_then(|value| value.parse().ok())
+            .ok_or_else(corrupt)?,
+    };
     Ok(StoreHealth {
         free_bytes,
         total_bytes,
+        instance,
     })
 }
 
@@ -416,9 +425,14 @@ mod tests {
         let health = StoreHealth {
             free_bytes: 5,
             total_bytes: 9,
+            instance: 77,
         };
         assert_eq!(decode_health(&encode_health(&health)).unwrap(), health);
         assert!(decode_health(b"free_bytes=5\n").is_err());
+        assert!(decode_health(b"free_bytes=5\ntotal_bytes=9\ninstance=x\n").is_err());
+        // An older node's two-line answer: instance not reported.
+        let old = decode_health(b"free_bytes=5\ntotal_bytes=9\n").unwrap();
+        assert_eq!(old.instance, 0);
 
         let status = ScrubStatus {
             enabled: true,
