@@ -187,6 +187,50 @@ fn fail_others(h: &Harness, keep: &[u32], count: usize) -> Vec<u32> {
     chosen
 }
 
+/// Uploads `count` objects `k0`, `k1`, … of `first + i * step` bytes; returns keys and bodies.
+async fn put_objects(
+    h: &Harness,
+    count: usize,
+    first: usize,
+    step: usize,
+) -> Vec<(String, Vec<u8>)> {
+    let objects: Vec<(String, Vec<u8>)> = (0..count)
+        .map(|i| (format!("k{i}"), pattern(first + i * step, i as u8)))
+        .collect();
+    for (key, data) in &objects {
+        put(&h.engine, key, data).await;
+    }
+    objects
+}
+
+/// Gives node `n` an empty disk, as a replaced one would be.
+fn replace_disk(h: &Harness, n: u32) {
+    std::fs::remove_dir_all(disk(h.dir.path(), n)).unwrap();
+    std::fs::create_dir_all(disk(h.dir.path(), n)).unwrap();
+}
+
+/// Waits until the running repair worker refilled what a replaced disk lost, stops it, then
+/// checks every object still reads back with two more nodes failed.
+async fn expect_refilled(
+    h: &Harness,
+    node: u32,
+    before: usize,
+    objects: &[(String, Vec<u8>)],
+    stop: tokio::sync::watch::Sender<bool>,
+    worker: tokio::task::JoinHandle<()>,
+) {
+    wait_for("the replaced disk to be refilled", || async {
+        refilled(h, before).await
+    })
+    .await;
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+    fail_others(h, &[node], 2);
+    for (key, data) in objects {
+        assert_eq!(&read_all(&h.engine, key).await.unwrap(), data, "{key}");
+    }
+}
+
 /// Every shard file that existed before a wipe is back and no repair is queued or running. At
 /// least `before` files: a PUT may have recorded a lagging shard write missing, and its
 /// write-time repair adds a file of its own.
@@ -320,12 +364,7 @@ async fn scrub_reports_are_idempotent_and_healthy_groups_end_quietly() {
 async fn a_wiped_disk_is_found_by_its_scan_and_refilled() {
     let h = harness(6, fast_healing());
     h.engine.create_bucket("b", "owner").await.unwrap();
-    let objects: Vec<(String, Vec<u8>)> = (0..5)
-        .map(|i| (format!("k{i}"), pattern(30_000 + i * 10_000, i as u8)))
-        .collect();
-    for (key, data) in &objects {
-        put(&h.engine, key, data).await;
-    }
+    let objects = put_objects(&h, 5, 30_000, 10_000).await;
     let before = shard_files(h.dir.path());
     std::fs::remove_dir_all(disk(h.dir.path(), 2)).unwrap();
     let scan = h.engine.scan_node(2, true).await.unwrap();
@@ -349,12 +388,7 @@ async fn a_node_back_between_worker_ticks_is_audited_and_refilled() {
     healing.repair_interval = Duration::from_secs(1);
     let h = harness(6, healing);
     h.engine.create_bucket("b", "owner").await.unwrap();
-    let objects: Vec<(String, Vec<u8>)> = (0..5)
-        .map(|i| (format!("k{i}"), pattern(30_000 + i * 10_000, i as u8)))
-        .collect();
-    for (key, data) in &objects {
-        put(&h.engine, key, data).await;
-    }
+    let objects = put_objects(&h, 5, 30_000, 10_000).await;
     let before = shard_files(h.dir.path());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = h.engine.spawn_repair(stopped);
@@ -366,23 +400,12 @@ async fn a_node_back_between_worker_ticks_is_audited_and_refilled() {
         h.engine.cluster().check_all(Duration::from_secs(1)).await;
     }
     assert!(!h.engine.cluster().is_up(2));
-    // Replaced by an empty disk while down.
-    std::fs::remove_dir_all(disk(h.dir.path(), 2)).unwrap();
-    std::fs::create_dir_all(disk(h.dir.path(), 2)).unwrap();
+    replace_disk(&h, 2);
     h.faults[2].clear();
     h.engine.cluster().check_all(Duration::from_secs(1)).await;
     assert!(h.engine.cluster().is_up(2));
     assert_eq!(h.engine.cluster().returns(2), 1);
-    wait_for("the bounced node to be refilled", || async {
-        refilled(&h, before).await
-    })
-    .await;
-    stop.send(true).unwrap();
-    worker.await.unwrap();
-    fail_others(&h, &[2], 2);
-    for (key, data) in &objects {
-        assert_eq!(&read_all(&h.engine, key).await.unwrap(), data, "{key}");
-    }
+    expect_refilled(&h, 2, before, &objects, stop, worker).await;
 }
 
 /// A node restarted on an empty disk between two health checks (never marked down) answers as
@@ -391,44 +414,24 @@ async fn a_node_back_between_worker_ticks_is_audited_and_refilled() {
 async fn a_node_restarted_between_health_checks_is_audited_and_refilled() {
     let h = harness(6, fast_healing());
     h.engine.create_bucket("b", "owner").await.unwrap();
-    let objects: Vec<(String, Vec<u8>)> = (0..5)
-        .map(|i| (format!("k{i}"), pattern(30_000 + i * 10_000, i as u8)))
-        .collect();
-    for (key, data) in &objects {
-        put(&h.engine, key, data).await;
-    }
+    let objects = put_objects(&h, 5, 30_000, 10_000).await;
     let before = shard_files(h.dir.path());
     h.engine.cluster().check_all(Duration::from_secs(1)).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = h.engine.spawn_repair(stopped);
-    std::fs::remove_dir_all(disk(h.dir.path(), 2)).unwrap();
-    std::fs::create_dir_all(disk(h.dir.path(), 2)).unwrap();
+    replace_disk(&h, 2);
     h.faults[2].restart();
     h.engine.cluster().check_all(Duration::from_secs(1)).await;
     assert!(h.engine.cluster().is_up(2));
     assert_eq!(h.engine.cluster().returns(2), 1);
-    wait_for("the restarted node to be refilled", || async {
-        refilled(&h, before).await
-    })
-    .await;
-    stop.send(true).unwrap();
-    worker.await.unwrap();
-    fail_others(&h, &[2], 2);
-    for (key, data) in &objects {
-        assert_eq!(&read_all(&h.engine, key).await.unwrap(), data, "{key}");
-    }
+    expect_refilled(&h, 2, before, &objects, stop, worker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_node_is_rebuilt_on_the_other_nodes() {
     let h = harness(8, fast_healing());
     h.engine.create_bucket("b", "owner").await.unwrap();
-    let objects: Vec<(String, Vec<u8>)> = (0..8)
-        .map(|i| (format!("k{i}"), pattern(40_000 + i * 5_000, i as u8)))
-        .collect();
-    for (key, data) in &objects {
-        put(&h.engine, key, data).await;
-    }
+    let objects = put_objects(&h, 8, 40_000, 5_000).await;
     let mut on_lost = 0;
     for (key, _) in &objects {
         on_lost += usize::from(layout_of(&h.engine, key).await.nodes.contains(&3));

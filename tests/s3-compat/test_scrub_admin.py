@@ -140,6 +140,7 @@ def test_cluster_nodes_scrub_quarantine_and_report_objects_read_back(strata_bin,
         groups: set[str] = set()
         damaged = damage(shard_files(cluster.nodes[0].data_dir), 2, groups)
         damaged += damage(shard_files(cluster.nodes[3].data_dir), 1, groups)
+        damaged_bytes = {path: path.read_bytes() for path in damaged}
 
         status = wait_scrub(cluster.endpoint, cluster.access_key, cluster.secret_key, 3, cluster.logs)
         assert status["corrupt_found_total"] >= 3
@@ -151,10 +152,15 @@ def test_cluster_nodes_scrub_quarantine_and_report_objects_read_back(strata_bin,
         assert all(s["status"]["passes_completed"] >= 1 for s in status["stores_detail"])
 
         # Evidence kept: the damaged files moved to quarantine/ with their bytes as they were.
+        # Repair may already have rebuilt a shard at its old path (its node is up): then that
+        # file is a new one, never the damaged bytes.
         for path in damaged:
-            assert not path.exists(), f"{path} still in shards/"
+            assert not path.exists() or path.read_bytes() != damaged_bytes[path], f"{path} still in shards/"
         moved = quarantined(cluster.nodes[0].data_dir) + quarantined(cluster.nodes[3].data_dir)
         assert sorted(p.name.rsplit(".", 1)[0] for p in moved) == sorted(p.name for p in damaged)
+        by_name = {path.name: data for path, data in damaged_bytes.items()}
+        for p in moved:
+            assert p.read_bytes() == by_name[p.name.rsplit(".", 1)[0]], f"{p} is not the damaged file"
 
         assert_read_back(s3, "scrubbed", objects)
 
