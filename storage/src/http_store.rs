@@ -232,10 +232,10 @@ impl Inner {
         }
     }
 
-    /// Reads a whole answer body, each chunk within `idle_timeout`, at most `limit` bytes.
-    /// Collects an answer body of at most `limit` bytes. The buffer is sized from the answer's
-    /// `Content-Length` (within `limit`) up front: growing it by doubling would copy a large
-    /// frame batch several times and fault in fresh pages at each step.
+    /// Reads a whole answer body, each chunk within `idle_timeout`, at most `limit` bytes. The
+    /// buffer is sized from the answer's `Content-Length` (within `limit`) up front: growing it
+    /// by doubling would copy a large frame batch several times and fault in fresh pages at
+    /// each step.
     async fn read_body(
         &self,
         response: http::Response<Incoming>,
