@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod node_roles;
 pub mod s3;
 pub mod server;
+pub mod shutdown;
 pub mod tls;

@@ -46,7 +46,7 @@ pub async fn run_storage_node(config: storage::node::NodeConfig) -> Result<(), S
         "Strata storage node on http://{local}, data in {}",
         config.data.display()
     );
-    storage::node::serve_node(config, listener, crate::server::shutdown_signal())
+    storage::node::serve_node(config, listener, crate::shutdown::shutdown_signal())
         .await
         .map_err(|e| e.to_string())
 }

@@ -150,7 +150,7 @@ async fn bind_listeners(
 async fn serve(listeners: Listeners, app: Router) -> Result<(), String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        crate::shutdown::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
     let stopped = |mut stop: watch::Receiver<bool>| async move {
@@ -286,26 +286,4 @@ fn print_banner(config: &ServerConfig, credentials: &Credentials, listeners: &Li
         "Try: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={} aws --endpoint-url {local}{ca_hint} s3 ls",
         credentials.access_key, credentials.secret_key, config.region
     );
-}
-
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
-    info!("shutdown signal received: draining in-flight requests");
 }

@@ -16,6 +16,9 @@
 //! input and the bounds below; a header that decodes is geometrically valid (the codec can be
 //! built from it). Frame offsets depend only on the header, so a range read seeks directly.
 
+use std::fs::File;
+use std::io::Read;
+
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::codec::Geometry;
@@ -410,6 +413,26 @@ impl<'a> Reader<'a> {
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| corrupt("back-reference is not UTF-8"))
     }
+}
+
+/// Reads and verifies the header of an open shard file; it must describe `id` (the local store
+/// and the scrubber check files with this one function).
+pub(crate) fn read_header(
+    file: &mut File,
+    id: ShardId,
+) -> Result<(ShardHeader, u64), StorageError> {
+    let mut prefix = Vec::with_capacity(MAX_HEADER_LEN);
+    Read::by_ref(file)
+        .take(MAX_HEADER_LEN as u64)
+        .read_to_end(&mut prefix)?;
+    let (header, header_len) = ShardHeader::decode(&prefix)?;
+    if header.shard_id() != id {
+        return Err(StorageError::Corrupt(format!(
+            "file of shard {id} holds the header of {}",
+            header.shard_id()
+        )));
+    }
+    Ok((header, header_len as u64))
 }
 
 #[cfg(test)]

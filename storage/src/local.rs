@@ -21,7 +21,8 @@ use crate::codec::Geometry;
 use crate::error::StorageError;
 use crate::format::{self, ShardHeader, MAX_HEADER_LEN};
 use crate::id::ShardId;
-use crate::scrub::{ScrubLedger, ScrubStatus};
+use crate::scrub::ledger::ScrubLedger;
+use crate::scrub::report::ScrubStatus;
 use crate::store::{ShardStat, ShardStore, ShardWriter, StoreHealth};
 
 /// Most frames one `read_frames` call may ask for (bounds the answer's size).
@@ -178,7 +179,7 @@ impl ShardStore for LocalShardStore {
         let path = self.shard_path(id);
         tokio::task::spawn_blocking(move || {
             let mut file = File::open(&path)?;
-            let (header, header_len) = read_header(&mut file, id)?;
+            let (header, header_len) = format::read_header(&mut file, id)?;
             let file_len = file.metadata()?.len();
             Ok(ShardStat {
                 header,
@@ -234,25 +235,6 @@ impl ShardStore for LocalShardStore {
     }
 }
 
-/// Reads and verifies the header of an open shard file; it must describe `id`.
-pub(crate) fn read_header(
-    file: &mut File,
-    id: ShardId,
-) -> Result<(ShardHeader, u64), StorageError> {
-    let mut prefix = Vec::with_capacity(MAX_HEADER_LEN);
-    Read::by_ref(file)
-        .take(MAX_HEADER_LEN as u64)
-        .read_to_end(&mut prefix)?;
-    let (header, header_len) = ShardHeader::decode(&prefix)?;
-    if header.shard_id() != id {
-        return Err(StorageError::Corrupt(format!(
-            "file of shard {id} holds the header of {}",
-            header.shard_id()
-        )));
-    }
-    Ok((header, header_len as u64))
-}
-
 /// Returns the frames and the stripes that were bad (for logging on the async side).
 #[allow(clippy::type_complexity)]
 fn read_frames_blocking(
@@ -262,7 +244,7 @@ fn read_frames_blocking(
     count: u64,
 ) -> Result<(Vec<Option<Bytes>>, Vec<u64>), StorageError> {
     let mut file = File::open(path)?;
-    let (header, header_len) = read_header(&mut file, id)?;
+    let (header, header_len) = format::read_header(&mut file, id)?;
     let geometry = header.geometry()?;
     let part_len = header.part_length;
     let stripe_count = geometry.stripe_count(part_len);

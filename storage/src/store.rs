@@ -12,7 +12,7 @@ use async_trait::async_trait;
 pub use crate::error::StorageError;
 use crate::format::ShardHeader;
 use crate::id::ShardId;
-use crate::scrub::ScrubStatus;
+use crate::scrub::report::ScrubStatus;
 
 #[async_trait]
 pub trait ShardStore: Send + Sync + 'static {

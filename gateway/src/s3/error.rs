@@ -202,7 +202,7 @@ fn push_element(xml: &mut String, name: &str, value: &str) {
     xml.push('<');
     xml.push_str(name);
     xml.push('>');
-    crate::s3::xml::escape_into(xml, value);
+    crate::s3::escape::escape_into(xml, value);
     xml.push_str("</");
     xml.push_str(name);
     xml.push('>');

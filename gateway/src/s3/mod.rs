@@ -4,14 +4,14 @@
 //! [`crate::engine::Engine`] and engine results into S3 responses.
 
 pub mod auth;
-pub mod body;
-pub mod checksum;
-pub mod chunked;
 pub mod endpoint;
 pub mod error;
+pub mod escape;
 pub mod handlers;
+pub mod payload;
 pub mod headers;
 pub mod post_policy;
 pub mod service;
+pub mod state;
 pub mod tagging;
 pub mod xml;

@@ -10,40 +10,15 @@ use axum::extract::State;
 use http::{HeaderValue, Method, Request, Response};
 use tracing::{info, Instrument};
 
-use super::auth::{authenticate, AuthConfig, AuthContext, Keyring};
+use super::auth::AuthContext;
 use super::endpoint::{parse_endpoint, virtual_host_bucket, Endpoint, Query};
 use super::error::{S3Error, S3ErrorCode};
 use super::handlers::{
     acl, attributes, bucket, copy, list, multipart, object, post_object, tagging, S3Request,
     S3Result,
 };
-use crate::engine::Engine;
-use crate::metrics::{CountingBody, Metrics};
-
-/// Shared state of the S3 endpoint.
-pub struct S3Service {
-    pub engine: Arc<Engine>,
-    pub keyring: Keyring,
-    pub auth: AuthConfig,
-    /// Domains of virtual-hosted-style addressing (`{bucket}.{domain}`); empty: path style only.
-    pub domains: Vec<String>,
-    /// Request counters and latencies (`/_strata/metrics`).
-    pub metrics: Arc<Metrics>,
-}
-
-impl S3Service {
-    /// Authenticates a request against this service's keys (S3 and admin routes alike).
-    pub fn authenticate(&self, parts: &http::request::Parts) -> Result<AuthContext, S3Error> {
-        authenticate(
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            &self.keyring,
-            &self.auth,
-            SystemTime::now(),
-        )
-    }
-}
+use crate::metrics::CountingBody;
+pub use super::state::S3Service;
 
 /// A fresh request id: 16 upper-case hex characters, like S3's.
 pub fn new_request_id() -> String {

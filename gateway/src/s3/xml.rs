@@ -8,6 +8,7 @@
 use serde::Deserialize;
 
 use super::error::{S3Error, S3ErrorCode};
+use super::escape::escape_into;
 
 /// The S3 namespace every response root carries.
 pub const S3_NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
@@ -62,24 +63,6 @@ impl XmlWriter {
     pub fn finish(mut self, root: &str) -> String {
         self.close(root);
         self.out
-    }
-}
-
-/// XML-escapes text content (the one escaping rule for every S3 document).
-pub fn escape_into(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry literally (keys may contain them).
-            c if (c as u32) < 0x20 && c != '\t' && c != '\n' && c != '\r' => {
-                out.push_str(&format!("&#x{:X};", c as u32));
-            }
-            c => out.push(c),
-        }
     }
 }
 

@@ -23,7 +23,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::{now_ms, ScrubReport, ScrubStatus};
+use super::report::{now_ms, ScrubReport, ScrubStatus};
 use crate::error::StorageError;
 
 /// Most unacknowledged reports a store keeps.

@@ -1,6 +1,6 @@
 //! Checking one shard file, in bounded steps, and moving a bad one to `quarantine/`.
 //!
-//! The checks are the store's own: the header through `local::read_header` (magic, version,
+//! The checks are the store's own: the header through `format::read_header` (magic, version,
 //! header and back-reference checksums, id matching the file name), the length through
 //! `format::file_len`, every frame through `format::verify_frame`. Each step is synchronous
 //! file I/O for `spawn_blocking` and reads about [`STEP_BYTES`], so the caller can pace and
@@ -22,7 +22,7 @@ use crate::codec::Geometry;
 use crate::error::StorageError;
 use crate::format;
 use crate::id::ShardId;
-use crate::local::read_header;
+use crate::format::read_header;
 
 /// Bytes of frames verified per step (at least one frame).
 pub(crate) const STEP_BYTES: u64 = 1 << 20;
@@ -176,7 +176,7 @@ pub(crate) fn quarantine(
         .ok_or_else(|| StorageError::Io("shard path has no file name".into()))?;
     let dir = root.join("quarantine");
     fs::create_dir_all(&dir)?;
-    let target_name = format!("{name}.{}", super::now_ms());
+    let target_name = format!("{name}.{}", super::report::now_ms());
     match fs::rename(path, dir.join(&target_name)) {
         Ok(()) => {}
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),

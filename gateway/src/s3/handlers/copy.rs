@@ -22,7 +22,7 @@ use super::object::{storage_class, write_condition};
 use super::{engine_error, S3Request, S3Result};
 use crate::engine::{BodyStream, ByteRange, ChecksumSource, PutObjectRequest, StoredChecksum};
 use crate::engine::{Engine, VersionRecord, MAX_PART_SIZE};
-use crate::s3::checksum::ChecksumAlgorithm;
+use crate::s3::payload::checksum::ChecksumAlgorithm;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{
     evaluate_preconditions, header_str, quote_etag, stored_headers, user_metadata, Precondition,

@@ -22,8 +22,8 @@ use futures::StreamExt;
 use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::auth::AuthContext;
-use super::body::{prepare_body, s3_error_of, PreparedBody};
-use super::checksum::{check_content_md5, verify_content_md5};
+use super::payload::body::{prepare_body, s3_error_of, PreparedBody};
+use super::payload::checksum::{check_content_md5, verify_content_md5};
 use super::endpoint::Query;
 use super::error::{S3Error, S3ErrorCode};
 use super::xml::XmlWriter;

@@ -20,8 +20,8 @@ use super::{
 use crate::engine::{
     CombineChecksums, CompletedPart, CreateUploadRequest, PartRecord, StoredChecksum, UploadRecord,
 };
-use crate::s3::body::prepare_body;
-use crate::s3::checksum::{verify_content_md5, ChecksumAlgorithm};
+use crate::s3::payload::body::prepare_body;
+use crate::s3::payload::checksum::{verify_content_md5, ChecksumAlgorithm};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{header_str, put_header, quote_etag, unquote_etag, user_metadata};
 use crate::s3::xml::{iso8601, parse, CompleteMultipartUploadXml, XmlWriter};

@@ -14,8 +14,8 @@ use super::{
 use crate::engine::{
     ByteRange, ChecksumSource, PutObjectRequest, StoredChecksum, VersionRecord, WriteCondition,
 };
-use crate::s3::body::{prepare_body, PreparedBody};
-use crate::s3::checksum::{verify_content_md5, ChecksumAlgorithm};
+use crate::s3::payload::body::{prepare_body, PreparedBody};
+use crate::s3::payload::checksum::{verify_content_md5, ChecksumAlgorithm};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{
     evaluate_preconditions, header_str, http_date, put_header, quote_etag, resolve_range,

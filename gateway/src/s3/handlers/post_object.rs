@@ -26,7 +26,7 @@ use crate::s3::endpoint::MAX_KEY_LEN;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{quote_etag, stored_headers, user_metadata};
 use crate::s3::post_policy::parse_policy;
-use crate::s3::service::S3Service;
+use crate::s3::state::S3Service;
 use crate::s3::tagging::{parse_tagging_xml, replace_stored_tags};
 use crate::s3::xml::XmlWriter;
 

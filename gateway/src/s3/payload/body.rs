@@ -11,22 +11,19 @@
 //! set only after the whole body has been read and verified. `Content-MD5` is checked by the
 //! caller (the engine computes the MD5 for the ETag anyway): see `checksum::check_content_md5`.
 
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::checksum::{ChecksumAlgorithm, ChecksumHasher};
+use super::chunked::{decode_aws_chunked, ChunkedMode, TrailerSlot};
+use crate::engine::{BodyError, BodyStream};
 use crate::s3::auth::{AuthContext, PayloadMode};
-use crate::s3::checksum::{ChecksumAlgorithm, ChecksumHasher};
-use crate::s3::chunked::{decode_aws_chunked, ChunkedMode, TrailerSlot};
 use crate::s3::error::{S3Error, S3ErrorCode};
-
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
-pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send>>;
 
 /// A request body ready for the engine.
 pub struct PreparedBody {

@@ -1,0 +1,36 @@
+//! [`S3Service`], the shared state of the S3 endpoint (engine, keys, addressing, metrics), apart
+//! from the pipeline in `service` that routes requests to handlers: a handler that needs the
+//! state (browser POST uploads check their own signature) imports this leaf, not the pipeline.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::auth::{authenticate, AuthConfig, AuthContext, Keyring};
+use super::error::S3Error;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+
+/// Shared state of the S3 endpoint.
+pub struct S3Service {
+    pub engine: Arc<Engine>,
+    pub keyring: Keyring,
+    pub auth: AuthConfig,
+    /// Domains of virtual-hosted-style addressing (`{bucket}.{domain}`); empty: path style only.
+    pub domains: Vec<String>,
+    /// Request counters and latencies (`/_strata/metrics`).
+    pub metrics: Arc<Metrics>,
+}
+
+impl S3Service {
+    /// Authenticates a request against this service's keys (S3 and admin routes alike).
+    pub fn authenticate(&self, parts: &http::request::Parts) -> Result<AuthContext, S3Error> {
+        authenticate(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &self.keyring,
+            &self.auth,
+            SystemTime::now(),
+        )
+    }
+}
