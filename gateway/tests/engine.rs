@@ -3,135 +3,22 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
-use metadata::Catalog;
-use storage::{FaultyShardStore, Geometry, LocalShardStore, ShardStore};
-use strata_gateway::engine::cluster::{Cluster, NodeSpec};
+use common::{
+    body_of, harness_with, pattern, put_request, read_range, shard_files, CatalogKind, Harness,
+    BLOCK,
+};
 use strata_gateway::engine::{
-    BodyStream, ByteRange, CompletedPart, CreateUploadRequest, DataLayout, Engine, EngineConfig,
-    EngineError, PutObjectRequest, WriteCondition,
+    ByteRange, CompletedPart, CreateUploadRequest, DataLayout, EngineError, WriteCondition,
 };
 
-const BLOCK: usize = 16 * 1024;
-
-struct Harness {
-    engine: Arc<Engine>,
-    faults: Vec<Arc<FaultyShardStore>>,
-    dir: tempfile::TempDir,
-}
-
+/// Six disks (fsync on) over an in-memory catalog, default healing.
 fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let mut faults = Vec::new();
-    let mut nodes = Vec::new();
-    for i in 0..6 {
-        let local = LocalShardStore::open(
-            dir.path().join(format!("disk{i}")),
-            format!("disk{i}"),
-            true,
-        )
-        .unwrap();
-        let faulty = Arc::new(FaultyShardStore::new(Arc::new(local)));
-        faults.push(faulty.clone());
-        nodes.push(NodeSpec {
-            id: i,
-            address: format!("disk{i}"),
-            zone: None,
-            weight: 1.0,
-            store: faulty as Arc<dyn ShardStore>,
-        });
-    }
-    let engine = Engine::new(
-        Catalog::in_memory(),
-        Arc::new(Cluster::new(nodes).unwrap()),
-        EngineConfig {
-            geometry: Geometry::new(4, 2, BLOCK).unwrap(),
-            inline_threshold: 4096,
-            write_quorum: 5,
-            gc_delay: Duration::ZERO,
-            shard_timeout: Duration::from_secs(2),
-            hedge_after: Duration::from_millis(100),
-            region: "us-east-1".into(),
-            healing: Default::default(),
-        },
-    )
-    .unwrap();
-    Harness {
-        engine,
-        faults,
-        dir,
-    }
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
-        .collect()
-}
-
-fn body_of(data: &[u8]) -> BodyStream {
-    let chunks: Vec<Result<Bytes, strata_gateway::engine::BodyError>> = data
-        .chunks(7000)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
-    Box::pin(futures::stream::iter(chunks))
-}
-
-fn put_request(key: &str, len: usize) -> PutObjectRequest {
-    PutObjectRequest {
-        bucket: "b".into(),
-        key: key.into(),
-        length: len as u64,
-        content_type: None,
-        headers: vec![],
-        user_metadata: vec![],
-        storage_class: "STANDARD".into(),
-        expected_md5: None,
-        checksum: None,
-        condition: WriteCondition::None,
-    }
-}
-
-async fn read_all(
-    engine: &Arc<Engine>,
-    key: &str,
-    range: Option<ByteRange>,
-) -> Result<Vec<u8>, EngineError> {
-    let version = engine.head_object("b", key).await?;
-    let range = range.unwrap_or(ByteRange {
-        start: 0,
-        end: version.size,
-    });
-    let read = engine.open_object(version, range).await?;
-    let mut body = read.body;
-    let mut out = Vec::new();
-    while let Some(chunk) = body.next().await {
-        out.extend_from_slice(&chunk.map_err(EngineError::Body)?);
-    }
-    Ok(out)
-}
-
-fn shard_files(dir: &std::path::Path) -> usize {
-    fn walk(p: &std::path::Path) -> usize {
-        let Ok(entries) = std::fs::read_dir(p) else {
-            return 0;
-        };
-        entries
-            .flatten()
-            .map(|e| {
-                if e.path().is_dir() {
-                    walk(&e.path())
-                } else {
-                    usize::from(e.path().to_string_lossy().contains("/shards/"))
-                }
-            })
-            .sum()
-    }
-    walk(dir)
+    harness_with(6, CatalogKind::Memory, true, Default::default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +49,7 @@ async fn objects_round_trip_at_stripe_boundaries_and_ranges() {
         use md5::Digest;
         assert_eq!(out.version.etag, hex::encode(md5::Md5::digest(&data)));
         assert_eq!(
-            read_all(&h.engine, &key, None).await.unwrap(),
+            read_range(&h.engine, &key, None).await.unwrap(),
             data,
             "len {len}"
         );
@@ -172,7 +59,7 @@ async fn objects_round_trip_at_stripe_boundaries_and_ranges() {
                 (len as u64 / 3, len as u64 / 2 + 1),
                 (len as u64 - 5, len as u64),
             ] {
-                let got = read_all(&h.engine, &key, Some(ByteRange { start: s, end: e }))
+                let got = read_range(&h.engine, &key, Some(ByteRange { start: s, end: e }))
                     .await
                     .unwrap();
                 assert_eq!(
@@ -198,7 +85,7 @@ async fn reads_survive_m_failed_or_corrupt_stores() {
         h.faults[a].set_fail(true);
         h.faults[b].set_corrupt_reads(true);
         assert_eq!(
-            read_all(&h.engine, "k", None).await.unwrap(),
+            read_range(&h.engine, "k", None).await.unwrap(),
             data,
             "stores {a},{b} bad"
         );
@@ -214,7 +101,7 @@ async fn reads_survive_m_failed_or_corrupt_stores() {
     };
     h.faults[first_data_node].set_hang(true);
     let hedged =
-        tokio::time::timeout(Duration::from_millis(1500), read_all(&h.engine, "k", None)).await;
+        tokio::time::timeout(Duration::from_millis(1500), read_range(&h.engine, "k", None)).await;
     assert_eq!(
         hedged.expect("read waited for the hung store").unwrap(),
         data
@@ -224,7 +111,7 @@ async fn reads_survive_m_failed_or_corrupt_stores() {
     for i in 0..3 {
         h.faults[i].set_fail(true);
     }
-    assert!(read_all(&h.engine, "k", None).await.is_err());
+    assert!(read_range(&h.engine, "k", None).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,7 +130,7 @@ async fn writes_need_quorum_and_failed_writes_stay_invisible() {
         DataLayout::Sharded(layout) => assert_eq!(layout.missing.len(), 1),
         other => panic!("expected shards, got {other:?}"),
     }
-    assert_eq!(read_all(&h.engine, "one-down", None).await.unwrap(), data);
+    assert_eq!(read_range(&h.engine, "one-down", None).await.unwrap(), data);
     // Two down: below quorum → Unavailable and nothing visible.
     h.faults[1].set_fail(true);
     let err = h
@@ -265,7 +152,7 @@ async fn writes_need_quorum_and_failed_writes_stay_invisible() {
         .await
         .unwrap();
     h.faults[2].clear();
-    assert_eq!(read_all(&h.engine, "one-hung", None).await.unwrap(), data);
+    assert_eq!(read_range(&h.engine, "one-hung", None).await.unwrap(), data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,9 +368,9 @@ async fn multipart_upload_checks_parts_and_reads_back() {
     assert!(out.version.etag.ends_with("-2"));
     let mut expected = p1.clone();
     expected.extend_from_slice(&p2);
-    assert_eq!(read_all(&h.engine, "mp", None).await.unwrap(), expected);
+    assert_eq!(read_range(&h.engine, "mp", None).await.unwrap(), expected);
     let s = p1.len() as u64 - 10;
-    let got = read_all(
+    let got = read_range(
         &h.engine,
         "mp",
         Some(ByteRange {

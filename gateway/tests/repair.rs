@@ -4,72 +4,24 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
-use metadata::{Catalog, IntentRecord, ShardedLayout};
-use storage::format::{BackReference, CodecId, FrameChecksum, ShardHeader};
-use storage::{FaultyShardStore, Geometry, LocalShardStore, ShardGroupId, ShardId, ShardStore};
-use strata_gateway::engine::cluster::{Cluster, NodeSpec};
-use strata_gateway::engine::{
-    BodyStream, ByteRange, CreateUploadRequest, Engine, EngineConfig, EngineError, HealingConfig,
-    PutObjectRequest, WriteCondition,
+use common::{
+    body_of, disk, harness_with, pattern, put, read_all, shard_files, wait_for, CatalogKind,
+    Harness, BLOCK,
 };
+use metadata::{IntentRecord, ShardedLayout};
+use storage::format::{BackReference, CodecId, FrameChecksum, ShardHeader};
+use storage::{Geometry, LocalShardStore, ShardGroupId, ShardId};
+use strata_gateway::engine::{CreateUploadRequest, Engine, EngineError, HealingConfig};
 
-const BLOCK: usize = 16 * 1024;
-
-struct Harness {
-    engine: Arc<Engine>,
-    catalog: Catalog,
-    faults: Vec<Arc<FaultyShardStore>>,
-    locals: Vec<LocalShardStore>,
-    dir: tempfile::TempDir,
-}
-
+/// Six (or `nodes`) disks over a RocksDB catalog, healing tuned by the test.
 fn harness(nodes: u32, healing: HealingConfig) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = Catalog::open_rocks(&dir.path().join("meta"), false).unwrap();
-    let mut faults = Vec::new();
-    let mut locals = Vec::new();
-    let mut specs = Vec::new();
-    for i in 0..nodes {
-        let local = LocalShardStore::open(disk(dir.path(), i), format!("disk{i}"), false).unwrap();
-        locals.push(local.clone());
-        let faulty = Arc::new(FaultyShardStore::new(Arc::new(local)));
-        faults.push(faulty.clone());
-        specs.push(NodeSpec {
-            id: i,
-            address: format!("disk{i}"),
-            zone: None,
-            weight: 1.0,
-            store: faulty as Arc<dyn ShardStore>,
-        });
-    }
-    let engine = Engine::new(
-        catalog.clone(),
-        Arc::new(Cluster::new(specs).unwrap()),
-        EngineConfig {
-            geometry: Geometry::new(4, 2, BLOCK).unwrap(),
-            inline_threshold: 4096,
-            write_quorum: 5,
-            gc_delay: Duration::ZERO,
-            shard_timeout: Duration::from_secs(2),
-            hedge_after: Duration::from_millis(100),
-            region: "us-east-1".into(),
-            healing,
-        },
-    )
-    .unwrap();
-    Harness {
-        engine,
-        catalog,
-        faults,
-        locals,
-        dir,
-    }
+    harness_with(nodes, CatalogKind::Rocks, false, healing)
 }
 
 fn fast_healing() -> HealingConfig {
@@ -83,54 +35,6 @@ fn fast_healing() -> HealingConfig {
         upload_expiry: Duration::from_secs(3600),
         scan_interval: Duration::from_secs(3600),
     }
-}
-
-fn disk(root: &Path, i: u32) -> PathBuf {
-    root.join(format!("disk{i}"))
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 8) as u8)
-        .collect()
-}
-
-fn body_of(data: &[u8]) -> BodyStream {
-    let chunks: Vec<Result<Bytes, strata_gateway::engine::BodyError>> = data
-        .chunks(7000)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
-    Box::pin(futures::stream::iter(chunks))
-}
-
-async fn put(engine: &Arc<Engine>, key: &str, data: &[u8]) {
-    let request = PutObjectRequest {
-        bucket: "b".into(),
-        key: key.into(),
-        length: data.len() as u64,
-        content_type: None,
-        headers: vec![],
-        user_metadata: vec![],
-        storage_class: "STANDARD".into(),
-        expected_md5: None,
-        checksum: None,
-        condition: WriteCondition::None,
-    };
-    engine.put_object(request, body_of(data)).await.unwrap();
-}
-
-async fn read_all(engine: &Arc<Engine>, key: &str) -> Result<Vec<u8>, EngineError> {
-    let version = engine.head_object("b", key).await?;
-    let range = ByteRange {
-        start: 0,
-        end: version.size,
-    };
-    let mut body = engine.open_object(version, range).await?.body;
-    let mut out = Vec::new();
-    while let Some(chunk) = body.next().await {
-        out.extend_from_slice(&chunk.map_err(EngineError::Body)?);
-    }
-    Ok(out)
 }
 
 async fn layout_of(engine: &Arc<Engine>, key: &str) -> ShardedLayout {
@@ -154,25 +58,6 @@ async fn assert_group_whole(h: &Harness, layout: &ShardedLayout) {
             "shard {id} on node {node} has bad frames"
         );
     }
-}
-
-fn shard_files(root: &Path) -> usize {
-    fn walk(p: &Path) -> usize {
-        let Ok(entries) = std::fs::read_dir(p) else {
-            return 0;
-        };
-        entries
-            .flatten()
-            .map(|e| {
-                if e.path().is_dir() {
-                    walk(&e.path())
-                } else {
-                    usize::from(e.path().to_string_lossy().contains("/shards/"))
-                }
-            })
-            .sum()
-    }
-    walk(root)
 }
 
 /// Fails `count` nodes other than those in `keep`, returning them.
@@ -237,20 +122,6 @@ async fn expect_refilled(
 async fn refilled(h: &Harness, before: usize) -> bool {
     let status = h.engine.repair_status().await.unwrap();
     status.queue_length == 0 && status.in_flight == 0 && shard_files(h.dir.path()) >= before
-}
-
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,7 +33,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 import support
-from support import KIB, MIB
+from support import KIB, MIB, error_code
 
 
 @dataclass
@@ -106,10 +106,6 @@ def fetch(case: Case, url: str, method: str = "GET", body: bytes | None = None,
         return resp.status, resp.read()
     finally:
         conn.close()
-
-
-def error_code(exc: ClientError) -> str:
-    return exc.response["Error"]["Code"]
 
 
 # ---- the cases -------------------------------------------------------------------------------

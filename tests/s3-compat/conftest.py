@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from tls_support import (  # noqa: F401
 import cluster_support  # noqa: F401,E402  (S3COMPAT_CLUSTER=1: the shared server is a 6-node cluster)
 
 TARGET = support.TARGET
-STRATA_BIN = os.environ.get("STRATA_BIN") or str(Path.home() / ".cache/strata/target/release/strata")
+STRATA_BIN = support.STRATA_BIN
 KEEP_DATA = os.environ.get("S3COMPAT_KEEP_DATA") == "1"
 
 def pytest_configure(config):
@@ -81,6 +82,24 @@ def strata_bin():
         pytest.skip("strata-only")
     if not os.access(STRATA_BIN, os.X_OK):
         pytest.exit(f"strata binary not found or not executable at {STRATA_BIN} (set STRATA_BIN)", returncode=2)
+    return STRATA_BIN
+
+
+@pytest.fixture(scope="session")
+def cluster_bin():
+    """The strata binary for tests that start their own cluster (`gateway` + `storage-node`
+    processes); skips (never fails) where the binary is missing or lacks those roles."""
+    if TARGET != "strata":
+        pytest.skip("strata-only")
+    if not os.access(STRATA_BIN, os.X_OK):
+        pytest.skip(f"no strata binary at {STRATA_BIN}")
+    for role in ("gateway", "storage-node"):
+        try:
+            proc = subprocess.run([STRATA_BIN, role, "--help"], capture_output=True, timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"`strata {role} --help` hung")
+        if proc.returncode != 0:
+            pytest.skip(f"{STRATA_BIN} has no `{role}` subcommand")
     return STRATA_BIN
 
 

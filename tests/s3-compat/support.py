@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TARGET = os.environ.get("S3COMPAT_TARGET", "strata").lower()
+# The strata binary under test (the `strata_bin` and `cluster_bin` fixtures of conftest.py check it).
+STRATA_BIN = os.environ.get("STRATA_BIN") or str(Path.home() / ".cache/strata/target/release/strata")
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -213,6 +215,32 @@ class RawResponse:
         if found is None and TARGET == "moto":
             found = self.headers.get("x-amzn-requestid")  # moto quirk: the JSON-protocol header name
         return found
+
+
+def error_code(error) -> str | None:
+    """The S3 error code of a failed request: from a botocore `ClientError` (or any exception
+    with a `response` dict), a `RawResponse`, or a raw XML body. None when there is none."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code")
+    if isinstance(error, RawResponse):
+        error = error.body
+    if isinstance(error, (bytes, bytearray)):
+        text = bytes(error).decode(errors="replace")
+        if "<Code>" in text:
+            return text.split("<Code>", 1)[1].split("</Code>", 1)[0]
+    return None
+
+
+def status_code(error) -> int | None:
+    """The HTTP status of a failed request: from a botocore `ClientError` (or any exception with
+    a `response` dict) or a `RawResponse`. None when there is none (a timeout, say)."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if isinstance(error, RawResponse):
+        return error.status
+    return None
 
 
 def quote_key(key: str) -> str:

@@ -22,6 +22,7 @@ import urllib.parse
 import pytest
 
 import support
+from support import error_code
 
 pytestmark = pytest.mark.strata_only
 
@@ -174,13 +175,6 @@ class ChunkedUpload:
             payload = response.read()
             return support.RawResponse(response.status, {k.lower(): v for k, v in response.getheaders()},
                                        payload)
-
-
-def error_code(response: support.RawResponse) -> str | None:
-    text = response.body.decode(errors="replace")
-    if "<Code>" not in text:
-        return None
-    return text.split("<Code>", 1)[1].split("</Code>", 1)[0]
 
 
 @pytest.mark.parametrize("mode", [SIGNED, SIGNED_TRAILER, UNSIGNED_TRAILER])

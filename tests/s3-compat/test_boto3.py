@@ -14,15 +14,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 import support
-from support import KIB, MIB
-
-
-def error_code(exc: ClientError) -> str:
-    return exc.response["Error"]["Code"]
-
-
-def status(exc: ClientError) -> int:
-    return exc.response["ResponseMetadata"]["HTTPStatusCode"]
+from support import KIB, MIB, error_code
+from support import status_code as status
 
 
 def test_put_get_head_delete(s3, bucket):

@@ -41,33 +41,17 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutErr
 import cluster_support
 import support
 from cluster_support import Cluster
-from support import KIB, MIB
+from support import KIB, MIB, error_code
+from support import status_code as status_of
 
 pytestmark = pytest.mark.strata_only
 
-STRATA_BIN = os.environ.get("STRATA_BIN") or str(Path.home() / ".cache/strata/target/release/strata")
 BUCKET = "faults"
 READ_TIMEOUT = 20.0
 CONNECT_TIMEOUT = 5.0
 # A request may take at most this long before we call it a hang (client timeouts + slack).
 REQUEST_BUDGET = READ_TIMEOUT + CONNECT_TIMEOUT
 TIMEOUT_ERRORS = (ReadTimeoutError, ConnectTimeoutError)
-
-
-@pytest.fixture(scope="session")
-def cluster_bin():
-    if support.TARGET != "strata":
-        pytest.skip("strata-only")
-    if not os.access(STRATA_BIN, os.X_OK):
-        pytest.skip(f"no strata binary at {STRATA_BIN}")
-    for role in ("gateway", "storage-node"):
-        try:
-            proc = subprocess.run([STRATA_BIN, role, "--help"], capture_output=True, timeout=20)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"`strata {role} --help` hung")
-        if proc.returncode != 0:
-            pytest.skip(f"{STRATA_BIN} has no `{role}` subcommand yet")
-    return STRATA_BIN
 
 
 def _open_cluster(binary, root: Path, request, **kwargs):
@@ -96,18 +80,6 @@ def cluster(cluster_bin, tmp_path, request):
         yield cluster
     finally:
         _teardown(cluster, request, failed_before)
-
-
-def status_of(exc: BaseException) -> int | None:
-    if isinstance(exc, ClientError):
-        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return None
-
-
-def error_code(exc: BaseException) -> str | None:
-    if isinstance(exc, ClientError):
-        return exc.response.get("Error", {}).get("Code")
-    return None
 
 
 def put(s3, key: str, body: bytes) -> float:

@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 import support
-from support import MIB
+from support import MIB, error_code
 
 pytestmark = pytest.mark.strata_only
 
@@ -40,11 +40,6 @@ def post_form(url: str, fields: dict | list, filename: str, body: bytes, file_ty
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
         conn.close()
-
-
-def error_code(body: bytes) -> str:
-    text = body.decode()
-    return text.split("<Code>", 1)[1].split("</Code>", 1)[0]
 
 
 @pytest.fixture

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import random
 import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -34,7 +32,6 @@ from support import KIB, MIB
 
 pytestmark = pytest.mark.strata_only
 
-STRATA_BIN = os.environ.get("STRATA_BIN") or str(Path.home() / ".cache/strata/target/release/strata")
 BUCKET = "healing"
 K, M = 4, 2
 # Short intervals so healing shows up in seconds (the defaults are minutes to hours).
@@ -46,18 +43,6 @@ HEALING = {
     "node_lost_after_secs": 3,
 }
 WAIT = 90.0
-
-
-@pytest.fixture(scope="module")
-def cluster_bin():
-    if support.TARGET != "strata":
-        pytest.skip("strata-only")
-    if not os.access(STRATA_BIN, os.X_OK):
-        pytest.skip(f"no strata binary at {STRATA_BIN}")
-    proc = subprocess.run([STRATA_BIN, "gateway", "--help"], capture_output=True, timeout=20)
-    if proc.returncode != 0:
-        pytest.skip("no `strata gateway` subcommand")
-    return STRATA_BIN
 
 
 @pytest.fixture

@@ -130,7 +130,7 @@ impl Server {
             .arg(&key)
             .env("STRATA_ACCESS_KEY", ACCESS_KEY)
             .env("STRATA_SECRET_KEY", SECRET_KEY)
-            .env("STRATA_LOG", "info,strata_gateway::s3::body=debug")
+            .env("STRATA_LOG", "info,strata_gateway::s3::payload::body=debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
