@@ -139,6 +139,120 @@ pub enum Endpoint {
     },
 }
 
+impl Endpoint {
+    /// The operation's name for logs and metrics: the variant name (`GetObject`, `PutObject`,
+    /// `ListObjectsV1` …; a bounded set). Unimplemented operations are all `NotImplemented`.
+    pub fn name(&self) -> &'static str {
+        use Endpoint as E;
+        match self {
+            E::ListBuckets => "ListBuckets",
+            E::CreateBucket { .. } => "CreateBucket",
+            E::HeadBucket { .. } => "HeadBucket",
+            E::DeleteBucket { .. } => "DeleteBucket",
+            E::GetBucketLocation { .. } => "GetBucketLocation",
+            E::GetBucketVersioning { .. } => "GetBucketVersioning",
+            E::ListObjectsV1 { .. } => "ListObjectsV1",
+            E::ListObjectsV2 { .. } => "ListObjectsV2",
+            E::ListMultipartUploads { .. } => "ListMultipartUploads",
+            E::ListObjectVersions { .. } => "ListObjectVersions",
+            E::GetBucketAcl { .. } => "GetBucketAcl",
+            E::PutBucketAcl { .. } => "PutBucketAcl",
+            E::PostObject { .. } => "PostObject",
+            E::DeleteObjects { .. } => "DeleteObjects",
+            E::PutObject { .. } => "PutObject",
+            E::CopyObject { .. } => "CopyObject",
+            E::GetObject { .. } => "GetObject",
+            E::HeadObject { .. } => "HeadObject",
+            E::DeleteObject { .. } => "DeleteObject",
+            E::GetObjectTagging { .. } => "GetObjectTagging",
+            E::PutObjectTagging { .. } => "PutObjectTagging",
+            E::DeleteObjectTagging { .. } => "DeleteObjectTagging",
+            E::GetObjectAcl { .. } => "GetObjectAcl",
+            E::PutObjectAcl { .. } => "PutObjectAcl",
+            E::GetObjectAttributes { .. } => "GetObjectAttributes",
+            E::CreateMultipartUpload { .. } => "CreateMultipartUpload",
+            E::UploadPart { .. } => "UploadPart",
+            E::UploadPartCopy { .. } => "UploadPartCopy",
+            E::CompleteMultipartUpload { .. } => "CompleteMultipartUpload",
+            E::AbortMultipartUpload { .. } => "AbortMultipartUpload",
+            E::ListParts { .. } => "ListParts",
+            E::NotImplemented { .. } => "NotImplemented",
+        }
+    }
+
+    /// The bucket the request addresses, if any.
+    pub fn bucket(&self) -> Option<&str> {
+        use Endpoint as E;
+        match self {
+            E::ListBuckets | E::NotImplemented { .. } => None,
+            E::CreateBucket { bucket }
+            | E::HeadBucket { bucket }
+            | E::DeleteBucket { bucket }
+            | E::GetBucketLocation { bucket }
+            | E::GetBucketVersioning { bucket }
+            | E::ListObjectsV1 { bucket }
+            | E::ListObjectsV2 { bucket }
+            | E::ListMultipartUploads { bucket }
+            | E::ListObjectVersions { bucket }
+            | E::GetBucketAcl { bucket }
+            | E::PutBucketAcl { bucket }
+            | E::PostObject { bucket }
+            | E::DeleteObjects { bucket } => Some(bucket),
+            E::PutObject { bucket, .. }
+            | E::CopyObject { bucket, .. }
+            | E::GetObject { bucket, .. }
+            | E::HeadObject { bucket, .. }
+            | E::DeleteObject { bucket, .. }
+            | E::GetObjectTagging { bucket, .. }
+            | E::PutObjectTagging { bucket, .. }
+            | E::DeleteObjectTagging { bucket, .. }
+            | E::GetObjectAcl { bucket, .. }
+            | E::PutObjectAcl { bucket, .. }
+            | E::GetObjectAttributes { bucket, .. }
+            | E::CreateMultipartUpload { bucket, .. }
+            | E::UploadPart { bucket, .. }
+            | E::UploadPartCopy { bucket, .. }
+            | E::CompleteMultipartUpload { bucket, .. }
+            | E::AbortMultipartUpload { bucket, .. }
+            | E::ListParts { bucket, .. } => Some(bucket),
+        }
+    }
+
+    /// The object key the request addresses, if any.
+    pub fn key(&self) -> Option<&str> {
+        use Endpoint as E;
+        match self {
+            E::PutObject { key, .. }
+            | E::CopyObject { key, .. }
+            | E::GetObject { key, .. }
+            | E::HeadObject { key, .. }
+            | E::DeleteObject { key, .. }
+            | E::GetObjectTagging { key, .. }
+            | E::PutObjectTagging { key, .. }
+            | E::DeleteObjectTagging { key, .. }
+            | E::GetObjectAcl { key, .. }
+            | E::PutObjectAcl { key, .. }
+            | E::GetObjectAttributes { key, .. }
+            | E::CreateMultipartUpload { key, .. }
+            | E::UploadPart { key, .. }
+            | E::UploadPartCopy { key, .. }
+            | E::CompleteMultipartUpload { key, .. }
+            | E::AbortMultipartUpload { key, .. }
+            | E::ListParts { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The `<Resource>` of an error answer: `/{bucket}/{key}`, `/{bucket}`, or none.
+    pub fn resource(&self) -> Option<String> {
+        match (self.bucket(), self.key()) {
+            (Some(bucket), Some(key)) => Some(format!("/{bucket}/{key}")),
+            (Some(bucket), None) => Some(format!("/{bucket}")),
+            _ => None,
+        }
+    }
+}
+
 /// Decoded query parameters in request order (keys without `=` have an empty value).
 #[derive(Debug, Default, Clone)]
 pub struct Query(Vec<(String, String)>);

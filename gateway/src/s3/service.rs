@@ -105,36 +105,39 @@ fn path_style_path(service: &S3Service, parts: &http::request::Parts) -> String 
 }
 
 /// Authenticates, routes and handles; also names the operation for logs and metrics
-/// (`Unauthenticated` and `BadRequest` before an endpoint is known).
+/// (`Unauthenticated` and `BadRequest` before an endpoint is known). An error without a
+/// `<Resource>` gets the endpoint's here, the one place it is filled in.
 async fn dispatch(
     service: Arc<S3Service>,
     request: Request<Body>,
     request_id: &str,
-) -> (String, S3Result) {
+) -> (&'static str, S3Result) {
     let (parts, body) = request.into_parts();
     let path = path_style_path(&service, &parts);
     let query = Query::parse(parts.uri.query());
     if post_object::is_form_upload(&parts.method, &parts.headers) {
         // Browser uploads carry their signature inside the form (the policy), not in headers.
         match parse_endpoint(&parts.method, &path, &query, false) {
-            Ok(Endpoint::PostObject { bucket }) => {
-                let outcome = post_object::handle_post_object(&service, parts, body, &bucket).await;
-                return ("PostObject".to_string(), outcome);
+            Ok(endpoint @ Endpoint::PostObject { .. }) => {
+                let bucket = endpoint.bucket().unwrap_or_default();
+                let outcome = post_object::handle_post_object(&service, parts, body, bucket).await;
+                return (endpoint.name(), fill_resource(outcome, endpoint.resource()));
             }
             Ok(_) => {}
-            Err(error) => return ("BadRequest".to_string(), Err(error)),
+            Err(error) => return ("BadRequest", Err(error)),
         }
     }
     let auth = match service.authenticate(&parts) {
         Ok(auth) => auth,
-        Err(error) => return ("Unauthenticated".to_string(), Err(error)),
+        Err(error) => return ("Unauthenticated", Err(error)),
     };
     let copy = parts.headers.contains_key("x-amz-copy-source");
     let endpoint = match parse_endpoint(&parts.method, &path, &query, copy) {
         Ok(endpoint) => endpoint,
-        Err(error) => return ("BadRequest".to_string(), Err(error)),
+        Err(error) => return ("BadRequest", Err(error)),
     };
-    let operation = operation_name(&endpoint);
+    let operation = endpoint.name();
+    let resource = endpoint.resource();
     let req = S3Request {
         engine: service.engine.clone(),
         method: parts.method,
@@ -144,18 +147,18 @@ async fn dispatch(
         body,
         request_id: request_id.to_string(),
     };
-    (operation, route(req, endpoint).await)
+    let outcome = route(req, endpoint).await;
+    (operation, fill_resource(outcome, resource))
 }
 
-/// The endpoint's variant name (`GetObject`, `PutObject`…): a bounded set, taken from the
-/// derived `Debug` so it can never drift from the enum.
-fn operation_name(endpoint: &Endpoint) -> String {
-    let debug = format!("{endpoint:?}");
-    debug
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .next()
-        .unwrap_or("Unknown")
-        .to_string()
+/// Gives an error the request's `<Resource>` unless the handler named another one.
+fn fill_resource(outcome: S3Result, resource: Option<String>) -> S3Result {
+    match (outcome, resource) {
+        (Err(error), Some(resource)) if error.resource.is_none() => {
+            Err(error.with_resource(resource))
+        }
+        (outcome, _) => outcome,
+    }
 }
 
 async fn route(req: S3Request, endpoint: Endpoint) -> S3Result {
@@ -240,12 +243,12 @@ mod tests {
 
     #[test]
     fn operations_are_named_after_their_endpoint() {
-        assert_eq!(operation_name(&Endpoint::ListBuckets), "ListBuckets");
+        assert_eq!(Endpoint::ListBuckets.name(), "ListBuckets");
         let get = Endpoint::GetObject {
             bucket: "b".into(),
             key: "weird {key} (1)".into(),
         };
-        assert_eq!(operation_name(&get), "GetObject");
+        assert_eq!(get.name(), "GetObject");
     }
 
     use http::HeaderMap;

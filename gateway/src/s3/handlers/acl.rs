@@ -13,7 +13,7 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use super::{
-    empty_response, engine_error, read_request_document, xml_response, S3Request, S3Result,
+    empty_response, read_request_document, xml_response, S3Request, S3Result,
 };
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::header_str;
@@ -129,8 +129,7 @@ pub async fn handle_get_bucket_acl(req: S3Request, bucket: &str) -> S3Result {
     let record = req
         .engine
         .head_bucket(bucket)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
+        .await?;
     xml_response(owner_only_policy(&record.owner))
 }
 
@@ -138,36 +137,31 @@ pub async fn handle_put_bucket_acl(req: S3Request, bucket: &str) -> S3Result {
     let record = req
         .engine
         .head_bucket(bucket)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
+        .await?;
     put_acl(req, &record.owner).await
 }
 
 pub async fn handle_get_object_acl(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    let resource = format!("/{bucket}/{key}");
     let record = req
         .engine
         .head_bucket(bucket)
-        .await
-        .map_err(|e| engine_error(e, &resource))?;
+        .await?;
     req.engine
         .head_object(bucket, key)
         .await
-        .map_err(|e| engine_error(e, &resource).with_extra("Key", key))?;
+        .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
     xml_response(owner_only_policy(&record.owner))
 }
 
 pub async fn handle_put_object_acl(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    let resource = format!("/{bucket}/{key}");
     let record = req
         .engine
         .head_bucket(bucket)
-        .await
-        .map_err(|e| engine_error(e, &resource))?;
+        .await?;
     req.engine
         .head_object(bucket, key)
         .await
-        .map_err(|e| engine_error(e, &resource).with_extra("Key", key))?;
+        .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
     put_acl(req, &record.owner).await
 }
 

@@ -5,7 +5,7 @@
 //! multipart upload (paged with `x-amz-max-parts` / `x-amz-part-number-marker`), and part
 //! checksums are listed when the parts carry them.
 
-use super::{engine_error, internal, S3Request, S3Result};
+use super::{internal, S3Request, S3Result};
 use crate::engine::VersionRecord;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{header_str, http_date, put_header};
@@ -106,7 +106,7 @@ pub async fn handle_get_object_attributes(req: S3Request, bucket: &str, key: &st
         .engine
         .head_object(bucket, key)
         .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}/{key}")).with_extra("Key", key))?;
+        .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
     let has = |name: &str| wanted.iter().any(|w| w == name);
     let mut w = XmlWriter::new("GetObjectAttributesResponse");
     if has("ETag") {

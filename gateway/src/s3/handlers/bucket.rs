@@ -3,7 +3,7 @@
 
 use http::StatusCode;
 
-use super::{empty_response, engine_error, write_owner, xml_response, S3Request, S3Result};
+use super::{empty_response, write_owner, xml_response, S3Request, S3Result};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::xml::{iso8601, XmlWriter};
 
@@ -34,7 +34,7 @@ pub async fn handle_list_buckets(req: S3Request) -> S3Result {
         .engine
         .list_buckets()
         .await
-        .map_err(|e| engine_error(e, "/"))?;
+        .map_err(|e| S3Error::from(e).with_resource("/"))?;
     let mut w = XmlWriter::new("ListAllMyBucketsResult");
     write_owner(&mut w, &req.auth.access_key);
     w.open("Buckets");
@@ -54,7 +54,7 @@ pub async fn handle_create_bucket(req: S3Request, bucket: &str) -> S3Result {
     req.engine
         .create_bucket(bucket, &req.auth.access_key)
         .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}")).with_extra("BucketName", bucket))?;
+        .map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))?;
     let mut response = empty_response(StatusCode::OK)?;
     if let Ok(location) = http::HeaderValue::from_str(&format!("/{bucket}")) {
         response
@@ -68,8 +68,7 @@ pub async fn handle_head_bucket(req: S3Request, bucket: &str) -> S3Result {
     let record = req
         .engine
         .head_bucket(bucket)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
+        .await?;
     let mut response = empty_response(StatusCode::OK)?;
     if let Ok(region) = http::HeaderValue::from_str(&record.region) {
         response.headers_mut().insert("x-amz-bucket-region", region);
@@ -81,7 +80,7 @@ pub async fn handle_delete_bucket(req: S3Request, bucket: &str) -> S3Result {
     req.engine
         .delete_bucket(bucket)
         .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}")).with_extra("BucketName", bucket))?;
+        .map_err(|e| S3Error::from(e).with_extra("BucketName", bucket))?;
     empty_response(StatusCode::NO_CONTENT)
 }
 
@@ -89,8 +88,7 @@ pub async fn handle_get_bucket_location(req: S3Request, bucket: &str) -> S3Resul
     let record = req
         .engine
         .head_bucket(bucket)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
+        .await?;
     // us-east-1 is the empty constraint, as in S3.
     let region = if record.region == "us-east-1" {
         ""
@@ -108,8 +106,7 @@ pub async fn handle_get_bucket_location(req: S3Request, bucket: &str) -> S3Resul
 pub async fn handle_get_bucket_versioning(req: S3Request, bucket: &str) -> S3Result {
     req.engine
         .head_bucket(bucket)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
+        .await?;
     // Unversioned: S3 returns an empty configuration.
     xml_response(XmlWriter::new("VersioningConfiguration").finish("VersioningConfiguration"))
 }

@@ -19,7 +19,7 @@ use percent_encoding::percent_decode_str;
 use super::acl::check_canned_acl;
 use super::keep_alive::xml_with_keep_alive;
 use super::object::{storage_class, write_condition};
-use super::{engine_error, S3Request, S3Result};
+use super::{S3Request, S3Result};
 use crate::engine::{BodyStream, ByteRange, ChecksumSource, PutObjectRequest, StoredChecksum};
 use crate::engine::{Engine, VersionRecord, MAX_PART_SIZE};
 use crate::s3::payload::checksum::ChecksumAlgorithm;
@@ -119,7 +119,8 @@ async fn resolve_source(
         .head_object(&source.bucket, &source.key)
         .await
         .map_err(|e| {
-            engine_error(e, &format!("/{}/{}", source.bucket, source.key))
+            S3Error::from(e)
+                .with_resource(format!("/{}/{}", source.bucket, source.key))
                 .with_extra("Key", source.key.clone())
         })?;
     let mut mapped = HeaderMap::new();
@@ -248,8 +249,7 @@ pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Re
                 end: size,
             },
         )
-        .await
-        .map_err(|e| engine_error(e, &resource))?;
+        .await?;
     let (body, checksum): (BodyStream, Option<ChecksumSource>) = match compute {
         Some(a) => {
             let (body, source) = checksummed(read.body, a);
@@ -277,7 +277,7 @@ pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Re
         let outcome = engine
             .put_object(request, body)
             .await
-            .map_err(|e| engine_error(e, &resource))?;
+            .map_err(|e| S3Error::from(e).with_resource(&resource))?;
         let mut w = XmlWriter::new("CopyObjectResult");
         w.text("LastModified", &iso8601(outcome.version.mtime_ms))
             .text("ETag", &quote_etag(&outcome.version.etag));
@@ -301,8 +301,7 @@ pub async fn handle_upload_part_copy(
     let upload = req
         .engine
         .get_upload(bucket, key, upload_id)
-        .await
-        .map_err(|e| engine_error(e, &resource))?;
+        .await?;
     let (_, version) = resolve_source(&req.engine, &req.headers).await?;
     let range = match header_str(&req.headers, "x-amz-copy-source-range") {
         Some(value) => parse_copy_range(&value, version.size)?,
@@ -321,8 +320,7 @@ pub async fn handle_upload_part_copy(
     let read = req
         .engine
         .open_object(version, range)
-        .await
-        .map_err(|e| engine_error(e, &resource))?;
+        .await?;
     let algorithm = upload
         .checksum_algorithm
         .as_deref()
@@ -349,7 +347,7 @@ pub async fn handle_upload_part_copy(
                 body,
             )
             .await
-            .map_err(|e| engine_error(e, &resource))?;
+            .map_err(|e| S3Error::from(e).with_resource(&resource))?;
         let mut w = XmlWriter::new("CopyPartResult");
         w.text("LastModified", &iso8601(part.mtime_ms))
             .text("ETag", &quote_etag(&part.etag));

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::{engine_error, write_owner, xml_response, S3Request, S3Result};
+use super::{write_owner, xml_response, S3Request, S3Result};
 use crate::engine::{ListPage, ListQuery, UploadListQuery, NULL_VERSION};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::quote_etag;
@@ -137,8 +137,7 @@ pub async fn handle_list_objects_v2(req: S3Request, bucket: &str) -> S3Result {
     let page = req
         .engine
         .list_objects(bucket, query)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
+        .await?;
     let fetch_owner = req.query.get("fetch-owner") == Some("true");
     let mut w = XmlWriter::new("ListBucketResult");
     w.text("Name", bucket)
@@ -187,8 +186,7 @@ pub async fn handle_list_objects_v1(req: S3Request, bucket: &str) -> S3Result {
     let page = req
         .engine
         .list_objects(bucket, query)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
+        .await?;
     let mut w = XmlWriter::new("ListBucketResult");
     w.text("Name", bucket)
         .text("Prefix", &enc.apply(&prefix))
@@ -243,8 +241,7 @@ pub async fn handle_list_object_versions(req: S3Request, bucket: &str) -> S3Resu
     let page = req
         .engine
         .list_objects(bucket, query)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
+        .await?;
     let mut w = XmlWriter::new("ListVersionsResult");
     w.text("Name", bucket)
         .text("Prefix", &enc.apply(&prefix))
@@ -313,8 +310,7 @@ pub async fn handle_list_multipart_uploads(req: S3Request, bucket: &str) -> S3Re
     let page = req
         .engine
         .list_uploads(bucket, query)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
+        .await?;
     let mut w = XmlWriter::new("ListMultipartUploadsResult");
     w.text("Bucket", bucket)
         .text("KeyMarker", &enc.apply(key_marker.as_deref().unwrap_or("")))

@@ -1,7 +1,7 @@
 //! S3 operation handlers: one `handle_<operation>` function each, grouped by resource.
 //!
 //! A handler gets the parsed request ([`S3Request`]), calls the engine and builds the response.
-//! [`engine_error`] is the one mapping from engine errors to S3 errors.
+//! `From<EngineError> for S3Error` is the one mapping from engine errors to S3 errors.
 
 pub mod acl;
 pub mod attributes;
@@ -44,8 +44,16 @@ pub struct S3Request {
 /// Result type of every handler.
 pub type S3Result = Result<Response<Body>, S3Error>;
 
-/// Maps an engine error to the S3 error a client expects (`resource` names the bucket/key).
-pub fn engine_error(error: EngineError, resource: &str) -> S3Error {
+/// The one mapping from engine errors to the S3 error a client expects. `<Resource>` is filled
+/// in by the dispatcher from the endpoint (a handler that means another resource, such as a copy
+/// source, sets its own first).
+impl From<EngineError> for S3Error {
+    fn from(error: EngineError) -> Self {
+        engine_error_code(error)
+    }
+}
+
+fn engine_error_code(error: EngineError) -> S3Error {
     let code = match error {
         EngineError::NoSuchBucket => S3ErrorCode::NoSuchBucket,
         EngineError::NoSuchKey => S3ErrorCode::NoSuchKey,
@@ -58,7 +66,6 @@ pub fn engine_error(error: EngineError, resource: &str) -> S3Error {
         EngineError::IncompleteBody(ref m) => {
             return S3Error::new(S3ErrorCode::IncompleteBody)
                 .with_message(m.clone())
-                .with_resource(resource)
         }
         EngineError::MissingContentLength => S3ErrorCode::MissingContentLength,
         EngineError::EntityTooLarge => S3ErrorCode::EntityTooLarge,
@@ -66,7 +73,6 @@ pub fn engine_error(error: EngineError, resource: &str) -> S3Error {
         EngineError::InvalidPart(ref m) => {
             return S3Error::new(S3ErrorCode::InvalidPart)
                 .with_message(m.clone())
-                .with_resource(resource)
         }
         EngineError::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
         EngineError::Unavailable(ref m) => {
@@ -74,12 +80,11 @@ pub fn engine_error(error: EngineError, resource: &str) -> S3Error {
             return S3Error::new(S3ErrorCode::ServiceUnavailable)
                 .with_message(
                     "Not enough storage nodes are available to serve this request. Please retry.",
-                )
-                .with_resource(resource);
+                );
         }
         EngineError::Body(ref e) => {
             if let Some(s3) = s3_error_of(e) {
-                return s3.with_resource(resource);
+                return s3;
             }
             tracing::warn!(error = %e, "request body failed");
             S3ErrorCode::IncompleteBody
@@ -89,7 +94,7 @@ pub fn engine_error(error: EngineError, resource: &str) -> S3Error {
             S3ErrorCode::InternalError
         }
     };
-    S3Error::new(code).with_resource(resource)
+    S3Error::new(code)
 }
 
 /// A 200 response with an XML document.

@@ -15,7 +15,7 @@ use super::object::{
     checksum_source, new_object_headers, put_checksum_headers, storage_class, write_condition,
 };
 use super::{
-    empty_response, engine_error, read_small_body, write_owner, xml_response, S3Request, S3Result,
+    empty_response, read_small_body, write_owner, xml_response, S3Request, S3Result,
 };
 use crate::engine::{
     CombineChecksums, CompletedPart, CreateUploadRequest, PartRecord, StoredChecksum, UploadRecord,
@@ -58,8 +58,7 @@ pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &
     let upload = req
         .engine
         .create_upload(bucket, key, request)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}/{key}")))?;
+        .await?;
     let mut w = XmlWriter::new("InitiateMultipartUploadResult");
     w.text("Bucket", bucket)
         .text("Key", key)
@@ -85,7 +84,6 @@ pub async fn handle_upload_part(
     upload_id: &str,
     part_number: u32,
 ) -> S3Result {
-    let resource = format!("/{bucket}/{key}");
     let expected_md5 = verify_content_md5(&req.headers)?;
     let prepared = prepare_body(req.body, &req.headers, &req.auth)?;
     let length = prepared
@@ -104,8 +102,7 @@ pub async fn handle_upload_part(
             checksum,
             prepared.stream,
         )
-        .await
-        .map_err(|e| engine_error(e, &resource))?;
+        .await?;
     let mut response = empty_response(StatusCode::OK)?;
     put_header(response.headers_mut(), "etag", &quote_etag(&part.etag));
     if let Some(checksum) = &part.checksum {
@@ -181,8 +178,7 @@ pub async fn handle_complete_multipart_upload(
             condition,
             combine_checksums(),
         )
-        .await
-        .map_err(|e| engine_error(e, &resource))?;
+        .await?;
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     w.text("Location", &resource)
         .text("Bucket", bucket)
@@ -205,8 +201,7 @@ pub async fn handle_abort_multipart_upload(
 ) -> S3Result {
     req.engine
         .abort_upload(bucket, key, upload_id)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}/{key}")))?;
+        .await?;
     empty_response(StatusCode::NO_CONTENT)
 }
 
@@ -216,7 +211,6 @@ pub async fn handle_list_parts(
     key: &str,
     upload_id: &str,
 ) -> S3Result {
-    let resource = format!("/{bucket}/{key}");
     let invalid = |name: &str| {
         S3Error::new(S3ErrorCode::InvalidArgument).with_message(format!(
             "Provided {name} not an integer or within integer range"
@@ -238,13 +232,11 @@ pub async fn handle_list_parts(
     let upload = req
         .engine
         .get_upload(bucket, key, upload_id)
-        .await
-        .map_err(|e| engine_error(e, &resource))?;
+        .await?;
     let parts = req
         .engine
         .list_parts(&upload)
-        .await
-        .map_err(|e| engine_error(e, &resource))?;
+        .await?;
     let remaining: Vec<_> = parts
         .into_iter()
         .filter(|p| p.part_number > marker)

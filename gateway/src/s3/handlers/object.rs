@@ -8,7 +8,7 @@ use http::{HeaderMap, Response, StatusCode};
 
 use super::acl::check_canned_acl;
 use super::{
-    empty_response, engine_error, internal, read_request_document, xml_response, S3Request,
+    empty_response, internal, read_request_document, xml_response, S3Request,
     S3Result,
 };
 use crate::engine::{
@@ -85,7 +85,6 @@ pub fn new_object_headers(headers: &HeaderMap) -> Result<Vec<(String, String)>, 
 }
 
 pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    let resource = format!("/{bucket}/{key}");
     check_canned_acl(&req.headers)?;
     let expected_md5 = verify_content_md5(&req.headers)?;
     let condition = write_condition(&req.headers)?;
@@ -109,8 +108,7 @@ pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Res
     let outcome = req
         .engine
         .put_object(request, prepared.stream)
-        .await
-        .map_err(|e| engine_error(e, &resource))?;
+        .await?;
     let mut response = empty_response(StatusCode::OK)?;
     let headers = response.headers_mut();
     put_header(headers, "etag", &quote_etag(&outcome.version.etag));
@@ -197,7 +195,7 @@ async fn read_object(req: S3Request, bucket: &str, key: &str, with_body: bool) -
         .engine
         .head_object(bucket, key)
         .await
-        .map_err(|e| engine_error(e, &resource).with_extra("Key", key))?;
+        .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
     match evaluate_preconditions(&req.headers, &version) {
         Precondition::Proceed => {}
         Precondition::Failed => {
@@ -278,8 +276,7 @@ async fn read_object(req: S3Request, bucket: &str, key: &str, with_body: bool) -
         let read = req
             .engine
             .open_object(version, byte_range)
-            .await
-            .map_err(|e| engine_error(e, &resource))?;
+            .await?;
         Body::from_stream(read.body)
     } else {
         Body::empty()
@@ -303,8 +300,7 @@ pub async fn handle_head_object(req: S3Request, bucket: &str, key: &str) -> S3Re
 pub async fn handle_delete_object(req: S3Request, bucket: &str, key: &str) -> S3Result {
     req.engine
         .delete_object(bucket, key)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}/{key}")))?;
+        .await?;
     empty_response(StatusCode::NO_CONTENT)
 }
 
@@ -317,8 +313,7 @@ pub async fn handle_delete_objects(req: S3Request, bucket: &str) -> S3Result {
     }
     engine
         .head_bucket(bucket)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
+        .await?;
     let mut w = XmlWriter::new("DeleteResult");
     for object in &request.objects {
         let result = match object.version_id.as_deref() {
@@ -335,7 +330,7 @@ pub async fn handle_delete_objects(req: S3Request, bucket: &str) -> S3Result {
                 }
             }
             Err(e) => {
-                let error = engine_error(e, &format!("/{bucket}/{}", object.key));
+                let error = S3Error::from(e).with_resource(format!("/{bucket}/{}", object.key));
                 w.open("Error")
                     .text("Key", &object.key)
                     .text("Code", error.code.as_str())

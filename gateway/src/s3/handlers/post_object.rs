@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::acl::check_canned_acl;
 use super::object::storage_class;
-use super::{empty_response, engine_error, internal, S3Result};
+use super::{empty_response, internal, S3Result};
 use crate::engine::{BodyError, BodyStream, PutObjectRequest, WriteCondition, MAX_PART_SIZE};
 use crate::s3::auth::{verify_post_signature, PostSignature};
 use crate::s3::endpoint::MAX_KEY_LEN;
@@ -245,8 +245,7 @@ pub async fn handle_post_object(
     service
         .engine
         .head_bucket(bucket)
-        .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}")))?;
+        .await?;
     let (min, max) = policy.content_length_range().unwrap_or((0, MAX_PART_SIZE));
     let (spool, size) = spool_file(&mut file, max.min(MAX_PART_SIZE)).await?;
     drop(file);
@@ -268,12 +267,11 @@ pub async fn handle_post_object(
         checksum: None,
         condition: WriteCondition::None,
     };
-    let resource = format!("/{bucket}/{key}");
     let outcome = service
         .engine
         .put_object(request, spool_stream(spool).await?)
         .await
-        .map_err(|e| engine_error(e, &resource))?;
+        .map_err(|e| S3Error::from(e).with_resource(format!("/{bucket}/{key}")))?;
     let etag = quote_etag(&outcome.version.etag);
     let location = object_url(&parts, bucket, &key);
     post_response(&fields, bucket, &key, &etag, &location)

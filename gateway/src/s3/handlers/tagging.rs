@@ -6,9 +6,8 @@
 
 use http::StatusCode;
 
-use super::{
-    empty_response, engine_error, read_request_document, xml_response, S3Request, S3Result,
-};
+use super::{empty_response, read_request_document, xml_response, S3Request, S3Result};
+use crate::s3::error::S3Error;
 use crate::s3::tagging::{
     parse_tagging_xml, stored_tags, tagging_xml, to_query_form, MAX_TAGGING_BODY, TAGGING_HEADER,
 };
@@ -18,19 +17,18 @@ pub async fn handle_get_object_tagging(req: S3Request, bucket: &str, key: &str) 
         .engine
         .head_object(bucket, key)
         .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}/{key}")).with_extra("Key", key))?;
+        .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
     xml_response(tagging_xml(&stored_tags(&version.headers)))
 }
 
 pub async fn handle_put_object_tagging(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    let resource = format!("/{bucket}/{key}");
     let engine = req.engine.clone();
     let body = read_request_document(req.body, &req.headers, &req.auth, MAX_TAGGING_BODY).await?;
     let tags = parse_tagging_xml(&body)?;
     engine
         .set_stored_header(bucket, key, TAGGING_HEADER, to_query_form(&tags))
         .await
-        .map_err(|e| engine_error(e, &resource).with_extra("Key", key))?;
+        .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
     empty_response(StatusCode::OK)
 }
 
@@ -38,6 +36,6 @@ pub async fn handle_delete_object_tagging(req: S3Request, bucket: &str, key: &st
     req.engine
         .set_stored_header(bucket, key, TAGGING_HEADER, None)
         .await
-        .map_err(|e| engine_error(e, &format!("/{bucket}/{key}")).with_extra("Key", key))?;
+        .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
     empty_response(StatusCode::NO_CONTENT)
 }
