@@ -49,7 +49,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             .map_err(|e| format!("cannot open metadata at {}: {e}", meta_dir.display()))?
     };
     let (nodes, local_stores) = build_nodes(&config)?;
-    let cluster = Arc::new(Cluster::new(nodes)?);
+    let cluster = Arc::new(Cluster::new(nodes).map_err(|e| e.to_string())?);
     let engine = Engine::new(
         catalog,
         cluster.clone(),

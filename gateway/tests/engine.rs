@@ -138,7 +138,7 @@ async fn writes_need_quorum_and_failed_writes_stay_invisible() {
         .put_object(put_request("two-down", data.len()), body_of(&data))
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::Unavailable(_)), "{err}");
+    assert!(matches!(err, EngineError::Unavailable { .. }), "{err}");
     assert!(matches!(
         h.engine.head_object("b", "two-down").await,
         Err(EngineError::NoSuchKey)

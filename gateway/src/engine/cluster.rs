@@ -17,7 +17,7 @@ use storage::store::ShardStore;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::now_ms;
+use super::{now_ms, EngineError};
 use super::observed::{ObservedStore, StoreErrors};
 use super::placement::Candidate;
 
@@ -84,20 +84,20 @@ pub struct Cluster {
 
 impl Cluster {
     /// Fails on duplicate ids or non-positive weights.
-    pub fn new(specs: Vec<NodeSpec>) -> Result<Cluster, String> {
+    pub fn new(specs: Vec<NodeSpec>) -> Result<Cluster, EngineError> {
         let mut ids: Vec<u32> = specs.iter().map(|s| s.id).collect();
         ids.sort_unstable();
         if ids.windows(2).any(|w| w[0] == w[1]) {
-            return Err("two nodes share an id".into());
+            return Err(EngineError::invariant("two nodes share an id"));
         }
         if let Some(bad) = specs
             .iter()
             .find(|s| !(s.weight > 0.0 && s.weight.is_finite()))
         {
-            return Err(format!(
+            return Err(EngineError::invariant(format!(
                 "node {} has weight {}: must be positive",
                 bad.id, bad.weight
-            ));
+            )));
         }
         let nodes = specs
             .into_iter()

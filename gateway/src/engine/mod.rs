@@ -32,6 +32,7 @@ use bytes::Bytes;
 use futures::Stream;
 use metadata::catalog::Catalog;
 use storage::codec::{ErasureCodec, Geometry};
+use storage::error::StorageError;
 
 pub use metadata::catalog::{ListPage, ListQuery, UploadListPage, UploadListQuery, WriteCondition};
 pub use metadata::model::{
@@ -79,12 +80,67 @@ pub enum EngineError {
     InvalidPart(String),
     #[error("part list not in ascending order")]
     InvalidPartOrder,
-    #[error("not enough shard stores answered: {0}")]
-    Unavailable(String),
+    /// Too few nodes or shards for the operation (`got` of the `need`ed were there).
+    #[error("not enough shard stores: {what} ({got} available, {need} needed)")]
+    Unavailable {
+        what: String,
+        need: usize,
+        got: usize,
+    },
+    /// A shard store call failed (or timed out) and the operation cannot go on without it.
+    #[error("shard store {what}: {source}")]
+    Store {
+        what: String,
+        #[source]
+        source: StorageError,
+    },
     #[error("request body failed: {0}")]
     Body(BodyError),
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A catalog failure that is not one of the client-visible outcomes above.
+    #[error("metadata: {0}")]
+    Metadata(#[source] metadata::MetaError),
+    /// Anything else: `context` says what was being done, `source` (if any) why it failed.
+    #[error("internal error: {context}{}", source.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    Internal {
+        context: String,
+        #[source]
+        source: Option<BodyError>,
+    },
+}
+
+impl EngineError {
+    /// An internal failure of `context`, caused by `source`.
+    pub fn internal(context: impl Into<String>, source: impl Into<BodyError>) -> Self {
+        EngineError::Internal {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A broken invariant with no underlying error.
+    pub fn invariant(context: impl Into<String>) -> Self {
+        EngineError::Internal {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// Fewer than `need` nodes or shards (`got`) for `what`.
+    pub fn unavailable(what: impl Into<String>, need: usize, got: usize) -> Self {
+        EngineError::Unavailable {
+            what: what.into(),
+            need,
+            got,
+        }
+    }
+
+    /// A failed shard store call: `what` names the store and the call.
+    pub fn store(what: impl Into<String>, source: StorageError) -> Self {
+        EngineError::Store {
+            what: what.into(),
+            source,
+        }
+    }
 }
 
 impl From<metadata::MetaError> for EngineError {
@@ -96,7 +152,7 @@ impl From<metadata::MetaError> for EngineError {
             M::BucketNotEmpty => EngineError::BucketNotEmpty,
             M::NoSuchUpload => EngineError::NoSuchUpload,
             M::PreconditionFailed => EngineError::PreconditionFailed,
-            other => EngineError::Internal(format!("metadata: {other}")),
+            other => EngineError::Metadata(other),
         }
     }
 }
@@ -187,10 +243,10 @@ impl Engine {
         cluster: Arc<cluster::Cluster>,
         config: EngineConfig,
     ) -> Result<Arc<Engine>, EngineError> {
-        let codec = ErasureCodec::new(config.geometry)
-            .map_err(|e| EngineError::Internal(format!("codec: {e}")))?;
+        let codec =
+            ErasureCodec::new(config.geometry).map_err(|e| EngineError::internal("codec", e))?;
         if cluster.len() < config.geometry.total_shards() {
-            return Err(EngineError::Internal(format!(
+            return Err(EngineError::invariant(format!(
                 "{} nodes for {} shards per stripe",
                 cluster.len(),
                 config.geometry.total_shards()
@@ -245,7 +301,7 @@ impl Engine {
         let catalog = self.catalog.clone();
         tokio::task::spawn_blocking(move || f(&catalog))
             .await
-            .map_err(|e| EngineError::Internal(format!("metadata task: {e}")))?
+            .map_err(|e| EngineError::internal("metadata task", e))?
             .map_err(EngineError::from)
     }
 }

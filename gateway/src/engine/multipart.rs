@@ -212,7 +212,7 @@ impl Engine {
         let mut etag_hasher = Md5::new();
         for part in &chosen {
             let digest = hex::decode(&part.etag)
-                .map_err(|e| EngineError::Internal(format!("stored part ETag: {e}")))?;
+                .map_err(|e| EngineError::internal("stored part ETag", e))?;
             etag_hasher.update(&digest);
         }
         let etag = format!("{}-{}", hex::encode(etag_hasher.finalize()), chosen.len());

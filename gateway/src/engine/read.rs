@@ -71,7 +71,7 @@ impl Engine {
             Some(Err(e)) => {
                 return Err(match e.downcast::<EngineError>() {
                     Ok(e) => *e,
-                    Err(e) => EngineError::Internal(e.to_string()),
+                    Err(e) => EngineError::internal("read task", e),
                 })
             }
             None => None,
@@ -132,11 +132,11 @@ impl Engine {
             layout.parity_shards as usize,
             layout.block_size as usize,
         )
-        .map_err(|e| EngineError::Internal(format!("layout geometry: {e}")))?;
+        .map_err(|e| EngineError::internal("layout geometry", e))?;
         let codec = if geometry == self.config.geometry {
             self.codec.clone()
         } else {
-            ErasureCodec::new(geometry).map_err(|e| EngineError::Internal(format!("codec: {e}")))?
+            ErasureCodec::new(geometry).map_err(|e| EngineError::internal("codec", e))?
         };
         let block = geometry.block_size as u64;
         let first_stripe = range.start / block;
@@ -231,10 +231,14 @@ impl Engine {
                 (0..total).map(|i| frame(i).map(|b| b.to_vec())).collect();
             let available = shards.iter().filter(|s| s.is_some()).count();
             if available < k {
-                return Err(EngineError::Unavailable(format!(
-                    "stripe {stripe_index} of group {}: {available} of {k} shards readable",
-                    hex::encode(layout.group)
-                )));
+                return Err(EngineError::unavailable(
+                    format!(
+                        "readable shards of stripe {stripe_index} of group {}",
+                        hex::encode(layout.group)
+                    ),
+                    k,
+                    available,
+                ));
             }
             stripes.push(None);
             broken.push((s, data_len, shards));
@@ -251,8 +255,8 @@ impl Engine {
                     .collect::<Result<Vec<_>, StorageError>>()
             })
             .await
-            .map_err(|e| EngineError::Internal(format!("reconstruct task: {e}")))?
-            .map_err(|e| EngineError::Internal(format!("reconstruct: {e}")))?;
+            .map_err(|e| EngineError::internal("reconstruct task", e))?
+            .map_err(|e| EngineError::internal("reconstruct", e))?;
             for (s, joined) in rebuilt {
                 if let Some(slot) = stripes.get_mut(s) {
                     *slot = Some(vec![Bytes::from(joined)]);
@@ -263,7 +267,7 @@ impl Engine {
         stripes
             .into_iter()
             .map(|stripe| {
-                stripe.ok_or_else(|| EngineError::Internal("a stripe was not rebuilt".into()))
+                stripe.ok_or_else(|| EngineError::invariant("a stripe was not rebuilt"))
             })
             .collect()
     }
@@ -422,7 +426,7 @@ fn inline_slice(bytes: &[u8], range: ByteRange) -> Result<Bytes, EngineError> {
     bytes
         .get(range.start as usize..range.end as usize)
         .map(Bytes::copy_from_slice)
-        .ok_or_else(|| EngineError::Internal("inline data too short".into()))
+        .ok_or_else(|| EngineError::invariant("inline data too short"))
 }
 
 /// True when every stripe of the batch has at least k usable frames.

@@ -65,10 +65,10 @@ impl Engine {
             usize::from(layout.parity_shards),
             layout.block_size as usize,
         )
-        .map_err(|e| EngineError::Internal(format!("layout geometry: {e}")))?;
+        .map_err(|e| EngineError::internal("layout geometry", e))?;
         let total = geometry.total_shards();
         if layout.nodes.len() != total {
-            return Err(EngineError::Internal(format!(
+            return Err(EngineError::invariant(format!(
                 "layout of {} lists {} nodes for {total} shards",
                 hex::encode(group),
                 layout.nodes.len()
@@ -79,26 +79,30 @@ impl Engine {
             return Ok(Attempt::Healthy);
         }
         let Some(template) = survey.template.clone() else {
-            return Err(EngineError::Unavailable(format!(
-                "no readable shard of group {}",
-                hex::encode(group)
-            )));
+            return Err(EngineError::unavailable(
+                format!("readable shards of group {}", hex::encode(group)),
+                geometry.data_shards,
+                0,
+            ));
         };
         if survey.sources.len() < geometry.data_shards {
-            return Err(EngineError::Unavailable(format!(
-                "{} of {} shards readable, need {}",
+            return Err(EngineError::unavailable(
+                format!("readable shards of {total}"),
+                geometry.data_shards,
                 survey.sources.len(),
-                total,
-                geometry.data_shards
-            )));
+            ));
         }
         let (targets, deferred) = self.choose_targets(&layout, &survey.rebuild).await?;
         if targets.is_empty() {
-            return Err(EngineError::Unavailable(format!(
-                "no node can take shards {:?} of group {}",
-                survey.rebuild,
-                hex::encode(group)
-            )));
+            return Err(EngineError::unavailable(
+                format!(
+                    "nodes to take shards {:?} of group {}",
+                    survey.rebuild,
+                    hex::encode(group)
+                ),
+                survey.rebuild.len(),
+                0,
+            ));
         }
 
         // Targets not covered by a placement row get an intent first: if this attempt dies,
@@ -140,8 +144,10 @@ impl Engine {
             if intent {
                 self.abandon_intent(group).await;
             }
-            return Err(EngineError::Unavailable(
-                "no rebuilt shard could be written".into(),
+            return Err(EngineError::unavailable(
+                "rebuilt shards written",
+                targets.len(),
+                0,
             ));
         }
         let complete = rebuilt.len() == targets.len() && deferred.is_empty();
@@ -223,8 +229,10 @@ impl Engine {
                 if intent {
                     self.abandon_intent(group).await;
                 }
-                Err(EngineError::Unavailable(
-                    "a target node still holds a replaced shard of the group".into(),
+                Err(EngineError::unavailable(
+                    "target nodes free of a replaced shard of the group",
+                    targets.len(),
+                    0,
                 ))
             }
             Err(e) => {
@@ -379,7 +387,7 @@ impl Engine {
             self.codec.clone()
         } else {
             ErasureCodec::new(*geometry)
-                .map_err(|e| EngineError::Internal(format!("codec: {e}")))?
+                .map_err(|e| EngineError::internal("codec", e))?
         };
         let timeout = self.config.shard_timeout;
         let mut senders = Vec::new();
@@ -388,7 +396,7 @@ impl Engine {
             let store = self
                 .cluster
                 .store(node)
-                .ok_or_else(|| EngineError::Internal(format!("unknown node {node}")))?;
+                .ok_or_else(|| EngineError::invariant(format!("unknown node {node}")))?;
             let mut header = template.clone();
             header.index = index;
             let (tx, rx) = mpsc::channel(4);
@@ -476,7 +484,7 @@ impl Engine {
                 )
             })
             .await
-            .map_err(|e| EngineError::Internal(format!("rebuild task: {e}")))??;
+            .map_err(|e| EngineError::internal("rebuild task", e))??;
             let mut batch_written = 0u64;
             for stripe in rebuilt {
                 for (slot, shard) in stripe.into_iter().enumerate() {
@@ -541,13 +549,13 @@ fn rebuild_batch(
         let data_len = geometry.stripe_data_len(length, stripe);
         codec
             .reconstruct_data(&mut shards)
-            .map_err(|e| EngineError::Unavailable(format!("stripe {stripe}: {e}")))?;
+            .map_err(|e| EngineError::store(format!("rebuilding stripe {stripe}"), e))?;
         let data = codec
             .join_data(&shards, data_len)
-            .map_err(|e| EngineError::Internal(format!("stripe {stripe}: {e}")))?;
+            .map_err(|e| EngineError::internal(format!("stripe {stripe}"), e))?;
         let encoded = codec
             .encode_stripe(&data)
-            .map_err(|e| EngineError::Internal(format!("stripe {stripe}: {e}")))?;
+            .map_err(|e| EngineError::internal(format!("stripe {stripe}"), e))?;
         let picked = wanted
             .iter()
             .map(|&i| encoded.get(usize::from(i)).cloned().unwrap_or_default())

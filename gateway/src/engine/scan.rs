@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 
 use metadata::model::PlacementRecord;
 use storage::id::ShardId;
+use storage::store::StorageError;
 use tracing::{info, warn};
 
 use super::{now_ms, Engine, EngineError};
@@ -53,7 +54,7 @@ impl Engine {
         let store = self
             .cluster
             .store(node)
-            .ok_or_else(|| EngineError::Internal(format!("unknown node {node}")))?;
+            .ok_or_else(|| EngineError::invariant(format!("unknown node {node}")))?;
         let timeout = self.config.shard_timeout;
         let mut scan = NodeScan::default();
         let mut listed: VecDeque<ShardId> = VecDeque::new();
@@ -72,9 +73,9 @@ impl Engine {
                 let page = tokio::time::timeout(timeout, store.list(list_after, SCAN_PAGE))
                     .await
                     .map_err(|_| {
-                        EngineError::Unavailable(format!("listing node {node} timed out"))
+                        EngineError::store(format!("listing node {node}"), StorageError::Timeout)
                     })?
-                    .map_err(|e| EngineError::Unavailable(format!("listing node {node}: {e}")))?;
+                    .map_err(|e| EngineError::store(format!("listing node {node}"), e))?;
                 list_done = page.len() < SCAN_PAGE;
                 list_after = page.last().copied();
                 scan.listed += page.len() as u64;

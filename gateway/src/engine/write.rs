@@ -15,7 +15,7 @@ use md5::{Digest, Md5};
 use metadata::model::{DataLayout, IntentRecord, ShardedLayout};
 use storage::format::{BackReference, CodecId, FrameChecksum, ShardHeader};
 use storage::id::{ShardGroupId, ShardId};
-use storage::store::ShardStore;
+use storage::store::{ShardStore, StorageError};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -61,11 +61,11 @@ impl Engine {
             // Inline data is durable in metadata alone, but a store that cannot reach its write
             // quorum refuses every write alike (clients see one consistent rule).
             if !self.ready() {
-                return Err(EngineError::Unavailable(format!(
-                    "{} nodes up, write quorum {}",
+                return Err(EngineError::unavailable(
+                    "nodes up for the write quorum",
+                    self.config.write_quorum,
                     self.cluster.up_count(),
-                    self.config.write_quorum
-                )));
+                ));
             }
             let mut data = Vec::with_capacity(length as usize);
             while let Some(chunk) = body.next().await {
@@ -154,7 +154,7 @@ impl Engine {
             let (tx, rx) = mpsc::channel(4);
             senders.push(Some(tx));
             let store = self.cluster.store(node).ok_or_else(|| {
-                EngineError::Internal(format!("placement chose unknown node {node}"))
+                EngineError::invariant(format!("placement chose unknown node {node}"))
             })?;
             tasks.push(Some(tokio::spawn(run_shard_writer(
                 store,
@@ -188,10 +188,11 @@ impl Engine {
         let committed = total - missing.len();
         if committed < self.config.write_quorum {
             self.abandon_intent(group.0).await;
-            return Err(EngineError::Unavailable(format!(
-                "{committed} of {total} shards written, quorum {}",
-                self.config.write_quorum
-            )));
+            return Err(EngineError::unavailable(
+                format!("shards written of {total}"),
+                self.config.write_quorum,
+                committed,
+            ));
         }
         if !missing.is_empty() {
             debug!(group = %group.to_hex(), ?missing, "written below full redundancy");
@@ -237,7 +238,7 @@ impl Engine {
                     let Some((index, joined)) = next else { break };
                     done[index] = true;
                     let result = joined
-                        .map_err(|e| EngineError::Internal(format!("shard writer task: {e}")))
+                        .map_err(|e| EngineError::internal("shard writer task", e))
                         .and_then(|r| r);
                     match result {
                         Ok(()) => committed += 1,
@@ -274,15 +275,15 @@ impl Engine {
     ) -> Result<(Vec<u32>, Vec<usize>), EngineError> {
         let up = self.cluster.up_candidates();
         if up.len() < self.config.write_quorum {
-            return Err(EngineError::Unavailable(format!(
-                "{} nodes up, write quorum {}",
+            return Err(EngineError::unavailable(
+                "nodes up for the write quorum",
+                self.config.write_quorum,
                 up.len(),
-                self.config.write_quorum
-            )));
+            ));
         }
         let from_up = up.len().min(total);
         let mut nodes = place_group(group, &up, from_up)
-            .ok_or_else(|| EngineError::Unavailable("placement failed".into()))?;
+            .ok_or_else(|| EngineError::unavailable("nodes to place a group on", from_up, 0))?;
         if nodes.len() < total {
             let down: Vec<_> = self
                 .cluster
@@ -291,7 +292,7 @@ impl Engine {
                 .filter(|c| !nodes.contains(&c.id))
                 .collect();
             let rest = place_group(group, &down, total - nodes.len()).ok_or_else(|| {
-                EngineError::Unavailable(format!("fewer than {total} nodes configured"))
+                EngineError::unavailable("nodes configured", total, nodes.len() + down.len())
             })?;
             nodes.extend(rest);
         }
@@ -354,17 +355,17 @@ impl Engine {
                 (fed, codec.encode_stripe(&stripe))
             })
             .await
-            .map_err(|e| EngineError::Internal(format!("encode task: {e}")))?;
+            .map_err(|e| EngineError::internal("encode task", e))?;
             if !fed {
-                return Err(EngineError::Internal("md5 thread stopped".into()));
+                return Err(EngineError::invariant("md5 thread stopped"));
             }
-            let shards = shards.map_err(|e| EngineError::Internal(format!("encode: {e}")))?;
+            let shards = shards.map_err(|e| EngineError::internal("encode", e))?;
             self.send_shards(shards, senders).await?;
         }
         drop(md5_tx);
         md5_task
             .await
-            .map_err(|e| EngineError::Internal(format!("md5 task: {e}")))
+            .map_err(|e| EngineError::internal("md5 task", e))
     }
 
     /// Sends shard `i` of one stripe to writer `i`. A writer whose channel stays full for longer
@@ -401,10 +402,11 @@ impl Engine {
         }
         let alive = senders.iter().filter(|s| s.is_some()).count();
         if alive < self.config.write_quorum {
-            return Err(EngineError::Unavailable(format!(
-                "{alive} shard writers left, quorum {}",
-                self.config.write_quorum
-            )));
+            return Err(EngineError::unavailable(
+                "shard writers left",
+                self.config.write_quorum,
+                alive,
+            ));
         }
         Ok(())
     }
@@ -434,12 +436,12 @@ pub(super) async fn run_shard_writer(
     mut rx: mpsc::Receiver<WriterMessage>,
     timeout: std::time::Duration,
 ) -> Result<(), EngineError> {
-    let unavailable =
-        |what: &str, e: String| EngineError::Unavailable(format!("{} {what}: {e}", store.name()));
+    let failed =
+        |what: &str, e: StorageError| EngineError::store(format!("{} {what}", store.name()), e);
     let mut writer = match tokio::time::timeout(timeout, store.create(id, header)).await {
         Ok(Ok(w)) => w,
-        Ok(Err(e)) => return Err(unavailable("create", e.to_string())),
-        Err(_) => return Err(unavailable("create", "timed out".into())),
+        Ok(Err(e)) => return Err(failed("create", e)),
+        Err(_) => return Err(failed("create", StorageError::Timeout)),
     };
     while let Some(message) = rx.recv().await {
         match message {
@@ -447,21 +449,21 @@ pub(super) async fn run_shard_writer(
                 let result = tokio::time::timeout(timeout, writer.write_frame(frame)).await;
                 let error = match result {
                     Ok(Ok(())) => continue,
-                    Ok(Err(e)) => e.to_string(),
-                    Err(_) => "timed out".to_string(),
+                    Ok(Err(e)) => e,
+                    Err(_) => StorageError::Timeout,
                 };
                 writer.abort().await;
-                return Err(unavailable("write", error));
+                return Err(failed("write", error));
             }
             WriterMessage::Commit => {
                 return match tokio::time::timeout(timeout, writer.commit()).await {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(unavailable("commit", e.to_string())),
-                    Err(_) => Err(unavailable("commit", "timed out".into())),
+                    Ok(Err(e)) => Err(failed("commit", e)),
+                    Err(_) => Err(failed("commit", StorageError::Timeout)),
                 };
             }
         }
     }
     writer.abort().await;
-    Err(EngineError::Internal("write cancelled".into()))
+    Err(EngineError::invariant("write cancelled"))
 }

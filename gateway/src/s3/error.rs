@@ -7,6 +7,7 @@
 //! responses and 304 Not Modified never carry a body; every response carries `x-amz-request-id`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use axum::body::Body;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -98,6 +99,8 @@ pub struct S3Error {
     pub extra: Vec<(&'static str, String)>,
     /// Extra response headers (e.g. `Content-Range: bytes */size` on 416).
     pub headers: Vec<(&'static str, String)>,
+    /// What caused it, for the request log; never sent to the client.
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl S3Error {
@@ -109,7 +112,34 @@ impl S3Error {
             resource: None,
             extra: Vec::new(),
             headers: Vec::new(),
+            source: None,
         }
+    }
+
+    /// Records the cause (logged with its chain, not sent).
+    pub fn with_source(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.source = Some(Arc::from(source.into()));
+        self
+    }
+
+    /// The cause and its sources as one line (`a: b: c`), if there is a cause.
+    pub fn cause_chain(&self) -> Option<String> {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static));
+        let mut parts: Vec<String> = Vec::new();
+        // Source chains are short; the bound guards against a cyclic `source()`.
+        for _ in 0..16 {
+            let Some(error) = current else { break };
+            let text = error.to_string();
+            // Errors that print their source already (`context: cause`) are not repeated.
+            if !parts.last().is_some_and(|last| last.ends_with(&text)) {
+                parts.push(text);
+            }
+            current = error.source();
+        }
+        (!parts.is_empty()).then(|| parts.join(": "))
     }
 
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
@@ -196,7 +226,13 @@ impl fmt::Display for S3Error {
     }
 }
 
-impl std::error::Error for S3Error {}
+impl std::error::Error for S3Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 fn push_element(xml: &mut String, name: &str, value: &str) {
     xml.push('<');

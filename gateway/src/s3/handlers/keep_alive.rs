@@ -47,7 +47,10 @@ where
                 joined = &mut task => {
                     let doc = match joined {
                         Ok(Ok(doc)) => without_declaration(&doc).to_string(),
-                        Ok(Err(error)) => without_declaration(&error.to_xml(&request_id)).to_string(),
+                        Ok(Err(error)) => {
+                            crate::s3::service::log_cause(&error);
+                            without_declaration(&error.to_xml(&request_id)).to_string()
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "keep-alive task failed");
                             let error = S3Error::new(S3ErrorCode::InternalError);

@@ -46,55 +46,49 @@ pub type S3Result = Result<Response<Body>, S3Error>;
 
 /// The one mapping from engine errors to the S3 error a client expects. `<Resource>` is filled
 /// in by the dispatcher from the endpoint (a handler that means another resource, such as a copy
-/// source, sets its own first).
+/// source, sets its own first). Failures of the service itself keep the engine error as their
+/// source, which the request log prints with its whole cause chain (DESIGN §8).
 impl From<EngineError> for S3Error {
     fn from(error: EngineError) -> Self {
-        engine_error_code(error)
-    }
-}
-
-fn engine_error_code(error: EngineError) -> S3Error {
-    let code = match error {
-        EngineError::NoSuchBucket => S3ErrorCode::NoSuchBucket,
-        EngineError::NoSuchKey => S3ErrorCode::NoSuchKey,
-        EngineError::NoSuchUpload => S3ErrorCode::NoSuchUpload,
-        EngineError::BucketExists => S3ErrorCode::BucketAlreadyOwnedByYou,
-        EngineError::BucketNotEmpty => S3ErrorCode::BucketNotEmpty,
-        EngineError::PreconditionFailed => S3ErrorCode::PreconditionFailed,
-        EngineError::ConditionalConflict => S3ErrorCode::ConditionalRequestConflict,
-        EngineError::BadDigest => S3ErrorCode::BadDigest,
-        EngineError::IncompleteBody(ref m) => {
-            return S3Error::new(S3ErrorCode::IncompleteBody)
-                .with_message(m.clone())
-        }
-        EngineError::MissingContentLength => S3ErrorCode::MissingContentLength,
-        EngineError::EntityTooLarge => S3ErrorCode::EntityTooLarge,
-        EngineError::EntityTooSmall(_) => S3ErrorCode::EntityTooSmall,
-        EngineError::InvalidPart(ref m) => {
-            return S3Error::new(S3ErrorCode::InvalidPart)
-                .with_message(m.clone())
-        }
-        EngineError::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
-        EngineError::Unavailable(ref m) => {
-            tracing::warn!(error = %m, "service unavailable");
-            return S3Error::new(S3ErrorCode::ServiceUnavailable)
-                .with_message(
-                    "Not enough storage nodes are available to serve this request. Please retry.",
-                );
-        }
-        EngineError::Body(ref e) => {
-            if let Some(s3) = s3_error_of(e) {
-                return s3;
+        use EngineError as E;
+        let code = match error {
+            E::NoSuchBucket => S3ErrorCode::NoSuchBucket,
+            E::NoSuchKey => S3ErrorCode::NoSuchKey,
+            E::NoSuchUpload => S3ErrorCode::NoSuchUpload,
+            E::BucketExists => S3ErrorCode::BucketAlreadyOwnedByYou,
+            E::BucketNotEmpty => S3ErrorCode::BucketNotEmpty,
+            E::PreconditionFailed => S3ErrorCode::PreconditionFailed,
+            E::ConditionalConflict => S3ErrorCode::ConditionalRequestConflict,
+            E::BadDigest => S3ErrorCode::BadDigest,
+            E::MissingContentLength => S3ErrorCode::MissingContentLength,
+            E::EntityTooLarge => S3ErrorCode::EntityTooLarge,
+            E::EntityTooSmall(_) => S3ErrorCode::EntityTooSmall,
+            E::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
+            E::IncompleteBody(message) => {
+                return S3Error::new(S3ErrorCode::IncompleteBody).with_message(message)
             }
-            tracing::warn!(error = %e, "request body failed");
-            S3ErrorCode::IncompleteBody
-        }
-        EngineError::Internal(ref m) => {
-            tracing::error!(error = %m, "internal error");
-            S3ErrorCode::InternalError
-        }
-    };
-    S3Error::new(code)
+            E::InvalidPart(message) => {
+                return S3Error::new(S3ErrorCode::InvalidPart).with_message(message)
+            }
+            E::Body(body) => {
+                return match s3_error_of(&body) {
+                    Some(s3) => s3,
+                    None => S3Error::new(S3ErrorCode::IncompleteBody).with_source(E::Body(body)),
+                }
+            }
+            error @ (E::Unavailable { .. } | E::Store { .. }) => {
+                return S3Error::new(S3ErrorCode::ServiceUnavailable)
+                    .with_message(
+                        "Not enough storage nodes are available to serve this request. Please retry.",
+                    )
+                    .with_source(error)
+            }
+            error @ (E::Metadata(_) | E::Internal { .. }) => {
+                return S3Error::new(S3ErrorCode::InternalError).with_source(error)
+            }
+        };
+        S3Error::new(code)
+    }
 }
 
 /// A 200 response with an XML document.
@@ -163,4 +157,36 @@ pub fn write_owner(w: &mut XmlWriter, owner: &str) {
         .text("ID", owner)
         .text("DisplayName", owner)
         .close("Owner");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_failures_keep_their_cause_chain_for_the_log_only() {
+        let disk = std::io::Error::other("disk on fire");
+        let error = S3Error::from(EngineError::internal("codec", disk));
+        assert_eq!(error.code, S3ErrorCode::InternalError);
+        assert_eq!(
+            error.cause_chain().as_deref(),
+            Some("internal error: codec: disk on fire")
+        );
+        assert!(std::error::Error::source(&error).is_some());
+        assert!(!error.to_xml("r").contains("disk on fire"));
+
+        let store = EngineError::store("node3 commit", storage::StorageError::Timeout);
+        let error = S3Error::from(store);
+        assert_eq!(error.code, S3ErrorCode::ServiceUnavailable);
+        assert_eq!(
+            error.cause_chain().as_deref(),
+            Some("shard store node3 commit: operation timed out")
+        );
+
+        let quorum = S3Error::from(EngineError::unavailable("shard writers left", 5, 3));
+        assert_eq!(quorum.code, S3ErrorCode::ServiceUnavailable);
+        assert!(quorum.resource.is_none(), "dispatch fills the resource");
+        // Client errors have no cause to log.
+        assert!(S3Error::from(EngineError::NoSuchKey).cause_chain().is_none());
+    }
 }
