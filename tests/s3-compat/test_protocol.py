@@ -1,12 +1,16 @@
 """Basic protocol and auth behaviour seen on the wire (raw HTTP, no SDK smoothing).
 
 Anonymous requests are refused with AccessDenied XML, every response carries
-x-amz-request-id, HEAD errors have no body, error bodies have the AWS shape, and the
-reserved health paths answer without credentials.
+x-amz-request-id, HEAD errors have no body, error bodies have the AWS shape, the
+reserved health paths answer without credentials, and an answer given before the request
+body was read closes the connection.
 """
 
 from __future__ import annotations
 
+import socket
+import time
+import urllib.parse
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -110,3 +114,47 @@ def test_empty_body_expecting_continue_closes_connection(endpoint, s3, bucket):
     assert ten.status == 200 and ten.headers.get("connection") != "close"
     assert s3.get_object(Bucket=bucket, Key="empty")["Body"].read() == b""
     assert s3.get_object(Bucket=bucket, Key="ten")["Body"].read() == b"0123456789"
+
+
+def read_all(sock: socket.socket, deadline: float, limit: int = 1 << 20) -> bytes:
+    """Everything the server sends until it closes, `deadline` passes or `limit` bytes came."""
+    data = b""
+    while len(data) < limit and time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.mark.strata_only
+def test_an_answer_before_the_body_closes_the_connection(endpoint, bucket):
+    """A PUT answered from its headers alone (here: anonymous, 403) leaves its body unread. A
+    client that sent `Expect: 100-continue` and got no `100` does not send it; the next request
+    on the connection then arrives where the server expected the body. When the server's
+    connection task ran late, those bytes were taken for the body and the rest of the request
+    was answered with a bare `400 Bad Request` (seen intermittently after PUTs refused with 503).
+    The next request is sent right behind the headers here, which is what the server sees in
+    that race, every time. The answer must say `Connection: close`, and nothing after it may be
+    parsed as a request."""
+    url = urllib.parse.urlsplit(endpoint)
+    host = f"{url.hostname}:{url.port}"
+    put = (f"PUT /{bucket}/refused HTTP/1.1\r\nHost: {host}\r\nExpect: 100-continue\r\n"
+           "Content-Length: 16\r\n\r\n").encode()
+    following = f"GET /_strata/health/ready HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    assert len(following) > 16
+    for attempt in range(20):
+        with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+            sock.sendall(put + following)
+            data = read_all(sock, time.monotonic() + 10)
+        head, _, _ = data.partition(b"\r\n\r\n")
+        lines = head.decode(errors="replace").split("\r\n")
+        assert lines[0] == "HTTP/1.1 403 Forbidden", (attempt, data[:500])
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        assert headers.get("connection") == "close", (attempt, headers)
+        assert b"400 Bad Request" not in data, (attempt, data[-500:])
+        assert data.count(b"HTTP/1.1 ") == 1, (attempt, data[:1000])

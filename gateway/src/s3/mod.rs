@@ -14,4 +14,5 @@ pub mod post_policy;
 pub mod service;
 pub mod state;
 pub mod tagging;
+pub mod unread;
 pub mod xml;

@@ -11,6 +11,7 @@ use http::{HeaderValue, Method, Request, Response};
 use tracing::{info, Instrument};
 
 use super::auth::AuthContext;
+use super::unread;
 use super::endpoint::{parse_endpoint, virtual_host_bucket, Endpoint, Query};
 use super::error::{S3Error, S3ErrorCode};
 use super::handlers::{
@@ -40,9 +41,13 @@ pub async fn handle_s3(
         let started = Instant::now();
         let is_head = method == Method::HEAD;
         let metrics = Arc::clone(&service.metrics);
+        let (request, body_read) = unread::track(request);
         let request =
             request.map(|body| Body::new(CountingBody::new(body, metrics.received_bytes())));
         let (operation, outcome) = dispatch(service, request, &request_id).await;
+        // Answered before the body was read to its end: the connection must not carry another
+        // request (see `unread`).
+        let close_after = close_after || !body_read.to_end();
         let response = match outcome {
             Ok(response) => response,
             Err(error) => {
