@@ -11,8 +11,8 @@
 //!   only move forward, so a store whose own counter restarted (a storage node's in-memory
 //!   pass counters) shows no progress until it passes the old value.
 //!
-//! Repair and GC queue lengths and work counters are mirrored from `Engine::repair_status()`
-//! and `Engine::gc_status()` (the same numbers `/_strata/admin/repair` and `/gc` show).
+//! Repair and GC queue lengths and work counters are mirrored from `Healer::repair_status()`
+//! and `Healer::gc_status()` (the same numbers `/_strata/admin/repair` and `/gc` show).
 //!
 //! Access (see `config::MetricsAccess`): by default a request signed with the server's keys or a
 //! configured bearer token; `metrics_public = true` opens it like MinIO's `public` auth type.
@@ -36,7 +36,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::config::MetricsAccess;
-use crate::engine::{Engine, GcStatus, RepairStatus};
+use crate::engine::{GcStatus, Healer, RepairStatus};
 
 /// The content type of the answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -266,16 +266,17 @@ impl Metrics {
         self.sent_bytes.clone()
     }
 
-    /// Refreshes the scrape-time values from `engine` and encodes everything.
-    pub async fn render(&self, engine: &Engine) -> Result<String, std::fmt::Error> {
+    /// Refreshes the scrape-time values from `healer` (and its engine) and encodes everything.
+    pub async fn render(&self, healer: &Healer) -> Result<String, std::fmt::Error> {
         let _scrape = self.scrape_lock.lock().await;
-        self.refresh(engine).await;
+        self.refresh(healer).await;
         let mut text = String::new();
         encode(&mut text, &self.registry)?;
         Ok(text)
     }
 
-    async fn refresh(&self, engine: &Engine) {
+    async fn refresh(&self, healer: &Healer) {
+        let engine = healer.engine();
         for node in engine.cluster().status() {
             let id = node.id.to_string();
             let node_labels = labels(&[("node", &id), ("name", &node.name)]);
@@ -298,12 +299,12 @@ impl Metrics {
                 mirror(&self.node_errors.get_or_create(&error_labels), count);
             }
         }
-        self.refresh_scrub(engine);
-        self.refresh_healing(engine).await;
+        self.refresh_scrub(healer);
+        self.refresh_healing(healer).await;
     }
 
-    fn refresh_scrub(&self, engine: &Engine) {
-        for view in engine.scrub_views() {
+    fn refresh_scrub(&self, healer: &Healer) {
+        for view in healer.scrub_views() {
             let id = view.node.to_string();
             let store = labels(&[("node", &id), ("name", &view.name)]);
             self.scrub_reachable
@@ -354,12 +355,12 @@ impl Metrics {
         }
         mirror(
             &self.scrub_shards_handed,
-            engine.counters().snapshot().scrub_corrupt_shards,
+            healer.counters().snapshot().scrub_corrupt_shards,
         );
     }
 
-    async fn refresh_healing(&self, engine: &Engine) {
-        let (repair, gc) = match (engine.repair_status().await, engine.gc_status().await) {
+    async fn refresh_healing(&self, healer: &Healer) {
+        let (repair, gc) = match (healer.repair_status().await, healer.gc_status().await) {
             (Ok(repair), Ok(gc)) => (repair, gc),
             (Err(err), _) | (_, Err(err)) => {
                 tracing::warn!(error = %err, "metrics: cannot read the repair and GC status");
@@ -377,7 +378,7 @@ impl Metrics {
     }
 }
 
-/// Repair and GC, mirrored at scrape time from `Engine::repair_status` and `Engine::gc_status`.
+/// Repair and GC, mirrored at scrape time from `Healer::repair_status` and `Healer::gc_status`.
 struct HealingMetrics {
     repair_queue_items: Gauge,
     repair_in_flight: Gauge,

@@ -18,7 +18,7 @@ use tracing::info;
 use crate::config::ServerConfig;
 use crate::credentials::Credentials;
 use crate::engine::cluster::{Cluster, NodeSpec};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, Healer};
 use crate::metrics::Metrics;
 use crate::s3::auth::{AuthConfig, Keyring};
 use crate::s3::service::{handle_s3, S3Service};
@@ -65,8 +65,10 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
         },
     )
     .map_err(|e| e.to_string())?;
+    let healer = Healer::new(engine.clone());
     let service = Arc::new(S3Service {
         engine: engine.clone(),
+        healer: healer.clone(),
         keyring: Keyring::new(vec![(
             credentials.access_key.clone(),
             credentials.secret_key.clone(),
@@ -81,14 +83,14 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
     });
     let listeners = bind_listeners(&config, tls_server).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let gc = engine.spawn_gc(shutdown_rx.clone());
+    let gc = healer.spawn_gc(shutdown_rx.clone());
     // Embedded mode scrubs its own directories; storage nodes scrub theirs.
     let scrubbers: Vec<_> = local_stores
         .into_iter()
         .map(|store| spawn_scrubber(store, config.scrub.clone(), shutdown_rx.clone()))
         .collect();
-    let scrub_poller = engine.spawn_scrub_poller(config.scrub_poll_interval, shutdown_rx.clone());
-    let repair = engine.spawn_repair(shutdown_rx.clone());
+    let scrub_poller = healer.spawn_scrub_poller(config.scrub_poll_interval, shutdown_rx.clone());
+    let repair = healer.spawn_repair(shutdown_rx.clone());
     let health = cluster.spawn_health_checker(
         config.health_interval,
         config

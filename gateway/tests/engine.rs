@@ -204,10 +204,10 @@ async fn bad_bodies_commit_nothing_and_gc_reclaims_everything() {
         .await
         .unwrap();
     assert_eq!(shard_files(h.dir.path()), 12);
-    h.engine.gc_pass().await.unwrap();
+    h.healer.gc_pass().await.unwrap();
     assert_eq!(shard_files(h.dir.path()), 6);
     h.engine.delete_object("b", "k").await.unwrap();
-    h.engine.gc_pass().await.unwrap();
+    h.healer.gc_pass().await.unwrap();
     assert_eq!(shard_files(h.dir.path()), 0);
     h.engine.delete_bucket("b").await.unwrap();
 }

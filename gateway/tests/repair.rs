@@ -120,7 +120,7 @@ async fn expect_refilled(
 /// least `before` files: a PUT may have recorded a lagging shard write missing, and its
 /// write-time repair adds a file of its own.
 async fn refilled(h: &Harness, before: usize) -> bool {
-    let status = h.engine.repair_status().await.unwrap();
+    let status = h.healer.repair_status().await.unwrap();
     status.queue_length == 0 && status.in_flight == 0 && shard_files(h.dir.path()) >= before
 }
 
@@ -136,20 +136,20 @@ async fn shards_missing_at_write_are_rebuilt_and_survive_m_more_failures() {
         put(&h.engine, key, data).await;
         assert!(!layout_of(&h.engine, key).await.missing.is_empty());
     }
-    assert_eq!(h.engine.repair_status().await.unwrap().queue_length, 4);
+    assert_eq!(h.healer.repair_status().await.unwrap().queue_length, 4);
     // Node 5 still fails: the attempt fails and is rescheduled, nothing is lost.
-    h.engine.repair_pass().await.unwrap();
-    let status = h.engine.repair_status().await.unwrap();
+    h.healer.repair_pass().await.unwrap();
+    let status = h.healer.repair_status().await.unwrap();
     assert_eq!(status.queue_length, 4);
     assert_eq!(status.groups_repaired, 0);
 
     h.faults[5].clear();
     wait_for("all repairs", || async {
-        h.engine.repair_pass().await.unwrap();
-        h.engine.repair_status().await.unwrap().queue_length == 0
+        h.healer.repair_pass().await.unwrap();
+        h.healer.repair_status().await.unwrap().queue_length == 0
     })
     .await;
-    let status = h.engine.repair_status().await.unwrap();
+    let status = h.healer.repair_status().await.unwrap();
     assert_eq!(status.groups_repaired, 4);
     assert_eq!(status.shards_rebuilt, 4);
     assert!(status.bytes_rebuilt > 0);
@@ -183,12 +183,12 @@ async fn corrupt_frames_found_by_a_read_are_repaired() {
 
     assert_eq!(read_all(&h.engine, "k").await.unwrap(), data);
     wait_for("the read to queue a repair", || async {
-        h.engine.repair_status().await.unwrap().queue_length == 1
+        h.healer.repair_status().await.unwrap().queue_length == 1
     })
     .await;
-    assert_eq!(h.engine.repair_status().await.unwrap().shards_reported, 1);
-    h.engine.repair_pass().await.unwrap();
-    let status = h.engine.repair_status().await.unwrap();
+    assert_eq!(h.healer.repair_status().await.unwrap().shards_reported, 1);
+    h.healer.repair_pass().await.unwrap();
+    let status = h.healer.repair_status().await.unwrap();
     assert_eq!((status.groups_repaired, status.queue_length), (1, 0));
     let repaired = layout_of(&h.engine, "k").await;
     assert_eq!(repaired.nodes, layout.nodes, "repaired in place");
@@ -208,24 +208,24 @@ async fn scrub_reports_are_idempotent_and_healthy_groups_end_quietly() {
     let node = layout.nodes[4];
     let id = ShardId::new(ShardGroupId(layout.group), 4);
     std::fs::remove_file(h.locals[node as usize].shard_path(id)).unwrap();
-    h.engine
+    h.healer
         .report_bad_shard(layout.group, 4, "scrub")
         .await
         .unwrap();
-    h.engine
+    h.healer
         .report_bad_shard(layout.group, 4, "scrub")
         .await
         .unwrap();
-    assert_eq!(h.engine.repair_status().await.unwrap().queue_length, 1);
-    h.engine.repair_pass().await.unwrap();
+    assert_eq!(h.healer.repair_status().await.unwrap().queue_length, 1);
+    h.healer.repair_pass().await.unwrap();
     assert_group_whole(&h, &layout_of(&h.engine, "k").await).await;
     // A report about a group that is whole (or gone) ends without rebuilding anything.
-    h.engine
+    h.healer
         .report_bad_shard([9; 16], 0, "scrub")
         .await
         .unwrap();
-    h.engine.repair_pass().await.unwrap();
-    let status = h.engine.repair_status().await.unwrap();
+    h.healer.repair_pass().await.unwrap();
+    let status = h.healer.repair_status().await.unwrap();
     assert_eq!(status.queue_length, 0);
     assert_eq!(status.groups_repaired, 1);
     assert_eq!(status.groups_discarded, 1);
@@ -238,12 +238,12 @@ async fn a_wiped_disk_is_found_by_its_scan_and_refilled() {
     let objects = put_objects(&h, 5, 30_000, 10_000).await;
     let before = shard_files(h.dir.path());
     std::fs::remove_dir_all(disk(h.dir.path(), 2)).unwrap();
-    let scan = h.engine.scan_node(2, true).await.unwrap();
+    let scan = h.healer.scan_node(2, true).await.unwrap();
     assert_eq!(scan.missing, 5);
     assert_eq!(scan.orphans_removed, 0);
-    h.engine.repair_pass().await.unwrap();
+    h.healer.repair_pass().await.unwrap();
     assert_eq!(shard_files(h.dir.path()), before);
-    assert_eq!(h.engine.scan_node(2, true).await.unwrap().missing, 0);
+    assert_eq!(h.healer.scan_node(2, true).await.unwrap().missing, 0);
     fail_others(&h, &[2], 2);
     for (key, data) in &objects {
         assert_eq!(&read_all(&h.engine, key).await.unwrap(), data, "{key}");
@@ -262,7 +262,7 @@ async fn a_node_back_between_worker_ticks_is_audited_and_refilled() {
     let objects = put_objects(&h, 5, 30_000, 10_000).await;
     let before = shard_files(h.dir.path());
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = h.engine.spawn_repair(stopped);
+    let worker = h.healer.spawn_repair(stopped);
     // The worker looks at node states once a second (from its start): the outage below takes a
     // few milliseconds, 0.3 s after its first look and long before its second.
     tokio::time::sleep(Duration::from_millis(1300)).await;
@@ -289,7 +289,7 @@ async fn a_node_restarted_between_health_checks_is_audited_and_refilled() {
     let before = shard_files(h.dir.path());
     h.engine.cluster().check_all(Duration::from_secs(1)).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = h.engine.spawn_repair(stopped);
+    let worker = h.healer.spawn_repair(stopped);
     replace_disk(&h, 2);
     h.faults[2].restart();
     h.engine.cluster().check_all(Duration::from_secs(1)).await;
@@ -314,13 +314,13 @@ async fn a_lost_node_is_rebuilt_on_the_other_nodes() {
     }
     assert!(!h.engine.cluster().is_up(3));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = h.engine.spawn_repair(stopped);
+    let worker = h.healer.spawn_repair(stopped);
     // Done when no layout names node 3 and nothing is queued or running. (Counting repaired
     // groups instead is timing-dependent: a PUT whose sixth shard write lagged past the
     // straggler grace recorded it missing, and that write-time repair counts too.)
     let keys: Vec<&String> = objects.iter().map(|(key, _)| key).collect();
     wait_for("the lost node's groups to move", || async {
-        let status = h.engine.repair_status().await.unwrap();
+        let status = h.healer.repair_status().await.unwrap();
         if status.queue_length != 0 || status.in_flight != 0 {
             return false;
         }
@@ -334,7 +334,7 @@ async fn a_lost_node_is_rebuilt_on_the_other_nodes() {
     .await;
     stop.send(true).unwrap();
     worker.await.unwrap();
-    assert_eq!(h.engine.repair_status().await.unwrap().nodes_lost, vec![3]);
+    assert_eq!(h.healer.repair_status().await.unwrap().nodes_lost, vec![3]);
     for (key, _) in &objects {
         let layout = layout_of(&h.engine, key).await;
         assert!(!layout.nodes.contains(&3), "{layout:?}");
@@ -349,7 +349,7 @@ async fn a_lost_node_is_rebuilt_on_the_other_nodes() {
     for fault in &h.faults {
         fault.clear();
     }
-    h.engine.gc_pass().await.unwrap();
+    h.healer.gc_pass().await.unwrap();
     assert_eq!(shard_files(&disk(h.dir.path(), 3)), 0);
 }
 
@@ -430,9 +430,9 @@ async fn gc_leaves_only_what_live_objects_need() {
     write_raw_shard(&h.locals[4], orphan, 2).await;
     tokio::time::sleep(Duration::from_millis(250)).await;
 
-    h.engine.maintenance_pass().await.unwrap();
+    h.healer.maintenance_pass().await.unwrap();
     for _ in 0..3 {
-        h.engine.gc_pass().await.unwrap();
+        h.healer.gc_pass().await.unwrap();
     }
     let live = 12 - 3;
     assert_eq!(shard_files(h.dir.path()), live * 6);
@@ -440,7 +440,7 @@ async fn gc_leaves_only_what_live_objects_need() {
         .map(|n| h.catalog.placements_on_node(n, None, 1000).unwrap().len())
         .sum();
     assert_eq!(placed, live * 6);
-    let gc = h.engine.gc_status().await.unwrap();
+    let gc = h.healer.gc_status().await.unwrap();
     assert_eq!(gc.queue_length, 0);
     assert_eq!(gc.orphans_removed, 1);
     assert_eq!(gc.stale_intents_collected, 1);
@@ -465,7 +465,7 @@ async fn gc_leaves_only_what_live_objects_need() {
     for i in (0..6).chain(9..12) {
         h.engine.delete_object("b", &format!("k{i}")).await.unwrap();
     }
-    h.engine.gc_pass().await.unwrap();
+    h.healer.gc_pass().await.unwrap();
     h.engine.delete_bucket("b").await.unwrap();
     assert_eq!(
         shard_files(h.dir.path()),

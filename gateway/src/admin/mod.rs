@@ -19,7 +19,7 @@ use http::{Request, Response, StatusCode};
 use serde::Serialize;
 
 use crate::engine::cluster::NodeStatus;
-use crate::engine::scrub::StoreScrubView;
+use crate::engine::healing::scrub::StoreScrubView;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::service::{new_request_id, S3Service};
 
@@ -109,7 +109,7 @@ pub async fn handle_repair_status(
     if let Some(denied) = deny_unsigned(&service, request) {
         return denied;
     }
-    json_result(service.engine.repair_status().await)
+    json_result(service.healer.repair_status().await)
 }
 
 /// `GET /_strata/admin/gc`: GC queue length and counters ([`crate::engine::GcStatus`]).
@@ -120,7 +120,7 @@ pub async fn handle_gc_status(
     if let Some(denied) = deny_unsigned(&service, request) {
         return denied;
     }
-    json_result(service.engine.gc_status().await)
+    json_result(service.healer.gc_status().await)
 }
 
 /// `GET /_strata/admin/scrub`: the last scrub status the gateway collected from every store.
@@ -131,10 +131,10 @@ pub async fn handle_scrub_status(
     if let Some(denied) = deny_unsigned(&service, request) {
         return denied;
     }
-    let engine = &service.engine;
-    let views = engine.scrub_views();
+    let healer = &service.healer;
+    let views = healer.scrub_views();
     let overview = ScrubOverview {
-        stores: engine.cluster().len(),
+        stores: healer.engine().cluster().len(),
         stores_reachable: views.iter().filter(|view| view.reachable).count(),
         corrupt_found_total: views
             .iter()
@@ -142,7 +142,7 @@ pub async fn handle_scrub_status(
             .map(|status| status.total_corrupt_found)
             .sum(),
         pending_reports: views.iter().map(|view| view.pending_reports).sum(),
-        shards_handed_to_repair: engine.counters().snapshot().scrub_corrupt_shards,
+        shards_handed_to_repair: healer.counters().snapshot().scrub_corrupt_shards,
         stores_detail: views,
     };
     to_json(&overview)
@@ -183,7 +183,7 @@ pub async fn handle_metrics(
             return error.to_response(&new_request_id(), false);
         }
     }
-    match service.metrics.render(&service.engine).await {
+    match service.metrics.render(&service.healer).await {
         Ok(text) => {
             let mut response = Response::new(Body::from(text));
             response.headers_mut().insert(

@@ -9,20 +9,20 @@
 //!   rebuilt from parity, and a stripe that cannot be rebuilt ends the stream with an error.
 //!
 //! Nothing here knows about HTTP, XML or S3 error codes; `gateway::s3` maps [`EngineError`].
+//!
+//! The request path (buckets, objects, multipart, read, write) is [`Engine`]; background work
+//! (repair, rebuild, GC, scans, scrub polling) is the [`Healer`] in `healing`, which holds the
+//! engine. The request path reaches healing only through `signals` and the catalog's queues.
 
 mod buckets;
 pub mod cluster;
-pub mod counters;
-mod gc;
+pub mod healing;
 mod multipart;
 mod objects;
 pub mod observed;
 mod placement;
 mod read;
-mod rebuild;
-mod repair;
-mod scan;
-pub mod scrub;
+mod signals;
 mod write;
 
 use std::sync::Arc;
@@ -41,8 +41,7 @@ pub use metadata::model::{
 pub use multipart::{CombineChecksums, CompletedPart, CreateUploadRequest, PartSummary};
 pub use objects::{ChecksumSource, ObjectRead, PutObjectRequest, PutOutcome, NULL_VERSION};
 pub use read::ByteRange;
-pub use repair::{GcStatus, RepairStatus};
-pub use scan::NodeScan;
+pub use healing::{GcStatus, Healer, NodeScan, RepairStatus};
 
 /// Error carried by a request body stream (the S3 layer puts its own typed error inside).
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -229,11 +228,10 @@ pub struct Engine {
     cluster: Arc<cluster::Cluster>,
     codec: ErasureCodec,
     config: EngineConfig,
-    counters: counters::EngineCounters,
-    scrub: scrub::ScrubMonitor,
     /// When this engine started: intents created earlier belong to a dead process.
     started_ms: u64,
-    healing: repair::HealingState,
+    /// What the request path tells the [`Healer`].
+    signals: signals::HealingSignals,
 }
 
 impl Engine {
@@ -252,19 +250,13 @@ impl Engine {
                 config.geometry.total_shards()
             )));
         }
-        let healing = repair::HealingState::new(
-            config.healing.repair_bytes_per_sec,
-            config.healing.repair_busy_bytes_per_sec,
-        );
         Ok(Arc::new(Engine {
             catalog,
             cluster,
             codec,
             config,
-            counters: counters::EngineCounters::default(),
-            scrub: scrub::ScrubMonitor::default(),
             started_ms: now_ms(),
-            healing,
+            signals: signals::HealingSignals::default(),
         }))
     }
 
@@ -275,7 +267,7 @@ impl Engine {
     /// Records that a client request started: repair runs at its busy budget for the next
     /// second (the S3 layer calls this for every request it serves).
     pub fn note_foreground(&self) {
-        self.healing.note_foreground();
+        self.signals.note_foreground();
     }
 
     /// True when enough nodes are up to accept writes.
@@ -285,11 +277,6 @@ impl Engine {
 
     pub fn cluster(&self) -> &Arc<cluster::Cluster> {
         &self.cluster
-    }
-
-    /// Counters of background work (GC, scrub), for the metrics endpoint.
-    pub fn counters(&self) -> &counters::EngineCounters {
-        &self.counters
     }
 
     /// Runs a blocking catalog call off the reactor.

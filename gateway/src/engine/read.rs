@@ -22,7 +22,7 @@ use storage::store::StorageError;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::{BodyError, BodyStream, Engine, EngineError};
+use super::{now_ms, BodyError, BodyStream, Engine, EngineError};
 
 /// A half-open byte range `[start, end)` of an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -469,6 +469,25 @@ fn clip_pieces(pieces: Vec<Bytes>, stripe_start: u64, range: ByteRange) -> Vec<B
         offset = piece_end;
     }
     out
+}
+
+impl Engine {
+    /// A read found shards of `group` bad (error while the node was up, checksum failure,
+    /// short frame): queue them for the healer without holding up the read. Deduplicated in
+    /// memory (`signals`).
+    pub(crate) fn report_read_failure(&self, group: [u8; 16], indexes: Vec<u8>) {
+        let fresh = self.signals.fresh_reports(group, indexes);
+        if fresh.is_empty() {
+            return;
+        }
+        let catalog = self.catalog.clone();
+        let now = now_ms();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = catalog.queue_repair(group, "read failure", &fresh, now) {
+                warn!(group = %hex::encode(group), error = %e, "could not queue a repair");
+            }
+        });
+    }
 }
 
 #[cfg(test)]

@@ -7,12 +7,14 @@ use std::time::SystemTime;
 
 use super::auth::{authenticate, AuthConfig, AuthContext, Keyring};
 use super::error::S3Error;
-use crate::engine::Engine;
+use crate::engine::{Engine, Healer};
 use crate::metrics::Metrics;
 
 /// Shared state of the S3 endpoint.
 pub struct S3Service {
     pub engine: Arc<Engine>,
+    /// Background work over `engine` (its status calls serve the admin API and the metrics).
+    pub healer: Arc<Healer>,
     pub keyring: Keyring,
     pub auth: AuthConfig,
     /// Domains of virtual-hosted-style addressing (`{bucket}.{domain}`); empty: path style only.

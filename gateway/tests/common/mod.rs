@@ -15,7 +15,7 @@ use metadata::Catalog;
 use storage::{FaultyShardStore, Geometry, LocalShardStore, ShardStore};
 use strata_gateway::engine::cluster::{Cluster, NodeSpec};
 use strata_gateway::engine::{
-    BodyError, BodyStream, ByteRange, Engine, EngineConfig, EngineError, HealingConfig,
+    BodyError, BodyStream, ByteRange, Engine, EngineConfig, EngineError, Healer, HealingConfig,
     PutObjectRequest, WriteCondition,
 };
 
@@ -32,6 +32,8 @@ pub enum CatalogKind {
 
 pub struct Harness {
     pub engine: Arc<Engine>,
+    /// Background work over `engine` (no worker runs unless a test spawns one).
+    pub healer: Arc<Healer>,
     pub catalog: Catalog,
     /// One fault injector per node, in node order.
     pub faults: Vec<Arc<FaultyShardStore>>,
@@ -84,6 +86,7 @@ pub fn harness_with(
     )
     .unwrap();
     Harness {
+        healer: Healer::new(engine.clone()),
         engine,
         catalog,
         faults,

@@ -1,6 +1,6 @@
 //! The gateway's side of scrubbing (DESIGN §7): a background task collects, from every shard
 //! store (storage node or local directory), its scrub progress and the corrupt shards its
-//! scrubber found, hands each corrupt shard to [`Engine::on_corrupt_shard`] and then
+//! scrubber found, hands each corrupt shard to [`Healer::on_corrupt_shard`] and then
 //! acknowledges the reports it handed over, so the store can forget them.
 //!
 //! Invariants: a report is acknowledged only after `on_corrupt_shard` accepted it, and only up
@@ -21,7 +21,8 @@ use storage::store::ShardStore;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{now_ms, Engine, EngineError};
+use super::Healer;
+use crate::engine::{now_ms, EngineError};
 
 /// The last scrub status seen from one store.
 #[derive(Debug, Clone, Serialize)]
@@ -41,7 +42,7 @@ pub struct StoreScrubView {
     pub status: Option<ScrubStatus>,
 }
 
-/// Scrub bookkeeping held by the engine.
+/// Scrub bookkeeping held by the healer.
 #[derive(Debug, Default)]
 pub(crate) struct ScrubMonitor {
     views: Mutex<Vec<StoreScrubView>>,
@@ -70,13 +71,10 @@ impl ScrubMonitor {
     }
 }
 
-impl Engine {
+impl Healer {
     /// A shard found corrupt by a store's scrubber (it is already in that store's quarantine,
-    /// so it reads as missing). This is the one place scrub findings enter repair.
-    ///
-    /// MERGE POINT: until the repair queue exists this logs and counts; with it, this calls
-    /// `self.report_bad_shard(group, index, reason)` and returns its error, so an unqueued
-    /// finding is not acknowledged and comes back on the next poll.
+    /// so it reads as missing). This is the one place scrub findings enter repair: an error
+    /// means the finding was not queued, so it is not acknowledged and comes back next poll.
     pub async fn on_corrupt_shard(
         &self,
         node: u32,
@@ -86,7 +84,7 @@ impl Engine {
         warn!(node, group = %shard.group, index = shard.index, %reason, "scrub found a corrupt shard: queueing repair");
         self.report_bad_shard(shard.group.0, shard.index, &format!("scrub: {reason}"))
             .await?;
-        self.counters
+        self.state.counters
             .scrub_corrupt_shards
             .fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -100,7 +98,7 @@ impl Engine {
     /// Polls every store once: records its progress, hands its reports over, acknowledges
     /// them. Returns how many corrupt shards were handed over.
     pub async fn poll_scrub(&self) -> usize {
-        let nodes = self.cluster.nodes();
+        let nodes = self.engine.cluster.nodes();
         let polls = nodes
             .into_iter()
             .map(|(node, address, store)| self.poll_store(node, address, store));
@@ -108,7 +106,7 @@ impl Engine {
     }
 
     async fn poll_store(&self, node: u32, address: String, store: Arc<dyn ShardStore>) -> usize {
-        let timeout = self.config.shard_timeout;
+        let timeout = self.engine.config.shard_timeout;
         let mut view = StoreScrubView {
             node,
             name: store.name().to_string(),
@@ -149,7 +147,7 @@ impl Engine {
                 }
                 Err(err) => {
                     warn!(node, report = report.id, error = %err, "scrub report names no valid shard: dropped");
-                    self.counters
+                    self.state.counters
                         .scrub_bad_reports
                         .fetch_add(1, Ordering::Relaxed);
                 }
@@ -194,10 +192,10 @@ impl Engine {
         interval: Duration,
         mut shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        let engine = Arc::clone(self);
+        let healer = Arc::clone(self);
         tokio::spawn(async move {
             loop {
-                engine.poll_scrub().await;
+                healer.poll_scrub().await;
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
                     _ = shutdown.changed() => {}
@@ -227,7 +225,7 @@ mod tests {
 
     use super::*;
     use crate::engine::cluster::{Cluster, NodeSpec};
-    use crate::engine::EngineConfig;
+    use crate::engine::{Engine, EngineConfig};
 
     /// A store whose scrubber "found" fixed reports; records acknowledgements.
     struct ReportingStore {
@@ -368,13 +366,14 @@ mod tests {
             },
         )
         .unwrap();
+        let healer = Healer::new(engine);
 
-        assert_eq!(engine.poll_scrub().await, 2);
+        assert_eq!(healer.poll_scrub().await, 2);
         assert_eq!(*reporting.acked.lock().unwrap(), vec![9]);
-        let counters = engine.counters().snapshot();
+        let counters = healer.counters().snapshot();
         assert_eq!(counters.scrub_corrupt_shards, 2);
         assert_eq!(counters.scrub_bad_reports, 1);
-        let views = engine.scrub_views();
+        let views = healer.scrub_views();
         assert_eq!(views.len(), 6);
         let fake = &views[0];
         assert!(fake.reachable);
@@ -385,7 +384,7 @@ mod tests {
         assert!(views[2].reachable);
 
         // Acknowledged reports do not come back: a second poll hands nothing over.
-        assert_eq!(engine.poll_scrub().await, 0);
-        assert_eq!(engine.counters().snapshot().scrub_corrupt_shards, 2);
+        assert_eq!(healer.poll_scrub().await, 0);
+        assert_eq!(healer.counters().snapshot().scrub_corrupt_shards, 2);
     }
 }

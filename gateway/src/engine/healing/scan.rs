@@ -18,7 +18,8 @@ use storage::id::ShardId;
 use storage::store::StorageError;
 use tracing::{info, warn};
 
-use super::{now_ms, Engine, EngineError};
+use super::Healer;
+use crate::engine::{now_ms, EngineError};
 
 /// Shard ids per list call and placement rows per scan call.
 const SCAN_PAGE: usize = 1000;
@@ -42,7 +43,7 @@ fn group_created_ms(group: &[u8; 16]) -> Option<u64> {
     Some(secs.saturating_mul(1000) + u64::from(nanos / 1_000_000))
 }
 
-impl Engine {
+impl Healer {
     /// Compares node `node`'s shards with the placement index: queues a repair for every shard
     /// placement expects but the node lacks, and (with `remove_orphans`) deletes shards nothing
     /// references that are older than the GC delay.
@@ -52,10 +53,10 @@ impl Engine {
         remove_orphans: bool,
     ) -> Result<NodeScan, EngineError> {
         let store = self
-            .cluster
+            .engine.cluster
             .store(node)
             .ok_or_else(|| EngineError::invariant(format!("unknown node {node}")))?;
-        let timeout = self.config.shard_timeout;
+        let timeout = self.engine.config.shard_timeout;
         let mut scan = NodeScan::default();
         let mut listed: VecDeque<ShardId> = VecDeque::new();
         let mut list_after: Option<ShardId> = None;
@@ -66,7 +67,7 @@ impl Engine {
         let mut front_matched = false;
         let mut missing: Vec<([u8; 16], u8)> = Vec::new();
         let mut orphans: Vec<ShardId> = Vec::new();
-        let orphan_cutoff = now_ms().saturating_sub(self.config.gc_delay.as_millis() as u64);
+        let orphan_cutoff = now_ms().saturating_sub(self.engine.config.gc_delay.as_millis() as u64);
         // Each step consumes one listed shard or one placement row.
         for _ in 0..MAX_SCAN_PAGES.saturating_mul(SCAN_PAGE).saturating_mul(2) {
             if listed.is_empty() && !list_done {
@@ -84,7 +85,7 @@ impl Engine {
             if placed.is_empty() && !placed_done {
                 let after = placed_after;
                 let page = self
-                    .meta(move |c| c.placements_on_node(node, after, SCAN_PAGE))
+                    .engine.meta(move |c| c.placements_on_node(node, after, SCAN_PAGE))
                     .await?;
                 placed_done = page.len() < SCAN_PAGE;
                 placed_after = page.last().map(|(g, _)| *g);
@@ -140,7 +141,7 @@ impl Engine {
         if remove_orphans {
             scan.orphans_removed += self.remove_orphans(node, orphans, orphan_cutoff).await?;
         }
-        let counters = &self.healing.counters;
+        let counters = &self.state.counters;
         counters.node_scans.fetch_add(1, Ordering::Relaxed);
         counters.last_scan_ms.store(now_ms(), Ordering::Relaxed);
         if scan.missing > 0 || scan.orphans_removed > 0 {
@@ -169,12 +170,12 @@ impl Engine {
             shards = count,
             "shards missing on node: queued for repair"
         );
-        self.healing
+        self.state
             .counters
             .missing_shards_found
             .fetch_add(count, Ordering::Relaxed);
         let now = now_ms();
-        self.meta(move |c| {
+        self.engine.meta(move |c| {
             for (group, index) in &missing {
                 c.queue_repair(*group, "shard missing on node", &[*index], now)?;
             }
@@ -190,10 +191,10 @@ impl Engine {
         candidates: Vec<ShardId>,
         created_before_ms: u64,
     ) -> Result<u64, EngineError> {
-        let Some(store) = self.cluster.store(node) else {
+        let Some(store) = self.engine.cluster.store(node) else {
             return Ok(0);
         };
-        let timeout = self.config.shard_timeout;
+        let timeout = self.engine.config.shard_timeout;
         let mut removed = 0u64;
         for shard in candidates {
             let old_enough =
@@ -202,10 +203,10 @@ impl Engine {
                 continue;
             }
             let group = shard.group.0;
-            let Some(_claim) = self.healing.claim(group) else {
+            let Some(_claim) = self.state.claim(group) else {
                 continue;
             };
-            if self.meta(move |c| c.shard_referenced(node, &group)).await? {
+            if self.engine.meta(move |c| c.shard_referenced(node, &group)).await? {
                 continue;
             }
             let size = match tokio::time::timeout(timeout, store.stat(shard)).await {
@@ -215,7 +216,7 @@ impl Engine {
             match tokio::time::timeout(timeout, store.delete(shard)).await {
                 Ok(Ok(())) => {
                     removed += 1;
-                    let counters = &self.healing.counters;
+                    let counters = &self.state.counters;
                     counters.orphans_removed.fetch_add(1, Ordering::Relaxed);
                     counters
                         .orphan_bytes_removed
@@ -235,8 +236,8 @@ impl Engine {
     /// that is up (lost shards → repair, orphans → deleted).
     pub async fn maintenance_pass(&self) -> Result<(), EngineError> {
         self.abort_expired_uploads().await?;
-        for node in self.cluster.node_ids() {
-            if !self.cluster.is_up(node) {
+        for node in self.engine.cluster.node_ids() {
+            if !self.engine.cluster.is_up(node) {
                 continue;
             }
             if let Err(e) = self.scan_node(node, true).await {
@@ -248,20 +249,20 @@ impl Engine {
 
     /// Aborts multipart uploads initiated longer ago than `upload_expiry`; their parts go to GC.
     pub async fn abort_expired_uploads(&self) -> Result<u64, EngineError> {
-        let expiry = self.config.healing.upload_expiry.as_millis() as u64;
+        let expiry = self.engine.config.healing.upload_expiry.as_millis() as u64;
         let cutoff = now_ms().saturating_sub(expiry);
-        let gc_delay = self.config.gc_delay.as_millis() as u64;
+        let gc_delay = self.engine.config.gc_delay.as_millis() as u64;
         let mut after = None;
         let mut aborted = 0u64;
         for _ in 0..MAX_SCAN_PAGES {
             let from = after.take();
             let (uploads, next) = self
-                .meta(move |c| c.expired_uploads(cutoff, from, EXPIRY_BATCH))
+                .engine.meta(move |c| c.expired_uploads(cutoff, from, EXPIRY_BATCH))
                 .await?;
             for upload in uploads {
                 let id = upload.upload_id.clone();
                 let result = self
-                    .meta(move |c| c.abort_upload(&upload, now_ms(), gc_delay))
+                    .engine.meta(move |c| c.abort_upload(&upload, now_ms(), gc_delay))
                     .await;
                 match result {
                     Ok(()) => {
@@ -277,7 +278,7 @@ impl Engine {
                 None => break,
             }
         }
-        self.healing
+        self.state
             .counters
             .expired_uploads_aborted
             .fetch_add(aborted, Ordering::Relaxed);

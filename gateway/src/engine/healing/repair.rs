@@ -1,6 +1,6 @@
 //! Repair (healing, DESIGN §7): the background worker that drains the durable repair queue,
-//! the hooks that feed it (read failures, scrub reports, lost and returning nodes) and the
-//! counters behind `/_strata/admin/repair` and `/_strata/admin/gc`.
+//! the hooks that feed it (scrub reports, lost and returning nodes; read failures come through
+//! `signals`) and the status behind `/_strata/admin/repair` and `/_strata/admin/gc`.
 //!
 //! Invariants: a group is repaired by at most one task at a time (`in_flight`); a queue item
 //! leaves the queue only in the batch that publishes its repair, or once the group is known to
@@ -9,9 +9,8 @@
 //! shrinks to `repair_busy_bytes_per_sec` while clients are being served, so repair yields to
 //! foreground traffic without ever stopping. The rebuild itself lives in `rebuild`.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -23,134 +22,21 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use super::{now_ms, Engine, EngineError};
-
-/// Reports of the same shard within this window are one report (a degraded object read in a
-/// loop must not turn every GET into a metadata write).
-const REPORT_DEDUPE: Duration = Duration::from_secs(30);
-/// Bound on the in-memory report dedupe table.
-const REPORT_TABLE_MAX: usize = 10_000;
-/// Foreground traffic counts as ongoing for this long after a request started (a large GET
-/// streams its body long after its handler returned).
-const BUSY_WINDOW: Duration = Duration::from_secs(1);
-
-/// Counters shown by the admin API (monotonic since the gateway started).
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub groups_repaired: AtomicU64,
-    pub shards_rebuilt: AtomicU64,
-    pub bytes_rebuilt: AtomicU64,
-    pub bytes_read: AtomicU64,
-    pub repair_failures: AtomicU64,
-    pub groups_discarded: AtomicU64,
-    pub groups_found_healthy: AtomicU64,
-    pub shards_reported: AtomicU64,
-    pub last_repair_ms: AtomicU64,
-    pub gc_groups_collected: AtomicU64,
-    pub gc_shards_deleted: AtomicU64,
-    pub gc_bytes_collected: AtomicU64,
-    pub gc_failures: AtomicU64,
-    pub stale_intents_collected: AtomicU64,
-    pub expired_uploads_aborted: AtomicU64,
-    pub orphans_removed: AtomicU64,
-    pub orphan_bytes_removed: AtomicU64,
-    pub missing_shards_found: AtomicU64,
-    pub node_scans: AtomicU64,
-    pub last_scan_ms: AtomicU64,
-}
-
-/// In-memory state of healing (the durable part is the catalog's queues).
-pub(crate) struct HealingState {
-    pub counters: Counters,
-    in_flight: Mutex<HashSet<[u8; 16]>>,
-    recent_reports: Mutex<HashMap<([u8; 16], u8), Instant>>,
-    /// Nodes whose loss was already turned into repair work (until they come back).
-    lost_nodes: Mutex<HashSet<u32>>,
-    /// Per node, the count of returns (`Cluster::returns`) already audited: a node that came
-    /// back since is audited, even if it was down for less than one worker tick.
-    audited_returns: Mutex<HashMap<u32, u64>>,
-    pacer: Pacer,
-    /// Milliseconds since `epoch` at which the last foreground request started (0: none yet).
-    last_foreground_ms: AtomicU64,
-    epoch: std::time::Instant,
-}
-
-/// Locks a mutex over plain collections; a panic elsewhere cannot break them, so poisoning is
-/// ignored.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Exclusive claim on a shard group for repair, GC or the orphan scan within this process (the
-/// only process that owns the catalog): none of them races another on the same shard files.
-/// Released on drop.
-pub(crate) struct GroupClaim<'a> {
-    state: &'a HealingState,
-    group: [u8; 16],
-}
-
-impl Drop for GroupClaim<'_> {
-    fn drop(&mut self) {
-        lock(&self.state.in_flight).remove(&self.group);
-    }
-}
-
-impl HealingState {
-    /// Claims `group`; `None` when repair, GC or a scan already works on it.
-    pub fn claim(&self, group: [u8; 16]) -> Option<GroupClaim<'_>> {
-        if !lock(&self.in_flight).insert(group) {
-            return None;
-        }
-        Some(GroupClaim { state: self, group })
-    }
-
-    pub fn new(bytes_per_sec: u64, busy_bytes_per_sec: u64) -> HealingState {
-        HealingState {
-            counters: Counters::default(),
-            in_flight: Mutex::new(HashSet::new()),
-            recent_reports: Mutex::new(HashMap::new()),
-            lost_nodes: Mutex::new(HashSet::new()),
-            audited_returns: Mutex::new(HashMap::new()),
-            pacer: Pacer::new(bytes_per_sec, busy_bytes_per_sec),
-            last_foreground_ms: AtomicU64::new(0),
-            epoch: std::time::Instant::now(),
-        }
-    }
-
-    /// Records that a client request started (one relaxed store: cheap on every request).
-    pub fn note_foreground(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
-        self.last_foreground_ms.store(ms.max(1), Ordering::Relaxed);
-    }
-
-    /// Whether a client request started within the last `BUSY_WINDOW`.
-    fn foreground_busy(&self) -> bool {
-        let last = self.last_foreground_ms.load(Ordering::Relaxed);
-        last != 0
-            && (self.epoch.elapsed().as_millis() as u64).saturating_sub(last)
-                < BUSY_WINDOW.as_millis() as u64
-    }
-
-    /// Waits until `bytes` more repair I/O fits the byte budget (the busy budget while clients
-    /// are being served).
-    pub async fn pace(&self, bytes: u64) {
-        self.pacer.pace(bytes, self.foreground_busy()).await;
-    }
-}
+use crate::engine::signals::lock;
+use super::{GroupClaim, Healer};
+use crate::engine::{now_ms, EngineError};
 
 /// A byte-rate limiter shared by every repair task: each call books its bytes on a virtual
 /// timeline and sleeps until its slot. While foreground traffic runs, the rate is the busy
 /// rate and no burst is banked; otherwise at most one second of burst is banked.
-struct Pacer {
+pub(super) struct Pacer {
     bytes_per_sec: u64,
     busy_bytes_per_sec: u64,
     next_free: Mutex<Instant>,
 }
 
 impl Pacer {
-    fn new(bytes_per_sec: u64, busy_bytes_per_sec: u64) -> Pacer {
+    pub(super) fn new(bytes_per_sec: u64, busy_bytes_per_sec: u64) -> Pacer {
         Pacer {
             bytes_per_sec,
             busy_bytes_per_sec,
@@ -159,7 +45,7 @@ impl Pacer {
     }
 
     /// The byte rate in force (0: unlimited).
-    fn rate(&self, busy: bool) -> u64 {
+    pub(super) fn rate(&self, busy: bool) -> u64 {
         match (busy, self.busy_bytes_per_sec, self.bytes_per_sec) {
             (false, _, rate) | (true, 0, rate) => rate,
             (true, busy, 0) => busy,
@@ -167,7 +53,7 @@ impl Pacer {
         }
     }
 
-    async fn pace(&self, bytes: u64, busy: bool) {
+    pub(super) async fn pace(&self, bytes: u64, busy: bool) {
         let rate = self.rate(busy);
         if rate == 0 || bytes == 0 {
             return;
@@ -258,7 +144,7 @@ pub(crate) enum Attempt {
 
 const QUEUE_COUNT_LIMIT: usize = 1_000_000;
 
-impl Engine {
+impl Healer {
     /// Queues a repair for shard `index` of `group` (the scrubber's hook: call it for a shard
     /// whose file failed verification or was quarantined). Idempotent: a group already queued
     /// only gains the index.
@@ -268,57 +154,21 @@ impl Engine {
         index: u8,
         reason: &str,
     ) -> Result<(), EngineError> {
-        self.healing
-            .counters
+        self.engine
+            .signals
             .shards_reported
             .fetch_add(1, Ordering::Relaxed);
         let reason = reason.to_string();
         let now = now_ms();
-        self.meta(move |c| c.queue_repair(group, &reason, &[index], now))
+        self.engine.meta(move |c| c.queue_repair(group, &reason, &[index], now))
             .await?;
         Ok(())
     }
 
-    /// A read found shards of `group` bad (error while the node was up, checksum failure,
-    /// short frame): queue them without holding up the read. Deduplicated in memory.
-    pub(crate) fn report_read_failure(&self, group: [u8; 16], indexes: Vec<u8>) {
-        let fresh: Vec<u8> = {
-            let mut recent = lock(&self.healing.recent_reports);
-            let now = Instant::now();
-            if recent.len() > REPORT_TABLE_MAX {
-                recent.retain(|_, at| now.duration_since(*at) < REPORT_DEDUPE);
-            }
-            indexes
-                .into_iter()
-                .filter(|&i| match recent.get(&(group, i)) {
-                    Some(at) if now.duration_since(*at) < REPORT_DEDUPE => false,
-                    _ => {
-                        recent.insert((group, i), now);
-                        true
-                    }
-                })
-                .collect()
-        };
-        if fresh.is_empty() {
-            return;
-        }
-        self.healing
-            .counters
-            .shards_reported
-            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
-        let catalog = self.catalog.clone();
-        let now = now_ms();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = catalog.queue_repair(group, "read failure", &fresh, now) {
-                warn!(group = %hex::encode(group), error = %e, "could not queue a repair");
-            }
-        });
-    }
-
     /// Whether node `id` has been down for longer than the lost-node grace period.
     pub(crate) fn node_lost(&self, id: u32) -> bool {
-        let grace = self.config.healing.node_lost_after.as_millis() as u64;
-        self.cluster
+        let grace = self.engine.config.healing.node_lost_after.as_millis() as u64;
+        self.engine.cluster
             .down_since_ms(id)
             .is_some_and(|since| now_ms().saturating_sub(since) >= grace)
     }
@@ -329,7 +179,7 @@ impl Engine {
         self: &Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        let engine = self.clone();
+        let healer = self.clone();
         tokio::spawn(async move {
             let mut tasks: JoinSet<()> = JoinSet::new();
             loop {
@@ -337,7 +187,7 @@ impl Engine {
                 // after the poll interval (with it, a backlog drained at parallelism/interval
                 // groups per second, far below `repair_bytes_per_sec`).
                 tokio::select! {
-                    _ = tokio::time::sleep(engine.config.healing.repair_interval) => {}
+                    _ = tokio::time::sleep(healer.engine.config.healing.repair_interval) => {}
                     Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                     _ = shutdown.changed() => {}
                 }
@@ -345,8 +195,8 @@ impl Engine {
                     break;
                 }
                 while tasks.try_join_next().is_some() {}
-                engine.watch_nodes(&mut tasks);
-                if let Err(e) = engine.start_due_repairs(&mut tasks).await {
+                healer.watch_nodes(&mut tasks);
+                if let Err(e) = healer.start_due_repairs(&mut tasks).await {
                     warn!(error = %e, "repair pass failed");
                 }
             }
@@ -377,32 +227,32 @@ impl Engine {
         self: &Arc<Self>,
         tasks: &mut JoinSet<()>,
     ) -> Result<usize, EngineError> {
-        let parallelism = self.config.healing.repair_parallelism.max(1);
+        let parallelism = self.engine.config.healing.repair_parallelism.max(1);
         let free = parallelism.saturating_sub(tasks.len());
         if free == 0 {
             return Ok(0);
         }
         let now = now_ms();
         let due = self
-            .meta(move |c| c.due_repairs(now, parallelism * 4))
+            .engine.meta(move |c| c.due_repairs(now, parallelism * 4))
             .await?;
         let mut started = 0;
         for (key, item) in due {
             if started == free {
                 break;
             }
-            if !lock(&self.healing.in_flight).insert(item.group) {
+            if !lock(&self.state.in_flight).insert(item.group) {
                 continue;
             }
             started += 1;
-            let engine = self.clone();
+            let healer = self.clone();
             tasks.spawn(async move {
                 // The claim was taken above; this guard releases it however the task ends.
                 let _claim = GroupClaim {
-                    state: &engine.healing,
+                    state: &healer.state,
                     group: item.group,
                 };
-                engine.run_repair_item(key, item).await;
+                healer.run_repair_item(key, item).await;
             });
         }
         Ok(started)
@@ -412,7 +262,7 @@ impl Engine {
     async fn run_repair_item(&self, key: Vec<u8>, item: RepairItem) {
         let group = item.group;
         let outcome = self.repair_group(&key, &item).await;
-        let counters = &self.healing.counters;
+        let counters = &self.state.counters;
         let now = now_ms();
         let result = match outcome {
             Ok(Attempt::Repaired) => Ok(()),
@@ -421,19 +271,19 @@ impl Engine {
                     .groups_found_healthy
                     .fetch_add(1, Ordering::Relaxed);
                 let handled = item.shards.clone();
-                self.meta(move |c| c.finish_repair(&key, &handled, now))
+                self.engine.meta(move |c| c.finish_repair(&key, &handled, now))
                     .await
             }
             Ok(Attempt::Gone) => {
                 counters.groups_discarded.fetch_add(1, Ordering::Relaxed);
                 info!(group = %hex::encode(group), reason = %item.reason, "repair dropped: the group is no longer referenced");
                 let handled = item.shards.clone();
-                self.meta(move |c| c.finish_repair(&key, &handled, now))
+                self.engine.meta(move |c| c.finish_repair(&key, &handled, now))
                     .await
             }
             Ok(Attempt::Retry { handled, extra }) => {
                 let due = now + repair_backoff_ms(item.attempts);
-                self.meta(move |c| c.retry_repair(&key, &handled, &extra, due))
+                self.engine.meta(move |c| c.retry_repair(&key, &handled, &extra, due))
                     .await
             }
             Err(e) => {
@@ -446,7 +296,7 @@ impl Engine {
                     debug!(group = %hex::encode(group), reason = %item.reason, attempts = item.attempts, error = %e, "repair attempt failed again: will retry");
                 }
                 let due = now + repair_backoff_ms(item.attempts);
-                self.meta(move |c| c.retry_repair(&key, &[], &[], due))
+                self.engine.meta(move |c| c.retry_repair(&key, &[], &[], due))
                     .await
             }
         };
@@ -459,32 +309,32 @@ impl Engine {
     /// queued (once per outage); a node that comes back after being down is audited against
     /// the placement index (a wiped or replaced disk comes back empty).
     fn watch_nodes(self: &Arc<Self>, tasks: &mut JoinSet<()>) {
-        for node in self.cluster.node_ids() {
-            if self.cluster.is_up(node) {
-                lock(&self.healing.lost_nodes).remove(&node);
-                let returns = self.cluster.returns(node);
-                let previous = lock(&self.healing.audited_returns).insert(node, returns);
+        for node in self.engine.cluster.node_ids() {
+            if self.engine.cluster.is_up(node) {
+                lock(&self.state.lost_nodes).remove(&node);
+                let returns = self.engine.cluster.returns(node);
+                let previous = lock(&self.state.audited_returns).insert(node, returns);
                 if previous.unwrap_or(0) < returns {
-                    let engine = self.clone();
+                    let healer = self.clone();
                     tasks.spawn(async move {
                         info!(
                             node,
                             "node is back: checking its shards against the placement index"
                         );
-                        if let Err(e) = engine.scan_node(node, false).await {
+                        if let Err(e) = healer.scan_node(node, false).await {
                             warn!(node, error = %e, "audit of a returning node failed");
                             // Audited again at the next tick.
-                            lock(&engine.healing.audited_returns)
+                            lock(&healer.state.audited_returns)
                                 .insert(node, previous.unwrap_or(0));
                         }
                     });
                 }
                 continue;
             }
-            if self.node_lost(node) && lock(&self.healing.lost_nodes).insert(node) {
-                let engine = self.clone();
+            if self.node_lost(node) && lock(&self.state.lost_nodes).insert(node) {
+                let healer = self.clone();
                 tasks.spawn(async move {
-                    match engine.queue_node_groups(node).await {
+                    match healer.queue_node_groups(node).await {
                         Ok(count) => {
                             warn!(
                                 node,
@@ -494,7 +344,7 @@ impl Engine {
                         }
                         Err(e) => {
                             warn!(node, error = %e, "could not queue the groups of a lost node");
-                            lock(&engine.healing.lost_nodes).remove(&node);
+                            lock(&healer.state.lost_nodes).remove(&node);
                         }
                     }
                 });
@@ -508,14 +358,14 @@ impl Engine {
         let mut count = 0u64;
         loop {
             let page = self
-                .meta(move |c| c.placements_on_node(node, after, 1000))
+                .engine.meta(move |c| c.placements_on_node(node, after, 1000))
                 .await?;
             let Some((last, _)) = page.last() else { break };
             after = Some(*last);
             let full = page.len() == 1000;
             count += page.len() as u64;
             let now = now_ms();
-            self.meta(move |c| {
+            self.engine.meta(move |c| {
                 for (group, placement) in &page {
                     c.queue_repair(*group, "node lost", &[placement.index], now)?;
                 }
@@ -531,14 +381,14 @@ impl Engine {
 
     /// Repair counters and queue length.
     pub async fn repair_status(&self) -> Result<RepairStatus, EngineError> {
-        let queue = self.meta(|c| c.repair_queue_len(QUEUE_COUNT_LIMIT)).await?;
-        let c = &self.healing.counters;
+        let queue = self.engine.meta(|c| c.repair_queue_len(QUEUE_COUNT_LIMIT)).await?;
+        let c = &self.state.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut nodes_lost: Vec<u32> = lock(&self.healing.lost_nodes).iter().copied().collect();
+        let mut nodes_lost: Vec<u32> = lock(&self.state.lost_nodes).iter().copied().collect();
         nodes_lost.sort_unstable();
         Ok(RepairStatus {
             queue_length: queue as u64,
-            in_flight: lock(&self.healing.in_flight).len() as u64,
+            in_flight: lock(&self.state.in_flight).len() as u64,
             groups_repaired: get(&c.groups_repaired),
             shards_rebuilt: get(&c.shards_rebuilt),
             bytes_rebuilt: get(&c.bytes_rebuilt),
@@ -546,20 +396,20 @@ impl Engine {
             failed_attempts: get(&c.repair_failures),
             groups_discarded: get(&c.groups_discarded),
             groups_found_healthy: get(&c.groups_found_healthy),
-            shards_reported: get(&c.shards_reported),
+            shards_reported: get(&self.engine.signals.shards_reported),
             missing_shards_found: get(&c.missing_shards_found),
             nodes_lost,
             last_repair_ms: get(&c.last_repair_ms),
-            bytes_per_sec_limit: self.config.healing.repair_bytes_per_sec,
-            busy_bytes_per_sec_limit: self.healing.pacer.rate(true),
-            foreground_busy: self.healing.foreground_busy(),
+            bytes_per_sec_limit: self.engine.config.healing.repair_bytes_per_sec,
+            busy_bytes_per_sec_limit: self.state.pacer.rate(true),
+            foreground_busy: self.engine.signals.foreground_busy(),
         })
     }
 
     /// GC counters and queue length.
     pub async fn gc_status(&self) -> Result<GcStatus, EngineError> {
-        let queue = self.meta(|c| c.gc_queue_len(QUEUE_COUNT_LIMIT)).await?;
-        let c = &self.healing.counters;
+        let queue = self.engine.meta(|c| c.gc_queue_len(QUEUE_COUNT_LIMIT)).await?;
+        let c = &self.state.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Ok(GcStatus {
             queue_length: queue as u64,
@@ -573,7 +423,7 @@ impl Engine {
             orphan_bytes_removed: get(&c.orphan_bytes_removed),
             node_scans: get(&c.node_scans),
             last_scan_ms: get(&c.last_scan_ms),
-            gc_delay_secs: self.config.gc_delay.as_secs(),
+            gc_delay_secs: self.engine.config.gc_delay.as_secs(),
         })
     }
 }
@@ -620,16 +470,5 @@ mod tests {
         assert_eq!(Pacer::new(1_000, 5_000).rate(true), 1_000);
         assert_eq!(Pacer::new(1_000, 0).rate(true), 1_000);
         assert_eq!(Pacer::new(0, 7).rate(true), 7);
-    }
-
-    #[test]
-    fn foreground_is_busy_for_a_second_after_a_request() {
-        let state = HealingState::new(1, 1);
-        assert!(!state.foreground_busy());
-        state.note_foreground();
-        assert!(state.foreground_busy());
-        state.last_foreground_ms.store(1, Ordering::Relaxed);
-        std::thread::sleep(BUSY_WINDOW + Duration::from_millis(20));
-        assert!(!state.foreground_busy());
     }
 }

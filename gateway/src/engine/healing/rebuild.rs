@@ -27,10 +27,11 @@ use storage::store::{ShardStore, StorageError};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::placement::place_group;
 use super::repair::Attempt;
-use super::write::{run_shard_writer, WriterMessage};
-use super::{now_ms, Engine, EngineError};
+use super::Healer;
+use crate::engine::placement::place_group;
+use crate::engine::write::{run_shard_writer, WriterMessage};
+use crate::engine::{now_ms, EngineError};
 
 /// Bytes of stripes read per batch while rebuilding.
 const BATCH_BYTES: usize = 4 * 1024 * 1024;
@@ -45,7 +46,7 @@ struct Survey {
     template: Option<ShardHeader>,
 }
 
-impl Engine {
+impl Healer {
     /// One repair attempt of the queue item `key`.
     pub(crate) async fn repair_group(
         &self,
@@ -53,9 +54,9 @@ impl Engine {
         item: &RepairItem,
     ) -> Result<Attempt, EngineError> {
         let group = item.group;
-        let nodes = self.cluster.node_ids();
+        let nodes = self.engine.cluster.node_ids();
         let found = self
-            .meta(move |c| c.find_group_layout(&group, &nodes))
+            .engine.meta(move |c| c.find_group_layout(&group, &nodes))
             .await?;
         let Some((owner, layout)) = found else {
             return Ok(Attempt::Gone);
@@ -124,7 +125,7 @@ impl Engine {
                 created_ms: now_ms(),
                 layout: partial,
             };
-            self.meta(move |c| c.put_intent(group, &record)).await?;
+            self.engine.meta(move |c| c.put_intent(group, &record)).await?;
         }
 
         let started = Instant::now();
@@ -135,14 +136,14 @@ impl Engine {
             Ok(done) => done,
             Err(e) => {
                 if intent {
-                    self.abandon_intent(group).await;
+                    self.engine.abandon_intent(group).await;
                 }
                 return Err(e);
             }
         };
         if rebuilt.is_empty() {
             if intent {
-                self.abandon_intent(group).await;
+                self.engine.abandon_intent(group).await;
             }
             return Err(EngineError::unavailable(
                 "rebuilt shards written",
@@ -158,9 +159,9 @@ impl Engine {
         let swap_rebuilt = rebuilt.clone();
         let queue_key = complete.then(|| key.to_vec());
         let swap_handled = handled.clone();
-        let gc_delay = self.config.gc_delay.as_millis() as u64;
+        let gc_delay = self.engine.config.gc_delay.as_millis() as u64;
         let outcome = self
-            .meta(move |c| {
+            .engine.meta(move |c| {
                 c.swap_repaired(
                     &swap_owner,
                     group,
@@ -175,7 +176,7 @@ impl Engine {
             .await;
         match outcome {
             Ok(SwapOutcome::Swapped(new_layout)) => {
-                let counters = &self.healing.counters;
+                let counters = &self.state.counters;
                 counters.groups_repaired.fetch_add(1, Ordering::Relaxed);
                 counters
                     .shards_rebuilt
@@ -207,7 +208,7 @@ impl Engine {
                 if complete {
                     // The item ended with the swap; the shards found bad meanwhile start a new one.
                     let now = now_ms();
-                    self.meta(move |c| c.queue_repair(group, "found during repair", &extra, now))
+                    self.engine.meta(move |c| c.queue_repair(group, "found during repair", &extra, now))
                         .await?;
                     return Ok(Attempt::Repaired);
                 }
@@ -218,7 +219,7 @@ impl Engine {
             }
             Ok(SwapOutcome::Gone) => {
                 if intent {
-                    self.abandon_intent(group).await;
+                    self.engine.abandon_intent(group).await;
                 }
                 Ok(Attempt::Retry {
                     handled: Vec::new(),
@@ -227,7 +228,7 @@ impl Engine {
             }
             Ok(SwapOutcome::Conflict) => {
                 if intent {
-                    self.abandon_intent(group).await;
+                    self.engine.abandon_intent(group).await;
                 }
                 Err(EngineError::unavailable(
                     "target nodes free of a replaced shard of the group",
@@ -237,7 +238,7 @@ impl Engine {
             }
             Err(e) => {
                 if intent {
-                    self.abandon_intent(group).await;
+                    self.engine.abandon_intent(group).await;
                 }
                 Err(e)
             }
@@ -260,7 +261,7 @@ impl Engine {
             .filter(|&i| usize::from(i) < total)
             .collect();
         let group = ShardGroupId(layout.group);
-        let timeout = self.config.shard_timeout;
+        let timeout = self.engine.config.shard_timeout;
         let mut stats = Vec::new();
         for (slot, &node) in layout.nodes.iter().enumerate() {
             let Ok(index) = u8::try_from(slot) else { break };
@@ -271,10 +272,10 @@ impl Engine {
                 rebuild.insert(index);
                 continue;
             }
-            if !self.cluster.is_up(node) {
+            if !self.engine.cluster.is_up(node) {
                 continue;
             }
-            let Some(store) = self.cluster.store(node) else {
+            let Some(store) = self.engine.cluster.store(node) else {
                 rebuild.insert(index);
                 continue;
             };
@@ -328,10 +329,10 @@ impl Engine {
         rebuild: &BTreeSet<u8>,
     ) -> Result<(Vec<(u8, u32)>, Vec<u8>), EngineError> {
         let group = layout.group;
-        let nodes = self.cluster.node_ids();
+        let nodes = self.engine.cluster.node_ids();
         // Nodes with any placement row of the group (live or waiting for GC) are not free.
         let occupied: Vec<u32> = self
-            .meta(move |c| {
+            .engine.meta(move |c| {
                 let mut occupied = Vec::new();
                 for node in nodes {
                     if c.placement(node, &group)?.is_some() {
@@ -351,12 +352,12 @@ impl Engine {
                 .get(usize::from(index))
                 .copied()
                 .unwrap_or(NO_NODE);
-            if own != NO_NODE && self.cluster.is_up(own) && !self.node_lost(own) {
+            if own != NO_NODE && self.engine.cluster.is_up(own) && !self.node_lost(own) {
                 targets.push((index, own));
                 continue;
             }
             let candidates: Vec<_> = self
-                .cluster
+                .engine.cluster
                 .up_candidates()
                 .into_iter()
                 .filter(|c| !taken.contains(&c.id) && !self.node_lost(c.id))
@@ -383,18 +384,18 @@ impl Engine {
         targets: &[(u8, u32)],
     ) -> Result<(Vec<(u8, u32)>, Vec<u8>, u64), EngineError> {
         let group = ShardGroupId(layout.group);
-        let codec = if *geometry == self.config.geometry {
-            self.codec.clone()
+        let codec = if *geometry == self.engine.config.geometry {
+            self.engine.codec.clone()
         } else {
             ErasureCodec::new(*geometry)
                 .map_err(|e| EngineError::internal("codec", e))?
         };
-        let timeout = self.config.shard_timeout;
+        let timeout = self.engine.config.shard_timeout;
         let mut senders = Vec::new();
         let mut writers = Vec::new();
         for &(index, node) in targets {
             let store = self
-                .cluster
+                .engine.cluster
                 .store(node)
                 .ok_or_else(|| EngineError::invariant(format!("unknown node {node}")))?;
             let mut header = template.clone();
@@ -410,7 +411,7 @@ impl Engine {
             .iter()
             .filter_map(|&i| {
                 let node = *layout.nodes.get(usize::from(i))?;
-                Some((i, self.cluster.store(node)?))
+                Some((i, self.engine.cluster.store(node)?))
             })
             .collect();
         let mut extra_bad: BTreeSet<u8> = BTreeSet::new();
@@ -463,11 +464,11 @@ impl Engine {
                     Ok(Err(_)) | Err(_) => {}
                 }
             }
-            self.healing
+            self.state
                 .counters
                 .bytes_read
                 .fetch_add(read_bytes, Ordering::Relaxed);
-            self.healing.pace(read_bytes).await;
+            self.pace(read_bytes).await;
             let wanted: Vec<u8> = targets.iter().map(|&(i, _)| i).collect();
             let codec = codec.clone();
             let geometry_copy = *geometry;
@@ -505,7 +506,7 @@ impl Engine {
                 }
             }
             bytes_written += batch_written;
-            self.healing.pace(batch_written).await;
+            self.pace(batch_written).await;
             first += count;
         }
         for tx in senders.iter_mut().filter_map(Option::take) {

@@ -18,7 +18,8 @@ use storage::id::{ShardGroupId, ShardId};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::{now_ms, Engine, EngineError};
+use super::Healer;
+use crate::engine::{now_ms, EngineError};
 
 /// How often the collector wakes up.
 const GC_INTERVAL: Duration = Duration::from_secs(2);
@@ -29,15 +30,15 @@ const FIRST_SCAN_AFTER: Duration = Duration::from_secs(60);
 /// Delay before a failed GC item is tried again.
 const GC_RETRY: Duration = Duration::from_secs(60);
 
-impl Engine {
+impl Healer {
     /// Runs the collector until `shutdown` flips to true.
     pub fn spawn_gc(
         self: &Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        let engine = self.clone();
+        let healer = self.clone();
         tokio::spawn(async move {
-            let scan_interval = engine.config.healing.scan_interval;
+            let scan_interval = healer.engine.config.healing.scan_interval;
             // The first scan comes soon after start: a disk replaced while the gateway was down
             // (or a crash that left orphans) is found without waiting a whole interval.
             let mut next_scan = tokio::time::Instant::now() + scan_interval.min(FIRST_SCAN_AFTER);
@@ -50,11 +51,11 @@ impl Engine {
                 if *shutdown.borrow() {
                     break;
                 }
-                if let Err(e) = engine.gc_pass().await {
+                if let Err(e) = healer.gc_pass().await {
                     warn!(error = %e, "gc pass failed");
                 }
                 if tokio::time::Instant::now() >= next_scan {
-                    if let Err(e) = engine.maintenance_pass().await {
+                    if let Err(e) = healer.maintenance_pass().await {
                         warn!(error = %e, "maintenance pass failed");
                     }
                     next_scan = tokio::time::Instant::now() + scan_interval;
@@ -69,38 +70,38 @@ impl Engine {
     /// this engine started: only one gateway process opens the catalog (RocksDB locks it), so
     /// such an intent belongs to a process that crashed mid-write.
     pub async fn gc_pass(&self) -> Result<usize, EngineError> {
-        let stale_after = self.config.healing.stale_intent_after.as_millis() as u64;
-        let cutoff = now_ms().saturating_sub(stale_after).max(self.started_ms);
+        let stale_after = self.engine.config.healing.stale_intent_after.as_millis() as u64;
+        let cutoff = now_ms().saturating_sub(stale_after).max(self.engine.started_ms);
         let stale = self
-            .meta(move |c| c.stale_intents(cutoff, GC_BATCH))
+            .engine.meta(move |c| c.stale_intents(cutoff, GC_BATCH))
             .await?;
         for (group, intent) in stale {
-            let earlier_process = intent.created_ms < self.started_ms;
+            let earlier_process = intent.created_ms < self.engine.started_ms;
             info!(group = %hex::encode(group), earlier_process, "collecting an abandoned write");
-            self.abandon_intent(group).await;
-            self.healing
+            self.engine.abandon_intent(group).await;
+            self.state
                 .counters
                 .stale_intents_collected
                 .fetch_add(1, Ordering::Relaxed);
         }
         let now = now_ms();
-        let due = self.meta(move |c| c.due_gc(now, GC_BATCH)).await?;
+        let due = self.engine.meta(move |c| c.due_gc(now, GC_BATCH)).await?;
         let mut finished = 0;
         for (key, item) in due {
             // A group being repaired or scanned waits for the next pass.
-            let Some(_claim) = self.healing.claim(item.layout.group) else {
+            let Some(_claim) = self.state.claim(item.layout.group) else {
                 continue;
             };
             let layout = item.layout.clone();
-            let live = self.meta(move |c| live_shards(c, &layout)).await?;
+            let live = self.engine.meta(move |c| live_shards(c, &layout)).await?;
             if self.delete_group(&item.layout, &live).await {
                 let shards = item.layout.nodes.iter().filter(|&&n| n != NO_NODE).count() as u64;
                 let bytes = shard_bytes(&item.layout).saturating_mul(shards);
                 let group = item.layout.group;
                 let reason = item.reason.clone();
-                self.meta(move |c| c.finish_gc(&key, &item)).await?;
+                self.engine.meta(move |c| c.finish_gc(&key, &item)).await?;
                 debug!(group = %hex::encode(group), reason = %reason, "collected");
-                let counters = &self.healing.counters;
+                let counters = &self.state.counters;
                 counters.gc_groups_collected.fetch_add(1, Ordering::Relaxed);
                 counters
                     .gc_shards_deleted
@@ -110,12 +111,12 @@ impl Engine {
                     .fetch_add(bytes, Ordering::Relaxed);
                 finished += 1;
             } else {
-                self.healing
+                self.state
                     .counters
                     .gc_failures
                     .fetch_add(1, Ordering::Relaxed);
                 let due = now_ms() + GC_RETRY.as_millis() as u64;
-                self.meta(move |c| c.retry_gc(&key, &item, due)).await?;
+                self.engine.meta(move |c| c.retry_gc(&key, &item, due)).await?;
             }
         }
         Ok(finished)
@@ -130,14 +131,14 @@ impl Engine {
             if node == NO_NODE || live.get(index).copied().unwrap_or(false) {
                 continue;
             }
-            let Some(store) = self.cluster.store(node) else {
+            let Some(store) = self.engine.cluster.store(node) else {
                 continue;
             };
             let id = ShardId {
                 group,
                 index: index as u8,
             };
-            let timeout = self.config.shard_timeout;
+            let timeout = self.engine.config.shard_timeout;
             tasks.push(tokio::spawn(async move {
                 matches!(
                     tokio::time::timeout(timeout, store.delete(id)).await,
