@@ -56,6 +56,9 @@ struct NodeArgs {
     /// Seconds from the end of one scrub pass to the start of the next (default 86400).
     #[arg(long, env = "STRATA_SCRUB_INTERVAL_SECS")]
     scrub_interval_secs: Option<u64>,
+    /// Largest clock difference, in seconds, of a gateway's signed request to this node.
+    #[arg(long, env = "STRATA_NODE_MAX_CLOCK_SKEW_SECS", default_value_t = 300)]
+    max_clock_skew_secs: u64,
 }
 
 /// glibc malloc settings for a data path of short-lived 1–4 MiB buffers (shard frames, stripes,
@@ -164,7 +167,7 @@ fn main() {
                     data: args.data,
                     secret,
                     fsync: !args.no_fsync,
-                    max_skew: std::time::Duration::from_secs(300),
+                    max_skew: std::time::Duration::from_secs(args.max_clock_skew_secs.max(1)),
                     scrub,
                 })
                 .await

@@ -75,8 +75,8 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
         )]),
         auth: AuthConfig {
             strict_region: config.strict_region.then(|| config.region.clone()),
-            max_skew: std::time::Duration::from_secs(15 * 60),
-            max_presign_expiry: std::time::Duration::from_secs(7 * 24 * 3600),
+            max_skew: config.max_clock_skew,
+            max_presign_expiry: config.max_presign_expiry,
         },
         domains: config.domains.clone(),
         metrics: Metrics::new(config.metrics_access.clone()),

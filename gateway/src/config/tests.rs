@@ -1,0 +1,213 @@
+//! Tests of the configuration: defaults, files, flags and their precedence.
+
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn defaults_are_the_embedded_layout() {
+    let config = ServerConfig::load(&ServerArgs::default()).unwrap();
+    assert_eq!(config.geometry.data_shards, 4);
+    assert_eq!(config.geometry.parity_shards, 2);
+    assert_eq!(config.shard_dirs.len(), 6);
+    assert_eq!(config.write_quorum, 5);
+    assert!(config.fsync);
+    assert_eq!(config.listen.port(), 9000);
+    assert!(config.tls.is_none());
+}
+
+#[test]
+fn tls_needs_both_files_and_a_distinct_address() {
+    let args = ServerArgs {
+        tls_cert: Some("cert.pem".into()),
+        ..Default::default()
+    };
+    let err = ServerConfig::load(&args).unwrap_err().to_string();
+    assert!(err.contains("tls_key"), "{err}");
+    let args = ServerArgs {
+        tls_listen: Some("127.0.0.1:9443".parse().unwrap()),
+        ..Default::default()
+    };
+    let err = ServerConfig::load(&args).unwrap_err().to_string();
+    assert!(err.contains("tls_listen"), "{err}");
+    let args = ServerArgs {
+        tls_cert: Some("cert.pem".into()),
+        tls_key: Some("key.pem".into()),
+        tls_listen: Some("127.0.0.1:9000".parse().unwrap()),
+        ..Default::default()
+    };
+    let err = ServerConfig::load(&args).unwrap_err().to_string();
+    assert!(err.contains("tls_listen"), "{err}");
+    let args = ServerArgs {
+        tls_cert: Some("cert.pem".into()),
+        tls_key: Some("key.pem".into()),
+        ..Default::default()
+    };
+    let tls = ServerConfig::load(&args).unwrap().tls.unwrap();
+    assert_eq!(tls.listen, None);
+    assert_eq!(tls.handshake_timeout, Duration::from_secs(10));
+}
+
+#[test]
+fn bad_values_name_their_field() {
+    let args = ServerArgs {
+        data_shards: Some(0),
+        ..Default::default()
+    };
+    let err = ServerConfig::load(&args).unwrap_err().to_string();
+    assert!(err.contains("data_shards"), "{err}");
+    let args = ServerArgs {
+        shard_dirs: vec!["a".into(), "b".into()],
+        ..Default::default()
+    };
+    let err = ServerConfig::load(&args).unwrap_err().to_string();
+    assert!(err.contains("shard_dirs"), "{err}");
+    let args = ServerArgs {
+        write_quorum: Some(7),
+        ..Default::default()
+    };
+    assert!(ServerConfig::load(&args)
+        .unwrap_err()
+        .to_string()
+        .contains("write_quorum"));
+}
+
+#[test]
+fn file_values_apply_and_unknown_fields_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("strata.toml");
+    std::fs::write(
+        &path,
+        "data_shards = 3\nparity_shards = 1\nlisten = \"127.0.0.1:9100\"\n",
+    )
+    .unwrap();
+    let args = ServerArgs {
+        config: Some(path.clone()),
+        ..Default::default()
+    };
+    let config = ServerConfig::load(&args).unwrap();
+    assert_eq!(config.geometry.total_shards(), 4);
+    assert_eq!(config.listen.port(), 9100);
+    std::fs::write(
+        &path,
+        "scrub_bytes_per_sec = 1048576\nscrub_interval_secs = 60\nscrub_poll_ms = 500\n",
+    )
+    .unwrap();
+    let config = ServerConfig::load(&args).unwrap();
+    assert_eq!(config.scrub.bytes_per_sec, 1 << 20);
+    assert_eq!(config.scrub.pass_interval, Duration::from_secs(60));
+    assert_eq!(config.scrub_poll_interval, Duration::from_millis(500));
+    assert!(!config.metrics_access.public);
+    for (text, field) in [
+        ("scrub_bytes_per_sec = 10\n", "scrub_bytes_per_sec"),
+        ("scrub_poll_ms = 1\n", "scrub_poll_ms"),
+        ("scrub_file_pause_ms = 999999\n", "scrub_file_pause_ms"),
+        ("metrics_bearer_token = \"short\"\n", "metrics_bearer_token"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let err = ServerConfig::load(&args).unwrap_err().to_string();
+        assert!(err.contains(field), "{text}: {err}");
+    }
+    std::fs::write(
+        &path,
+        "node_lost_after_secs = 5\nscan_interval_secs = 2\nrepair_bytes_per_sec = 0\nrepair_busy_bytes_per_sec = 4096\n",
+    )
+    .unwrap();
+    let config = ServerConfig::load(&args).unwrap();
+    assert_eq!(config.healing.node_lost_after, Duration::from_secs(5));
+    assert_eq!(config.healing.scan_interval, Duration::from_secs(2));
+    assert_eq!(config.healing.repair_bytes_per_sec, 0);
+    assert_eq!(config.healing.repair_busy_bytes_per_sec, 4096);
+    std::fs::write(&path, "repair_parallelism = 0\n").unwrap();
+    let err = ServerConfig::load(&args).unwrap_err().to_string();
+    assert!(err.contains("repair_parallelism"), "{err}");
+    std::fs::write(&path, "stale_intent_secs = 5\n").unwrap();
+    let err = ServerConfig::load(&args).unwrap_err().to_string();
+    assert!(err.contains("stale_intent_secs"), "{err}");
+    std::fs::write(&path, "data_shardz = 3\n").unwrap();
+    assert!(matches!(
+        ServerConfig::load(&args),
+        Err(ConfigError::Parse { .. })
+    ));
+}
+
+#[test]
+fn virtual_host_domains_from_file_or_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("strata.toml");
+    std::fs::write(&path, "domain = \"S3.Localhost.\"\n").unwrap();
+    let mut args = ServerArgs {
+        config: Some(path.clone()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ServerConfig::load(&args).unwrap().domains,
+        vec!["s3.localhost"]
+    );
+    args.domains = vec!["a.example".into(), "b.example".into()];
+    assert_eq!(
+        ServerConfig::load(&args).unwrap().domains,
+        vec!["a.example", "b.example"]
+    );
+    args.domains = vec!["bad_domain".into()];
+    let err = ServerConfig::load(&args).unwrap_err().to_string();
+    assert!(err.contains("domains"), "{err}");
+    assert!(ServerConfig::load(&ServerArgs::default())
+        .unwrap()
+        .domains
+        .is_empty());
+}
+
+#[test]
+fn a_flag_beats_the_file_which_beats_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("strata.toml");
+    std::fs::write(
+        &path,
+        "shard_timeout_secs = 7\nhedge_after_ms = 40\nmax_clock_skew_secs = 60\n",
+    )
+    .unwrap();
+    let defaults = ServerConfig::load(&ServerArgs::default()).unwrap();
+    assert_eq!(defaults.shard_timeout, Duration::from_secs(30));
+    assert_eq!(defaults.hedge_after, Duration::from_millis(300));
+    assert_eq!(defaults.max_clock_skew, Duration::from_secs(900));
+    assert_eq!(defaults.max_presign_expiry, Duration::from_secs(7 * 24 * 3600));
+    let mut args = ServerArgs {
+        config: Some(path),
+        ..Default::default()
+    };
+    let from_file = ServerConfig::load(&args).unwrap();
+    assert_eq!(from_file.shard_timeout, Duration::from_secs(7));
+    assert_eq!(from_file.hedge_after, Duration::from_millis(40));
+    assert_eq!(from_file.max_clock_skew, Duration::from_secs(60));
+    args.settings.shard_timeout_secs = Some(9);
+    args.settings.max_presign_expiry_secs = Some(3600);
+    let from_flag = ServerConfig::load(&args).unwrap();
+    assert_eq!(from_flag.shard_timeout, Duration::from_secs(9));
+    assert_eq!(from_flag.hedge_after, Duration::from_millis(40));
+    assert_eq!(from_flag.max_presign_expiry, Duration::from_secs(3600));
+    args.settings.max_presign_expiry_secs = Some(8 * 24 * 3600);
+    let err = ServerConfig::load(&args).unwrap_err().to_string();
+    assert!(err.contains("max_presign_expiry_secs"), "{err}");
+}
+
+#[test]
+fn every_table_setting_has_a_flag_and_a_variable() {
+    use clap::CommandFactory;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServerArgs,
+    }
+    let command = Cli::command();
+    for name in ["shard-timeout-secs", "hedge-after-ms", "max-clock-skew-secs", "gc-delay-secs"] {
+        let arg = command
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some(name))
+            .unwrap_or_else(|| panic!("no --{name}"));
+        let env = arg.get_env().unwrap_or_else(|| panic!("--{name} has no variable"));
+        let expected = format!("STRATA_{}", name.replace('-', "_").to_ascii_uppercase());
+        assert_eq!(env.to_str(), Some(expected.as_str()));
+    }
+}
