@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use crate::codec::Geometry;
 use crate::error::StorageError;
-use crate::format::{self, ShardHeader, MAX_HEADER_LEN};
+use crate::format::{self, ShardHeader};
 use crate::id::ShardId;
 use crate::scrub::ledger::ScrubLedger;
 use crate::scrub::report::ScrubStatus;

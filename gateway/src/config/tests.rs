@@ -196,6 +196,7 @@ fn every_table_setting_has_a_flag_and_a_variable() {
     use clap::CommandFactory;
 
     #[derive(clap::Parser)]
+    #[allow(dead_code)]
     struct Cli {
         #[command(flatten)]
         args: ServerArgs,

@@ -99,7 +99,7 @@ pub enum EngineError {
     #[error("metadata: {0}")]
     Metadata(#[source] metadata::MetaError),
     /// Anything else: `context` says what was being done, `source` (if any) why it failed.
-    #[error("internal error: {context}{}", source.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    #[error("internal error: {context}{}", .source.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
     Internal {
         context: String,
         #[source]

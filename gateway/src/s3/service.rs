@@ -3,14 +3,13 @@
 //! become S3 XML (no body on HEAD).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
 use http::{HeaderValue, Method, Request, Response};
 use tracing::{info, Instrument};
 
-use super::auth::AuthContext;
 use super::unread;
 use super::endpoint::{parse_endpoint, virtual_host_bucket, Endpoint, Query};
 use super::error::{S3Error, S3ErrorCode};
