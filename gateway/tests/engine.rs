@@ -100,8 +100,11 @@ async fn reads_survive_m_failed_or_corrupt_stores() {
         other => panic!("expected shards, got {other:?}"),
     };
     h.faults[first_data_node].set_hang(true);
-    let hedged =
-        tokio::time::timeout(Duration::from_millis(1500), read_range(&h.engine, "k", None)).await;
+    let hedged = tokio::time::timeout(
+        Duration::from_millis(1500),
+        read_range(&h.engine, "k", None),
+    )
+    .await;
     assert_eq!(
         hedged.expect("read waited for the hung store").unwrap(),
         data

@@ -59,15 +59,30 @@ pub(crate) fn healing_config(s: &Settings) -> Result<HealingConfig, ConfigError>
             "must be between 50 and 60000",
         ));
     }
-    at_least("node_lost_after_secs", s.node_lost_after_secs, 1, "must be at least 1")?;
+    at_least(
+        "node_lost_after_secs",
+        s.node_lost_after_secs,
+        1,
+        "must be at least 1",
+    )?;
     at_least(
         "stale_intent_secs",
         s.stale_intent_secs,
         60,
         "must be at least 60 (a slow upload must not lose its shards)",
     )?;
-    at_least("upload_expiry_secs", s.upload_expiry_secs, 1, "must be at least 1")?;
-    at_least("scan_interval_secs", s.scan_interval_secs, 1, "must be at least 1")?;
+    at_least(
+        "upload_expiry_secs",
+        s.upload_expiry_secs,
+        1,
+        "must be at least 1",
+    )?;
+    at_least(
+        "scan_interval_secs",
+        s.scan_interval_secs,
+        1,
+        "must be at least 1",
+    )?;
     Ok(HealingConfig {
         repair_bytes_per_sec: s.repair_bytes_per_sec,
         repair_busy_bytes_per_sec: s.repair_busy_bytes_per_sec,

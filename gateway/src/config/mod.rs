@@ -23,10 +23,10 @@ use storage::codec::Geometry;
 use storage::scrub::ScrubConfig;
 
 use crate::engine::HealingConfig;
-use file::{read_file, FileConfig};
 pub use file::NodeEntry;
-pub use healing::scrub_config;
+use file::{read_file, FileConfig};
 use healing::healing_config;
+pub use healing::scrub_config;
 pub use table::{SettingArgs, Settings};
 
 /// Flags of `strata server` (each also readable from its `STRATA_*` variable).
@@ -365,7 +365,10 @@ impl ServerConfig {
             return Err(invalid("scrub_poll_ms", "must be between 100 and 3600000"));
         }
         if !(1..=24 * 3600).contains(&s.max_clock_skew_secs) {
-            return Err(invalid("max_clock_skew_secs", "must be between 1 and 86400"));
+            return Err(invalid(
+                "max_clock_skew_secs",
+                "must be between 1 and 86400",
+            ));
         }
         if !(1..=7 * 24 * 3600).contains(&s.max_presign_expiry_secs) {
             return Err(invalid(
@@ -499,4 +502,3 @@ fn validate_domains(domains: Vec<String>) -> Result<Vec<String>, ConfigError> {
         })
         .collect()
 }
-

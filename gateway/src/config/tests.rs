@@ -171,7 +171,10 @@ fn a_flag_beats_the_file_which_beats_the_default() {
     assert_eq!(defaults.shard_timeout, Duration::from_secs(30));
     assert_eq!(defaults.hedge_after, Duration::from_millis(300));
     assert_eq!(defaults.max_clock_skew, Duration::from_secs(900));
-    assert_eq!(defaults.max_presign_expiry, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(
+        defaults.max_presign_expiry,
+        Duration::from_secs(7 * 24 * 3600)
+    );
     let mut args = ServerArgs {
         config: Some(path),
         ..Default::default()
@@ -202,12 +205,19 @@ fn every_table_setting_has_a_flag_and_a_variable() {
         args: ServerArgs,
     }
     let command = Cli::command();
-    for name in ["shard-timeout-secs", "hedge-after-ms", "max-clock-skew-secs", "gc-delay-secs"] {
+    for name in [
+        "shard-timeout-secs",
+        "hedge-after-ms",
+        "max-clock-skew-secs",
+        "gc-delay-secs",
+    ] {
         let arg = command
             .get_arguments()
             .find(|arg| arg.get_long() == Some(name))
             .unwrap_or_else(|| panic!("no --{name}"));
-        let env = arg.get_env().unwrap_or_else(|| panic!("--{name} has no variable"));
+        let env = arg
+            .get_env()
+            .unwrap_or_else(|| panic!("--{name} has no variable"));
         let expected = format!("STRATA_{}", name.replace('-', "_").to_ascii_uppercase());
         assert_eq!(env.to_str(), Some(expected.as_str()));
     }

@@ -17,9 +17,9 @@ use storage::store::ShardStore;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{now_ms, EngineError};
 use super::observed::{ObservedStore, StoreErrors};
 use super::placement::Candidate;
+use super::{now_ms, EngineError};
 
 /// Consecutive failed pings before a node is considered down.
 pub const FAILURES_TO_DOWN: u32 = 2;

@@ -34,6 +34,7 @@ use metadata::catalog::Catalog;
 use storage::codec::{ErasureCodec, Geometry};
 use storage::error::StorageError;
 
+pub use healing::{GcStatus, Healer, NodeScan, RepairStatus};
 pub use metadata::catalog::{ListPage, ListQuery, UploadListPage, UploadListQuery, WriteCondition};
 pub use metadata::model::{
     BucketRecord, DataLayout, ObjectHead, PartRecord, StoredChecksum, UploadRecord, VersionRecord,
@@ -41,7 +42,6 @@ pub use metadata::model::{
 pub use multipart::{CombineChecksums, CompletedPart, CreateUploadRequest, PartSummary};
 pub use objects::{ChecksumSource, ObjectRead, PutObjectRequest, PutOutcome, NULL_VERSION};
 pub use read::ByteRange;
-pub use healing::{GcStatus, Healer, NodeScan, RepairStatus};
 
 /// Error carried by a request body stream (the S3 layer puts its own typed error inside).
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;

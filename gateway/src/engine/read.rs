@@ -266,9 +266,7 @@ impl Engine {
         // Every broken stripe was rebuilt above; a gap would be a short body, so never skip one.
         stripes
             .into_iter()
-            .map(|stripe| {
-                stripe.ok_or_else(|| EngineError::invariant("a stripe was not rebuilt"))
-            })
+            .map(|stripe| stripe.ok_or_else(|| EngineError::invariant("a stripe was not rebuilt")))
             .collect()
     }
 

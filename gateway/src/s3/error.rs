@@ -117,7 +117,10 @@ impl S3Error {
     }
 
     /// Records the cause (logged with its chain, not sent).
-    pub fn with_source(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    pub fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
         self.source = Some(Arc::from(source.into()));
         self
     }

@@ -10,15 +10,15 @@ use axum::extract::State;
 use http::{HeaderValue, Method, Request, Response};
 use tracing::{info, Instrument};
 
-use super::unread;
 use super::endpoint::{parse_endpoint, virtual_host_bucket, Endpoint, Query};
 use super::error::{S3Error, S3ErrorCode};
 use super::handlers::{
     acl, attributes, bucket, copy, list, multipart, object, post_object, tagging, S3Request,
     S3Result,
 };
-use crate::metrics::CountingBody;
 pub use super::state::S3Service;
+use super::unread;
+use crate::metrics::CountingBody;
 
 /// A fresh request id: 16 upper-case hex characters, like S3's.
 pub fn new_request_id() -> String {

@@ -21,8 +21,8 @@ use std::path::Path;
 use crate::codec::Geometry;
 use crate::error::StorageError;
 use crate::format;
-use crate::id::ShardId;
 use crate::format::read_header;
+use crate::id::ShardId;
 
 /// Bytes of frames verified per step (at least one frame).
 pub(crate) const STEP_BYTES: u64 = 1 << 20;

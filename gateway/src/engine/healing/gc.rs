@@ -71,9 +71,12 @@ impl Healer {
     /// such an intent belongs to a process that crashed mid-write.
     pub async fn gc_pass(&self) -> Result<usize, EngineError> {
         let stale_after = self.engine.config.healing.stale_intent_after.as_millis() as u64;
-        let cutoff = now_ms().saturating_sub(stale_after).max(self.engine.started_ms);
+        let cutoff = now_ms()
+            .saturating_sub(stale_after)
+            .max(self.engine.started_ms);
         let stale = self
-            .engine.meta(move |c| c.stale_intents(cutoff, GC_BATCH))
+            .engine
+            .meta(move |c| c.stale_intents(cutoff, GC_BATCH))
             .await?;
         for (group, intent) in stale {
             let earlier_process = intent.created_ms < self.engine.started_ms;
@@ -116,7 +119,9 @@ impl Healer {
                     .gc_failures
                     .fetch_add(1, Ordering::Relaxed);
                 let due = now_ms() + GC_RETRY.as_millis() as u64;
-                self.engine.meta(move |c| c.retry_gc(&key, &item, due)).await?;
+                self.engine
+                    .meta(move |c| c.retry_gc(&key, &item, due))
+                    .await?;
             }
         }
         Ok(finished)

@@ -56,7 +56,8 @@ impl Healer {
         let group = item.group;
         let nodes = self.engine.cluster.node_ids();
         let found = self
-            .engine.meta(move |c| c.find_group_layout(&group, &nodes))
+            .engine
+            .meta(move |c| c.find_group_layout(&group, &nodes))
             .await?;
         let Some((owner, layout)) = found else {
             return Ok(Attempt::Gone);
@@ -125,7 +126,9 @@ impl Healer {
                 created_ms: now_ms(),
                 layout: partial,
             };
-            self.engine.meta(move |c| c.put_intent(group, &record)).await?;
+            self.engine
+                .meta(move |c| c.put_intent(group, &record))
+                .await?;
         }
 
         let started = Instant::now();
@@ -161,7 +164,8 @@ impl Healer {
         let swap_handled = handled.clone();
         let gc_delay = self.engine.config.gc_delay.as_millis() as u64;
         let outcome = self
-            .engine.meta(move |c| {
+            .engine
+            .meta(move |c| {
                 c.swap_repaired(
                     &swap_owner,
                     group,
@@ -208,7 +212,8 @@ impl Healer {
                 if complete {
                     // The item ended with the swap; the shards found bad meanwhile start a new one.
                     let now = now_ms();
-                    self.engine.meta(move |c| c.queue_repair(group, "found during repair", &extra, now))
+                    self.engine
+                        .meta(move |c| c.queue_repair(group, "found during repair", &extra, now))
                         .await?;
                     return Ok(Attempt::Repaired);
                 }
@@ -332,7 +337,8 @@ impl Healer {
         let nodes = self.engine.cluster.node_ids();
         // Nodes with any placement row of the group (live or waiting for GC) are not free.
         let occupied: Vec<u32> = self
-            .engine.meta(move |c| {
+            .engine
+            .meta(move |c| {
                 let mut occupied = Vec::new();
                 for node in nodes {
                     if c.placement(node, &group)?.is_some() {
@@ -357,7 +363,8 @@ impl Healer {
                 continue;
             }
             let candidates: Vec<_> = self
-                .engine.cluster
+                .engine
+                .cluster
                 .up_candidates()
                 .into_iter()
                 .filter(|c| !taken.contains(&c.id) && !self.node_lost(c.id))
@@ -387,15 +394,15 @@ impl Healer {
         let codec = if *geometry == self.engine.config.geometry {
             self.engine.codec.clone()
         } else {
-            ErasureCodec::new(*geometry)
-                .map_err(|e| EngineError::internal("codec", e))?
+            ErasureCodec::new(*geometry).map_err(|e| EngineError::internal("codec", e))?
         };
         let timeout = self.engine.config.shard_timeout;
         let mut senders = Vec::new();
         let mut writers = Vec::new();
         for &(index, node) in targets {
             let store = self
-                .engine.cluster
+                .engine
+                .cluster
                 .store(node)
                 .ok_or_else(|| EngineError::invariant(format!("unknown node {node}")))?;
             let mut header = template.clone();

@@ -22,8 +22,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::engine::signals::lock;
 use super::{GroupClaim, Healer};
+use crate::engine::signals::lock;
 use crate::engine::{now_ms, EngineError};
 
 /// A byte-rate limiter shared by every repair task: each call books its bytes on a virtual
@@ -160,7 +160,8 @@ impl Healer {
             .fetch_add(1, Ordering::Relaxed);
         let reason = reason.to_string();
         let now = now_ms();
-        self.engine.meta(move |c| c.queue_repair(group, &reason, &[index], now))
+        self.engine
+            .meta(move |c| c.queue_repair(group, &reason, &[index], now))
             .await?;
         Ok(())
     }
@@ -168,7 +169,8 @@ impl Healer {
     /// Whether node `id` has been down for longer than the lost-node grace period.
     pub(crate) fn node_lost(&self, id: u32) -> bool {
         let grace = self.engine.config.healing.node_lost_after.as_millis() as u64;
-        self.engine.cluster
+        self.engine
+            .cluster
             .down_since_ms(id)
             .is_some_and(|since| now_ms().saturating_sub(since) >= grace)
     }
@@ -234,7 +236,8 @@ impl Healer {
         }
         let now = now_ms();
         let due = self
-            .engine.meta(move |c| c.due_repairs(now, parallelism * 4))
+            .engine
+            .meta(move |c| c.due_repairs(now, parallelism * 4))
             .await?;
         let mut started = 0;
         for (key, item) in due {
@@ -271,19 +274,22 @@ impl Healer {
                     .groups_found_healthy
                     .fetch_add(1, Ordering::Relaxed);
                 let handled = item.shards.clone();
-                self.engine.meta(move |c| c.finish_repair(&key, &handled, now))
+                self.engine
+                    .meta(move |c| c.finish_repair(&key, &handled, now))
                     .await
             }
             Ok(Attempt::Gone) => {
                 counters.groups_discarded.fetch_add(1, Ordering::Relaxed);
                 info!(group = %hex::encode(group), reason = %item.reason, "repair dropped: the group is no longer referenced");
                 let handled = item.shards.clone();
-                self.engine.meta(move |c| c.finish_repair(&key, &handled, now))
+                self.engine
+                    .meta(move |c| c.finish_repair(&key, &handled, now))
                     .await
             }
             Ok(Attempt::Retry { handled, extra }) => {
                 let due = now + repair_backoff_ms(item.attempts);
-                self.engine.meta(move |c| c.retry_repair(&key, &handled, &extra, due))
+                self.engine
+                    .meta(move |c| c.retry_repair(&key, &handled, &extra, due))
                     .await
             }
             Err(e) => {
@@ -296,7 +302,8 @@ impl Healer {
                     debug!(group = %hex::encode(group), reason = %item.reason, attempts = item.attempts, error = %e, "repair attempt failed again: will retry");
                 }
                 let due = now + repair_backoff_ms(item.attempts);
-                self.engine.meta(move |c| c.retry_repair(&key, &[], &[], due))
+                self.engine
+                    .meta(move |c| c.retry_repair(&key, &[], &[], due))
                     .await
             }
         };
@@ -324,8 +331,7 @@ impl Healer {
                         if let Err(e) = healer.scan_node(node, false).await {
                             warn!(node, error = %e, "audit of a returning node failed");
                             // Audited again at the next tick.
-                            lock(&healer.state.audited_returns)
-                                .insert(node, previous.unwrap_or(0));
+                            lock(&healer.state.audited_returns).insert(node, previous.unwrap_or(0));
                         }
                     });
                 }
@@ -358,20 +364,22 @@ impl Healer {
         let mut count = 0u64;
         loop {
             let page = self
-                .engine.meta(move |c| c.placements_on_node(node, after, 1000))
+                .engine
+                .meta(move |c| c.placements_on_node(node, after, 1000))
                 .await?;
             let Some((last, _)) = page.last() else { break };
             after = Some(*last);
             let full = page.len() == 1000;
             count += page.len() as u64;
             let now = now_ms();
-            self.engine.meta(move |c| {
-                for (group, placement) in &page {
-                    c.queue_repair(*group, "node lost", &[placement.index], now)?;
-                }
-                Ok(())
-            })
-            .await?;
+            self.engine
+                .meta(move |c| {
+                    for (group, placement) in &page {
+                        c.queue_repair(*group, "node lost", &[placement.index], now)?;
+                    }
+                    Ok(())
+                })
+                .await?;
             if !full {
                 break;
             }
@@ -381,7 +389,10 @@ impl Healer {
 
     /// Repair counters and queue length.
     pub async fn repair_status(&self) -> Result<RepairStatus, EngineError> {
-        let queue = self.engine.meta(|c| c.repair_queue_len(QUEUE_COUNT_LIMIT)).await?;
+        let queue = self
+            .engine
+            .meta(|c| c.repair_queue_len(QUEUE_COUNT_LIMIT))
+            .await?;
         let c = &self.state.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut nodes_lost: Vec<u32> = lock(&self.state.lost_nodes).iter().copied().collect();
@@ -408,7 +419,10 @@ impl Healer {
 
     /// GC counters and queue length.
     pub async fn gc_status(&self) -> Result<GcStatus, EngineError> {
-        let queue = self.engine.meta(|c| c.gc_queue_len(QUEUE_COUNT_LIMIT)).await?;
+        let queue = self
+            .engine
+            .meta(|c| c.gc_queue_len(QUEUE_COUNT_LIMIT))
+            .await?;
         let c = &self.state.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Ok(GcStatus {

@@ -53,7 +53,8 @@ impl Healer {
         remove_orphans: bool,
     ) -> Result<NodeScan, EngineError> {
         let store = self
-            .engine.cluster
+            .engine
+            .cluster
             .store(node)
             .ok_or_else(|| EngineError::invariant(format!("unknown node {node}")))?;
         let timeout = self.engine.config.shard_timeout;
@@ -85,7 +86,8 @@ impl Healer {
             if placed.is_empty() && !placed_done {
                 let after = placed_after;
                 let page = self
-                    .engine.meta(move |c| c.placements_on_node(node, after, SCAN_PAGE))
+                    .engine
+                    .meta(move |c| c.placements_on_node(node, after, SCAN_PAGE))
                     .await?;
                 placed_done = page.len() < SCAN_PAGE;
                 placed_after = page.last().map(|(g, _)| *g);
@@ -175,13 +177,14 @@ impl Healer {
             .missing_shards_found
             .fetch_add(count, Ordering::Relaxed);
         let now = now_ms();
-        self.engine.meta(move |c| {
-            for (group, index) in &missing {
-                c.queue_repair(*group, "shard missing on node", &[*index], now)?;
-            }
-            Ok(())
-        })
-        .await?;
+        self.engine
+            .meta(move |c| {
+                for (group, index) in &missing {
+                    c.queue_repair(*group, "shard missing on node", &[*index], now)?;
+                }
+                Ok(())
+            })
+            .await?;
         Ok(count)
     }
 
@@ -206,7 +209,11 @@ impl Healer {
             let Some(_claim) = self.state.claim(group) else {
                 continue;
             };
-            if self.engine.meta(move |c| c.shard_referenced(node, &group)).await? {
+            if self
+                .engine
+                .meta(move |c| c.shard_referenced(node, &group))
+                .await?
+            {
                 continue;
             }
             let size = match tokio::time::timeout(timeout, store.stat(shard)).await {
@@ -257,12 +264,14 @@ impl Healer {
         for _ in 0..MAX_SCAN_PAGES {
             let from = after.take();
             let (uploads, next) = self
-                .engine.meta(move |c| c.expired_uploads(cutoff, from, EXPIRY_BATCH))
+                .engine
+                .meta(move |c| c.expired_uploads(cutoff, from, EXPIRY_BATCH))
                 .await?;
             for upload in uploads {
                 let id = upload.upload_id.clone();
                 let result = self
-                    .engine.meta(move |c| c.abort_upload(&upload, now_ms(), gc_delay))
+                    .engine
+                    .meta(move |c| c.abort_upload(&upload, now_ms(), gc_delay))
                     .await;
                 match result {
                     Ok(()) => {

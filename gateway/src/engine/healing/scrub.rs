@@ -84,7 +84,8 @@ impl Healer {
         warn!(node, group = %shard.group, index = shard.index, %reason, "scrub found a corrupt shard: queueing repair");
         self.report_bad_shard(shard.group.0, shard.index, &format!("scrub: {reason}"))
             .await?;
-        self.state.counters
+        self.state
+            .counters
             .scrub_corrupt_shards
             .fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -147,7 +148,8 @@ impl Healer {
                 }
                 Err(err) => {
                     warn!(node, report = report.id, error = %err, "scrub report names no valid shard: dropped");
-                    self.state.counters
+                    self.state
+                        .counters
                         .scrub_bad_reports
                         .fetch_add(1, Ordering::Relaxed);
                 }

@@ -12,9 +12,7 @@
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
-use super::{
-    empty_response, read_request_document, xml_response, S3Request, S3Result,
-};
+use super::{empty_response, read_request_document, xml_response, S3Request, S3Result};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::header_str;
 use crate::s3::xml::{parse, XmlWriter};
@@ -126,26 +124,17 @@ async fn put_acl(req: S3Request, owner: &str) -> S3Result {
 }
 
 pub async fn handle_get_bucket_acl(req: S3Request, bucket: &str) -> S3Result {
-    let record = req
-        .engine
-        .head_bucket(bucket)
-        .await?;
+    let record = req.engine.head_bucket(bucket).await?;
     xml_response(owner_only_policy(&record.owner))
 }
 
 pub async fn handle_put_bucket_acl(req: S3Request, bucket: &str) -> S3Result {
-    let record = req
-        .engine
-        .head_bucket(bucket)
-        .await?;
+    let record = req.engine.head_bucket(bucket).await?;
     put_acl(req, &record.owner).await
 }
 
 pub async fn handle_get_object_acl(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    let record = req
-        .engine
-        .head_bucket(bucket)
-        .await?;
+    let record = req.engine.head_bucket(bucket).await?;
     req.engine
         .head_object(bucket, key)
         .await
@@ -154,10 +143,7 @@ pub async fn handle_get_object_acl(req: S3Request, bucket: &str, key: &str) -> S
 }
 
 pub async fn handle_put_object_acl(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    let record = req
-        .engine
-        .head_bucket(bucket)
-        .await?;
+    let record = req.engine.head_bucket(bucket).await?;
     req.engine
         .head_object(bucket, key)
         .await

@@ -65,10 +65,7 @@ pub async fn handle_create_bucket(req: S3Request, bucket: &str) -> S3Result {
 }
 
 pub async fn handle_head_bucket(req: S3Request, bucket: &str) -> S3Result {
-    let record = req
-        .engine
-        .head_bucket(bucket)
-        .await?;
+    let record = req.engine.head_bucket(bucket).await?;
     let mut response = empty_response(StatusCode::OK)?;
     if let Ok(region) = http::HeaderValue::from_str(&record.region) {
         response.headers_mut().insert("x-amz-bucket-region", region);
@@ -85,10 +82,7 @@ pub async fn handle_delete_bucket(req: S3Request, bucket: &str) -> S3Result {
 }
 
 pub async fn handle_get_bucket_location(req: S3Request, bucket: &str) -> S3Result {
-    let record = req
-        .engine
-        .head_bucket(bucket)
-        .await?;
+    let record = req.engine.head_bucket(bucket).await?;
     // us-east-1 is the empty constraint, as in S3.
     let region = if record.region == "us-east-1" {
         ""
@@ -104,9 +98,7 @@ pub async fn handle_get_bucket_location(req: S3Request, bucket: &str) -> S3Resul
 }
 
 pub async fn handle_get_bucket_versioning(req: S3Request, bucket: &str) -> S3Result {
-    req.engine
-        .head_bucket(bucket)
-        .await?;
+    req.engine.head_bucket(bucket).await?;
     // Unversioned: S3 returns an empty configuration.
     xml_response(XmlWriter::new("VersioningConfiguration").finish("VersioningConfiguration"))
 }

@@ -22,11 +22,11 @@ use super::object::{storage_class, write_condition};
 use super::{S3Request, S3Result};
 use crate::engine::{BodyStream, ByteRange, ChecksumSource, PutObjectRequest, StoredChecksum};
 use crate::engine::{Engine, VersionRecord, MAX_PART_SIZE};
-use crate::s3::payload::checksum::ChecksumAlgorithm;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{
     evaluate_preconditions, header_str, quote_etag, stored_headers, user_metadata, Precondition,
 };
+use crate::s3::payload::checksum::ChecksumAlgorithm;
 use crate::s3::tagging::{replace_stored_tags, request_tags};
 use crate::s3::xml::{iso8601, XmlWriter};
 
@@ -298,10 +298,7 @@ pub async fn handle_upload_part_copy(
     part_number: u32,
 ) -> S3Result {
     let resource = format!("/{bucket}/{key}");
-    let upload = req
-        .engine
-        .get_upload(bucket, key, upload_id)
-        .await?;
+    let upload = req.engine.get_upload(bucket, key, upload_id).await?;
     let (_, version) = resolve_source(&req.engine, &req.headers).await?;
     let range = match header_str(&req.headers, "x-amz-copy-source-range") {
         Some(value) => parse_copy_range(&value, version.size)?,
@@ -317,10 +314,7 @@ pub async fn handle_upload_part_copy(
              source: 5368709120",
         ));
     }
-    let read = req
-        .engine
-        .open_object(version, range)
-        .await?;
+    let read = req.engine.open_object(version, range).await?;
     let algorithm = upload
         .checksum_algorithm
         .as_deref()

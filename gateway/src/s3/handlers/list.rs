@@ -134,10 +134,7 @@ pub async fn handle_list_objects_v2(req: S3Request, bucket: &str) -> S3Result {
         start_after: resume,
         max_keys: max,
     };
-    let page = req
-        .engine
-        .list_objects(bucket, query)
-        .await?;
+    let page = req.engine.list_objects(bucket, query).await?;
     let fetch_owner = req.query.get("fetch-owner") == Some("true");
     let mut w = XmlWriter::new("ListBucketResult");
     w.text("Name", bucket)
@@ -183,10 +180,7 @@ pub async fn handle_list_objects_v1(req: S3Request, bucket: &str) -> S3Result {
         start_after: Some(marker.clone()).filter(|m| !m.is_empty()),
         max_keys: max,
     };
-    let page = req
-        .engine
-        .list_objects(bucket, query)
-        .await?;
+    let page = req.engine.list_objects(bucket, query).await?;
     let mut w = XmlWriter::new("ListBucketResult");
     w.text("Name", bucket)
         .text("Prefix", &enc.apply(&prefix))
@@ -238,10 +232,7 @@ pub async fn handle_list_object_versions(req: S3Request, bucket: &str) -> S3Resu
         start_after: Some(key_marker.clone()).filter(|m| !m.is_empty()),
         max_keys: max,
     };
-    let page = req
-        .engine
-        .list_objects(bucket, query)
-        .await?;
+    let page = req.engine.list_objects(bucket, query).await?;
     let mut w = XmlWriter::new("ListVersionsResult");
     w.text("Name", bucket)
         .text("Prefix", &enc.apply(&prefix))
@@ -307,10 +298,7 @@ pub async fn handle_list_multipart_uploads(req: S3Request, bucket: &str) -> S3Re
         upload_id_marker: upload_id_marker.clone(),
         max_uploads: max,
     };
-    let page = req
-        .engine
-        .list_uploads(bucket, query)
-        .await?;
+    let page = req.engine.list_uploads(bucket, query).await?;
     let mut w = XmlWriter::new("ListMultipartUploadsResult");
     w.text("Bucket", bucket)
         .text("KeyMarker", &enc.apply(key_marker.as_deref().unwrap_or("")))

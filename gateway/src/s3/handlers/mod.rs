@@ -22,10 +22,10 @@ use futures::StreamExt;
 use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::auth::AuthContext;
-use super::payload::body::{prepare_body, s3_error_of, PreparedBody};
-use super::payload::checksum::{check_content_md5, verify_content_md5};
 use super::endpoint::Query;
 use super::error::{S3Error, S3ErrorCode};
+use super::payload::body::{prepare_body, s3_error_of, PreparedBody};
+use super::payload::checksum::{check_content_md5, verify_content_md5};
 use super::xml::XmlWriter;
 use crate::engine::{Engine, EngineError};
 
@@ -76,13 +76,13 @@ impl From<EngineError> for S3Error {
                     None => S3Error::new(S3ErrorCode::IncompleteBody).with_source(E::Body(body)),
                 }
             }
-            error @ (E::Unavailable { .. } | E::Store { .. }) => {
-                return S3Error::new(S3ErrorCode::ServiceUnavailable)
-                    .with_message(
-                        "Not enough storage nodes are available to serve this request. Please retry.",
-                    )
-                    .with_source(error)
-            }
+            error @ (E::Unavailable { .. } | E::Store { .. }) => return S3Error::new(
+                S3ErrorCode::ServiceUnavailable,
+            )
+            .with_message(
+                "Not enough storage nodes are available to serve this request. Please retry.",
+            )
+            .with_source(error),
             error @ (E::Metadata(_) | E::Internal { .. }) => {
                 return S3Error::new(S3ErrorCode::InternalError).with_source(error)
             }
@@ -187,6 +187,8 @@ mod tests {
         assert_eq!(quorum.code, S3ErrorCode::ServiceUnavailable);
         assert!(quorum.resource.is_none(), "dispatch fills the resource");
         // Client errors have no cause to log.
-        assert!(S3Error::from(EngineError::NoSuchKey).cause_chain().is_none());
+        assert!(S3Error::from(EngineError::NoSuchKey)
+            .cause_chain()
+            .is_none());
     }
 }

@@ -14,16 +14,14 @@ use super::acl::check_canned_acl;
 use super::object::{
     checksum_source, new_object_headers, put_checksum_headers, storage_class, write_condition,
 };
-use super::{
-    empty_response, read_small_body, write_owner, xml_response, S3Request, S3Result,
-};
+use super::{empty_response, read_small_body, write_owner, xml_response, S3Request, S3Result};
 use crate::engine::{
     CombineChecksums, CompletedPart, CreateUploadRequest, PartRecord, StoredChecksum, UploadRecord,
 };
-use crate::s3::payload::body::prepare_body;
-use crate::s3::payload::checksum::{verify_content_md5, ChecksumAlgorithm};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{header_str, put_header, quote_etag, unquote_etag, user_metadata};
+use crate::s3::payload::body::prepare_body;
+use crate::s3::payload::checksum::{verify_content_md5, ChecksumAlgorithm};
 use crate::s3::xml::{iso8601, parse, CompleteMultipartUploadXml, XmlWriter};
 
 /// Largest CompleteMultipartUpload document we read (10,000 parts with checksums).
@@ -55,10 +53,7 @@ pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &
         checksum_algorithm: algorithm.map(|a| a.name().to_string()),
         checksum_type: checksum_type.clone(),
     };
-    let upload = req
-        .engine
-        .create_upload(bucket, key, request)
-        .await?;
+    let upload = req.engine.create_upload(bucket, key, request).await?;
     let mut w = XmlWriter::new("InitiateMultipartUploadResult");
     w.text("Bucket", bucket)
         .text("Key", key)
@@ -199,9 +194,7 @@ pub async fn handle_abort_multipart_upload(
     key: &str,
     upload_id: &str,
 ) -> S3Result {
-    req.engine
-        .abort_upload(bucket, key, upload_id)
-        .await?;
+    req.engine.abort_upload(bucket, key, upload_id).await?;
     empty_response(StatusCode::NO_CONTENT)
 }
 
@@ -229,14 +222,8 @@ pub async fn handle_list_parts(
             .parse::<u32>()
             .map_err(|_| invalid("part-number-marker"))?,
     };
-    let upload = req
-        .engine
-        .get_upload(bucket, key, upload_id)
-        .await?;
-    let parts = req
-        .engine
-        .list_parts(&upload)
-        .await?;
+    let upload = req.engine.get_upload(bucket, key, upload_id).await?;
+    let parts = req.engine.list_parts(&upload).await?;
     let remaining: Vec<_> = parts
         .into_iter()
         .filter(|p| p.part_number > marker)

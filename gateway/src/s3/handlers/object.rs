@@ -7,20 +7,17 @@ use axum::body::Body;
 use http::{HeaderMap, Response, StatusCode};
 
 use super::acl::check_canned_acl;
-use super::{
-    empty_response, internal, read_request_document, xml_response, S3Request,
-    S3Result,
-};
+use super::{empty_response, internal, read_request_document, xml_response, S3Request, S3Result};
 use crate::engine::{
     ByteRange, ChecksumSource, PutObjectRequest, StoredChecksum, VersionRecord, WriteCondition,
 };
-use crate::s3::payload::body::{prepare_body, PreparedBody};
-use crate::s3::payload::checksum::{verify_content_md5, ChecksumAlgorithm};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{
     evaluate_preconditions, header_str, http_date, put_header, quote_etag, resolve_range,
     stored_headers, unquote_etag, user_metadata, Precondition,
 };
+use crate::s3::payload::body::{prepare_body, PreparedBody};
+use crate::s3::payload::checksum::{verify_content_md5, ChecksumAlgorithm};
 use crate::s3::tagging::{replace_stored_tags, request_tags, stored_tags, TAGGING_HEADER};
 use crate::s3::xml::{parse, DeleteXml, XmlWriter};
 
@@ -105,10 +102,7 @@ pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Res
         checksum: checksum_source(&prepared),
         condition,
     };
-    let outcome = req
-        .engine
-        .put_object(request, prepared.stream)
-        .await?;
+    let outcome = req.engine.put_object(request, prepared.stream).await?;
     let mut response = empty_response(StatusCode::OK)?;
     let headers = response.headers_mut();
     put_header(headers, "etag", &quote_etag(&outcome.version.etag));
@@ -273,10 +267,7 @@ async fn read_object(req: S3Request, bucket: &str, key: &str, with_body: bool) -
         &(byte_range.end - byte_range.start).to_string(),
     );
     let body = if with_body {
-        let read = req
-            .engine
-            .open_object(version, byte_range)
-            .await?;
+        let read = req.engine.open_object(version, byte_range).await?;
         Body::from_stream(read.body)
     } else {
         Body::empty()
@@ -298,9 +289,7 @@ pub async fn handle_head_object(req: S3Request, bucket: &str, key: &str) -> S3Re
 }
 
 pub async fn handle_delete_object(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    req.engine
-        .delete_object(bucket, key)
-        .await?;
+    req.engine.delete_object(bucket, key).await?;
     empty_response(StatusCode::NO_CONTENT)
 }
 
@@ -311,9 +300,7 @@ pub async fn handle_delete_objects(req: S3Request, bucket: &str) -> S3Result {
     if request.objects.is_empty() || request.objects.len() > MAX_DELETE_KEYS {
         return Err(S3Error::new(S3ErrorCode::MalformedXML));
     }
-    engine
-        .head_bucket(bucket)
-        .await?;
+    engine.head_bucket(bucket).await?;
     let mut w = XmlWriter::new("DeleteResult");
     for object in &request.objects {
         let result = match object.version_id.as_deref() {

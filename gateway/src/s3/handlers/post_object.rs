@@ -242,10 +242,7 @@ pub async fn handle_post_object(
         replace_stored_tags(&mut headers, &parse_tagging_xml(tagging.as_bytes())?);
     }
     // A missing bucket is known before the file is spooled.
-    service
-        .engine
-        .head_bucket(bucket)
-        .await?;
+    service.engine.head_bucket(bucket).await?;
     let (min, max) = policy.content_length_range().unwrap_or((0, MAX_PART_SIZE));
     let (spool, size) = spool_file(&mut file, max.min(MAX_PART_SIZE)).await?;
     drop(file);

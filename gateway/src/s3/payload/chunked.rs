@@ -18,8 +18,8 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::s3::auth::{chunk_signature, trailer_signature, PayloadMode, SigningKey};
 use crate::engine::{BodyError, BodyStream};
+use crate::s3::auth::{chunk_signature, trailer_signature, PayloadMode, SigningKey};
 use crate::s3::error::{S3Error, S3ErrorCode};
 
 /// Longest accepted chunk header line (size, extensions, signature).
