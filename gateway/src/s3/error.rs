@@ -125,6 +125,18 @@ impl S3Error {
         self
     }
 
+    /// Logs the cause chain, if there is one (a failure of the service itself): an error for a
+    /// 500, a warning otherwise.
+    pub fn log_cause(&self) {
+        if let Some(cause) = self.cause_chain() {
+            if self.code == S3ErrorCode::InternalError {
+                tracing::error!(code = self.code.as_str(), error = %cause, "request failed");
+            } else {
+                tracing::warn!(code = self.code.as_str(), error = %cause, "request failed");
+            }
+        }
+    }
+
     /// The cause and its sources as one line (`a: b: c`), if there is a cause.
     pub fn cause_chain(&self) -> Option<String> {
         let mut current: Option<&(dyn std::error::Error + 'static)> = self

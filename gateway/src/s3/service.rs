@@ -50,7 +50,7 @@ pub async fn handle_s3(
         let response = match outcome {
             Ok(response) => response,
             Err(error) => {
-                log_cause(&error);
+                error.log_cause();
                 error.to_response(&request_id, is_head)
             }
         };
@@ -76,17 +76,6 @@ pub async fn handle_s3(
     }
     .instrument(span)
     .await
-}
-
-/// Logs the cause chain of an error answer that has one (a failure of the service itself).
-pub(crate) fn log_cause(error: &S3Error) {
-    if let Some(cause) = error.cause_chain() {
-        if error.code == S3ErrorCode::InternalError {
-            tracing::error!(code = error.code.as_str(), error = %cause, "request failed");
-        } else {
-            tracing::warn!(code = error.code.as_str(), error = %cause, "request failed");
-        }
-    }
 }
 
 /// True for a request that announces `Expect: 100-continue` but has no body (`Content-Length:

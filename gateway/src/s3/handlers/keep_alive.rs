@@ -48,7 +48,7 @@ where
                     let doc = match joined {
                         Ok(Ok(doc)) => without_declaration(&doc).to_string(),
                         Ok(Err(error)) => {
-                            crate::s3::service::log_cause(&error);
+                            error.log_cause();
                             without_declaration(&error.to_xml(&request_id)).to_string()
                         }
                         Err(e) => {
