@@ -16,7 +16,7 @@ use common::{
 };
 use metadata::{IntentRecord, ShardedLayout};
 use storage::format::{BackReference, CodecId, FrameChecksum, ShardHeader};
-use storage::{Geometry, LocalShardStore, ShardGroupId, ShardId};
+use storage::{Geometry, LocalShardStore, ShardGroupId, ShardId, ShardStore};
 use strata_gateway::engine::{CreateUploadRequest, Engine, EngineError, HealingConfig};
 
 /// Six (or `nodes`) disks over a RocksDB catalog, healing tuned by the test.
