@@ -26,7 +26,7 @@ import pytest
 import support
 
 # The debug line body.rs writes for every request body (see `prepare_body`).
-BODY_LOG_FILTER = "info,strata_gateway::s3::body=debug"
+BODY_LOG_FILTER = "info,strata_gateway::s3::payload::body=debug"
 _BODY_LINE = re.compile(
     r'request_id=(?P<id>[0-9A-F]+) method=(?P<method>[A-Z]+).*?request body'
     r' payload="?(?P<payload>[A-Za-z0-9-]+)"?'
