@@ -54,7 +54,7 @@ pub async fn handle_s3(
                 error.to_response(&request_id, is_head)
             }
         };
-        metrics.observe_request(&operation, response.status().as_u16(), started.elapsed());
+        metrics.observe_request(operation, response.status().as_u16(), started.elapsed());
         let mut response =
             response.map(|body| Body::new(CountingBody::new(body, metrics.sent_bytes())));
         let headers = response.headers_mut();
