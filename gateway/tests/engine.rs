@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    body_of, harness_with, pattern, put_request, read_range, shard_files, CatalogKind, Harness,
-    BLOCK,
+    body_of, bucket_b, harness_with, pattern, put_request, read_range, record_of, shard_files,
+    CatalogKind, Harness, BLOCK,
 };
+use metadata::model::DataLayout;
 use strata_gateway::engine::{
-    ByteRange, CompletedPart, CreateUploadRequest, DataLayout, EngineError, WriteCondition,
+    ByteRange, CompletedPart, CreateUploadRequest, EngineError, StorageClass, WriteCondition,
 };
 
 /// Six disks (fsync on) over an in-memory catalog, default healing.
@@ -43,11 +44,15 @@ async fn objects_round_trip_at_stripe_boundaries_and_ranges() {
         let key = format!("obj-{len}");
         let out = h
             .engine
-            .put_object(put_request(&key, len), body_of(&data))
+            .put_object(
+                &bucket_b(&h.engine).await,
+                put_request(&key, len),
+                body_of(&data),
+            )
             .await
             .unwrap();
         use md5::Digest;
-        assert_eq!(out.version.etag, hex::encode(md5::Md5::digest(&data)));
+        assert_eq!(out.etag(), hex::encode(md5::Md5::digest(&data)));
         assert_eq!(
             read_range(&h.engine, &key, None).await.unwrap(),
             data,
@@ -78,7 +83,11 @@ async fn reads_survive_m_failed_or_corrupt_stores() {
     h.engine.create_bucket("b", "owner").await.unwrap();
     let data = pattern(5 * BLOCK + 123, 9);
     h.engine
-        .put_object(put_request("k", data.len()), body_of(&data))
+        .put_object(
+            &bucket_b(&h.engine).await,
+            put_request("k", data.len()),
+            body_of(&data),
+        )
         .await
         .unwrap();
     for (a, b) in [(0, 1), (2, 5), (4, 5), (1, 3)] {
@@ -94,7 +103,7 @@ async fn reads_survive_m_failed_or_corrupt_stores() {
     }
     // A hung data store (the shard timeout here is 2 s, the whole read gets 1.5 s): the read is
     // hedged with parity instead of waiting for it.
-    let version = h.engine.head_object("b", "k").await.unwrap();
+    let version = record_of(&h, "k");
     let first_data_node = match &version.parts[0].data {
         DataLayout::Sharded(layout) => layout.nodes[0] as usize,
         other => panic!("expected shards, got {other:?}"),
@@ -124,12 +133,15 @@ async fn writes_need_quorum_and_failed_writes_stay_invisible() {
     let data = pattern(2 * BLOCK + 5, 3);
     // One store down: quorum 5 of 6 still met, the shard is recorded missing.
     h.faults[0].set_fail(true);
-    let out = h
-        .engine
-        .put_object(put_request("one-down", data.len()), body_of(&data))
+    h.engine
+        .put_object(
+            &bucket_b(&h.engine).await,
+            put_request("one-down", data.len()),
+            body_of(&data),
+        )
         .await
         .unwrap();
-    match &out.version.parts[0].data {
+    match &record_of(&h, "one-down").parts[0].data {
         DataLayout::Sharded(layout) => assert_eq!(layout.missing.len(), 1),
         other => panic!("expected shards, got {other:?}"),
     }
@@ -138,7 +150,11 @@ async fn writes_need_quorum_and_failed_writes_stay_invisible() {
     h.faults[1].set_fail(true);
     let err = h
         .engine
-        .put_object(put_request("two-down", data.len()), body_of(&data))
+        .put_object(
+            &bucket_b(&h.engine).await,
+            put_request("two-down", data.len()),
+            body_of(&data),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::Unavailable { .. }), "{err}");
@@ -151,7 +167,11 @@ async fn writes_need_quorum_and_failed_writes_stay_invisible() {
     // A hung store is cut off by the shard timeout; the write still reaches quorum.
     h.faults[2].set_hang(true);
     h.engine
-        .put_object(put_request("one-hung", data.len()), body_of(&data))
+        .put_object(
+            &bucket_b(&h.engine).await,
+            put_request("one-hung", data.len()),
+            body_of(&data),
+        )
         .await
         .unwrap();
     h.faults[2].clear();
@@ -171,6 +191,7 @@ async fn bad_bodies_commit_nothing_and_gc_reclaims_everything() {
     let err = h
         .engine
         .put_object(
+            &bucket_b(&h.engine).await,
             put_request("broken", data.len()),
             Box::pin(futures::stream::iter(half)),
         )
@@ -180,7 +201,11 @@ async fn bad_bodies_commit_nothing_and_gc_reclaims_everything() {
     // Short body.
     let err = h
         .engine
-        .put_object(put_request("short", data.len() + 1), body_of(&data))
+        .put_object(
+            &bucket_b(&h.engine).await,
+            put_request("short", data.len() + 1),
+            body_of(&data),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::IncompleteBody(_)), "{err}");
@@ -188,7 +213,9 @@ async fn bad_bodies_commit_nothing_and_gc_reclaims_everything() {
     let mut request = put_request("md5", data.len());
     request.expected_md5 = Some([0u8; 16]);
     assert!(matches!(
-        h.engine.put_object(request, body_of(&data)).await,
+        h.engine
+            .put_object(&bucket_b(&h.engine).await, request, body_of(&data))
+            .await,
         Err(EngineError::BadDigest)
     ));
     for key in ["broken", "short", "md5"] {
@@ -199,17 +226,28 @@ async fn bad_bodies_commit_nothing_and_gc_reclaims_everything() {
     }
     // Overwrite then delete: after GC no shard file is left anywhere.
     h.engine
-        .put_object(put_request("k", data.len()), body_of(&data))
+        .put_object(
+            &bucket_b(&h.engine).await,
+            put_request("k", data.len()),
+            body_of(&data),
+        )
         .await
         .unwrap();
     h.engine
-        .put_object(put_request("k", data.len()), body_of(&data))
+        .put_object(
+            &bucket_b(&h.engine).await,
+            put_request("k", data.len()),
+            body_of(&data),
+        )
         .await
         .unwrap();
     assert_eq!(shard_files(h.dir.path()), 12);
     h.healer.gc_pass().await.unwrap();
     assert_eq!(shard_files(h.dir.path()), 6);
-    h.engine.delete_object("b", "k").await.unwrap();
+    h.engine
+        .delete_object(&bucket_b(&h.engine).await, "k")
+        .await
+        .unwrap();
     h.healer.gc_pass().await.unwrap();
     assert_eq!(shard_files(h.dir.path()), 0);
     h.engine.delete_bucket("b").await.unwrap();
@@ -227,7 +265,9 @@ async fn conditional_puts_race_with_exactly_one_winner() {
         tasks.push(tokio::spawn(async move {
             let mut request = put_request("race", data.len());
             request.condition = WriteCondition::IfNoneMatchAny;
-            engine.put_object(request, body_of(&data)).await
+            engine
+                .put_object(&bucket_b(&engine).await, request, body_of(&data))
+                .await
         }));
     }
     let mut wins = 0;
@@ -249,13 +289,13 @@ async fn multipart_upload_checks_parts_and_reads_back() {
         content_type: None,
         headers: vec![],
         user_metadata: vec![],
-        storage_class: "STANDARD".into(),
+        storage_class: StorageClass::Standard,
         checksum_algorithm: None,
         checksum_type: None,
     };
     let upload = h
         .engine
-        .create_upload("b", "mp", new_upload())
+        .create_upload(&bucket_b(&h.engine).await, "mp", new_upload())
         .await
         .unwrap();
     let p1 = pattern(5 * 1024 * 1024, 1);
@@ -263,9 +303,9 @@ async fn multipart_upload_checks_parts_and_reads_back() {
     let e1 = h
         .engine
         .upload_part(
-            "b",
+            &bucket_b(&h.engine).await,
             "mp",
-            &upload.upload_id,
+            upload.upload_id(),
             1,
             p1.len() as u64,
             None,
@@ -278,9 +318,9 @@ async fn multipart_upload_checks_parts_and_reads_back() {
     // A retry of part 2 with other bytes: the Complete names the second attempt.
     h.engine
         .upload_part(
-            "b",
+            &bucket_b(&h.engine).await,
             "mp",
-            &upload.upload_id,
+            upload.upload_id(),
             2,
             5,
             None,
@@ -292,9 +332,9 @@ async fn multipart_upload_checks_parts_and_reads_back() {
     let e2 = h
         .engine
         .upload_part(
-            "b",
+            &bucket_b(&h.engine).await,
             "mp",
-            &upload.upload_id,
+            upload.upload_id(),
             2,
             p2.len() as u64,
             None,
@@ -319,12 +359,11 @@ async fn multipart_upload_checks_parts_and_reads_back() {
     let err = h
         .engine
         .complete_upload(
-            "b",
+            &bucket_b(&h.engine).await,
             "mp",
-            &upload.upload_id,
+            upload.upload_id(),
             order,
             WriteCondition::None,
-            Box::new(|_, _| None),
         )
         .await
         .unwrap_err();
@@ -336,12 +375,11 @@ async fn multipart_upload_checks_parts_and_reads_back() {
     let err = h
         .engine
         .complete_upload(
-            "b",
+            &bucket_b(&h.engine).await,
             "mp",
-            &upload.upload_id,
+            upload.upload_id(),
             wrong,
             WriteCondition::None,
-            Box::new(|_, _| None),
         )
         .await
         .unwrap_err();
@@ -359,16 +397,15 @@ async fn multipart_upload_checks_parts_and_reads_back() {
     let out = h
         .engine
         .complete_upload(
-            "b",
+            &bucket_b(&h.engine).await,
             "mp",
-            &upload.upload_id,
+            upload.upload_id(),
             good,
             WriteCondition::None,
-            Box::new(|_, _| None),
         )
         .await
         .unwrap();
-    assert!(out.version.etag.ends_with("-2"));
+    assert!(out.etag().ends_with("-2"));
     let mut expected = p1.clone();
     expected.extend_from_slice(&p2);
     assert_eq!(read_range(&h.engine, "mp", None).await.unwrap(), expected);
@@ -385,21 +422,23 @@ async fn multipart_upload_checks_parts_and_reads_back() {
     .unwrap();
     assert_eq!(got, &expected[s as usize..s as usize + 20]);
     assert!(matches!(
-        h.engine.get_upload("b", "mp", &upload.upload_id).await,
+        h.engine
+            .get_upload(&bucket_b(&h.engine).await, "mp", upload.upload_id())
+            .await,
         Err(EngineError::NoSuchUpload)
     ));
     // Small first part → EntityTooSmall.
     let upload = h
         .engine
-        .create_upload("b", "small", new_upload())
+        .create_upload(&bucket_b(&h.engine).await, "small", new_upload())
         .await
         .unwrap();
     let a = h
         .engine
         .upload_part(
-            "b",
+            &bucket_b(&h.engine).await,
             "small",
-            &upload.upload_id,
+            upload.upload_id(),
             1,
             5,
             None,
@@ -412,9 +451,9 @@ async fn multipart_upload_checks_parts_and_reads_back() {
     let b = h
         .engine
         .upload_part(
-            "b",
+            &bucket_b(&h.engine).await,
             "small",
-            &upload.upload_id,
+            upload.upload_id(),
             2,
             5,
             None,
@@ -437,12 +476,11 @@ async fn multipart_upload_checks_parts_and_reads_back() {
     let err = h
         .engine
         .complete_upload(
-            "b",
+            &bucket_b(&h.engine).await,
             "small",
-            &upload.upload_id,
+            upload.upload_id(),
             parts,
             WriteCondition::None,
-            Box::new(|_, _| None),
         )
         .await
         .unwrap_err();

@@ -6,18 +6,17 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    body_of, disk, harness_with, pattern, put, read_all, shard_files, wait_for, CatalogKind,
-    Harness, BLOCK,
+    body_of, bucket_b, disk, harness_with, pattern, put, read_all, record_of, shard_files,
+    wait_for, CatalogKind, Harness, BLOCK,
 };
 use metadata::{IntentRecord, ShardedLayout};
 use storage::format::{BackReference, CodecId, FrameChecksum, ShardHeader};
 use storage::{Geometry, LocalShardStore, ShardGroupId, ShardId, ShardStore};
-use strata_gateway::engine::{CreateUploadRequest, Engine, EngineError, HealingConfig};
+use strata_gateway::engine::{CreateUploadRequest, EngineError, HealingConfig, StorageClass};
 
 /// Six (or `nodes`) disks over a RocksDB catalog, healing tuned by the test.
 fn harness(nodes: u32, healing: HealingConfig) -> Harness {
@@ -37,8 +36,8 @@ fn fast_healing() -> HealingConfig {
     }
 }
 
-async fn layout_of(engine: &Arc<Engine>, key: &str) -> ShardedLayout {
-    let version = engine.head_object("b", key).await.unwrap();
+async fn layout_of(h: &Harness, key: &str) -> ShardedLayout {
+    let version = record_of(h, key);
     version.parts[0].data.sharded().unwrap().clone()
 }
 
@@ -134,7 +133,7 @@ async fn shards_missing_at_write_are_rebuilt_and_survive_m_more_failures() {
         .collect();
     for (key, data) in &objects {
         put(&h.engine, key, data).await;
-        assert!(!layout_of(&h.engine, key).await.missing.is_empty());
+        assert!(!layout_of(&h, key).await.missing.is_empty());
     }
     assert_eq!(h.healer.repair_status().await.unwrap().queue_length, 4);
     // Node 5 still fails: the attempt fails and is rescheduled, nothing is lost.
@@ -154,7 +153,7 @@ async fn shards_missing_at_write_are_rebuilt_and_survive_m_more_failures() {
     assert_eq!(status.shards_rebuilt, 4);
     assert!(status.bytes_rebuilt > 0);
     for (key, _) in &objects {
-        let layout = layout_of(&h.engine, key).await;
+        let layout = layout_of(&h, key).await;
         assert_group_whole(&h, &layout).await;
         assert!(h.catalog.placement(5, &layout.group).unwrap().is_some());
     }
@@ -170,7 +169,7 @@ async fn corrupt_frames_found_by_a_read_are_repaired() {
     h.engine.create_bucket("b", "owner").await.unwrap();
     let data = pattern(200_000, 7);
     put(&h.engine, "k", &data).await;
-    let layout = layout_of(&h.engine, "k").await;
+    let layout = layout_of(&h, "k").await;
     // Flip bytes inside a frame of data shard 1 (a checksum failure, not a missing file).
     let node = layout.nodes[1];
     let path = h.locals[node as usize].shard_path(ShardId::new(ShardGroupId(layout.group), 1));
@@ -190,7 +189,7 @@ async fn corrupt_frames_found_by_a_read_are_repaired() {
     h.healer.repair_pass().await.unwrap();
     let status = h.healer.repair_status().await.unwrap();
     assert_eq!((status.groups_repaired, status.queue_length), (1, 0));
-    let repaired = layout_of(&h.engine, "k").await;
+    let repaired = layout_of(&h, "k").await;
     assert_eq!(repaired.nodes, layout.nodes, "repaired in place");
     assert_group_whole(&h, &repaired).await;
     fail_others(&h, &[node], 2);
@@ -203,7 +202,7 @@ async fn scrub_reports_are_idempotent_and_healthy_groups_end_quietly() {
     h.engine.create_bucket("b", "owner").await.unwrap();
     let data = pattern(80_000, 3);
     put(&h.engine, "k", &data).await;
-    let layout = layout_of(&h.engine, "k").await;
+    let layout = layout_of(&h, "k").await;
     // The scrubber quarantined shard 4's file and reports it (twice).
     let node = layout.nodes[4];
     let id = ShardId::new(ShardGroupId(layout.group), 4);
@@ -218,7 +217,7 @@ async fn scrub_reports_are_idempotent_and_healthy_groups_end_quietly() {
         .unwrap();
     assert_eq!(h.healer.repair_status().await.unwrap().queue_length, 1);
     h.healer.repair_pass().await.unwrap();
-    assert_group_whole(&h, &layout_of(&h.engine, "k").await).await;
+    assert_group_whole(&h, &layout_of(&h, "k").await).await;
     // A report about a group that is whole (or gone) ends without rebuilding anything.
     h.healer
         .report_bad_shard([9; 16], 0, "scrub")
@@ -305,7 +304,7 @@ async fn a_lost_node_is_rebuilt_on_the_other_nodes() {
     let objects = put_objects(&h, 8, 40_000, 5_000).await;
     let mut on_lost = 0;
     for (key, _) in &objects {
-        on_lost += usize::from(layout_of(&h.engine, key).await.nodes.contains(&3));
+        on_lost += usize::from(layout_of(&h, key).await.nodes.contains(&3));
     }
     assert!(on_lost > 0);
     h.faults[3].set_fail(true);
@@ -325,7 +324,7 @@ async fn a_lost_node_is_rebuilt_on_the_other_nodes() {
             return false;
         }
         for key in &keys {
-            if layout_of(&h.engine, key).await.nodes.contains(&3) {
+            if layout_of(&h, key).await.nodes.contains(&3) {
                 return false;
             }
         }
@@ -336,7 +335,7 @@ async fn a_lost_node_is_rebuilt_on_the_other_nodes() {
     worker.await.unwrap();
     assert_eq!(h.healer.repair_status().await.unwrap().nodes_lost, vec![3]);
     for (key, _) in &objects {
-        let layout = layout_of(&h.engine, key).await;
+        let layout = layout_of(&h, key).await;
         assert!(!layout.nodes.contains(&3), "{layout:?}");
         assert_group_whole(&h, &layout).await;
     }
@@ -366,29 +365,32 @@ async fn gc_leaves_only_what_live_objects_need() {
         put(&h.engine, &format!("k{i}"), &pattern(30_000, i + 100)).await;
     }
     for i in 6..9u8 {
-        h.engine.delete_object("b", &format!("k{i}")).await.unwrap();
+        h.engine
+            .delete_object(&bucket_b(&h.engine).await, &format!("k{i}"))
+            .await
+            .unwrap();
     }
     // An upload that is aborted and one that expires, each with a stored part.
     let new_upload = || CreateUploadRequest {
         content_type: None,
         headers: vec![],
         user_metadata: vec![],
-        storage_class: "STANDARD".into(),
+        storage_class: StorageClass::Standard,
         checksum_algorithm: None,
         checksum_type: None,
     };
     for (key, abort) in [("aborted", true), ("expired", false)] {
         let upload = h
             .engine
-            .create_upload("b", key, new_upload())
+            .create_upload(&bucket_b(&h.engine).await, key, new_upload())
             .await
             .unwrap();
         let part = pattern(10_000, 9);
         h.engine
             .upload_part(
-                "b",
+                &bucket_b(&h.engine).await,
                 key,
-                &upload.upload_id,
+                upload.upload_id(),
                 1,
                 part.len() as u64,
                 None,
@@ -399,7 +401,7 @@ async fn gc_leaves_only_what_live_objects_need() {
             .unwrap();
         if abort {
             h.engine
-                .abort_upload("b", key, &upload.upload_id)
+                .abort_upload(&bucket_b(&h.engine).await, key, upload.upload_id())
                 .await
                 .unwrap();
         }
@@ -463,7 +465,10 @@ async fn gc_leaves_only_what_live_objects_need() {
     }
     h.engine.delete_bucket("b").await.unwrap_err();
     for i in (0..6).chain(9..12) {
-        h.engine.delete_object("b", &format!("k{i}")).await.unwrap();
+        h.engine
+            .delete_object(&bucket_b(&h.engine).await, &format!("k{i}"))
+            .await
+            .unwrap();
     }
     h.healer.gc_pass().await.unwrap();
     h.engine.delete_bucket("b").await.unwrap();

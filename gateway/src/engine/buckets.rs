@@ -1,30 +1,39 @@
 //! Buckets: create, look up, list and delete. Name validation is the protocol layer's job;
-//! here a bucket is a catalog record with a never-reused id.
+//! here a bucket is a catalog record with a never-reused id, shown to callers as a
+//! [`BucketInfo`] that a request resolves once and hands to every later call.
 
-use metadata::model::BucketRecord;
-
+use super::view::BucketInfo;
 use super::{now_ms, Engine, EngineError};
 
 impl Engine {
     /// Creates a bucket owned by `owner`; `BucketExists` if the name is taken.
-    pub async fn create_bucket(
-        &self,
-        name: &str,
-        owner: &str,
-    ) -> Result<BucketRecord, EngineError> {
+    pub async fn create_bucket(&self, name: &str, owner: &str) -> Result<BucketInfo, EngineError> {
         let name = name.to_string();
         let owner = owner.to_string();
         let region = self.config.region.clone();
-        self.meta(move |c| c.create_bucket(&name, &owner, &region, now_ms()))
-            .await
+        let record = self
+            .meta(move |c| c.create_bucket(&name, &owner, &region, now_ms()))
+            .await?;
+        Ok(BucketInfo { record })
     }
 
-    pub async fn head_bucket(&self, name: &str) -> Result<BucketRecord, EngineError> {
-        self.bucket(name).await
+    /// Resolves a bucket by name (HeadBucket, and the first step of every request that works
+    /// in a bucket); `NoSuchBucket` if there is none.
+    pub async fn bucket(&self, name: &str) -> Result<BucketInfo, EngineError> {
+        let name = name.to_string();
+        let record = self
+            .meta(move |c| c.get_bucket(&name))
+            .await?
+            .ok_or(EngineError::NoSuchBucket)?;
+        Ok(BucketInfo { record })
     }
 
-    pub async fn list_buckets(&self) -> Result<Vec<BucketRecord>, EngineError> {
-        self.meta(|c| c.list_buckets()).await
+    pub async fn list_buckets(&self) -> Result<Vec<BucketInfo>, EngineError> {
+        let records = self.meta(|c| c.list_buckets()).await?;
+        Ok(records
+            .into_iter()
+            .map(|record| BucketInfo { record })
+            .collect())
     }
 
     /// Deletes an empty bucket; its unfinished uploads are aborted and collected.

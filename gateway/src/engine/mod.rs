@@ -10,12 +10,19 @@
 //!
 //! Nothing here knows about HTTP, XML or S3 error codes; `gateway::s3` maps [`EngineError`].
 //!
+//! Callers see the engine's own view types (`view`: [`BucketInfo`], [`ObjectInfo`], [`PartInfo`],
+//! [`UploadInfo`], listing pages), never the catalog's records; checksum arithmetic is the
+//! shared [`crate::checksum`], so the engine computes and combines object checksums itself and
+//! never calls back into the protocol layer. A bucket is resolved once per request
+//! ([`Engine::bucket`]) and the [`BucketInfo`] is handed to every call that works in it.
+//!
 //! The request path (buckets, objects, multipart, read, write) is [`Engine`]; background work
 //! (repair, rebuild, GC, scans, scrub polling) is the [`Healer`] in `healing`, which holds the
 //! engine. The request path reaches healing only through `signals` and the catalog's queues.
 
 mod buckets;
 pub mod cluster;
+mod copy;
 pub mod healing;
 mod multipart;
 mod objects;
@@ -23,6 +30,7 @@ pub mod observed;
 mod placement;
 mod read;
 mod signals;
+mod view;
 mod write;
 
 use std::sync::Arc;
@@ -34,14 +42,16 @@ use metadata::catalog::Catalog;
 use storage::codec::{ErasureCodec, Geometry};
 use storage::error::StorageError;
 
+pub use copy::CopyTarget;
 pub use healing::{GcStatus, Healer, NodeScan, RepairStatus};
-pub use metadata::catalog::{ListPage, ListQuery, UploadListPage, UploadListQuery, WriteCondition};
-pub use metadata::model::{
-    BucketRecord, DataLayout, ObjectHead, PartRecord, StoredChecksum, UploadRecord, VersionRecord,
-};
-pub use multipart::{CombineChecksums, CompletedPart, CreateUploadRequest, PartSummary};
-pub use objects::{ChecksumSource, ObjectRead, PutObjectRequest, PutOutcome, NULL_VERSION};
+pub use metadata::catalog::{ListQuery, UploadListQuery, WriteCondition};
+pub use multipart::{CompletedPart, CreateUploadRequest};
+pub use objects::{ObjectRead, PutObjectRequest, NULL_VERSION};
 pub use read::ByteRange;
+pub use view::{
+    BucketInfo, ListedObject, ObjectInfo, ObjectListing, PartInfo, StorageClass, UploadInfo,
+    UploadListing,
+};
 
 /// Error carried by a request body stream (the S3 layer puts its own typed error inside).
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;

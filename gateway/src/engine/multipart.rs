@@ -7,12 +7,17 @@
 //! did not use to GC.
 
 use md5::{Digest, Md5};
-use metadata::catalog::{UploadListPage, UploadListQuery, WriteCondition};
-use metadata::model::{PartLayout, PartRecord, StoredChecksum, UploadRecord, VersionRecord};
+use metadata::catalog::{UploadListQuery, WriteCondition};
+use metadata::model::{BucketRecord, PartLayout, PartRecord, UploadRecord, VersionRecord};
 
-use super::objects::{ChecksumSource, PutOutcome, NULL_VERSION};
+use super::objects::{PendingChecksum, NULL_VERSION};
+use super::view::{
+    checksum_from_stored, checksum_to_stored, BucketInfo, ObjectInfo, PartInfo, StorageClass,
+    UploadInfo, UploadListing,
+};
 use super::write::DataOwner;
 use super::{now_ms, BodyStream, Engine, EngineError, MAX_PART_NUMBER, MIN_PART_SIZE};
+use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumSlot, ChecksumType};
 
 /// One `<Part>` of a CompleteMultipartUpload request.
 #[derive(Debug, Clone)]
@@ -22,94 +27,133 @@ pub struct CompletedPart {
     pub etag: String,
 }
 
-/// The newest attempt of a part, as ListParts shows it.
-#[derive(Debug, Clone)]
-pub struct PartSummary {
-    pub part_number: u32,
-    pub size: u64,
-    pub etag: String,
-    pub mtime_ms: u64,
-    pub checksum: Option<StoredChecksum>,
-}
-
 /// Metadata fixed when an upload starts.
 pub struct CreateUploadRequest {
     pub content_type: Option<String>,
     pub headers: Vec<(String, String)>,
     pub user_metadata: Vec<(String, String)>,
-    pub storage_class: String,
-    pub checksum_algorithm: Option<String>,
-    pub checksum_type: Option<String>,
+    pub storage_class: StorageClass,
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
+    pub checksum_type: Option<ChecksumType>,
 }
 
-/// Computes the object checksum from the chosen parts (protocol-specific; may be absent).
-pub type CombineChecksums =
-    Box<dyn FnOnce(&UploadRecord, &[PartRecord]) -> Option<StoredChecksum> + Send>;
+/// A part attempt as callers see it.
+fn part_info(part: &PartRecord) -> PartInfo {
+    PartInfo {
+        part_number: part.part_number,
+        size: part.size,
+        etag: part.etag.clone(),
+        mtime_ms: part.mtime_ms,
+        checksum: part.checksum.as_ref().and_then(checksum_from_stored),
+    }
+}
+
+/// The object checksum of the chosen parts: `None` unless the upload asked for an algorithm
+/// and every part carries a checksum of it (see [`Checksum::of_parts`]).
+fn combine_checksums(upload: &UploadRecord, parts: &[PartRecord]) -> Option<Checksum> {
+    let info = UploadInfo {
+        record: upload.clone(),
+    };
+    let algorithm = info.checksum_algorithm()?;
+    let checksums: Vec<Option<Checksum>> = parts
+        .iter()
+        .map(|p| p.checksum.as_ref().and_then(checksum_from_stored))
+        .collect();
+    let values: Vec<(Option<&Checksum>, u64)> = checksums
+        .iter()
+        .zip(parts)
+        .map(|(c, p)| (c.as_ref(), p.size))
+        .collect();
+    Checksum::of_parts(algorithm, info.checksum_type(), &values)
+}
 
 impl Engine {
     pub async fn create_upload(
         &self,
-        bucket: &str,
+        bucket: &BucketInfo,
         key: &str,
         request: CreateUploadRequest,
-    ) -> Result<UploadRecord, EngineError> {
-        let bucket = self.bucket(bucket).await?;
+    ) -> Result<UploadInfo, EngineError> {
         let (useq, upload_id) = self.meta(|c| c.new_upload_id()).await?;
         let record = UploadRecord {
             upload_id,
-            bucket_id: bucket.id,
+            bucket_id: bucket.record.id,
             key: key.to_string(),
             initiated_ms: now_ms(),
             useq,
             content_type: request.content_type,
             headers: request.headers,
             user_metadata: request.user_metadata,
-            storage_class: request.storage_class,
-            checksum_algorithm: request.checksum_algorithm,
-            checksum_type: request.checksum_type,
+            storage_class: request.storage_class.name().to_string(),
+            checksum_algorithm: request.checksum_algorithm.map(|a| a.name().to_string()),
+            checksum_type: request.checksum_type.map(|t| t.name().to_string()),
         };
         let stored = record.clone();
         self.meta(move |c| c.create_upload(stored)).await?;
-        Ok(record)
+        Ok(UploadInfo { record })
     }
 
     /// The upload `upload_id` of `bucket`/`key`, or `NoSuchUpload`.
     pub async fn get_upload(
         &self,
-        bucket: &str,
+        bucket: &BucketInfo,
         key: &str,
         upload_id: &str,
-    ) -> Result<UploadRecord, EngineError> {
-        let bucket = self.bucket(bucket).await?;
+    ) -> Result<UploadInfo, EngineError> {
+        let bucket_id = bucket.record.id;
         let key = key.to_string();
         let upload_id = upload_id.to_string();
-        self.meta(move |c| c.get_upload(&bucket.id, &key, &upload_id))
+        let record = self
+            .meta(move |c| c.get_upload(&bucket_id, &key, &upload_id))
             .await?
-            .ok_or(EngineError::NoSuchUpload)
+            .ok_or(EngineError::NoSuchUpload)?;
+        Ok(UploadInfo { record })
     }
 
     /// Stores one part attempt; returns the recorded part (its ETag is the unquoted MD5).
     #[allow(clippy::too_many_arguments)]
     pub async fn upload_part(
         &self,
-        bucket: &str,
+        bucket: &BucketInfo,
         key: &str,
         upload_id: &str,
         part_number: u32,
         length: u64,
         expected_md5: Option<[u8; 16]>,
-        checksum: Option<ChecksumSource>,
+        checksum: Option<ChecksumSlot>,
         body: BodyStream,
-    ) -> Result<PartRecord, EngineError> {
-        if !(1..=MAX_PART_NUMBER).contains(&part_number) {
-            return Err(EngineError::InvalidPart(format!(
-                "part number {part_number} outside 1..={MAX_PART_NUMBER}"
-            )));
-        }
+    ) -> Result<PartInfo, EngineError> {
+        check_part_number(part_number)?;
         let upload = self.get_upload(bucket, key, upload_id).await?;
+        let pending = checksum.map(PendingChecksum::Verified);
+        self.store_part(
+            &bucket.record,
+            upload.record,
+            part_number,
+            length,
+            expected_md5,
+            pending,
+            body,
+        )
+        .await
+    }
+
+    /// Writes one part attempt and records it (UploadPart, UploadPartCopy).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn store_part(
+        &self,
+        bucket: &BucketRecord,
+        upload: UploadRecord,
+        part_number: u32,
+        length: u64,
+        expected_md5: Option<[u8; 16]>,
+        checksum: Option<PendingChecksum>,
+        body: BodyStream,
+    ) -> Result<PartInfo, EngineError> {
+        check_part_number(part_number)?;
         let owner = DataOwner {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
+            bucket: bucket.name.clone(),
+            key: upload.key.clone(),
             version: upload.upload_id.clone(),
             part_number,
         };
@@ -121,7 +165,7 @@ impl Engine {
             size: written.size,
             etag: hex::encode(written.md5),
             mtime_ms: now_ms(),
-            checksum: checksum.and_then(|source| source()),
+            checksum: checksum.and_then(PendingChecksum::finish),
             data: written.layout,
         };
         let stored = part.clone();
@@ -138,22 +182,16 @@ impl Engine {
             }
             return Err(e);
         }
-        Ok(part)
+        Ok(part_info(&part))
     }
 
     /// The newest attempt of each part, in part-number order.
-    pub async fn list_parts(&self, upload: &UploadRecord) -> Result<Vec<PartSummary>, EngineError> {
-        let upload = upload.clone();
+    pub async fn list_parts(&self, upload: &UploadInfo) -> Result<Vec<PartInfo>, EngineError> {
+        let upload = upload.record.clone();
         let attempts = self.meta(move |c| c.list_parts(&upload)).await?;
-        let mut parts: Vec<PartSummary> = Vec::new();
+        let mut parts: Vec<PartInfo> = Vec::new();
         for part in attempts {
-            let summary = PartSummary {
-                part_number: part.part_number,
-                size: part.size,
-                etag: part.etag,
-                mtime_ms: part.mtime_ms,
-                checksum: part.checksum,
-            };
+            let summary = part_info(&part);
             match parts.last_mut() {
                 Some(last) if last.part_number == summary.part_number => *last = summary,
                 _ => parts.push(summary),
@@ -165,18 +203,16 @@ impl Engine {
     /// Publishes the object made of `requested` parts and ends the upload.
     pub async fn complete_upload(
         &self,
-        bucket: &str,
+        bucket: &BucketInfo,
         key: &str,
         upload_id: &str,
         requested: Vec<CompletedPart>,
         condition: WriteCondition,
-        combine: CombineChecksums,
-    ) -> Result<PutOutcome, EngineError> {
-        let bucket_record = self.bucket(bucket).await?;
-        let upload = self.get_upload(bucket, key, upload_id).await?;
+    ) -> Result<ObjectInfo, EngineError> {
+        let upload = self.get_upload(bucket, key, upload_id).await?.record;
         if condition != WriteCondition::None {
             // Fail fast (404 for If-Match on a missing key); the commit re-checks atomically.
-            self.check_condition(&bucket_record, key, &condition)
+            self.check_condition(&bucket.record, key, &condition)
                 .await?;
         }
         let listed = upload.clone();
@@ -216,7 +252,7 @@ impl Engine {
             etag_hasher.update(&digest);
         }
         let etag = format!("{}-{}", hex::encode(etag_hasher.finalize()), chosen.len());
-        let checksum = combine(&upload, &chosen);
+        let checksum = combine_checksums(&upload, &chosen).map(|c| checksum_to_stored(&c));
         let size = chosen.iter().map(|p| p.size).sum();
         let seq = self.meta(|c| c.next_seq()).await?;
         let version = VersionRecord {
@@ -242,18 +278,18 @@ impl Engine {
                 })
                 .collect(),
         };
-        self.publish(&bucket_record, key, version, condition, None, Some(upload))
+        self.publish(&bucket.record, key, version, condition, None, Some(upload))
             .await
     }
 
     /// Ends an upload; its parts' data is collected after the grace delay.
     pub async fn abort_upload(
         &self,
-        bucket: &str,
+        bucket: &BucketInfo,
         key: &str,
         upload_id: &str,
     ) -> Result<(), EngineError> {
-        let upload = self.get_upload(bucket, key, upload_id).await?;
+        let upload = self.get_upload(bucket, key, upload_id).await?.record;
         let gc_delay = self.config.gc_delay.as_millis() as u64;
         self.meta(move |c| c.abort_upload(&upload, now_ms(), gc_delay))
             .await
@@ -261,10 +297,23 @@ impl Engine {
 
     pub async fn list_uploads(
         &self,
-        bucket: &str,
+        bucket: &BucketInfo,
         query: UploadListQuery,
-    ) -> Result<UploadListPage, EngineError> {
-        let bucket = self.bucket(bucket).await?;
-        self.meta(move |c| c.list_uploads(&bucket.id, &query)).await
+    ) -> Result<UploadListing, EngineError> {
+        let bucket_id = bucket.record.id;
+        let page = self
+            .meta(move |c| c.list_uploads(&bucket_id, &query))
+            .await?;
+        Ok(page.into())
     }
+}
+
+/// Part numbers run from 1 to 10,000 (S3's limit).
+fn check_part_number(part_number: u32) -> Result<(), EngineError> {
+    if (1..=MAX_PART_NUMBER).contains(&part_number) {
+        return Ok(());
+    }
+    Err(EngineError::InvalidPart(format!(
+        "part number {part_number} outside 1..={MAX_PART_NUMBER}"
+    )))
 }

@@ -4,21 +4,19 @@
 //! checks the write condition, removes the intent and queues the replaced version's shards for
 //! GC after the grace delay. If publishing fails, the freshly written shards go to GC.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use metadata::catalog::{ListPage, ListQuery, WriteCondition};
+use metadata::catalog::{ListQuery, WriteCondition};
 use metadata::model::{BucketRecord, PartLayout, StoredChecksum, VersionRecord};
 
 use super::read::ByteRange;
+use super::view::{checksum_to_stored, BucketInfo, ObjectInfo, ObjectListing, StorageClass};
 use super::write::DataOwner;
 use super::{now_ms, BodyStream, Engine, EngineError};
+use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumHasher, ChecksumSlot, ChecksumType};
 
-/// Reads the checksum the protocol layer verified while the body streamed, once it has ended.
-pub type ChecksumSource = Box<dyn FnOnce() -> Option<StoredChecksum> + Send>;
-
-/// Everything a PutObject needs besides the body.
+/// Everything a PutObject needs besides the bucket and the body.
 pub struct PutObjectRequest {
-    pub bucket: String,
     pub key: String,
     /// Exact body length (decoded length for aws-chunked bodies).
     pub length: u64,
@@ -27,21 +25,16 @@ pub struct PutObjectRequest {
     pub headers: Vec<(String, String)>,
     /// `x-amz-meta-*` without the prefix, lowercase names.
     pub user_metadata: Vec<(String, String)>,
-    pub storage_class: String,
+    pub storage_class: StorageClass,
     pub expected_md5: Option<[u8; 16]>,
-    pub checksum: Option<ChecksumSource>,
+    /// Where the protocol layer leaves the checksum it verified, once the body has ended.
+    pub checksum: Option<ChecksumSlot>,
     pub condition: WriteCondition,
-}
-
-/// A committed write.
-#[derive(Debug, Clone)]
-pub struct PutOutcome {
-    pub version: VersionRecord,
 }
 
 /// An open read: the version it reads and the bytes of the requested range.
 pub struct ObjectRead {
-    pub version: VersionRecord,
+    pub version: ObjectInfo,
     pub range: ByteRange,
     pub body: BodyStream,
 }
@@ -49,24 +42,79 @@ pub struct ObjectRead {
 /// Version id of every object in an unversioned bucket.
 pub const NULL_VERSION: &str = "null";
 
-impl Engine {
-    pub(crate) async fn bucket(&self, name: &str) -> Result<BucketRecord, EngineError> {
-        let name = name.to_string();
-        self.meta(move |c| c.get_bucket(&name))
-            .await?
-            .ok_or(EngineError::NoSuchBucket)
+/// The checksum a write will store, known once its body has been written.
+pub(super) enum PendingChecksum {
+    /// Verified by the protocol layer while the body streamed.
+    Verified(ChecksumSlot),
+    /// Known in advance (a byte-identical copy keeps its source's).
+    Known(Checksum),
+    /// Computed here over the bytes as they stream ([`PendingChecksum::hashing`]).
+    Hashing(ChecksumAlgorithm, Arc<Mutex<Option<ChecksumHasher>>>),
+}
+
+impl PendingChecksum {
+    /// Wraps `body` so that `algorithm`'s checksum of its bytes is known once it was consumed.
+    pub(super) fn hashing(body: BodyStream, algorithm: ChecksumAlgorithm) -> (BodyStream, Self) {
+        use futures::StreamExt;
+        let hasher = Arc::new(Mutex::new(Some(algorithm.hasher())));
+        let feeding = hasher.clone();
+        let stream: BodyStream = Box::pin(body.map(move |chunk| {
+            if let (Ok(bytes), Ok(mut guard)) = (&chunk, feeding.lock()) {
+                if let Some(h) = guard.as_mut() {
+                    h.update(bytes);
+                }
+            }
+            chunk
+        }));
+        (stream, PendingChecksum::Hashing(algorithm, hasher))
     }
 
+    /// The whole-body checksum, in record form (after the body was written).
+    pub(super) fn finish(self) -> Option<StoredChecksum> {
+        let checksum = match self {
+            PendingChecksum::Verified(slot) => {
+                let (algorithm, value) = slot.get()?;
+                Checksum {
+                    algorithm: *algorithm,
+                    value: value.clone(),
+                    kind: ChecksumType::FullObject,
+                }
+            }
+            PendingChecksum::Known(checksum) => checksum,
+            PendingChecksum::Hashing(algorithm, hasher) => Checksum {
+                algorithm,
+                value: hasher.lock().ok()?.take()?.finish_base64(),
+                kind: ChecksumType::FullObject,
+            },
+        };
+        Some(checksum_to_stored(&checksum))
+    }
+}
+
+impl Engine {
     /// Stores an object; it becomes visible atomically once durable.
     pub async fn put_object(
         &self,
-        request: PutObjectRequest,
+        bucket: &BucketInfo,
+        mut request: PutObjectRequest,
         body: BodyStream,
-    ) -> Result<PutOutcome, EngineError> {
-        let bucket = self.bucket(&request.bucket).await?;
+    ) -> Result<ObjectInfo, EngineError> {
+        let pending = request.checksum.take().map(PendingChecksum::Verified);
+        self.store_object(&bucket.record, request, pending, body)
+            .await
+    }
+
+    /// Writes and publishes one object (PutObject, CopyObject).
+    pub(super) async fn store_object(
+        &self,
+        bucket: &BucketRecord,
+        request: PutObjectRequest,
+        checksum: Option<PendingChecksum>,
+        body: BodyStream,
+    ) -> Result<ObjectInfo, EngineError> {
         if request.condition != WriteCondition::None {
             // Fail fast before streaming; the commit re-checks atomically.
-            self.check_condition(&bucket, &request.key, &request.condition)
+            self.check_condition(bucket, &request.key, &request.condition)
                 .await?;
         }
         let owner = DataOwner {
@@ -78,7 +126,7 @@ impl Engine {
         let written = self
             .write_data(body, request.length, owner, request.expected_md5)
             .await?;
-        let checksum = request.checksum.and_then(|source| source());
+        let checksum = checksum.and_then(PendingChecksum::finish);
         let seq = self.meta(|c| c.next_seq()).await?;
         let etag = hex::encode(written.md5);
         let mtime_ms = now_ms();
@@ -88,7 +136,7 @@ impl Engine {
             size: written.size,
             etag: etag.clone(),
             mtime_ms,
-            storage_class: request.storage_class,
+            storage_class: request.storage_class.name().to_string(),
             content_type: request.content_type,
             headers: request.headers,
             user_metadata: request.user_metadata,
@@ -103,7 +151,7 @@ impl Engine {
             }],
         };
         self.publish(
-            &bucket,
+            bucket,
             &request.key,
             version,
             request.condition,
@@ -122,7 +170,7 @@ impl Engine {
         condition: WriteCondition,
         intent: Option<[u8; 16]>,
         upload: Option<metadata::model::UploadRecord>,
-    ) -> Result<PutOutcome, EngineError> {
+    ) -> Result<ObjectInfo, EngineError> {
         let bucket_id = bucket.id;
         let key_owned = key.to_string();
         let record = version.clone();
@@ -144,7 +192,7 @@ impl Engine {
             })
             .await;
         match result {
-            Ok(_replaced) => Ok(PutOutcome { version }),
+            Ok(_replaced) => Ok(ObjectInfo { record: version }),
             Err(e) => {
                 if let Some(group) = intent {
                     self.abandon_intent(group).await;
@@ -207,9 +255,10 @@ impl Engine {
     }
 
     /// The current version of an object (HeadObject, and the first step of GetObject).
-    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<VersionRecord, EngineError> {
-        // Both lookups in one blocking catalog call: each `spawn_blocking` round trip costs two
-        // thread switches, the top of the small-GET profile (BENCHMARKS.md).
+    /// Takes the bucket by name: both lookups run in one blocking catalog call, since each
+    /// `spawn_blocking` round trip costs two thread switches, the top of the small-GET profile
+    /// (BENCHMARKS.md).
+    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo, EngineError> {
         let (name, key) = (bucket.to_string(), key.to_string());
         self.meta(move |c| {
             let bucket = c
@@ -219,19 +268,20 @@ impl Engine {
         })
         .await?
         .filter(|v| !v.delete_marker)
+        .map(|record| ObjectInfo { record })
         .ok_or(EngineError::NoSuchKey)
     }
 
     /// Opens `range` of a version obtained from [`Engine::head_object`].
     pub async fn open_object(
         self: &Arc<Self>,
-        version: VersionRecord,
+        version: ObjectInfo,
         range: ByteRange,
     ) -> Result<ObjectRead, EngineError> {
         let body = if range.start >= range.end {
             Box::pin(futures::stream::empty()) as BodyStream
         } else {
-            self.read_version(&version, range).await?
+            self.read_version(&version.record, range).await?
         };
         Ok(ObjectRead {
             version,
@@ -244,24 +294,24 @@ impl Engine {
     /// a new version: same ETag and mtime (object tagging). `NoSuchKey` if there is none.
     pub async fn set_stored_header(
         &self,
-        bucket: &str,
+        bucket: &BucketInfo,
         key: &str,
         name: &str,
         value: Option<String>,
-    ) -> Result<VersionRecord, EngineError> {
-        let bucket = self.bucket(bucket).await?;
+    ) -> Result<ObjectInfo, EngineError> {
+        let bucket_id = bucket.record.id;
         let key = key.to_string();
         let name = name.to_string();
-        self.meta(move |c| c.set_version_header(&bucket.id, &key, &name, value))
+        self.meta(move |c| c.set_version_header(&bucket_id, &key, &name, value))
             .await?
             .filter(|v| !v.delete_marker)
+            .map(|record| ObjectInfo { record })
             .ok_or(EngineError::NoSuchKey)
     }
 
     /// Deletes an object; deleting a missing key succeeds (S3 semantics).
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), EngineError> {
-        let bucket = self.bucket(bucket).await?;
-        let bucket_id = bucket.id;
+    pub async fn delete_object(&self, bucket: &BucketInfo, key: &str) -> Result<(), EngineError> {
+        let bucket_id = bucket.record.id;
         let key = key.to_string();
         let gc_delay = self.config.gc_delay.as_millis() as u64;
         self.meta(move |c| c.delete_object(&bucket_id, &key, now_ms(), gc_delay))
@@ -272,11 +322,13 @@ impl Engine {
     /// One page of a bucket listing (V1 and V2 share it).
     pub async fn list_objects(
         &self,
-        bucket: &str,
+        bucket: &BucketInfo,
         query: ListQuery,
-    ) -> Result<ListPage, EngineError> {
-        let bucket = self.bucket(bucket).await?;
-        let bucket_id = bucket.id;
-        self.meta(move |c| c.list_objects(&bucket_id, &query)).await
+    ) -> Result<ObjectListing, EngineError> {
+        let bucket_id = bucket.record.id;
+        let page = self
+            .meta(move |c| c.list_objects(&bucket_id, &query))
+            .await?;
+        Ok(page.into())
     }
 }

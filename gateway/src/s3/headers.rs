@@ -4,7 +4,7 @@
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::error::{S3Error, S3ErrorCode};
-use crate::engine::{ByteRange, VersionRecord};
+use crate::engine::{ByteRange, ObjectInfo};
 
 /// Standard headers stored with an object and returned verbatim on GET/HEAD.
 pub const STORED_HEADERS: &[&str] = &[
@@ -164,11 +164,11 @@ fn etag_matches(list: &str, etag: &str) -> bool {
 /// Evaluates If-Match, If-Unmodified-Since, If-None-Match and If-Modified-Since in S3's order:
 /// a true If-Match overrides a false If-Unmodified-Since, and a present If-None-Match makes
 /// If-Modified-Since irrelevant.
-pub fn evaluate_preconditions(headers: &HeaderMap, version: &VersionRecord) -> Precondition {
-    let mtime = version.mtime_ms / 1000;
+pub fn evaluate_preconditions(headers: &HeaderMap, version: &ObjectInfo) -> Precondition {
+    let mtime = version.mtime_ms() / 1000;
     let if_match = header_str(headers, "if-match");
     if let Some(list) = &if_match {
-        if !etag_matches(list, &version.etag) {
+        if !etag_matches(list, version.etag()) {
             return Precondition::Failed;
         }
     } else if let Some(since) =
@@ -180,7 +180,7 @@ pub fn evaluate_preconditions(headers: &HeaderMap, version: &VersionRecord) -> P
     }
     let if_none_match = header_str(headers, "if-none-match");
     if let Some(list) = &if_none_match {
-        if etag_matches(list, &version.etag) {
+        if etag_matches(list, version.etag()) {
             return Precondition::NotModified;
         }
     } else if let Some(since) =

@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use metadata::model::VersionRecord;
 use metadata::Catalog;
 use storage::{FaultyShardStore, Geometry, LocalShardStore, ShardStore};
 use strata_gateway::engine::cluster::{Cluster, NodeSpec};
 use strata_gateway::engine::{
-    BodyError, BodyStream, ByteRange, Engine, EngineConfig, EngineError, Healer, HealingConfig,
-    PutObjectRequest, WriteCondition,
+    BodyError, BodyStream, BucketInfo, ByteRange, Engine, EngineConfig, EngineError, Healer,
+    HealingConfig, PutObjectRequest, StorageClass, WriteCondition,
 };
 
 /// Erasure block size of every harness (small, so a few KiB span several stripes).
@@ -119,23 +120,38 @@ pub fn body_of(data: &[u8]) -> BodyStream {
 /// A plain PUT of `len` bytes to `b/<key>`.
 pub fn put_request(key: &str, len: usize) -> PutObjectRequest {
     PutObjectRequest {
-        bucket: "b".into(),
         key: key.into(),
         length: len as u64,
         content_type: None,
         headers: vec![],
         user_metadata: vec![],
-        storage_class: "STANDARD".into(),
+        storage_class: StorageClass::Standard,
         expected_md5: None,
         checksum: None,
         condition: WriteCondition::None,
     }
 }
 
+/// Bucket `b`, resolved (every test works in it).
+pub async fn bucket_b(engine: &Arc<Engine>) -> BucketInfo {
+    engine.bucket("b").await.unwrap()
+}
+
+/// The stored record of `b/<key>`, read from the catalog: what the engine's views hide (data
+/// layouts) but repair and placement tests look at.
+pub fn record_of(h: &Harness, key: &str) -> VersionRecord {
+    let bucket = h.catalog.get_bucket("b").unwrap().unwrap();
+    h.catalog.get_object(&bucket.id, key).unwrap().unwrap()
+}
+
 /// Stores `data` at `b/<key>`; panics on failure.
 pub async fn put(engine: &Arc<Engine>, key: &str, data: &[u8]) {
     engine
-        .put_object(put_request(key, data.len()), body_of(data))
+        .put_object(
+            &bucket_b(&engine).await,
+            put_request(key, data.len()),
+            body_of(data),
+        )
         .await
         .unwrap();
 }
@@ -154,7 +170,7 @@ pub async fn read_range(
     let version = engine.head_object("b", key).await?;
     let range = range.unwrap_or(ByteRange {
         start: 0,
-        end: version.size,
+        end: version.size(),
     });
     let mut body = engine.open_object(version, range).await?.body;
     let mut out = Vec::new();

@@ -124,31 +124,31 @@ async fn put_acl(req: S3Request, owner: &str) -> S3Result {
 }
 
 pub async fn handle_get_bucket_acl(req: S3Request, bucket: &str) -> S3Result {
-    let record = req.engine.head_bucket(bucket).await?;
-    xml_response(owner_only_policy(&record.owner))
+    let record = req.engine.bucket(bucket).await?;
+    xml_response(owner_only_policy(record.owner()))
 }
 
 pub async fn handle_put_bucket_acl(req: S3Request, bucket: &str) -> S3Result {
-    let record = req.engine.head_bucket(bucket).await?;
-    put_acl(req, &record.owner).await
+    let record = req.engine.bucket(bucket).await?;
+    put_acl(req, record.owner()).await
 }
 
 pub async fn handle_get_object_acl(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    let record = req.engine.head_bucket(bucket).await?;
+    let record = req.engine.bucket(bucket).await?;
     req.engine
         .head_object(bucket, key)
         .await
         .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
-    xml_response(owner_only_policy(&record.owner))
+    xml_response(owner_only_policy(record.owner()))
 }
 
 pub async fn handle_put_object_acl(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    let record = req.engine.head_bucket(bucket).await?;
+    let record = req.engine.bucket(bucket).await?;
     req.engine
         .head_object(bucket, key)
         .await
         .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
-    put_acl(req, &record.owner).await
+    put_acl(req, record.owner()).await
 }
 
 #[cfg(test)]

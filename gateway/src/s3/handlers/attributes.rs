@@ -6,7 +6,7 @@
 //! checksums are listed when the parts carry them.
 
 use super::{internal, S3Request, S3Result};
-use crate::engine::VersionRecord;
+use crate::engine::ObjectInfo;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{header_str, http_date, put_header};
 use crate::s3::xml::XmlWriter;
@@ -61,15 +61,14 @@ fn header_number(req: &S3Request, name: &'static str, default: usize) -> Result<
     }
 }
 
-fn write_parts(w: &mut XmlWriter, version: &VersionRecord, max: usize, marker: usize) {
+fn write_parts(w: &mut XmlWriter, version: &ObjectInfo, max: usize, marker: usize) {
     let remaining: Vec<_> = version
-        .parts
-        .iter()
+        .parts()
         .filter(|p| p.part_number as usize > marker)
         .collect();
     let page = remaining.get(..remaining.len().min(max)).unwrap_or(&[]);
     w.open("ObjectParts")
-        .text("PartsCount", &version.parts.len().to_string())
+        .text("PartsCount", &version.parts_count().to_string())
         .text("PartNumberMarker", &marker.to_string());
     if let Some(last) = page.last() {
         w.text("NextPartNumberMarker", &last.part_number.to_string());
@@ -87,7 +86,7 @@ fn write_parts(w: &mut XmlWriter, version: &VersionRecord, max: usize, marker: u
             .text("PartNumber", &part.part_number.to_string())
             .text("Size", &part.size.to_string());
         if let Some(c) = &part.checksum {
-            w.text(&format!("Checksum{}", c.algorithm), &c.value);
+            w.text(&format!("Checksum{}", c.algorithm.name()), &c.value);
         }
         w.close("Part");
     }
@@ -110,24 +109,24 @@ pub async fn handle_get_object_attributes(req: S3Request, bucket: &str, key: &st
     let has = |name: &str| wanted.iter().any(|w| w == name);
     let mut w = XmlWriter::new("GetObjectAttributesResponse");
     if has("ETag") {
-        w.text("ETag", &version.etag);
+        w.text("ETag", version.etag());
     }
     if has("Checksum") {
-        if let Some(c) = &version.checksum {
+        if let Some(c) = version.checksum() {
             w.open("Checksum")
-                .text(&format!("Checksum{}", c.algorithm), &c.value)
-                .text("ChecksumType", &c.kind)
+                .text(&format!("Checksum{}", c.algorithm.name()), &c.value)
+                .text("ChecksumType", c.kind.name())
                 .close("Checksum");
         }
     }
-    if has("ObjectParts") && version.etag.contains('-') {
+    if has("ObjectParts") && version.is_multipart() {
         write_parts(&mut w, &version, max, marker);
     }
     if has("StorageClass") {
-        w.text("StorageClass", &version.storage_class);
+        w.text("StorageClass", version.storage_class().name());
     }
     if has("ObjectSize") {
-        w.text("ObjectSize", &version.size.to_string());
+        w.text("ObjectSize", &version.size().to_string());
     }
     let mut response = http::Response::builder()
         .status(http::StatusCode::OK)
@@ -139,7 +138,7 @@ pub async fn handle_get_object_attributes(req: S3Request, bucket: &str, key: &st
     put_header(
         response.headers_mut(),
         "last-modified",
-        &http_date(version.mtime_ms),
+        &http_date(version.mtime_ms()),
     );
     Ok(response)
 }

@@ -40,8 +40,8 @@ pub async fn handle_list_buckets(req: S3Request) -> S3Result {
     w.open("Buckets");
     for bucket in &buckets {
         w.open("Bucket")
-            .text("Name", &bucket.name)
-            .text("CreationDate", &iso8601(bucket.created_ms))
+            .text("Name", bucket.name())
+            .text("CreationDate", &iso8601(bucket.created_ms()))
             .close("Bucket");
     }
     w.close("Buckets");
@@ -65,9 +65,9 @@ pub async fn handle_create_bucket(req: S3Request, bucket: &str) -> S3Result {
 }
 
 pub async fn handle_head_bucket(req: S3Request, bucket: &str) -> S3Result {
-    let record = req.engine.head_bucket(bucket).await?;
+    let record = req.engine.bucket(bucket).await?;
     let mut response = empty_response(StatusCode::OK)?;
-    if let Ok(region) = http::HeaderValue::from_str(&record.region) {
+    if let Ok(region) = http::HeaderValue::from_str(record.region()) {
         response.headers_mut().insert("x-amz-bucket-region", region);
     }
     Ok(response)
@@ -82,12 +82,12 @@ pub async fn handle_delete_bucket(req: S3Request, bucket: &str) -> S3Result {
 }
 
 pub async fn handle_get_bucket_location(req: S3Request, bucket: &str) -> S3Result {
-    let record = req.engine.head_bucket(bucket).await?;
+    let record = req.engine.bucket(bucket).await?;
     // us-east-1 is the empty constraint, as in S3.
-    let region = if record.region == "us-east-1" {
+    let region = if record.region() == "us-east-1" {
         ""
     } else {
-        &record.region
+        record.region()
     };
     let doc = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"{}\">{}</LocationConstraint>",
@@ -98,7 +98,7 @@ pub async fn handle_get_bucket_location(req: S3Request, bucket: &str) -> S3Resul
 }
 
 pub async fn handle_get_bucket_versioning(req: S3Request, bucket: &str) -> S3Result {
-    req.engine.head_bucket(bucket).await?;
+    req.engine.bucket(bucket).await?;
     // Unversioned: S3 returns an empty configuration.
     xml_response(XmlWriter::new("VersioningConfiguration").finish("VersioningConfiguration"))
 }

@@ -1,18 +1,12 @@
 //! Server-side copies: CopyObject and UploadPartCopy.
 //!
-//! Both stream: the source is opened as a ranged read and fed straight into the write path as
-//! its body, so a copy never holds more than the read and write pipelines' bounded buffers,
-//! whatever the object size. The source is resolved and its `x-amz-copy-source-if-*`
-//! conditions checked before any byte moves (S3: a true `if-match` wins over a false
-//! `if-unmodified-since`; a false `if-none-match` wins over a true `if-modified-since`, both 412).
-//!
-//! Checksums: a byte-identical whole copy keeps the source's FULL_OBJECT checksum; otherwise
-//! (another algorithm asked for, a COMPOSITE source, a part of a checksummed upload) the
-//! checksum is computed over the copied bytes as they stream.
+//! Here the source is resolved and its `x-amz-copy-source-if-*` conditions checked before any
+//! byte moves (S3: a true `if-match` wins over a false `if-unmodified-since`; a false
+//! `if-none-match` wins over a true `if-modified-since`, both 412), then opened as a ranged read
+//! and handed to the engine's copy operation ([`Engine::copy_object`], [`Engine::copy_part`]),
+//! which streams it into the write path and keeps or computes the checksum: the bytes never
+//! pass through this layer.
 
-use std::sync::{Arc, Mutex};
-
-use futures::StreamExt;
 use http::HeaderMap;
 use percent_encoding::percent_decode_str;
 
@@ -20,13 +14,12 @@ use super::acl::check_canned_acl;
 use super::keep_alive::xml_with_keep_alive;
 use super::object::{storage_class, write_condition};
 use super::{S3Request, S3Result};
-use crate::engine::{BodyStream, ByteRange, ChecksumSource, PutObjectRequest, StoredChecksum};
-use crate::engine::{Engine, VersionRecord, MAX_PART_SIZE};
+use crate::checksum::ChecksumAlgorithm;
+use crate::engine::{ByteRange, CopyTarget, Engine, ObjectInfo, MAX_PART_SIZE};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{
     evaluate_preconditions, header_str, quote_etag, stored_headers, user_metadata, Precondition,
 };
-use crate::s3::payload::checksum::ChecksumAlgorithm;
 use crate::s3::tagging::{replace_stored_tags, request_tags};
 use crate::s3::xml::{iso8601, XmlWriter};
 
@@ -112,7 +105,7 @@ pub fn parse_copy_range(value: &str, size: u64) -> Result<ByteRange, S3Error> {
 async fn resolve_source(
     engine: &Engine,
     headers: &HeaderMap,
-) -> Result<(CopySource, VersionRecord), S3Error> {
+) -> Result<(CopySource, ObjectInfo), S3Error> {
     let raw = header_str(headers, "x-amz-copy-source").unwrap_or_default();
     let source = parse_copy_source(&raw)?;
     let version = engine
@@ -141,30 +134,6 @@ async fn resolve_source(
         Precondition::Proceed => Ok((source, version)),
         _ => Err(S3Error::new(S3ErrorCode::PreconditionFailed)),
     }
-}
-
-/// Wraps `body` so that `algorithm`'s checksum of its bytes can be read once the engine has
-/// consumed it (the engine calls a [`ChecksumSource`] only after the whole body was written).
-fn checksummed(body: BodyStream, algorithm: ChecksumAlgorithm) -> (BodyStream, ChecksumSource) {
-    let hasher = Arc::new(Mutex::new(Some(algorithm.hasher())));
-    let feeding = hasher.clone();
-    let stream: BodyStream = Box::pin(body.map(move |chunk| {
-        if let (Ok(bytes), Ok(mut guard)) = (&chunk, feeding.lock()) {
-            if let Some(h) = guard.as_mut() {
-                h.update(bytes);
-            }
-        }
-        chunk
-    }));
-    let source: ChecksumSource = Box::new(move || {
-        let finished = hasher.lock().ok()?.take()?;
-        Some(StoredChecksum {
-            algorithm: algorithm.name().to_string(),
-            value: finished.finish_base64(),
-            kind: "FULL_OBJECT".to_string(),
-        })
-    });
-    (stream, source)
 }
 
 fn requested_algorithm(headers: &HeaderMap) -> Result<Option<ChecksumAlgorithm>, S3Error> {
@@ -215,31 +184,21 @@ pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Re
         )
     } else {
         (
-            version.content_type.clone(),
-            version.headers.clone(),
-            version.user_metadata.clone(),
+            version.content_type().map(str::to_string),
+            version.headers().to_vec(),
+            version.user_metadata().to_vec(),
         )
     };
     // The tag set follows its own directive: source tags unless REPLACE (then the request's).
-    let source_tags = crate::s3::tagging::stored_tags(&version.headers);
+    let source_tags = crate::s3::tagging::stored_tags(version.headers());
     let tags = if replace_tags {
         new_tags.unwrap_or_default()
     } else {
         source_tags
     };
     replace_stored_tags(&mut headers, &tags);
-    let size = version.size;
-    let kept_checksum = version
-        .checksum
-        .clone()
-        .filter(|c| c.kind == "FULL_OBJECT")
-        .filter(|c| algorithm.is_none_or(|a| a.name() == c.algorithm));
-    let compute = match (&kept_checksum, algorithm, &version.checksum) {
-        (Some(_), _, _) => None,
-        (None, Some(a), _) => Some(a),
-        (None, None, Some(c)) => ChecksumAlgorithm::from_name(&c.algorithm),
-        (None, None, None) => None,
-    };
+    let size = version.size();
+    let destination = req.engine.bucket(bucket).await?;
     let read = req
         .engine
         .open_object(
@@ -250,40 +209,27 @@ pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Re
             },
         )
         .await?;
-    let (body, checksum): (BodyStream, Option<ChecksumSource>) = match compute {
-        Some(a) => {
-            let (body, source) = checksummed(read.body, a);
-            (body, Some(source))
-        }
-        None => (
-            read.body,
-            kept_checksum.map(|c| Box::new(move || Some(c)) as ChecksumSource),
-        ),
-    };
-    let request = PutObjectRequest {
-        bucket: bucket.to_string(),
+    let target = CopyTarget {
         key: key.to_string(),
-        length: size,
         content_type,
         headers,
         user_metadata: metadata,
         storage_class: class,
-        expected_md5: None,
-        checksum,
+        checksum_algorithm: algorithm,
         condition,
     };
     let engine = req.engine.clone();
     xml_with_keep_alive(req.request_id.clone(), async move {
-        let outcome = engine
-            .put_object(request, body)
+        let object = engine
+            .copy_object(&destination, read, target)
             .await
             .map_err(|e| S3Error::from(e).with_resource(&resource))?;
         let mut w = XmlWriter::new("CopyObjectResult");
-        w.text("LastModified", &iso8601(outcome.version.mtime_ms))
-            .text("ETag", &quote_etag(&outcome.version.etag));
-        if let Some(c) = &outcome.version.checksum {
-            w.text("ChecksumType", &c.kind)
-                .text(&format!("Checksum{}", c.algorithm), &c.value);
+        w.text("LastModified", &iso8601(object.mtime_ms()))
+            .text("ETag", &quote_etag(object.etag()));
+        if let Some(c) = object.checksum() {
+            w.text("ChecksumType", c.kind.name())
+                .text(&format!("Checksum{}", c.algorithm.name()), &c.value);
         }
         Ok(w.finish("CopyObjectResult"))
     })
@@ -298,13 +244,14 @@ pub async fn handle_upload_part_copy(
     part_number: u32,
 ) -> S3Result {
     let resource = format!("/{bucket}/{key}");
-    let upload = req.engine.get_upload(bucket, key, upload_id).await?;
+    let destination = req.engine.bucket(bucket).await?;
+    let upload = req.engine.get_upload(&destination, key, upload_id).await?;
     let (_, version) = resolve_source(&req.engine, &req.headers).await?;
     let range = match header_str(&req.headers, "x-amz-copy-source-range") {
-        Some(value) => parse_copy_range(&value, version.size)?,
+        Some(value) => parse_copy_range(&value, version.size())?,
         None => ByteRange {
             start: 0,
-            end: version.size,
+            end: version.size(),
         },
     };
     let length = range.end - range.start;
@@ -315,38 +262,17 @@ pub async fn handle_upload_part_copy(
         ));
     }
     let read = req.engine.open_object(version, range).await?;
-    let algorithm = upload
-        .checksum_algorithm
-        .as_deref()
-        .and_then(ChecksumAlgorithm::from_name);
-    let (body, checksum) = match algorithm {
-        Some(a) => {
-            let (body, source) = checksummed(read.body, a);
-            (body, Some(source))
-        }
-        None => (read.body, None),
-    };
     let engine = req.engine.clone();
-    let (bucket, key, upload_id) = (bucket.to_string(), key.to_string(), upload_id.to_string());
     xml_with_keep_alive(req.request_id.clone(), async move {
         let part = engine
-            .upload_part(
-                &bucket,
-                &key,
-                &upload_id,
-                part_number,
-                length,
-                None,
-                checksum,
-                body,
-            )
+            .copy_part(&destination, &upload, part_number, read)
             .await
             .map_err(|e| S3Error::from(e).with_resource(&resource))?;
         let mut w = XmlWriter::new("CopyPartResult");
         w.text("LastModified", &iso8601(part.mtime_ms))
             .text("ETag", &quote_etag(&part.etag));
         if let Some(c) = &part.checksum {
-            w.text(&format!("Checksum{}", c.algorithm), &c.value);
+            w.text(&format!("Checksum{}", c.algorithm.name()), &c.value);
         }
         Ok(w.finish("CopyPartResult"))
     })

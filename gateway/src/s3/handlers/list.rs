@@ -13,7 +13,7 @@ use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{write_owner, xml_response, S3Request, S3Result};
-use crate::engine::{ListPage, ListQuery, UploadListQuery, NULL_VERSION};
+use crate::engine::{ListQuery, ObjectListing, UploadListQuery, NULL_VERSION};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::quote_etag;
 use crate::s3::xml::{iso8601, XmlWriter};
@@ -97,17 +97,17 @@ fn decode_token(token: &str) -> Result<String, S3Error> {
         .ok_or_else(invalid)
 }
 
-fn write_entries(w: &mut XmlWriter, page: &ListPage, enc: &Encoder, owner: Option<&str>) {
-    for (key, head) in &page.entries {
+fn write_entries(w: &mut XmlWriter, page: &ObjectListing, enc: &Encoder, owner: Option<&str>) {
+    for head in &page.entries {
         w.open("Contents")
-            .text("Key", &enc.apply(key))
+            .text("Key", &enc.apply(&head.key))
             .text("LastModified", &iso8601(head.mtime_ms))
             .text("ETag", &quote_etag(&head.etag))
             .text("Size", &head.size.to_string());
         if let Some(owner) = owner {
             write_owner(w, owner);
         }
-        w.text("StorageClass", &head.storage_class)
+        w.text("StorageClass", head.storage_class.name())
             .close("Contents");
     }
     for prefix in &page.common_prefixes {
@@ -134,7 +134,8 @@ pub async fn handle_list_objects_v2(req: S3Request, bucket: &str) -> S3Result {
         start_after: resume,
         max_keys: max,
     };
-    let page = req.engine.list_objects(bucket, query).await?;
+    let resolved = req.engine.bucket(bucket).await?;
+    let page = req.engine.list_objects(&resolved, query).await?;
     let fetch_owner = req.query.get("fetch-owner") == Some("true");
     let mut w = XmlWriter::new("ListBucketResult");
     w.text("Name", bucket)
@@ -180,7 +181,8 @@ pub async fn handle_list_objects_v1(req: S3Request, bucket: &str) -> S3Result {
         start_after: Some(marker.clone()).filter(|m| !m.is_empty()),
         max_keys: max,
     };
-    let page = req.engine.list_objects(bucket, query).await?;
+    let resolved = req.engine.bucket(bucket).await?;
+    let page = req.engine.list_objects(&resolved, query).await?;
     let mut w = XmlWriter::new("ListBucketResult");
     w.text("Name", bucket)
         .text("Prefix", &enc.apply(&prefix))
@@ -232,7 +234,8 @@ pub async fn handle_list_object_versions(req: S3Request, bucket: &str) -> S3Resu
         start_after: Some(key_marker.clone()).filter(|m| !m.is_empty()),
         max_keys: max,
     };
-    let page = req.engine.list_objects(bucket, query).await?;
+    let resolved = req.engine.bucket(bucket).await?;
+    let page = req.engine.list_objects(&resolved, query).await?;
     let mut w = XmlWriter::new("ListVersionsResult");
     w.text("Name", bucket)
         .text("Prefix", &enc.apply(&prefix))
@@ -241,7 +244,7 @@ pub async fn handle_list_object_versions(req: S3Request, bucket: &str) -> S3Resu
     if page.is_truncated {
         if let Some(next) = &page.next_marker {
             w.text("NextKeyMarker", &enc.apply(next));
-            if page.entries.last().is_some_and(|(key, _)| key == next) {
+            if page.entries.last().is_some_and(|head| &head.key == next) {
                 w.text("NextVersionIdMarker", NULL_VERSION);
             }
         }
@@ -256,15 +259,15 @@ pub async fn handle_list_object_versions(req: S3Request, bucket: &str) -> S3Resu
             if page.is_truncated { "true" } else { "false" },
         )
         .optional("EncodingType", enc.url.then_some("url"));
-    for (key, head) in &page.entries {
+    for head in &page.entries {
         w.open("Version")
-            .text("Key", &enc.apply(key))
+            .text("Key", &enc.apply(&head.key))
             .text("VersionId", NULL_VERSION)
             .text("IsLatest", "true")
             .text("LastModified", &iso8601(head.mtime_ms))
             .text("ETag", &quote_etag(&head.etag))
             .text("Size", &head.size.to_string())
-            .text("StorageClass", &head.storage_class);
+            .text("StorageClass", head.storage_class.name());
         write_owner(&mut w, &req.auth.access_key);
         w.close("Version");
     }
@@ -298,7 +301,8 @@ pub async fn handle_list_multipart_uploads(req: S3Request, bucket: &str) -> S3Re
         upload_id_marker: upload_id_marker.clone(),
         max_uploads: max,
     };
-    let page = req.engine.list_uploads(bucket, query).await?;
+    let resolved = req.engine.bucket(bucket).await?;
+    let page = req.engine.list_uploads(&resolved, query).await?;
     let mut w = XmlWriter::new("ListMultipartUploadsResult");
     w.text("Bucket", bucket)
         .text("KeyMarker", &enc.apply(key_marker.as_deref().unwrap_or("")))
@@ -324,17 +328,17 @@ pub async fn handle_list_multipart_uploads(req: S3Request, bucket: &str) -> S3Re
         .optional("EncodingType", enc.url.then_some("url"));
     for upload in &page.uploads {
         w.open("Upload")
-            .text("Key", &enc.apply(&upload.key))
-            .text("UploadId", &upload.upload_id);
+            .text("Key", &enc.apply(upload.key()))
+            .text("UploadId", upload.upload_id());
         w.open("Initiator")
             .text("ID", &req.auth.access_key)
             .text("DisplayName", &req.auth.access_key)
             .close("Initiator");
         write_owner(&mut w, &req.auth.access_key);
-        w.text("StorageClass", &upload.storage_class)
-            .text("Initiated", &iso8601(upload.initiated_ms));
-        if let Some(alg) = &upload.checksum_algorithm {
-            w.text("ChecksumAlgorithm", alg);
+        w.text("StorageClass", upload.storage_class().name())
+            .text("Initiated", &iso8601(upload.initiated_ms()));
+        if let Some(algorithm) = upload.checksum_algorithm() {
+            w.text("ChecksumAlgorithm", algorithm.name());
         }
         w.close("Upload");
     }

@@ -1,27 +1,22 @@
 //! Multipart upload operations: Create, UploadPart, Complete, Abort, ListParts.
 //!
-//! Object checksums of multipart uploads: when every chosen part carries a checksum of the
-//! upload's algorithm, the object gets S3's COMPOSITE checksum (the checksum of the concatenated
-//! binary part checksums, suffixed `-N`; clients skip validating such values on GET), or for
-//! FULL_OBJECT uploads (always so for CRC64NVME) the CRC of the whole object, combined from the
-//! part CRCs and lengths without rereading data.
+//! Object checksums of multipart uploads: the type is fixed at Create (FULL_OBJECT always for
+//! CRC64NVME, COMPOSITE by default otherwise); the engine combines the part checksums at
+//! Complete (`crate::checksum`).
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use http::StatusCode;
 
 use super::acl::check_canned_acl;
 use super::object::{
-    checksum_source, new_object_headers, put_checksum_headers, storage_class, write_condition,
+    checksum_slot, new_object_headers, put_checksum_headers, storage_class, write_condition,
 };
 use super::{empty_response, read_small_body, write_owner, xml_response, S3Request, S3Result};
-use crate::engine::{
-    CombineChecksums, CompletedPart, CreateUploadRequest, PartRecord, StoredChecksum, UploadRecord,
-};
+use crate::checksum::{ChecksumAlgorithm, ChecksumType};
+use crate::engine::{CompletedPart, CreateUploadRequest};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{header_str, put_header, quote_etag, unquote_etag, user_metadata};
 use crate::s3::payload::body::prepare_body;
-use crate::s3::payload::checksum::{verify_content_md5, ChecksumAlgorithm};
+use crate::s3::payload::checksum::verify_content_md5;
 use crate::s3::xml::{iso8601, parse, CompleteMultipartUploadXml, XmlWriter};
 
 /// Largest CompleteMultipartUpload document we read (10,000 parts with checksums).
@@ -39,10 +34,13 @@ pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &
         })?),
     };
     let checksum_type = match (header_str(&req.headers, "x-amz-checksum-type"), algorithm) {
-        (Some(t), _) => Some(t.to_ascii_uppercase()),
+        (Some(t), _) => Some(ChecksumType::from_name(&t).ok_or_else(|| {
+            S3Error::new(S3ErrorCode::InvalidRequest)
+                .with_message("Value for x-amz-checksum-type header is invalid.")
+        })?),
         // CRC64NVME exists only as a full-object checksum in S3.
-        (None, Some(ChecksumAlgorithm::Crc64Nvme)) => Some("FULL_OBJECT".to_string()),
-        (None, Some(_)) => Some("COMPOSITE".to_string()),
+        (None, Some(ChecksumAlgorithm::Crc64Nvme)) => Some(ChecksumType::FullObject),
+        (None, Some(_)) => Some(ChecksumType::Composite),
         (None, None) => None,
     };
     let request = CreateUploadRequest {
@@ -50,14 +48,15 @@ pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &
         headers: new_object_headers(&req.headers)?,
         user_metadata: user_metadata(&req.headers)?,
         storage_class: storage_class(&req.headers)?,
-        checksum_algorithm: algorithm.map(|a| a.name().to_string()),
-        checksum_type: checksum_type.clone(),
+        checksum_algorithm: algorithm,
+        checksum_type,
     };
-    let upload = req.engine.create_upload(bucket, key, request).await?;
+    let resolved = req.engine.bucket(bucket).await?;
+    let upload = req.engine.create_upload(&resolved, key, request).await?;
     let mut w = XmlWriter::new("InitiateMultipartUploadResult");
     w.text("Bucket", bucket)
         .text("Key", key)
-        .text("UploadId", &upload.upload_id);
+        .text("UploadId", upload.upload_id());
     let mut response = xml_response(w.finish("InitiateMultipartUploadResult"))?;
     if let Some(algorithm) = algorithm {
         put_header(
@@ -67,7 +66,7 @@ pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &
         );
     }
     if let Some(kind) = checksum_type {
-        put_header(response.headers_mut(), "x-amz-checksum-type", &kind);
+        put_header(response.headers_mut(), "x-amz-checksum-type", kind.name());
     }
     Ok(response)
 }
@@ -84,11 +83,12 @@ pub async fn handle_upload_part(
     let length = prepared
         .content_length
         .ok_or_else(|| S3Error::new(S3ErrorCode::MissingContentLength))?;
-    let checksum = checksum_source(&prepared);
+    let checksum = checksum_slot(&prepared);
+    let bucket = req.engine.bucket(bucket).await?;
     let part = req
         .engine
         .upload_part(
-            bucket,
+            &bucket,
             key,
             upload_id,
             part_number,
@@ -106,38 +106,6 @@ pub async fn handle_upload_part(
         response.headers_mut().remove("x-amz-checksum-type");
     }
     Ok(response)
-}
-
-/// COMPOSITE checksum of the chosen parts, when all of them carry one of the upload's algorithm.
-fn combine_checksums() -> CombineChecksums {
-    Box::new(|upload: &UploadRecord, parts: &[PartRecord]| {
-        let algorithm = ChecksumAlgorithm::from_name(upload.checksum_algorithm.as_deref()?)?;
-        let mut values = Vec::with_capacity(parts.len());
-        for part in parts {
-            let checksum = part.checksum.as_ref()?;
-            if checksum.algorithm != algorithm.name() {
-                return None;
-            }
-            values.push((checksum.value.as_str(), part.size));
-        }
-        if upload.checksum_type.as_deref() == Some("FULL_OBJECT") {
-            // CRCs combine without reading the data again; SHA-based ones cannot be FULL_OBJECT.
-            return Some(StoredChecksum {
-                algorithm: algorithm.name().to_string(),
-                value: algorithm.combine_full_object(&values)?,
-                kind: "FULL_OBJECT".to_string(),
-            });
-        }
-        let mut hasher = algorithm.hasher();
-        for (value, _) in &values {
-            hasher.update(&BASE64.decode(value).ok()?);
-        }
-        Some(StoredChecksum {
-            algorithm: algorithm.name().to_string(),
-            value: format!("{}-{}", hasher.finish_base64(), parts.len()),
-            kind: "COMPOSITE".to_string(),
-        })
-    })
 }
 
 pub async fn handle_complete_multipart_upload(
@@ -164,26 +132,21 @@ pub async fn handle_complete_multipart_upload(
             etag: unquote_etag(&p.etag),
         })
         .collect();
-    let outcome = engine
-        .complete_upload(
-            bucket,
-            key,
-            upload_id,
-            parts,
-            condition,
-            combine_checksums(),
-        )
+    let resolved = engine.bucket(bucket).await?;
+    let object = engine
+        .complete_upload(&resolved, key, upload_id, parts, condition)
         .await?;
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     w.text("Location", &resource)
         .text("Bucket", bucket)
         .text("Key", key)
-        .text("ETag", &quote_etag(&outcome.version.etag));
-    if let Some(checksum) = &outcome.version.checksum {
-        if let Some(algorithm) = ChecksumAlgorithm::from_name(&checksum.algorithm) {
-            w.text(&format!("Checksum{}", algorithm.name()), &checksum.value)
-                .text("ChecksumType", &checksum.kind);
-        }
+        .text("ETag", &quote_etag(object.etag()));
+    if let Some(checksum) = object.checksum() {
+        w.text(
+            &format!("Checksum{}", checksum.algorithm.name()),
+            &checksum.value,
+        )
+        .text("ChecksumType", checksum.kind.name());
     }
     xml_response(w.finish("CompleteMultipartUploadResult"))
 }
@@ -194,7 +157,8 @@ pub async fn handle_abort_multipart_upload(
     key: &str,
     upload_id: &str,
 ) -> S3Result {
-    req.engine.abort_upload(bucket, key, upload_id).await?;
+    let bucket = req.engine.bucket(bucket).await?;
+    req.engine.abort_upload(&bucket, key, upload_id).await?;
     empty_response(StatusCode::NO_CONTENT)
 }
 
@@ -222,7 +186,8 @@ pub async fn handle_list_parts(
             .parse::<u32>()
             .map_err(|_| invalid("part-number-marker"))?,
     };
-    let upload = req.engine.get_upload(bucket, key, upload_id).await?;
+    let resolved = req.engine.bucket(bucket).await?;
+    let upload = req.engine.get_upload(&resolved, key, upload_id).await?;
     let parts = req.engine.list_parts(&upload).await?;
     let remaining: Vec<_> = parts
         .into_iter()
@@ -245,12 +210,12 @@ pub async fn handle_list_parts(
         .text("DisplayName", &req.auth.access_key)
         .close("Initiator");
     write_owner(&mut w, &req.auth.access_key);
-    w.text("StorageClass", &upload.storage_class);
-    if let Some(alg) = &upload.checksum_algorithm {
-        w.text("ChecksumAlgorithm", alg);
+    w.text("StorageClass", upload.storage_class().name());
+    if let Some(algorithm) = upload.checksum_algorithm() {
+        w.text("ChecksumAlgorithm", algorithm.name());
     }
-    if let Some(kind) = &upload.checksum_type {
-        w.text("ChecksumType", kind);
+    if let Some(kind) = upload.checksum_type() {
+        w.text("ChecksumType", kind.name());
     }
     for part in page {
         w.open("Part")
@@ -259,9 +224,10 @@ pub async fn handle_list_parts(
             .text("ETag", &quote_etag(&part.etag))
             .text("Size", &part.size.to_string());
         if let Some(checksum) = &part.checksum {
-            if let Some(algorithm) = ChecksumAlgorithm::from_name(&checksum.algorithm) {
-                w.text(&format!("Checksum{}", algorithm.name()), &checksum.value);
-            }
+            w.text(
+                &format!("Checksum{}", checksum.algorithm.name()),
+                &checksum.value,
+            );
         }
         w.close("Part");
     }

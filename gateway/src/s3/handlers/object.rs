@@ -8,16 +8,15 @@ use http::{HeaderMap, Response, StatusCode};
 
 use super::acl::check_canned_acl;
 use super::{empty_response, internal, read_request_document, xml_response, S3Request, S3Result};
-use crate::engine::{
-    ByteRange, ChecksumSource, PutObjectRequest, StoredChecksum, VersionRecord, WriteCondition,
-};
+use crate::checksum::{Checksum, ChecksumSlot};
+use crate::engine::{ByteRange, ObjectInfo, PutObjectRequest, StorageClass, WriteCondition};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{
     evaluate_preconditions, header_str, http_date, put_header, quote_etag, resolve_range,
     stored_headers, unquote_etag, user_metadata, Precondition,
 };
 use crate::s3::payload::body::{prepare_body, PreparedBody};
-use crate::s3::payload::checksum::{verify_content_md5, ChecksumAlgorithm};
+use crate::s3::payload::checksum::verify_content_md5;
 use crate::s3::tagging::{replace_stored_tags, request_tags, stored_tags, TAGGING_HEADER};
 use crate::s3::xml::{parse, DeleteXml, XmlWriter};
 
@@ -27,34 +26,26 @@ const MAX_DELETE_BODY: usize = 2 * 1024 * 1024;
 const MAX_DELETE_KEYS: usize = 1000;
 
 /// Storage class of a request: only STANDARD exists here.
-pub fn storage_class(headers: &HeaderMap) -> Result<String, S3Error> {
+pub fn storage_class(headers: &HeaderMap) -> Result<StorageClass, S3Error> {
     match header_str(headers, "x-amz-storage-class") {
-        None => Ok("STANDARD".to_string()),
-        Some(c) if c == "STANDARD" => Ok(c),
-        Some(c) => Err(S3Error::new(S3ErrorCode::InvalidStorageClass)
-            .with_message(format!("The storage class {c} is not supported"))),
+        None => Ok(StorageClass::Standard),
+        Some(c) => StorageClass::from_name(&c).ok_or_else(|| {
+            S3Error::new(S3ErrorCode::InvalidStorageClass)
+                .with_message(format!("The storage class {c} is not supported"))
+        }),
     }
 }
 
-/// Turns the checksum the body verified into what the engine stores.
-pub fn checksum_source(prepared: &PreparedBody) -> Option<ChecksumSource> {
+/// Where the body leaves the checksum it verified, when the client asked for one.
+pub fn checksum_slot(prepared: &PreparedBody) -> Option<ChecksumSlot> {
     prepared.checksum_algorithm?;
-    let slot = prepared.checksum.clone();
-    Some(Box::new(move || {
-        slot.get().map(|(algorithm, value)| StoredChecksum {
-            algorithm: algorithm.name().to_string(),
-            value: value.clone(),
-            kind: "FULL_OBJECT".to_string(),
-        })
-    }))
+    Some(prepared.checksum.clone())
 }
 
-/// Adds `x-amz-checksum-<alg>` (and its type) for a stored checksum.
-pub fn put_checksum_headers(headers: &mut HeaderMap, checksum: &StoredChecksum) {
-    if let Some(algorithm) = ChecksumAlgorithm::from_name(&checksum.algorithm) {
-        put_header(headers, algorithm.header_name(), &checksum.value);
-        put_header(headers, "x-amz-checksum-type", &checksum.kind);
-    }
+/// Adds `x-amz-checksum-<alg>` and its type for an object's checksum.
+pub fn put_checksum_headers(headers: &mut HeaderMap, checksum: &Checksum) {
+    put_header(headers, checksum.algorithm.header_name(), &checksum.value);
+    put_header(headers, "x-amz-checksum-type", checksum.kind.name());
 }
 
 /// The write condition of a PUT or Complete (`If-None-Match: *`, `If-Match: "etag"`).
@@ -90,8 +81,8 @@ pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Res
     let length = prepared
         .content_length
         .ok_or_else(|| S3Error::new(S3ErrorCode::MissingContentLength))?;
+    let bucket = req.engine.bucket(bucket).await?;
     let request = PutObjectRequest {
-        bucket: bucket.to_string(),
         key: key.to_string(),
         length,
         content_type: header_str(&req.headers, "content-type"),
@@ -99,56 +90,52 @@ pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Res
         user_metadata: user_metadata(&req.headers)?,
         storage_class: storage_class(&req.headers)?,
         expected_md5,
-        checksum: checksum_source(&prepared),
+        checksum: checksum_slot(&prepared),
         condition,
     };
-    let outcome = req.engine.put_object(request, prepared.stream).await?;
+    let object = req
+        .engine
+        .put_object(&bucket, request, prepared.stream)
+        .await?;
     let mut response = empty_response(StatusCode::OK)?;
     let headers = response.headers_mut();
-    put_header(headers, "etag", &quote_etag(&outcome.version.etag));
-    if let Some(checksum) = &outcome.version.checksum {
+    put_header(headers, "etag", &quote_etag(object.etag()));
+    if let Some(checksum) = &object.checksum() {
         put_checksum_headers(headers, checksum);
     }
     Ok(response)
 }
 
 /// Headers common to GET and HEAD of a version.
-fn object_headers(headers: &mut HeaderMap, version: &VersionRecord) {
-    put_header(headers, "etag", &quote_etag(&version.etag));
-    put_header(headers, "last-modified", &http_date(version.mtime_ms));
+fn object_headers(headers: &mut HeaderMap, version: &ObjectInfo) {
+    put_header(headers, "etag", &quote_etag(version.etag()));
+    put_header(headers, "last-modified", &http_date(version.mtime_ms()));
     put_header(headers, "accept-ranges", "bytes");
     put_header(
         headers,
         "content-type",
-        version
-            .content_type
-            .as_deref()
-            .unwrap_or("binary/octet-stream"),
+        version.content_type().unwrap_or("binary/octet-stream"),
     );
-    for (name, value) in &version.headers {
+    for (name, value) in version.headers() {
         if name != TAGGING_HEADER {
             put_header(headers, name, value);
         }
     }
-    let tags = stored_tags(&version.headers);
+    let tags = stored_tags(version.headers());
     if !tags.is_empty() {
         put_header(headers, "x-amz-tagging-count", &tags.len().to_string());
     }
-    for (name, value) in &version.user_metadata {
+    for (name, value) in version.user_metadata() {
         put_header(headers, &format!("x-amz-meta-{name}"), value);
     }
-    if version.storage_class != "STANDARD" {
-        put_header(headers, "x-amz-storage-class", &version.storage_class);
+    let class = version.storage_class();
+    if class != StorageClass::Standard {
+        put_header(headers, "x-amz-storage-class", class.name());
     }
-}
-
-/// True for an object made by CompleteMultipartUpload (its ETag is `md5-N`).
-fn is_multipart(version: &VersionRecord) -> bool {
-    version.etag.contains('-')
 }
 
 /// The byte range of `partNumber` (1-based). A single-PUT object is one part.
-fn part_range(query_value: &str, version: &VersionRecord) -> Result<ByteRange, S3Error> {
+fn part_range(query_value: &str, version: &ObjectInfo) -> Result<ByteRange, S3Error> {
     let number = query_value
         .parse::<u32>()
         .ok()
@@ -160,7 +147,7 @@ fn part_range(query_value: &str, version: &VersionRecord) -> Result<ByteRange, S
                 .with_extra("ArgumentValue", query_value)
         })?;
     let mut start = 0u64;
-    for part in &version.parts {
+    for part in version.parts() {
         if part.part_number == number {
             return Ok(ByteRange {
                 start,
@@ -197,11 +184,11 @@ async fn read_object(req: S3Request, bucket: &str, key: &str, with_body: bool) -
         }
         Precondition::NotModified => {
             let mut response = empty_response(StatusCode::NOT_MODIFIED)?;
-            put_header(response.headers_mut(), "etag", &quote_etag(&version.etag));
+            put_header(response.headers_mut(), "etag", &quote_etag(version.etag()));
             put_header(
                 response.headers_mut(),
                 "last-modified",
-                &http_date(version.mtime_ms),
+                &http_date(version.mtime_ms()),
             );
             return Ok(response);
         }
@@ -216,23 +203,23 @@ async fn read_object(req: S3Request, bucket: &str, key: &str, with_body: bool) -
         }
         Some(number) => {
             let range = part_range(number, &version)?;
-            if is_multipart(&version) {
+            if version.is_multipart() {
                 put_header(
                     &mut headers,
                     "x-amz-mp-parts-count",
-                    &version.parts.len().to_string(),
+                    &version.parts_count().to_string(),
                 );
             }
             // A 0-byte object has no range to send: a plain 200.
             Some(range).filter(|r| r.end > r.start)
         }
-        None => resolve_range(range_header.as_deref(), version.size)
+        None => resolve_range(range_header.as_deref(), version.size())
             .map_err(|e| e.with_resource(resource.clone()))?,
     };
     let checksum_mode = header_str(&req.headers, "x-amz-checksum-mode")
         .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"));
     if checksum_mode && range.is_none() {
-        if let Some(checksum) = &version.checksum {
+        if let Some(checksum) = &version.checksum() {
             put_checksum_headers(&mut headers, checksum);
         }
     }
@@ -243,7 +230,7 @@ async fn read_object(req: S3Request, bucket: &str, key: &str, with_body: bool) -
             }
         }
     }
-    let size = version.size;
+    let size = version.size();
     let (status, byte_range) = match range {
         Some(r) => {
             put_header(
@@ -289,7 +276,8 @@ pub async fn handle_head_object(req: S3Request, bucket: &str, key: &str) -> S3Re
 }
 
 pub async fn handle_delete_object(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    req.engine.delete_object(bucket, key).await?;
+    let bucket = req.engine.bucket(bucket).await?;
+    req.engine.delete_object(&bucket, key).await?;
     empty_response(StatusCode::NO_CONTENT)
 }
 
@@ -300,12 +288,12 @@ pub async fn handle_delete_objects(req: S3Request, bucket: &str) -> S3Result {
     if request.objects.is_empty() || request.objects.len() > MAX_DELETE_KEYS {
         return Err(S3Error::new(S3ErrorCode::MalformedXML));
     }
-    engine.head_bucket(bucket).await?;
+    let resolved = engine.bucket(bucket).await?;
     let mut w = XmlWriter::new("DeleteResult");
     for object in &request.objects {
         let result = match object.version_id.as_deref() {
             // Unversioned buckets hold only the `null` version.
-            None | Some("null") => engine.delete_object(bucket, &object.key).await,
+            None | Some("null") => engine.delete_object(&resolved, &object.key).await,
             Some(_) => Ok(()),
         };
         match result {

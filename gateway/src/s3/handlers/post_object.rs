@@ -242,7 +242,7 @@ pub async fn handle_post_object(
         replace_stored_tags(&mut headers, &parse_tagging_xml(tagging.as_bytes())?);
     }
     // A missing bucket is known before the file is spooled.
-    service.engine.head_bucket(bucket).await?;
+    let resolved = service.engine.bucket(bucket).await?;
     let (min, max) = policy.content_length_range().unwrap_or((0, MAX_PART_SIZE));
     let (spool, size) = spool_file(&mut file, max.min(MAX_PART_SIZE)).await?;
     drop(file);
@@ -253,7 +253,6 @@ pub async fn handle_post_object(
             .with_extra("ProposedSize", size.to_string()));
     }
     let request = PutObjectRequest {
-        bucket: bucket.to_string(),
         key: key.clone(),
         length: size,
         content_type: field(&fields, "content-type").map(str::to_string),
@@ -264,12 +263,12 @@ pub async fn handle_post_object(
         checksum: None,
         condition: WriteCondition::None,
     };
-    let outcome = service
+    let object = service
         .engine
-        .put_object(request, spool_stream(spool).await?)
+        .put_object(&resolved, request, spool_stream(spool).await?)
         .await
         .map_err(|e| S3Error::from(e).with_resource(format!("/{bucket}/{key}")))?;
-    let etag = quote_etag(&outcome.version.etag);
+    let etag = quote_etag(object.etag());
     let location = object_url(&parts, bucket, &key);
     post_response(&fields, bucket, &key, &etag, &location)
 }

@@ -18,23 +18,25 @@ pub async fn handle_get_object_tagging(req: S3Request, bucket: &str, key: &str) 
         .head_object(bucket, key)
         .await
         .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
-    xml_response(tagging_xml(&stored_tags(&version.headers)))
+    xml_response(tagging_xml(&stored_tags(version.headers())))
 }
 
 pub async fn handle_put_object_tagging(req: S3Request, bucket: &str, key: &str) -> S3Result {
     let engine = req.engine.clone();
     let body = read_request_document(req.body, &req.headers, &req.auth, MAX_TAGGING_BODY).await?;
     let tags = parse_tagging_xml(&body)?;
+    let bucket = engine.bucket(bucket).await?;
     engine
-        .set_stored_header(bucket, key, TAGGING_HEADER, to_query_form(&tags))
+        .set_stored_header(&bucket, key, TAGGING_HEADER, to_query_form(&tags))
         .await
         .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
     empty_response(StatusCode::OK)
 }
 
 pub async fn handle_delete_object_tagging(req: S3Request, bucket: &str, key: &str) -> S3Result {
+    let bucket = req.engine.bucket(bucket).await?;
     req.engine
-        .set_stored_header(bucket, key, TAGGING_HEADER, None)
+        .set_stored_header(&bucket, key, TAGGING_HEADER, None)
         .await
         .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
     empty_response(StatusCode::NO_CONTENT)

@@ -19,8 +19,9 @@ use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::checksum::{ChecksumAlgorithm, ChecksumHasher};
+use super::checksum::validate_checksum_value;
 use super::chunked::{decode_aws_chunked, ChunkedMode, TrailerSlot};
+use crate::checksum::{ChecksumAlgorithm, ChecksumHasher, ChecksumSlot};
 use crate::engine::{BodyError, BodyStream};
 use crate::s3::auth::{AuthContext, PayloadMode};
 use crate::s3::error::{S3Error, S3ErrorCode};
@@ -34,7 +35,7 @@ pub struct PreparedBody {
     /// The checksum algorithm the client asked for, if any.
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     /// Set when the body has been fully read and verified: the algorithm and base64 value.
-    pub checksum: Arc<OnceLock<(ChecksumAlgorithm, String)>>,
+    pub checksum: ChecksumSlot,
 }
 
 /// Where the expected checksum value comes from.
@@ -172,7 +173,7 @@ fn expected_checksum(
             ))
         };
         let value = value.to_str().map_err(|_| invalid())?.trim().to_owned();
-        algorithm.validate_base64(&value)?;
+        validate_checksum_value(algorithm, &value)?;
         return Ok((Some(algorithm), ExpectedChecksum::Header(value)));
     }
     if streaming {
@@ -212,7 +213,7 @@ struct Verifier {
     sha256: Option<(Sha256, [u8; 32])>,
     checksum: Option<(ChecksumAlgorithm, ChecksumHasher, ExpectedChecksum)>,
     trailers: Option<TrailerSlot>,
-    result: Arc<OnceLock<(ChecksumAlgorithm, String)>>,
+    result: ChecksumSlot,
     finished: bool,
 }
 
@@ -297,7 +298,7 @@ impl Verifier {
                         algorithm.header_name()
                     ))
                 })?;
-                algorithm.validate_base64(&value)?;
+                validate_checksum_value(algorithm, &value)?;
                 Some(value)
             }
         };
