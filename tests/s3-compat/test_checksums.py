@@ -88,6 +88,21 @@ def test_multipart_checksums(s3, bucket, algorithm):
     assert s3.get_object(Bucket=bucket, Key="mp")["Body"].read() == b"".join(bodies)
 
 
+@pytest.mark.strata_only
+def test_multipart_checksum_type_is_an_enum(s3, bucket):
+    """CreateMultipartUpload's x-amz-checksum-type is FULL_OBJECT or COMPOSITE (echoed upper-case,
+    and listed by ListParts); any other value is refused, not stored and echoed."""
+    res = s3.create_multipart_upload(Bucket=bucket, Key="t", ChecksumAlgorithm="CRC32",
+                                     ChecksumType="FULL_OBJECT")
+    assert res.get("ChecksumType") == "FULL_OBJECT"
+    listed = s3.list_parts(Bucket=bucket, Key="t", UploadId=res["UploadId"])
+    assert listed.get("ChecksumType") == "FULL_OBJECT"
+    assert listed.get("ChecksumAlgorithm") == "CRC32"
+    with pytest.raises(Exception) as refused:
+        s3.create_multipart_upload(Bucket=bucket, Key="t", ChecksumAlgorithm="CRC32", ChecksumType="PARTIAL")
+    assert support.error_code(refused.value) == "InvalidRequest"
+
+
 @pytest.mark.moto_quirk("moto returns the COMPOSITE checksum without its '-N' suffix")
 def test_upload_file_default_checksum(s3, bucket, work):
     """s3transfer with defaults: CRC32 on Create/UploadPart/Complete, 8 MiB parts."""
