@@ -148,7 +148,7 @@ pub fn record_of(h: &Harness, key: &str) -> VersionRecord {
 pub async fn put(engine: &Arc<Engine>, key: &str, data: &[u8]) {
     engine
         .put_object(
-            &bucket_b(&engine).await,
+            &bucket_b(engine).await,
             put_request(key, data.len()),
             body_of(data),
         )
