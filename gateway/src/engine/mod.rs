@@ -45,7 +45,7 @@ use storage::error::StorageError;
 pub use copy::CopyTarget;
 pub use healing::{GcStatus, Healer, NodeScan, RepairStatus};
 pub use metadata::catalog::{ListQuery, UploadListQuery, WriteCondition};
-pub use multipart::{CompletedPart, CreateUploadRequest};
+pub use multipart::{check_part_number, CompletedPart, CreateUploadRequest};
 pub use objects::{ObjectRead, PutObjectRequest, NULL_VERSION};
 pub use read::ByteRange;
 pub use view::{

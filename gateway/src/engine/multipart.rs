@@ -50,11 +50,8 @@ fn part_info(part: &PartRecord) -> PartInfo {
 
 /// The object checksum of the chosen parts: `None` unless the upload asked for an algorithm
 /// and every part carries a checksum of it (see [`Checksum::of_parts`]).
-fn combine_checksums(upload: &UploadRecord, parts: &[PartRecord]) -> Option<Checksum> {
-    let info = UploadInfo {
-        record: upload.clone(),
-    };
-    let algorithm = info.checksum_algorithm()?;
+fn combine_checksums(upload: &UploadInfo, parts: &[PartRecord]) -> Option<Checksum> {
+    let algorithm = upload.checksum_algorithm()?;
     let checksums: Vec<Option<Checksum>> = parts
         .iter()
         .map(|p| p.checksum.as_ref().and_then(checksum_from_stored))
@@ -64,7 +61,7 @@ fn combine_checksums(upload: &UploadRecord, parts: &[PartRecord]) -> Option<Chec
         .zip(parts)
         .map(|(c, p)| (c.as_ref(), p.size))
         .collect();
-    Checksum::of_parts(algorithm, info.checksum_type(), &values)
+    Checksum::of_parts(algorithm, upload.checksum_type(), &values)
 }
 
 impl Engine {
@@ -209,13 +206,13 @@ impl Engine {
         requested: Vec<CompletedPart>,
         condition: WriteCondition,
     ) -> Result<ObjectInfo, EngineError> {
-        let upload = self.get_upload(bucket, key, upload_id).await?.record;
+        let upload = self.get_upload(bucket, key, upload_id).await?;
         if condition != WriteCondition::None {
             // Fail fast (404 for If-Match on a missing key); the commit re-checks atomically.
             self.check_condition(&bucket.record, key, &condition)
                 .await?;
         }
-        let listed = upload.clone();
+        let listed = upload.record.clone();
         let attempts = self.meta(move |c| c.list_parts(&listed)).await?;
         let mut chosen: Vec<PartRecord> = Vec::with_capacity(requested.len());
         let mut previous = 0u32;
@@ -253,6 +250,7 @@ impl Engine {
         }
         let etag = format!("{}-{}", hex::encode(etag_hasher.finalize()), chosen.len());
         let checksum = combine_checksums(&upload, &chosen).map(|c| checksum_to_stored(&c));
+        let upload = upload.record;
         let size = chosen.iter().map(|p| p.size).sum();
         let seq = self.meta(|c| c.next_seq()).await?;
         let version = VersionRecord {
@@ -309,7 +307,7 @@ impl Engine {
 }
 
 /// Part numbers run from 1 to 10,000 (S3's limit).
-fn check_part_number(part_number: u32) -> Result<(), EngineError> {
+pub fn check_part_number(part_number: u32) -> Result<(), EngineError> {
     if (1..=MAX_PART_NUMBER).contains(&part_number) {
         return Ok(());
     }

@@ -12,7 +12,7 @@ use super::object::{
 };
 use super::{empty_response, read_small_body, write_owner, xml_response, S3Request, S3Result};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
-use crate::engine::{CompletedPart, CreateUploadRequest};
+use crate::engine::{check_part_number, CompletedPart, CreateUploadRequest};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{header_str, put_header, quote_etag, unquote_etag, user_metadata};
 use crate::s3::payload::body::prepare_body;
@@ -84,6 +84,8 @@ pub async fn handle_upload_part(
         .content_length
         .ok_or_else(|| S3Error::new(S3ErrorCode::MissingContentLength))?;
     let checksum = checksum_slot(&prepared);
+    // Refused before the bucket is looked up, as the engine always did.
+    check_part_number(part_number)?;
     let bucket = req.engine.bucket(bucket).await?;
     let part = req
         .engine
