@@ -434,7 +434,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             &upload.upload_id,
             order,
             WriteCondition::None,
-            Box::new(|_, _| None),
+            Box::new(|_, _| Ok(None)),
         )
         .await
         .unwrap_err();
@@ -451,7 +451,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             &upload.upload_id,
             wrong,
             WriteCondition::None,
-            Box::new(|_, _| None),
+            Box::new(|_, _| Ok(None)),
         )
         .await
         .unwrap_err();
@@ -474,7 +474,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             &upload.upload_id,
             good,
             WriteCondition::None,
-            Box::new(|_, _| None),
+            Box::new(|_, _| Ok(None)),
         )
         .await
         .unwrap();
@@ -552,7 +552,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             &upload.upload_id,
             parts,
             WriteCondition::None,
-            Box::new(|_, _| None),
+            Box::new(|_, _| Ok(None)),
         )
         .await
         .unwrap_err();
