@@ -116,6 +116,8 @@ struct FileConfig {
     stale_intent_secs: Option<u64>,
     upload_expiry_secs: Option<u64>,
     scan_interval_secs: Option<u64>,
+    /// Longest time a GET in progress keeps replaced data from GC.
+    read_lease_secs: Option<u64>,
 }
 
 /// One storage node of a cluster.
@@ -650,6 +652,13 @@ fn healing_config(file: &FileConfig) -> Result<HealingConfig, ConfigError> {
         1,
         "must be at least 1",
     )?;
+    let read_lease = env_at_least(
+        "read_lease_secs",
+        file.read_lease_secs,
+        secs(defaults.read_lease_max),
+        1,
+        "must be at least 1",
+    )?;
     Ok(HealingConfig {
         repair_bytes_per_sec: bytes_per_sec,
         repair_busy_bytes_per_sec: busy_bytes_per_sec,
@@ -659,6 +668,7 @@ fn healing_config(file: &FileConfig) -> Result<HealingConfig, ConfigError> {
         stale_intent_after: Duration::from_secs(stale),
         upload_expiry: Duration::from_secs(expiry),
         scan_interval: Duration::from_secs(scan),
+        read_lease_max: Duration::from_secs(read_lease),
     })
 }
 

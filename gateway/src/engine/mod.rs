@@ -14,6 +14,7 @@ mod buckets;
 pub mod cluster;
 pub mod counters;
 mod gc;
+mod leases;
 mod multipart;
 mod objects;
 pub mod observed;
@@ -143,6 +144,9 @@ pub struct HealingConfig {
     /// How often every node's shard list is compared with the placement index (orphans are
     /// deleted, lost shards queued for repair) and expired uploads are aborted.
     pub scan_interval: Duration,
+    /// A read keeps the shard groups it reads from GC for at most this long (a stuck reader
+    /// cannot pin replaced data forever).
+    pub read_lease_max: Duration,
 }
 
 impl Default for HealingConfig {
@@ -156,6 +160,7 @@ impl Default for HealingConfig {
             stale_intent_after: Duration::from_secs(6 * 3600),
             upload_expiry: Duration::from_secs(7 * 24 * 3600),
             scan_interval: Duration::from_secs(3600),
+            read_lease_max: Duration::from_secs(3600),
         }
     }
 }
@@ -178,6 +183,8 @@ pub struct Engine {
     /// When this engine started: intents created earlier belong to a dead process.
     started_ms: u64,
     healing: repair::HealingState,
+    /// Shard groups that reads in progress keep alive (GC skips them).
+    leases: Arc<leases::ReadLeases>,
 }
 
 impl Engine {
@@ -200,6 +207,7 @@ impl Engine {
             config.healing.repair_bytes_per_sec,
             config.healing.repair_busy_bytes_per_sec,
         );
+        let leases = leases::ReadLeases::new(config.healing.read_lease_max);
         Ok(Arc::new(Engine {
             catalog,
             cluster,
@@ -208,6 +216,7 @@ impl Engine {
             counters: counters::EngineCounters::default(),
             scrub: scrub::ScrubMonitor::default(),
             started_ms: now_ms(),
+            leases,
             healing,
         }))
     }
