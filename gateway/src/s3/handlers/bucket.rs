@@ -145,8 +145,14 @@ pub async fn handle_create_bucket(req: S3Request, bucket: &str) -> S3Result {
             .with_resource(format!("/{bucket}")));
     }
     let engine = req.engine.clone();
-    let document =
-        read_request_document(req.body, &req.headers, &req.auth, MAX_CREATE_BUCKET_BODY).await?;
+    // Most CreateBuckets carry no body at all: nothing to read (or to log as a request body).
+    let declares_body = req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || header_str(&req.headers, "content-length").is_some_and(|length| length.trim() != "0");
+    let document = if declares_body {
+        read_request_document(req.body, &req.headers, &req.auth, MAX_CREATE_BUCKET_BODY).await?
+    } else {
+        bytes::Bytes::new()
+    };
     if !document.iter().all(u8::is_ascii_whitespace) {
         // Any body must be a well-formed CreateBucketConfiguration (S3 answers MalformedXML).
         let configuration: CreateBucketConfigurationXml =
