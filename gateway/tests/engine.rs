@@ -324,7 +324,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             &upload.upload_id,
             order,
             WriteCondition::None,
-            Box::new(|_, _| None),
+            Box::new(|_, _| Ok(None)),
         )
         .await
         .unwrap_err();
@@ -341,7 +341,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             &upload.upload_id,
             wrong,
             WriteCondition::None,
-            Box::new(|_, _| None),
+            Box::new(|_, _| Ok(None)),
         )
         .await
         .unwrap_err();
@@ -364,7 +364,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             &upload.upload_id,
             good,
             WriteCondition::None,
-            Box::new(|_, _| None),
+            Box::new(|_, _| Ok(None)),
         )
         .await
         .unwrap();
@@ -442,7 +442,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             &upload.upload_id,
             parts,
             WriteCondition::None,
-            Box::new(|_, _| None),
+            Box::new(|_, _| Ok(None)),
         )
         .await
         .unwrap_err();

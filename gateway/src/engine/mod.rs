@@ -17,6 +17,7 @@
 mod buckets;
 pub mod cluster;
 pub mod healing;
+mod leases;
 mod multipart;
 mod objects;
 pub mod observed;
@@ -198,6 +199,9 @@ pub struct HealingConfig {
     /// How often every node's shard list is compared with the placement index (orphans are
     /// deleted, lost shards queued for repair) and expired uploads are aborted.
     pub scan_interval: Duration,
+    /// A read keeps the shard groups it reads from GC for at most this long (a stuck reader
+    /// cannot pin replaced data forever).
+    pub read_lease_max: Duration,
 }
 
 impl Default for HealingConfig {
@@ -211,6 +215,7 @@ impl Default for HealingConfig {
             stale_intent_after: Duration::from_secs(6 * 3600),
             upload_expiry: Duration::from_secs(7 * 24 * 3600),
             scan_interval: Duration::from_secs(3600),
+            read_lease_max: Duration::from_secs(3600),
         }
     }
 }
@@ -232,6 +237,8 @@ pub struct Engine {
     started_ms: u64,
     /// What the request path tells the [`Healer`].
     signals: signals::HealingSignals,
+    /// Shard groups that reads in progress keep alive (GC skips them).
+    leases: Arc<leases::ReadLeases>,
 }
 
 impl Engine {
@@ -250,6 +257,7 @@ impl Engine {
                 config.geometry.total_shards()
             )));
         }
+        let leases = leases::ReadLeases::new(config.healing.read_lease_max);
         Ok(Arc::new(Engine {
             catalog,
             cluster,
@@ -257,6 +265,7 @@ impl Engine {
             config,
             started_ms: now_ms(),
             signals: signals::HealingSignals::default(),
+            leases,
         }))
     }
 

@@ -42,9 +42,11 @@ pub struct CreateUploadRequest {
     pub checksum_type: Option<String>,
 }
 
-/// Computes the object checksum from the chosen parts (protocol-specific; may be absent).
-pub type CombineChecksums =
-    Box<dyn FnOnce(&UploadRecord, &[PartRecord]) -> Option<StoredChecksum> + Send>;
+/// Computes the object checksum from the chosen parts (protocol-specific; may be absent), or
+/// refuses the completion (`BadDigest` when the checksum the client stated does not match).
+pub type CombineChecksums = Box<
+    dyn FnOnce(&UploadRecord, &[PartRecord]) -> Result<Option<StoredChecksum>, EngineError> + Send,
+>;
 
 impl Engine {
     pub async fn create_upload(
@@ -173,7 +175,20 @@ impl Engine {
         combine: CombineChecksums,
     ) -> Result<PutOutcome, EngineError> {
         let bucket_record = self.bucket(bucket).await?;
-        let upload = self.get_upload(bucket, key, upload_id).await?;
+        let upload = match self.get_upload(bucket, key, upload_id).await {
+            Err(EngineError::NoSuchUpload) => {
+                // A retry of a completion that already succeeded (its response was lost) gets
+                // the same answer while the version it made is still the live one, as in S3.
+                let (bid, key, upload_id) =
+                    (bucket_record.id, key.to_string(), upload_id.to_string());
+                let version = self
+                    .meta(move |c| c.completed_upload(&bid, &key, &upload_id))
+                    .await?
+                    .ok_or(EngineError::NoSuchUpload)?;
+                return Ok(PutOutcome { version });
+            }
+            other => other?,
+        };
         if condition != WriteCondition::None {
             // Fail fast (404 for If-Match on a missing key); the commit re-checks atomically.
             self.check_condition(&bucket_record, key, &condition)
@@ -216,7 +231,7 @@ impl Engine {
             etag_hasher.update(&digest);
         }
         let etag = format!("{}-{}", hex::encode(etag_hasher.finalize()), chosen.len());
-        let checksum = combine(&upload, &chosen);
+        let checksum = combine(&upload, &chosen)?;
         let size = chosen.iter().map(|p| p.size).sum();
         let seq = self.meta(|c| c.next_seq()).await?;
         let version = VersionRecord {

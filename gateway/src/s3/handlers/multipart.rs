@@ -8,7 +8,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 
 use super::acl::check_canned_acl;
 use super::object::{
@@ -16,7 +16,8 @@ use super::object::{
 };
 use super::{empty_response, read_small_body, write_owner, xml_response, S3Request, S3Result};
 use crate::engine::{
-    CombineChecksums, CompletedPart, CreateUploadRequest, PartRecord, StoredChecksum, UploadRecord,
+    CombineChecksums, CompletedPart, CreateUploadRequest, EngineError, PartRecord, StoredChecksum,
+    UploadRecord,
 };
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{header_str, put_header, quote_etag, unquote_etag, user_metadata};
@@ -108,35 +109,138 @@ pub async fn handle_upload_part(
     Ok(response)
 }
 
-/// COMPOSITE checksum of the chosen parts, when all of them carry one of the upload's algorithm.
-fn combine_checksums() -> CombineChecksums {
-    Box::new(|upload: &UploadRecord, parts: &[PartRecord]| {
-        let algorithm = ChecksumAlgorithm::from_name(upload.checksum_algorithm.as_deref()?)?;
-        let mut values = Vec::with_capacity(parts.len());
-        for part in parts {
-            let checksum = part.checksum.as_ref()?;
-            if checksum.algorithm != algorithm.name() {
-                return None;
+/// The object checksum a CompleteMultipartUpload request states in an `x-amz-checksum-<algo>`
+/// header (boto3's upload helpers send it): the checksum of the whole object, either
+/// FULL_OBJECT (`base64`, CRCs only) or COMPOSITE (`base64-N`). It says nothing about the XML
+/// body, which is why it is taken out of the headers before the body is read.
+#[derive(Debug, Clone)]
+struct StatedObjectChecksum {
+    algorithm: ChecksumAlgorithm,
+    value: String,
+    /// `x-amz-checksum-type`, when sent.
+    kind: Option<String>,
+}
+
+/// Removes the object-checksum headers from `headers` and returns what they state.
+fn take_stated_checksum(headers: &mut HeaderMap) -> Result<Option<StatedObjectChecksum>, S3Error> {
+    let mut stated = None;
+    for algorithm in ChecksumAlgorithm::all() {
+        let Some(value) = headers.remove(algorithm.header_name()) else {
+            continue;
+        };
+        if stated.is_some() {
+            return Err(S3Error::new(S3ErrorCode::InvalidRequest).with_message(
+                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+            ));
+        }
+        let invalid = || {
+            S3Error::new(S3ErrorCode::InvalidRequest).with_message(format!(
+                "Value for {} header is invalid.",
+                algorithm.header_name()
+            ))
+        };
+        let value = value.to_str().map_err(|_| invalid())?.trim().to_string();
+        // `base64` or `base64-N` (N = number of parts).
+        let digest = match value.rsplit_once('-') {
+            Some((digest, count))
+                if !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                digest
             }
-            values.push((checksum.value.as_str(), part.size));
+            _ => value.as_str(),
+        };
+        algorithm.validate_base64(digest).map_err(|_| invalid())?;
+        stated = Some(StatedObjectChecksum {
+            algorithm: *algorithm,
+            value,
+            kind: None,
+        });
+    }
+    let kind = header_str(headers, "x-amz-checksum-type").map(|k| k.trim().to_ascii_uppercase());
+    if let Some(kind) = &kind {
+        if kind != "FULL_OBJECT" && kind != "COMPOSITE" {
+            return Err(
+                S3Error::new(S3ErrorCode::InvalidRequest).with_message(format!(
+                    "Value for x-amz-checksum-type header is invalid: {kind}"
+                )),
+            );
         }
-        if upload.checksum_type.as_deref() == Some("FULL_OBJECT") {
-            // CRCs combine without reading the data again; SHA-based ones cannot be FULL_OBJECT.
-            return Some(StoredChecksum {
-                algorithm: algorithm.name().to_string(),
-                value: algorithm.combine_full_object(&values)?,
-                kind: "FULL_OBJECT".to_string(),
-            });
-        }
-        let mut hasher = algorithm.hasher();
-        for (value, _) in &values {
-            hasher.update(&BASE64.decode(value).ok()?);
-        }
-        Some(StoredChecksum {
-            algorithm: algorithm.name().to_string(),
-            value: format!("{}-{}", hasher.finish_base64(), parts.len()),
-            kind: "COMPOSITE".to_string(),
+    }
+    Ok(stated.map(|s| StatedObjectChecksum { kind, ..s }))
+}
+
+/// The COMPOSITE checksum (`base64-N`) of `values`: the checksum of the concatenated raw part
+/// checksums.
+fn composite_of(algorithm: ChecksumAlgorithm, values: &[(&str, u64)]) -> Option<String> {
+    let mut hasher = algorithm.hasher();
+    for (value, _) in values {
+        hasher.update(&BASE64.decode(value).ok()?);
+    }
+    Some(format!("{}-{}", hasher.finish_base64(), values.len()))
+}
+
+/// The part checksums of `algorithm` with the part lengths, when every part carries one.
+fn part_checksums(algorithm: ChecksumAlgorithm, parts: &[PartRecord]) -> Option<Vec<(&str, u64)>> {
+    parts
+        .iter()
+        .map(|part| {
+            let checksum = part.checksum.as_ref()?;
+            (checksum.algorithm == algorithm.name()).then_some((checksum.value.as_str(), part.size))
         })
+        .collect()
+}
+
+/// Computes the object checksum of the chosen parts: COMPOSITE when every part carries a
+/// checksum of the upload's algorithm, FULL_OBJECT for FULL_OBJECT uploads (CRCs combined
+/// without reading data again). With a stated checksum, checks it first: the value the engine
+/// computes for that algorithm and form must match it, else 400 `BadDigest` (and the upload
+/// stays open, as in S3).
+fn combine_checksums(stated: Option<StatedObjectChecksum>) -> CombineChecksums {
+    Box::new(move |upload: &UploadRecord, parts: &[PartRecord]| {
+        let upload_kind = upload.checksum_type.as_deref();
+        if let Some(stated) = &stated {
+            if let (Some(kind), Some(upload_kind)) = (&stated.kind, upload_kind) {
+                if kind != upload_kind {
+                    return Err(EngineError::BadDigest);
+                }
+            }
+            let values = part_checksums(stated.algorithm, parts).ok_or(EngineError::BadDigest)?;
+            let computed = if stated.value.contains('-') {
+                composite_of(stated.algorithm, &values)
+            } else {
+                stated.algorithm.combine_full_object(&values)
+            };
+            if computed.as_deref() != Some(stated.value.as_str()) {
+                return Err(EngineError::BadDigest);
+            }
+        }
+        let Some(algorithm) = upload
+            .checksum_algorithm
+            .as_deref()
+            .and_then(ChecksumAlgorithm::from_name)
+        else {
+            return Ok(None);
+        };
+        let Some(values) = part_checksums(algorithm, parts) else {
+            return Ok(None);
+        };
+        if upload_kind == Some("FULL_OBJECT") {
+            // CRCs combine without reading the data again; SHA-based ones cannot be FULL_OBJECT.
+            return Ok(algorithm
+                .combine_full_object(&values)
+                .map(|value| StoredChecksum {
+                    algorithm: algorithm.name().to_string(),
+                    value,
+                    kind: "FULL_OBJECT".to_string(),
+                }));
+        }
+        Ok(
+            composite_of(algorithm, &values).map(|value| StoredChecksum {
+                algorithm: algorithm.name().to_string(),
+                value,
+                kind: "COMPOSITE".to_string(),
+            }),
+        )
     })
 }
 
@@ -149,7 +253,9 @@ pub async fn handle_complete_multipart_upload(
     let resource = format!("/{bucket}/{key}");
     let condition = write_condition(&req.headers)?;
     let engine = req.engine.clone();
-    let prepared = prepare_body(req.body, &req.headers, &req.auth)?;
+    let mut body_headers = req.headers.clone();
+    let stated = take_stated_checksum(&mut body_headers)?;
+    let prepared = prepare_body(req.body, &body_headers, &req.auth)?;
     let body = read_small_body(prepared, MAX_COMPLETE_BODY).await?;
     let document: CompleteMultipartUploadXml = parse(&body)?;
     if document.parts.is_empty() {
@@ -171,7 +277,7 @@ pub async fn handle_complete_multipart_upload(
             upload_id,
             parts,
             condition,
-            combine_checksums(),
+            combine_checksums(stated),
         )
         .await?;
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
