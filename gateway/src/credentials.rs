@@ -45,19 +45,35 @@ impl Credentials {
         })
     }
 
-    /// Environment override, else the stored pair, else a new pair that is stored durably.
-    pub fn load_or_create(data_dir: &Path) -> std::io::Result<Credentials> {
+    /// The `STRATA_ACCESS_KEY`/`STRATA_SECRET_KEY` override, when both are set.
+    fn from_environment() -> Option<Credentials> {
         let access = std::env::var("STRATA_ACCESS_KEY")
             .ok()
             .filter(|s| !s.is_empty());
         let secret = std::env::var("STRATA_SECRET_KEY")
             .ok()
             .filter(|s| !s.is_empty());
-        if let (Some(access_key), Some(secret_key)) = (access, secret) {
-            return Ok(Credentials {
-                access_key,
-                secret_key,
-            });
+        Some(Credentials {
+            access_key: access?,
+            secret_key: secret?,
+        })
+    }
+
+    /// The pair a server started on `data_dir` in this environment uses, without creating
+    /// one: the environment override, else the stored pair (the same order as
+    /// [`Credentials::load_or_create`]). `strata admin --data DIR` signs with it, so it works
+    /// when the server's keys came from the environment and no file was written.
+    pub fn effective(data_dir: &Path) -> std::io::Result<Credentials> {
+        match Credentials::from_environment() {
+            Some(credentials) => Ok(credentials),
+            None => Credentials::read(data_dir),
+        }
+    }
+
+    /// Environment override, else the stored pair, else a new pair that is stored durably.
+    pub fn load_or_create(data_dir: &Path) -> std::io::Result<Credentials> {
+        if let Some(credentials) = Credentials::from_environment() {
+            return Ok(credentials);
         }
         let path = data_dir.join(FILE_NAME);
         match std::fs::read_to_string(&path) {

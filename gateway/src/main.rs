@@ -5,6 +5,15 @@ use strata_gateway::{admin, bench, config, node_roles, server};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// Rust allocations go to jemalloc, whose background threads purge freed pages (decay
+/// `dirty_decay_ms`, 10 s by default): after a burst of large uploads the resident memory
+/// returns to near its baseline, where glibc's arenas kept hundreds of MB (issue 13; numbers
+/// in the commit that made this change). RocksDB's C++ keeps glibc malloc and the settings of
+/// [`MALLOC_SETTINGS`].
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "strata",

@@ -364,6 +364,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             upload.upload_id(),
             order,
             WriteCondition::None,
+            None,
         )
         .await
         .unwrap_err();
@@ -380,6 +381,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             upload.upload_id(),
             wrong,
             WriteCondition::None,
+            None,
         )
         .await
         .unwrap_err();
@@ -402,6 +404,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             upload.upload_id(),
             good,
             WriteCondition::None,
+            None,
         )
         .await
         .unwrap();
@@ -481,6 +484,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             upload.upload_id(),
             parts,
             WriteCondition::None,
+            None,
         )
         .await
         .unwrap_err();

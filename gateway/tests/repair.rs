@@ -33,6 +33,7 @@ fn fast_healing() -> HealingConfig {
         stale_intent_after: Duration::from_secs(3600),
         upload_expiry: Duration::from_secs(3600),
         scan_interval: Duration::from_secs(3600),
+        read_lease_max: Duration::from_secs(3600),
     }
 }
 

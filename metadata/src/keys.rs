@@ -200,6 +200,20 @@ pub fn system_user_key(name: &str) -> Vec<u8> {
     out
 }
 
+/// `system` row key prefix of the completed-upload records of bucket `bid`.
+pub fn system_completed_upload_prefix(bid: &BucketId) -> Vec<u8> {
+    let mut out = b"i/completed-upload/".to_vec();
+    out.extend_from_slice(bid);
+    out
+}
+
+/// `system` row key of the completed-upload record of `key` in bucket `bid` (one per key).
+pub fn system_completed_upload_key(bid: &BucketId, key: &[u8]) -> Vec<u8> {
+    let mut out = system_completed_upload_prefix(bid);
+    out.extend_from_slice(key);
+    out
+}
+
 /// `system` row key holding the sequence high-water mark.
 pub const SYSTEM_SEQ_KEY: &[u8] = b"i/seq-high-water";
 

@@ -133,6 +133,17 @@ pub struct UploadRecord {
     pub checksum_type: Option<String>,
 }
 
+/// `system` value under [`crate::keys::system_completed_upload_key`]: the multipart upload
+/// whose completion made the live version `seq` of a key, so that a repeated
+/// CompleteMultipartUpload (an SDK retrying after a lost response) gets the same answer. At
+/// most one per key; removed in the batch that replaces or deletes that version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedUploadRecord {
+    pub upload_id: String,
+    pub seq: u64,
+    pub completed_ms: u64,
+}
+
 /// `parts` table value: one attempt at uploading one part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartRecord {
@@ -295,6 +306,18 @@ mod tests {
         assert_eq!(hex::encode(&bytes), GOLDEN_VERSION_HEX);
         let back: VersionRecord = decode(&hex::decode(GOLDEN_VERSION_HEX).unwrap()).unwrap();
         assert_eq!(back, sample_version());
+    }
+
+    #[test]
+    fn completed_upload_record_encoding_is_frozen() {
+        let record = CompletedUploadRecord {
+            upload_id: "u1".to_string(),
+            seq: 42,
+            completed_ms: 1_700_000_000_000,
+        };
+        let bytes = encode(&record).unwrap();
+        assert_eq!(hex::encode(&bytes), "010275312a80d095ffbc31");
+        assert_eq!(decode::<CompletedUploadRecord>(&bytes).unwrap(), record);
     }
 
     #[test]

@@ -417,6 +417,53 @@ fn multipart_parts_retries_and_complete(catalog: &Catalog) {
         .get_upload(&bid, "big", &other.upload_id)
         .unwrap()
         .is_some());
+
+    // The completed upload is remembered while its version is the live one (a retried
+    // CompleteMultipartUpload answers with it); never for another upload id.
+    assert_eq!(
+        catalog
+            .completed_upload(&bid, "big", &upload.upload_id)
+            .unwrap(),
+        Some(stored.clone())
+    );
+    assert_eq!(
+        catalog
+            .completed_upload(&bid, "big", &other.upload_id)
+            .unwrap(),
+        None
+    );
+    // Replaced: forgotten.
+    put(catalog, &bid, "big");
+    assert_eq!(
+        catalog
+            .completed_upload(&bid, "big", &upload.upload_id)
+            .unwrap(),
+        None
+    );
+    // Completed again (the other upload), then deleted: forgotten too.
+    catalog
+        .commit_version(
+            &bid,
+            "big",
+            inline_version("multi-1", b"x"),
+            WriteCondition::None,
+            &[],
+            Some(&other),
+            80,
+            0,
+        )
+        .unwrap();
+    assert!(catalog
+        .completed_upload(&bid, "big", &other.upload_id)
+        .unwrap()
+        .is_some());
+    catalog.delete_object(&bid, "big", 90, 0).unwrap();
+    assert_eq!(
+        catalog
+            .completed_upload(&bid, "big", &other.upload_id)
+            .unwrap(),
+        None
+    );
 }
 
 fn multipart_abort_and_races_with_removal(catalog: &Catalog) {

@@ -47,10 +47,11 @@ def test_bucket_not_empty(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
 
 
-@pytest.mark.moto_quirk("moto answers 200 for re-creating an owned bucket in us-east-1 (legacy AWS behaviour)")
-def test_bucket_already_owned_by_you(s3, bucket):
+def test_recreating_an_owned_bucket_in_us_east_1_is_200(s3, bucket):
+    # AWS's legacy us-east-1 behaviour (moto agrees); other regions answer 409
+    # BucketAlreadyOwnedByYou (issue 13, item 10).
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
-    expect_error(s3.create_bucket, "BucketAlreadyOwnedByYou", 409, Bucket=bucket)
+    s3.create_bucket(Bucket=bucket)
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x", "re-create must not wipe the bucket"
 
 

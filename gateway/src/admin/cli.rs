@@ -3,8 +3,9 @@
 //! `s3::auth::sign_request`, the same canonical request the server verifies), answered as JSON
 //! and printed as readable tables, or verbatim with `--json`.
 //!
-//! Credentials, first found wins: `--access-key`/`--secret-key`; the embedded server's
-//! `credentials.toml` in `--data DIR`; `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`. Endpoint:
+//! Credentials, first found wins: `--access-key`/`--secret-key`; with `--data DIR`, what the
+//! embedded server there uses (`STRATA_ACCESS_KEY`/`STRATA_SECRET_KEY`, else its
+//! `credentials.toml`); `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`. Endpoint:
 //! `--endpoint`, else `STRATA_ENDPOINT`, else `http://127.0.0.1:9000`.
 //!
 //! Invariants: every call is bounded by `--timeout` (connect, answer and body alike) and reads
@@ -119,8 +120,12 @@ fn credentials(args: &AdminArgs) -> Result<(String, String), String> {
         return Ok((access.clone(), secret.clone()));
     }
     if let Some(dir) = &args.data {
-        let stored = Credentials::read(dir)
-            .map_err(|err| format!("cannot read the credentials in {}: {err}", dir.display()))?;
+        let stored = Credentials::effective(dir).map_err(|err| {
+            format!(
+                "cannot read the credentials in {} (and STRATA_ACCESS_KEY/STRATA_SECRET_KEY are not set): {err}",
+                dir.display()
+            )
+        })?;
         return Ok((stored.access_key, stored.secret_key));
     }
     let from_env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());

@@ -62,6 +62,7 @@ pub(crate) struct FileConfig {
     pub(crate) stale_intent_secs: Option<u64>,
     pub(crate) upload_expiry_secs: Option<u64>,
     pub(crate) scan_interval_secs: Option<u64>,
+    pub(crate) read_lease_secs: Option<u64>,
     /// Largest clock difference of a signed request (S3's `RequestTimeTooSkewed` window).
     pub(crate) max_clock_skew_secs: Option<u64>,
     /// Longest validity of a presigned URL (`X-Amz-Expires`).

@@ -83,6 +83,12 @@ pub(crate) fn healing_config(s: &Settings) -> Result<HealingConfig, ConfigError>
         1,
         "must be at least 1",
     )?;
+    at_least(
+        "read_lease_secs",
+        s.read_lease_secs,
+        1,
+        "must be at least 1",
+    )?;
     Ok(HealingConfig {
         repair_bytes_per_sec: s.repair_bytes_per_sec,
         repair_busy_bytes_per_sec: s.repair_busy_bytes_per_sec,
@@ -92,6 +98,7 @@ pub(crate) fn healing_config(s: &Settings) -> Result<HealingConfig, ConfigError>
         stale_intent_after: Duration::from_secs(s.stale_intent_secs),
         upload_expiry: Duration::from_secs(s.upload_expiry_secs),
         scan_interval: Duration::from_secs(s.scan_interval_secs),
+        read_lease_max: Duration::from_secs(s.read_lease_secs),
     })
 }
 

@@ -99,6 +99,9 @@ settings! {
     upload_expiry_secs: u64 = HealingConfig::default().upload_expiry.as_secs(), "STRATA_UPLOAD_EXPIRY_SECS";
     /// How often every node's shards are compared with the placement index, in seconds.
     scan_interval_secs: u64 = HealingConfig::default().scan_interval.as_secs(), "STRATA_SCAN_INTERVAL_SECS";
+    /// Longest time, in seconds, a GET in progress keeps the data it reads from GC (a stuck
+    /// reader cannot pin replaced data forever).
+    read_lease_secs: u64 = HealingConfig::default().read_lease_max.as_secs(), "STRATA_READ_LEASE_SECS";
     /// Largest clock difference of a signed request, in seconds (S3: 15 minutes).
     max_clock_skew_secs: u64 = 15 * 60, "STRATA_MAX_CLOCK_SKEW_SECS";
     /// Longest validity of a presigned URL (`X-Amz-Expires`), in seconds (S3: 7 days).

@@ -24,6 +24,7 @@ mod buckets;
 pub mod cluster;
 mod copy;
 pub mod healing;
+mod leases;
 mod multipart;
 mod objects;
 pub mod observed;
@@ -45,7 +46,7 @@ use storage::error::StorageError;
 pub use copy::CopyTarget;
 pub use healing::{GcStatus, Healer, NodeScan, RepairStatus};
 pub use metadata::catalog::{ListQuery, UploadListQuery, WriteCondition};
-pub use multipart::{check_part_number, CompletedPart, CreateUploadRequest};
+pub use multipart::{check_part_number, CompletedPart, CreateUploadRequest, StatedChecksum};
 pub use objects::{ObjectRead, PutObjectRequest, NULL_VERSION};
 pub use read::ByteRange;
 pub use view::{
@@ -208,6 +209,9 @@ pub struct HealingConfig {
     /// How often every node's shard list is compared with the placement index (orphans are
     /// deleted, lost shards queued for repair) and expired uploads are aborted.
     pub scan_interval: Duration,
+    /// A read keeps the shard groups it reads from GC for at most this long (a stuck reader
+    /// cannot pin replaced data forever).
+    pub read_lease_max: Duration,
 }
 
 impl Default for HealingConfig {
@@ -221,6 +225,7 @@ impl Default for HealingConfig {
             stale_intent_after: Duration::from_secs(6 * 3600),
             upload_expiry: Duration::from_secs(7 * 24 * 3600),
             scan_interval: Duration::from_secs(3600),
+            read_lease_max: Duration::from_secs(3600),
         }
     }
 }
@@ -242,6 +247,8 @@ pub struct Engine {
     started_ms: u64,
     /// What the request path tells the [`Healer`].
     signals: signals::HealingSignals,
+    /// Shard groups that reads in progress keep alive (GC skips them).
+    leases: Arc<leases::ReadLeases>,
 }
 
 impl Engine {
@@ -260,6 +267,7 @@ impl Engine {
                 config.geometry.total_shards()
             )));
         }
+        let leases = leases::ReadLeases::new(config.healing.read_lease_max);
         Ok(Arc::new(Engine {
             catalog,
             cluster,
@@ -267,6 +275,7 @@ impl Engine {
             config,
             started_ms: now_ms(),
             signals: signals::HealingSignals::default(),
+            leases,
         }))
     }
 

@@ -48,10 +48,24 @@ fn part_info(part: &PartRecord) -> PartInfo {
     }
 }
 
+/// The object checksum a CompleteMultipartUpload request states (boto3's upload helpers send
+/// it): FULL_OBJECT (`base64`, CRCs only) or COMPOSITE (`base64-N`), with the type if sent.
+#[derive(Debug, Clone)]
+pub struct StatedChecksum {
+    pub algorithm: ChecksumAlgorithm,
+    pub value: String,
+    pub kind: Option<ChecksumType>,
+}
+
 /// The object checksum of the chosen parts: `None` unless the upload asked for an algorithm
-/// and every part carries a checksum of it (see [`Checksum::of_parts`]).
-fn combine_checksums(upload: &UploadInfo, parts: &[PartRecord]) -> Option<Checksum> {
-    let algorithm = upload.checksum_algorithm()?;
+/// and every part carries a checksum of it (see [`Checksum::of_parts`]). A stated checksum is
+/// checked first: the value computed for its algorithm and form must match it, else
+/// `BadDigest` (and the upload stays open, as in S3).
+fn combine_checksums(
+    upload: &UploadInfo,
+    parts: &[PartRecord],
+    stated: Option<&StatedChecksum>,
+) -> Result<Option<Checksum>, EngineError> {
     let checksums: Vec<Option<Checksum>> = parts
         .iter()
         .map(|p| p.checksum.as_ref().and_then(checksum_from_stored))
@@ -61,7 +75,38 @@ fn combine_checksums(upload: &UploadInfo, parts: &[PartRecord]) -> Option<Checks
         .zip(parts)
         .map(|(c, p)| (c.as_ref(), p.size))
         .collect();
-    Checksum::of_parts(algorithm, upload.checksum_type(), &values)
+    if let Some(stated) = stated {
+        if let (Some(kind), Some(upload_kind)) = (stated.kind, upload.checksum_type()) {
+            if kind != upload_kind {
+                return Err(EngineError::BadDigest);
+            }
+        }
+        let mut of_algorithm = Vec::with_capacity(values.len());
+        for (checksum, size) in &values {
+            match checksum {
+                Some(c) if c.algorithm == stated.algorithm => {
+                    of_algorithm.push((c.value.as_str(), *size))
+                }
+                _ => return Err(EngineError::BadDigest),
+            }
+        }
+        let computed = if stated.value.contains('-') {
+            stated.algorithm.combine_composite(&of_algorithm)
+        } else {
+            stated.algorithm.combine_full_object(&of_algorithm)
+        };
+        if computed.as_deref() != Some(stated.value.as_str()) {
+            return Err(EngineError::BadDigest);
+        }
+    }
+    let Some(algorithm) = upload.checksum_algorithm() else {
+        return Ok(None);
+    };
+    Ok(Checksum::of_parts(
+        algorithm,
+        upload.checksum_type(),
+        &values,
+    ))
 }
 
 impl Engine {
@@ -205,8 +250,22 @@ impl Engine {
         upload_id: &str,
         requested: Vec<CompletedPart>,
         condition: WriteCondition,
+        stated: Option<StatedChecksum>,
     ) -> Result<ObjectInfo, EngineError> {
-        let upload = self.get_upload(bucket, key, upload_id).await?;
+        let upload = match self.get_upload(bucket, key, upload_id).await {
+            Err(EngineError::NoSuchUpload) => {
+                // A retry of a completion that already succeeded (its response was lost) gets
+                // the same answer while the version it made is still the live one, as in S3.
+                let (bid, key, upload_id) =
+                    (bucket.record.id, key.to_string(), upload_id.to_string());
+                let record = self
+                    .meta(move |c| c.completed_upload(&bid, &key, &upload_id))
+                    .await?
+                    .ok_or(EngineError::NoSuchUpload)?;
+                return Ok(ObjectInfo { record });
+            }
+            other => other?,
+        };
         if condition != WriteCondition::None {
             // Fail fast (404 for If-Match on a missing key); the commit re-checks atomically.
             self.check_condition(&bucket.record, key, &condition)
@@ -249,7 +308,8 @@ impl Engine {
             etag_hasher.update(&digest);
         }
         let etag = format!("{}-{}", hex::encode(etag_hasher.finalize()), chosen.len());
-        let checksum = combine_checksums(&upload, &chosen).map(|c| checksum_to_stored(&c));
+        let checksum =
+            combine_checksums(&upload, &chosen, stated.as_ref())?.map(|c| checksum_to_stored(&c));
         let upload = upload.record;
         let size = chosen.iter().map(|p| p.size).sum();
         let seq = self.meta(|c| c.next_seq()).await?;

@@ -59,7 +59,15 @@ impl Engine {
         let (tx, mut rx) = mpsc::channel::<Result<Bytes, BodyError>>(8);
         let engine = self.clone();
         let parts = version.parts.clone();
+        // GC leaves these groups alone while the producer still reads them (it waits on the
+        // client through the bounded channel, and ends when the client goes away).
+        let groups = parts
+            .iter()
+            .filter_map(|part| part.data.sharded().map(|layout| layout.group))
+            .collect();
+        let lease = self.leases.acquire(groups);
         tokio::spawn(async move {
+            let _lease = lease;
             if let Err(e) = engine.produce_range(&parts, range, &tx).await {
                 warn!(error = %e, "read failed");
                 let _ = tx.send(Err(Box::new(e) as BodyError)).await;

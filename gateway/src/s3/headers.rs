@@ -49,12 +49,20 @@ pub fn stored_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 }
 
 /// `x-amz-meta-*` headers (name without the prefix, lowercase), size-checked like S3.
+///
+/// Values are stored as text: RFC 2047 encoded-words (`=?UTF-8?B?…?=`, `=?UTF-8?Q?…?=`) are
+/// decoded, as S3 does before storing; raw bytes are UTF-8, else ISO-8859-1 (what Python's
+/// http.client sends for a `str` header). [`user_metadata_value`] encodes them back.
 pub fn user_metadata(headers: &HeaderMap) -> Result<Vec<(String, String)>, S3Error> {
     let mut out = Vec::new();
     let mut total = 0;
     for (name, value) in headers {
         if let Some(short) = name.as_str().strip_prefix("x-amz-meta-") {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            let text = match std::str::from_utf8(value.as_bytes()) {
+                Ok(text) => text.to_string(),
+                Err(_) => value.as_bytes().iter().map(|&b| char::from(b)).collect(),
+            };
+            let value = decode_rfc2047(&text).unwrap_or(text);
             total += short.len() + value.len();
             out.push((short.to_string(), value));
         }
@@ -64,6 +72,68 @@ pub fn user_metadata(headers: &HeaderMap) -> Result<Vec<(String, String)>, S3Err
     }
     out.sort();
     Ok(out)
+}
+
+/// A stored user-metadata value as S3 returns it: printable ASCII verbatim, anything else
+/// RFC 2047-encoded (`=?UTF-8?B?<base64>?=`), so that SDKs see the form AWS sends.
+pub fn user_metadata_value(value: &str) -> String {
+    if value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || b == b'\t')
+    {
+        value.to_string()
+    } else {
+        use base64::Engine as _;
+        format!(
+            "=?UTF-8?B?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(value.as_bytes())
+        )
+    }
+}
+
+/// Decodes a value made only of RFC 2047 encoded-words (`=?charset?B|Q?text?=`, separated by
+/// whitespace, charsets UTF-8 and US-ASCII); `None` when it is not such a value or does not
+/// decode, and then it is kept verbatim.
+fn decode_rfc2047(value: &str) -> Option<String> {
+    use base64::Engine as _;
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.is_empty() || words.len() > 64 {
+        return None;
+    }
+    let mut out = Vec::new();
+    for word in words {
+        let inner = word.strip_prefix("=?")?.strip_suffix("?=")?;
+        let mut pieces = inner.splitn(3, '?');
+        let (charset, encoding, text) = (pieces.next()?, pieces.next()?, pieces.next()?);
+        if !charset.eq_ignore_ascii_case("utf-8") && !charset.eq_ignore_ascii_case("us-ascii") {
+            return None;
+        }
+        if encoding.eq_ignore_ascii_case("b") {
+            out.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .ok()?,
+            );
+        } else if encoding.eq_ignore_ascii_case("q") {
+            let bytes = text.as_bytes();
+            let mut i = 0;
+            while let Some(&b) = bytes.get(i) {
+                match b {
+                    b'_' => out.push(b' '),
+                    b'=' => {
+                        let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                        out.push(u8::from_str_radix(hex, 16).ok()?);
+                        i += 2;
+                    }
+                    other => out.push(other),
+                }
+                i += 1;
+            }
+        } else {
+            return None;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Adds a header, skipping values that cannot be carried in HTTP.
@@ -196,6 +266,39 @@ pub fn evaluate_preconditions(headers: &HeaderMap, version: &ObjectInfo) -> Prec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_metadata_is_rfc2047_decoded_and_encoded() {
+        assert_eq!(
+            decode_rfc2047("=?UTF-8?B?Y2Fmw6k=?=").as_deref(),
+            Some("café")
+        );
+        assert_eq!(
+            decode_rfc2047("=?utf-8?q?caf=C3=A9_au_lait?=").as_deref(),
+            Some("café au lait")
+        );
+        assert_eq!(
+            decode_rfc2047("=?UTF-8?B?Y2Fm?= =?UTF-8?B?w6k=?=").as_deref(),
+            Some("café")
+        );
+        assert_eq!(decode_rfc2047("plain"), None);
+        assert_eq!(decode_rfc2047("=?KOI8-R?B?AA==?="), None);
+        assert_eq!(decode_rfc2047("=?UTF-8?Q?bad=Z?="), None);
+        assert_eq!(user_metadata_value("café"), "=?UTF-8?B?Y2Fmw6k=?=");
+        assert_eq!(user_metadata_value("plain text"), "plain text");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-amz-meta-a",
+            HeaderValue::from_static("=?UTF-8?B?Y2Fmw6k=?="),
+        );
+        headers.insert("x-amz-meta-b", HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        headers.insert(
+            "x-amz-meta-c",
+            HeaderValue::from_bytes("café".as_bytes()).unwrap(),
+        );
+        let stored = user_metadata(&headers).unwrap();
+        assert!(stored.iter().all(|(_, v)| v == "café"), "{stored:?}");
+    }
 
     fn range(h: &str, size: u64) -> Result<Option<(u64, u64)>, S3ErrorCode> {
         resolve_range(Some(h), size)

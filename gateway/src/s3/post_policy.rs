@@ -5,7 +5,8 @@
 //! `["starts-with", "$field", "prefix"]` (for Content-Type: each comma-separated value), and
 //! `["content-length-range", min, max]` (the file size). Field names compare
 //! case-insensitively; `bucket` is the bucket the form is posted to. Every form field except
-//! the signature fields, `policy`, `file` and `x-ignore-*` must be named by a condition, else
+//! the signature fields, `policy`, `file`, `x-amz-checksum-*` (verified against the file) and
+//! `x-ignore-*` must be named by a condition, else
 //! the upload is refused ("Extra input fields"), so a signed policy cannot be stretched by
 //! adding fields. Failures are `AccessDenied` "Invalid according to Policy: …", as in S3; a
 //! document that does not parse is `InvalidPolicyDocument`.
@@ -75,6 +76,9 @@ fn number(raw: &Value) -> Option<u64> {
 fn parse_condition(raw: &Value, out: &mut Vec<Condition>) -> Result<(), S3Error> {
     match raw {
         Value::Object(map) => {
+            if map.is_empty() {
+                return Err(invalid_policy("Invalid condition: empty object."));
+            }
             for (field, value) in map {
                 let value = value
                     .as_str()
@@ -144,9 +148,16 @@ pub fn parse_policy(encoded: &str) -> Result<PostPolicy, S3Error> {
         .get("expiration")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid_policy("Policy missing expiration."))?;
+    // ISO 8601 in UTC as S3 documents it (`2030-01-01T00:00:00Z`, optional fraction): RFC
+    // 3339's other spellings (a space or lower-case `t`, offsets) are refused like S3 does.
+    let iso8601 = expiration.len() >= 20
+        && expiration.as_bytes().get(10) == Some(&b'T')
+        && expiration.ends_with('Z');
     let expiration =
         time::OffsetDateTime::parse(expiration, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| invalid_policy("Invalid 'expiration' value."))?;
+            .ok()
+            .filter(|_| iso8601)
+            .ok_or_else(|| invalid_policy("Invalid 'expiration' value."))?;
     let expiration = SystemTime::from(expiration);
     let list = document
         .get("conditions")
@@ -216,7 +227,12 @@ impl PostPolicy {
         let extra: Vec<&str> = fields
             .iter()
             .map(|(name, _)| name.as_str())
-            .filter(|name| !EXEMPT_FIELDS.contains(name) && !name.starts_with("x-ignore-"))
+            .filter(|name| {
+                !EXEMPT_FIELDS.contains(name)
+                    && !name.starts_with("x-ignore-")
+                    // The file's checksum, verified against the file, like `file` itself.
+                    && !name.starts_with("x-amz-checksum-")
+            })
             .filter(|name| {
                 !self.conditions.iter().any(|c| match c {
                     Condition::Equals { field, .. } | Condition::StartsWith { field, .. } => {
@@ -287,6 +303,10 @@ mod tests {
             "not json",
             r#"{"conditions": []}"#,
             r#"{"expiration": "tomorrow", "conditions": []}"#,
+            r#"{"expiration": "2030-01-01 00:00:00.123456", "conditions": []}"#,
+            r#"{"expiration": "2030-01-01 00:00:00Z", "conditions": []}"#,
+            r#"{"expiration": "2030-01-01T00:00:00+01:00", "conditions": []}"#,
+            r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [{}]}"#,
             r#"{"expiration": "2030-01-01T00:00:00Z"}"#,
             r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [["eq", "key", "x"]]}"#,
             r#"{"expiration": "2030-01-01T00:00:00Z", "conditions": [["in", "$key", "x"]]}"#,

@@ -170,6 +170,25 @@ fn fill_resource(outcome: S3Result, resource: Option<String>) -> S3Result {
 
 async fn route(req: S3Request, endpoint: Endpoint) -> S3Result {
     use Endpoint as E;
+    // `versionId` addresses a version: checked here, once, for every call that takes one.
+    let addressed = match &endpoint {
+        E::DeleteObject { bucket, key } => Some((bucket, key, true)),
+        E::GetObject { bucket, key }
+        | E::HeadObject { bucket, key }
+        | E::GetObjectTagging { bucket, key }
+        | E::PutObjectTagging { bucket, key }
+        | E::DeleteObjectTagging { bucket, key }
+        | E::GetObjectAcl { bucket, key }
+        | E::PutObjectAcl { bucket, key }
+        | E::GetObjectAttributes { bucket, key } => Some((bucket, key, false)),
+        _ => None,
+    };
+    if let Some((bucket, key, is_delete)) = addressed {
+        let gate = object::version_id_gate(&req.engine, &req.query, bucket, key, is_delete);
+        if let Some(answer) = gate.await? {
+            return answer;
+        }
+    }
     match endpoint {
         E::ListBuckets => bucket::handle_list_buckets(req).await,
         E::CreateBucket { bucket } => bucket::handle_create_bucket(req, &bucket).await,

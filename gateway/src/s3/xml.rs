@@ -127,6 +127,37 @@ pub struct DeleteObjectXml {
     pub version_id: Option<String>,
 }
 
+/// `<CreateBucketConfiguration>` request body of CreateBucket (only validated: the region is
+/// the server's).
+#[derive(Debug, Deserialize)]
+pub struct CreateBucketConfigurationXml {
+    #[serde(rename = "LocationConstraint")]
+    pub location_constraint: Option<String>,
+}
+
+/// Parses a request document whose root element must be `root`; any failure is `MalformedXML`.
+pub fn parse_document<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    root: &str,
+) -> Result<T, S3Error> {
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut buffer = Vec::new();
+    // The root is the first element after the declaration, comments and whitespace.
+    for _ in 0..64 {
+        match reader.read_event_into(&mut buffer) {
+            Ok(quick_xml::events::Event::Start(start) | quick_xml::events::Event::Empty(start)) => {
+                if start.local_name().as_ref() != root.as_bytes() {
+                    return Err(malformed());
+                }
+                return parse(body);
+            }
+            Ok(quick_xml::events::Event::Eof) | Err(_) => return Err(malformed()),
+            Ok(_) => buffer.clear(),
+        }
+    }
+    Err(malformed())
+}
+
 /// Parses a request document; any failure is `MalformedXML`.
 pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, S3Error> {
     let text = std::str::from_utf8(body).map_err(|_| malformed())?;

@@ -228,6 +228,10 @@ impl Catalog {
         for (key, _) in self.scan_all(Table::Versions, &bid, &bucket_end)? {
             batch.delete(Table::Versions, key);
         }
+        let completed = keys::system_completed_upload_prefix(&bid);
+        for (key, _) in self.scan_all(Table::System, &completed, &keys::successor(&completed))? {
+            batch.delete(Table::System, key);
+        }
         let due = now_ms();
         for (key, value) in self.scan_all(Table::Uploads, &bid, &bucket_end)? {
             let upload: model::UploadRecord = model::decode(&value)?;

@@ -9,7 +9,9 @@ use super::repair::put_placement_into;
 use super::{queue_gc, referenced_groups, Catalog};
 use crate::keys;
 use crate::kv::{Table, WriteBatch};
-use crate::model::{self, BucketId, LayoutOwner, ObjectHead, UploadRecord, VersionRecord};
+use crate::model::{
+    self, BucketId, CompletedUploadRecord, LayoutOwner, ObjectHead, UploadRecord, VersionRecord,
+};
 use crate::MetaError;
 
 /// Attempts at reading a head and its version row consistently without a lock.
@@ -165,12 +167,22 @@ impl Catalog {
                 }
             }
         }
+        // The completed-upload record follows the live version: the replaced version's goes,
+        // and an upload completing here leaves one naming the new version.
+        let completed_row = keys::system_completed_upload_key(bucket, key.as_bytes());
+        batch.delete(Table::System, completed_row.clone());
         if let Some(upload) = upload {
             batch.delete(
                 Table::Uploads,
                 keys::upload_key(bucket, key.as_bytes(), upload.useq),
             );
             self.remove_parts_into(&mut batch, upload.useq, &kept, due, "unused part")?;
+            let completed = CompletedUploadRecord {
+                upload_id: upload.upload_id.clone(),
+                seq: version.seq,
+                completed_ms: now_ms,
+            };
+            batch.put(Table::System, completed_row, model::encode(&completed)?);
         }
         self.kv().write(batch)?;
         Ok(replaced)
@@ -192,6 +204,10 @@ impl Catalog {
         let removed = self.get_version(bucket, key, head.seq)?;
         let mut batch = WriteBatch::new();
         batch.delete(Table::Objects, keys::object_key(bucket, key.as_bytes()));
+        batch.delete(
+            Table::System,
+            keys::system_completed_upload_key(bucket, key.as_bytes()),
+        );
         batch.delete(
             Table::Versions,
             keys::version_key(bucket, key.as_bytes(), head.seq),
@@ -239,6 +255,30 @@ impl Catalog {
         );
         self.kv().write(batch)?;
         Ok(Some(version))
+    }
+
+    /// The live version of `key` if multipart upload `upload_id` made it (and nothing has
+    /// replaced or deleted it since): what a repeated CompleteMultipartUpload answers with.
+    pub fn completed_upload(
+        &self,
+        bucket: &BucketId,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<VersionRecord>, MetaError> {
+        let record: Option<CompletedUploadRecord> = self.get_record(
+            Table::System,
+            &keys::system_completed_upload_key(bucket, key.as_bytes()),
+        )?;
+        let Some(record) = record.filter(|r| r.upload_id == upload_id) else {
+            return Ok(None);
+        };
+        let Some(head) = self.get_head(bucket, key)? else {
+            return Ok(None);
+        };
+        if head.seq != record.seq {
+            return Ok(None);
+        }
+        self.get_version(bucket, key, head.seq)
     }
 
     fn get_head(&self, bucket: &BucketId, key: &str) -> Result<Option<ObjectHead>, MetaError> {

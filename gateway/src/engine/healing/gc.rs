@@ -5,6 +5,9 @@
 //! work; and runs the periodic maintenance pass (orphan scan, upload expiry) every
 //! `scan_interval`.
 //!
+//! A group that a GET in progress still reads (a read lease, `leases.rs`) is not collected
+//! until that read ends or its lease expires (`read_lease_secs`).
+//!
 //! A GC item is only finished once every shard delete succeeded (deletes are idempotent); a
 //! failed delete is retried later, so an unreachable store never leaks data for good.
 
@@ -29,6 +32,8 @@ const GC_BATCH: usize = 256;
 const FIRST_SCAN_AFTER: Duration = Duration::from_secs(60);
 /// Delay before a failed GC item is tried again.
 const GC_RETRY: Duration = Duration::from_secs(60);
+/// Delay before a GC item whose group a read still leases is looked at again.
+const LEASED_RETRY: Duration = Duration::from_secs(2);
 
 impl Healer {
     /// Runs the collector until `shutdown` flips to true.
@@ -91,6 +96,15 @@ impl Healer {
         let due = self.engine.meta(move |c| c.due_gc(now, GC_BATCH)).await?;
         let mut finished = 0;
         for (key, item) in due {
+            if self.engine.leases.is_held(&item.layout.group) {
+                // A GET still streams this group (the version was replaced or deleted under
+                // it): try again shortly, behind the other due items.
+                let due = now_ms() + LEASED_RETRY.as_millis() as u64;
+                self.engine
+                    .meta(move |c| c.retry_gc(&key, &item, due))
+                    .await?;
+                continue;
+            }
             // A group being repaired or scanned waits for the next pass.
             let Some(_claim) = self.state.claim(item.layout.group) else {
                 continue;

@@ -226,14 +226,35 @@ fn canonical_resources(request: &Request<'_>) -> Vec<String> {
     );
     let mut resources = Vec::new();
     for prefix in prefixes {
-        for sub in [&with_equals, &without_equals] {
-            let resource = format!("{prefix}{path}{sub}");
-            if !resources.contains(&resource) {
-                resources.push(resource);
+        for path in bucket_path_forms(path) {
+            for sub in [&with_equals, &without_equals] {
+                let resource = format!("{prefix}{path}{sub}");
+                if !resources.contains(&resource) {
+                    resources.push(resource);
+                }
             }
         }
     }
     resources
+}
+
+/// The path as sent, and for a path-style bucket request (`/bucket` or `/bucket/`) the other
+/// form too: botocore's HmacV1Auth signs bucket-level requests as `/bucket/` while sending
+/// `/bucket` (boto3 1.44 CreateBucket, ListObjects, HeadBucket, DeleteObjects), other clients
+/// sign exactly what they send.
+fn bucket_path_forms(path: &str) -> Vec<String> {
+    let mut forms = vec![path.to_owned()];
+    let inner = path.strip_prefix('/').unwrap_or("");
+    let bucket = inner.strip_suffix('/').unwrap_or(inner);
+    if !bucket.is_empty() && !bucket.contains('/') {
+        let other = if inner.ends_with('/') {
+            format!("/{bucket}")
+        } else {
+            format!("/{bucket}/")
+        };
+        forms.push(other);
+    }
+    forms
 }
 
 /// `?a&b=1…`, or empty. `keep_empty_equals` writes an empty value as `k=` rather than `k`.
@@ -286,6 +307,15 @@ pub(crate) fn parse_http_date_lenient(text: &str) -> Option<SystemTime> {
     if let Ok(at) = httpdate::parse_http_date(text) {
         return Some(at);
     }
+    // RFC 2822 §3.3 `-0000` ("UTC, local offset unknown"), what botocore's formatdate writes.
+    let normalized;
+    let text = match text.strip_suffix("-0000") {
+        Some(stem) => {
+            normalized = format!("{stem}+0000");
+            normalized.as_str()
+        }
+        None => text,
+    };
     let parsed =
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc2822).ok()?;
     let seconds = u64::try_from(parsed.unix_timestamp()).ok()?;

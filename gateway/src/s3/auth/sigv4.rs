@@ -496,8 +496,9 @@ fn request_time(request: &Request<'_>) -> Result<(String, SystemTime), S3Error> 
         let at = parse_amz_date(amz_date.trim()).ok_or_else(denied)?;
         return Ok((amz_date.trim().to_owned(), at));
     }
+    // As lenient as SigV2: botocore writes `Date` in the RFC 2822 form with `-0000`.
     let date = header_str(request.headers, "date")?.ok_or_else(denied)?;
-    let at = httpdate::parse_http_date(date.trim()).map_err(|_| denied())?;
+    let at = super::sigv2::parse_http_date_lenient(date).ok_or_else(denied)?;
     let timestamp = format_amz_date(at).ok_or_else(denied)?;
     Ok((timestamp, at))
 }

@@ -704,3 +704,43 @@ fn a_signature_in_upper_case_hex_does_not_match() {
         }
     }
 }
+
+#[test]
+fn sigv2_bucket_requests_signed_with_a_trailing_slash_verify() {
+    // botocore's HmacV1Auth signs `/bucket/` for bucket-level requests sent as `/bucket`.
+    let date = "Fri, 24 May 2013 00:00:00 GMT";
+    for (sent, signed) in [
+        ("/bucket", "/bucket/"),
+        ("/bucket/", "/bucket"),
+        ("/bucket", "/bucket"),
+    ] {
+        let headers = sigv2_headers(
+            &[("host", "127.0.0.1:9000"), ("date", date)],
+            &sign_v2(&format!("GET\n\n\n{date}\n{signed}")),
+        );
+        run(Method::GET, sent, &headers, may_24_2013(0)).unwrap();
+    }
+    // An object path is never rewritten.
+    let headers = sigv2_headers(
+        &[("host", "127.0.0.1:9000"), ("date", date)],
+        &sign_v2(&format!("GET\n\n\n{date}\n/bucket/key/")),
+    );
+    assert_eq!(
+        run(Method::GET, "/bucket/key", &headers, may_24_2013(0))
+            .unwrap_err()
+            .code,
+        S3ErrorCode::SignatureDoesNotMatch
+    );
+}
+
+#[test]
+fn http_dates_with_an_unknown_local_offset_parse() {
+    // botocore's email.utils.formatdate(usegmt=False) writes `-0000`.
+    let at = sigv2::parse_http_date_lenient("Fri, 24 May 2013 00:00:00 -0000").unwrap();
+    assert_eq!(at, may_24_2013(0));
+    assert_eq!(
+        sigv2::parse_http_date_lenient("Fri, 24 May 2013 00:00:00 +0000"),
+        Some(may_24_2013(0))
+    );
+    assert!(sigv2::parse_http_date_lenient("yesterday -0000").is_none());
+}

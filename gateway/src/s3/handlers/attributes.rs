@@ -97,10 +97,7 @@ pub async fn handle_get_object_attributes(req: S3Request, bucket: &str, key: &st
     let wanted = requested_attributes(&req)?;
     let max = header_number(&req, "x-amz-max-parts", MAX_PARTS)?.min(MAX_PARTS);
     let marker = header_number(&req, "x-amz-part-number-marker", 0)?;
-    match req.query.get("versionId") {
-        None | Some("null") => {}
-        Some(_) => return Err(S3Error::new(S3ErrorCode::NoSuchVersion)),
-    }
+    // `versionId` was checked in dispatch (`object::version_id_gate`).
     let version = req
         .engine
         .head_object(bucket, key)

@@ -40,10 +40,11 @@ pub fn parse_copy_source(raw: &str) -> Result<CopySource, S3Error> {
     };
     let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
     if !query.is_empty() {
-        match query.strip_prefix("versionId=") {
-            Some("null") => {}
-            Some(_) => return Err(S3Error::new(S3ErrorCode::NoSuchVersion)),
-            None => return Err(invalid()),
+        let version_id = query.strip_prefix("versionId=").ok_or_else(invalid)?;
+        let version_id = percent_decode_str(version_id).decode_utf8_lossy();
+        if super::object::classify_version_id(&version_id)? != super::object::VersionIdTarget::Null
+        {
+            return Err(S3Error::new(S3ErrorCode::NoSuchVersion));
         }
     }
     let decoded = percent_decode_str(path)

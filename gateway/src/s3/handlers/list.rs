@@ -122,11 +122,12 @@ pub async fn handle_list_objects_v2(req: S3Request, bucket: &str) -> S3Result {
     let max = max_keys(&req, "max-keys")?;
     let prefix = req.query.get("prefix").unwrap_or("").to_string();
     let delim = delimiter(&req);
+    // An empty `continuation-token=` is the first page, as in S3 (some SDK paginators send it).
     let token = req.query.get("continuation-token").map(str::to_string);
     let start_after = req.query.get("start-after").map(str::to_string);
     let resume = match &token {
-        Some(t) => Some(decode_token(t)?),
-        None => start_after.clone().filter(|s| !s.is_empty()),
+        Some(t) if !t.is_empty() => Some(decode_token(t)?),
+        _ => start_after.clone().filter(|s| !s.is_empty()),
     };
     let query = ListQuery {
         prefix: prefix.clone(),
@@ -183,9 +184,12 @@ pub async fn handle_list_objects_v1(req: S3Request, bucket: &str) -> S3Result {
     };
     let resolved = req.engine.bucket(bucket).await?;
     let page = req.engine.list_objects(&resolved, query).await?;
+    // V1 encodes Delimiter, Marker, NextMarker, Key and CommonPrefixes but not the top-level
+    // Prefix (botocore 1.44 decodes exactly those: handlers.decode_list_object), unlike V2,
+    // versions and uploads, whose Prefix is encoded.
     let mut w = XmlWriter::new("ListBucketResult");
     w.text("Name", bucket)
-        .text("Prefix", &enc.apply(&prefix))
+        .text("Prefix", &prefix)
         .text("Marker", &enc.apply(&marker))
         .text("MaxKeys", &max.to_string())
         .optional(

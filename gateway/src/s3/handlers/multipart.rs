@@ -4,7 +4,7 @@
 //! CRC64NVME, COMPOSITE by default otherwise); the engine combines the part checksums at
 //! Complete (`crate::checksum`).
 
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 
 use super::acl::check_canned_acl;
 use super::object::{
@@ -12,7 +12,7 @@ use super::object::{
 };
 use super::{empty_response, read_small_body, write_owner, xml_response, S3Request, S3Result};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
-use crate::engine::{check_part_number, CompletedPart, CreateUploadRequest};
+use crate::engine::{check_part_number, CompletedPart, CreateUploadRequest, StatedChecksum};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{header_str, put_header, quote_etag, unquote_etag, user_metadata};
 use crate::s3::payload::body::prepare_body;
@@ -110,6 +110,58 @@ pub async fn handle_upload_part(
     Ok(response)
 }
 
+/// Removes the object-checksum headers of a CompleteMultipartUpload from `headers` and returns
+/// what they state: the checksum of the whole object, FULL_OBJECT (`base64`) or COMPOSITE
+/// (`base64-N`). It says nothing about the XML body, which is why it is taken out of the
+/// headers before the body is read; the engine checks it against the parts.
+fn take_stated_checksum(headers: &mut HeaderMap) -> Result<Option<StatedChecksum>, S3Error> {
+    let mut stated = None;
+    for algorithm in ChecksumAlgorithm::all() {
+        let Some(value) = headers.remove(algorithm.header_name()) else {
+            continue;
+        };
+        if stated.is_some() {
+            return Err(S3Error::new(S3ErrorCode::InvalidRequest).with_message(
+                "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+            ));
+        }
+        let invalid = || {
+            S3Error::new(S3ErrorCode::InvalidRequest).with_message(format!(
+                "Value for {} header is invalid.",
+                algorithm.header_name()
+            ))
+        };
+        let value = value.to_str().map_err(|_| invalid())?.trim().to_string();
+        // `base64` or `base64-N` (N = number of parts).
+        let digest = match value.rsplit_once('-') {
+            Some((digest, count))
+                if !count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                digest
+            }
+            _ => value.as_str(),
+        };
+        if !algorithm.is_valid_base64(digest) {
+            return Err(invalid());
+        }
+        stated = Some(StatedChecksum {
+            algorithm: *algorithm,
+            value,
+            kind: None,
+        });
+    }
+    let kind = match header_str(headers, "x-amz-checksum-type") {
+        None => None,
+        Some(kind) => Some(ChecksumType::from_name(&kind).ok_or_else(|| {
+            S3Error::new(S3ErrorCode::InvalidRequest).with_message(format!(
+                "Value for x-amz-checksum-type header is invalid: {}",
+                kind.trim().to_ascii_uppercase()
+            ))
+        })?),
+    };
+    Ok(stated.map(|s| StatedChecksum { kind, ..s }))
+}
+
 pub async fn handle_complete_multipart_upload(
     req: S3Request,
     bucket: &str,
@@ -119,7 +171,9 @@ pub async fn handle_complete_multipart_upload(
     let resource = format!("/{bucket}/{key}");
     let condition = write_condition(&req.headers)?;
     let engine = req.engine.clone();
-    let prepared = prepare_body(req.body, &req.headers, &req.auth)?;
+    let mut body_headers = req.headers.clone();
+    let stated = take_stated_checksum(&mut body_headers)?;
+    let prepared = prepare_body(req.body, &body_headers, &req.auth)?;
     let body = read_small_body(prepared, MAX_COMPLETE_BODY).await?;
     let document: CompleteMultipartUploadXml = parse(&body)?;
     if document.parts.is_empty() {
@@ -136,7 +190,7 @@ pub async fn handle_complete_multipart_upload(
         .collect();
     let resolved = engine.bucket(bucket).await?;
     let object = engine
-        .complete_upload(&resolved, key, upload_id, parts, condition)
+        .complete_upload(&resolved, key, upload_id, parts, condition, stated)
         .await?;
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     w.text("Location", &resource)

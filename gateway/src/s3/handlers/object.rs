@@ -9,11 +9,14 @@ use http::{HeaderMap, Response, StatusCode};
 use super::acl::check_canned_acl;
 use super::{empty_response, internal, read_request_document, xml_response, S3Request, S3Result};
 use crate::checksum::{Checksum, ChecksumSlot};
-use crate::engine::{ByteRange, ObjectInfo, PutObjectRequest, StorageClass, WriteCondition};
+use crate::engine::{
+    ByteRange, Engine, ObjectInfo, PutObjectRequest, StorageClass, WriteCondition, NULL_VERSION,
+};
+use crate::s3::endpoint::Query;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{
     evaluate_preconditions, header_str, http_date, put_header, quote_etag, resolve_range,
-    stored_headers, unquote_etag, user_metadata, Precondition,
+    stored_headers, unquote_etag, user_metadata, user_metadata_value, Precondition,
 };
 use crate::s3::payload::body::{prepare_body, PreparedBody};
 use crate::s3::payload::checksum::verify_content_md5;
@@ -24,6 +27,70 @@ use crate::s3::xml::{parse, DeleteXml, XmlWriter};
 const MAX_DELETE_BODY: usize = 2 * 1024 * 1024;
 /// Most keys in one DeleteObjects request (S3's limit).
 const MAX_DELETE_KEYS: usize = 1000;
+
+/// What a `versionId` names on a bucket that holds only the `null` version of each key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionIdTarget {
+    /// `null`: the one version.
+    Null,
+    /// A well-formed id of a version that cannot exist here.
+    Absent,
+}
+
+/// Classifies a `versionId` value: `null`, a well-formed but absent id, or (empty, too long,
+/// characters no version id has) 400 `InvalidArgument`, as S3 answers "Invalid version id
+/// specified".
+pub fn classify_version_id(value: &str) -> Result<VersionIdTarget, S3Error> {
+    if value == NULL_VERSION {
+        return Ok(VersionIdTarget::Null);
+    }
+    let well_formed = (1..=1024).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=._-".contains(&b));
+    if well_formed {
+        Ok(VersionIdTarget::Absent)
+    } else {
+        let error = S3Error::new(S3ErrorCode::InvalidArgument)
+            .with_message("Invalid version id specified")
+            .with_extra("ArgumentName", "versionId");
+        // Echoed only when XML 1.0 can carry it (a NUL cannot even be escaped).
+        if value.chars().all(|c| !c.is_control()) {
+            Err(error.with_extra("ArgumentValue", value))
+        } else {
+            Err(error)
+        }
+    }
+}
+
+/// The `versionId` gate of every single-object call that addresses an existing version
+/// (GET, HEAD, DELETE, tagging, ACL, attributes), decided once in dispatch so that no handler
+/// can ignore it: `Ok(None)` lets the call through (no `versionId`, or `null`); a well-formed
+/// other id is 404 `NoSuchVersion` — except DeleteObject, which S3 answers 204 without
+/// touching anything (the key's live `null` version must never be deleted by it).
+pub async fn version_id_gate(
+    engine: &Engine,
+    query: &Query,
+    bucket: &str,
+    key: &str,
+    is_delete: bool,
+) -> Result<Option<S3Result>, S3Error> {
+    if !query.has("versionId") {
+        return Ok(None);
+    }
+    let value = query.get("versionId").unwrap_or("");
+    if classify_version_id(value)? == VersionIdTarget::Null {
+        return Ok(None);
+    }
+    engine.bucket(bucket).await?;
+    if is_delete {
+        return Ok(Some(empty_response(StatusCode::NO_CONTENT)));
+    }
+    Err(S3Error::new(S3ErrorCode::NoSuchVersion)
+        .with_resource(format!("/{bucket}/{key}"))
+        .with_extra("Key", key)
+        .with_extra("VersionId", value))
+}
 
 /// Storage class of a request: only STANDARD exists here.
 pub fn storage_class(headers: &HeaderMap) -> Result<StorageClass, S3Error> {
@@ -126,7 +193,11 @@ fn object_headers(headers: &mut HeaderMap, version: &ObjectInfo) {
         put_header(headers, "x-amz-tagging-count", &tags.len().to_string());
     }
     for (name, value) in version.user_metadata() {
-        put_header(headers, &format!("x-amz-meta-{name}"), value);
+        put_header(
+            headers,
+            &format!("x-amz-meta-{name}"),
+            &user_metadata_value(value),
+        );
     }
     let class = version.storage_class();
     if class != StorageClass::Standard {
@@ -291,10 +362,19 @@ pub async fn handle_delete_objects(req: S3Request, bucket: &str) -> S3Result {
     let resolved = engine.bucket(bucket).await?;
     let mut w = XmlWriter::new("DeleteResult");
     for object in &request.objects {
-        let result = match object.version_id.as_deref() {
-            // Unversioned buckets hold only the `null` version.
-            None | Some("null") => engine.delete_object(&resolved, &object.key).await,
-            Some(_) => Ok(()),
+        // Unversioned buckets hold only the `null` version: any other well-formed id is
+        // reported deleted without touching the key, a malformed (or empty) one is an error.
+        let target = match object.version_id.as_deref() {
+            None => Ok(VersionIdTarget::Null),
+            Some(value) => classify_version_id(value),
+        };
+        let result = match target {
+            Ok(VersionIdTarget::Null) => engine
+                .delete_object(&resolved, &object.key)
+                .await
+                .map_err(|e| S3Error::from(e).with_resource(format!("/{bucket}/{}", object.key))),
+            Ok(VersionIdTarget::Absent) => Ok(()),
+            Err(e) => Err(e),
         };
         match result {
             Ok(()) => {
@@ -304,8 +384,7 @@ pub async fn handle_delete_objects(req: S3Request, bucket: &str) -> S3Result {
                     w.close("Deleted");
                 }
             }
-            Err(e) => {
-                let error = S3Error::from(e).with_resource(format!("/{bucket}/{}", object.key));
+            Err(error) => {
                 w.open("Error")
                     .text("Key", &object.key)
                     .text("Code", error.code.as_str())

@@ -20,11 +20,13 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use super::acl::check_canned_acl;
 use super::object::storage_class;
 use super::{empty_response, internal, S3Result};
+use crate::checksum::{ChecksumAlgorithm, ChecksumHasher, ChecksumSlot};
 use crate::engine::{BodyError, BodyStream, PutObjectRequest, WriteCondition, MAX_PART_SIZE};
 use crate::s3::auth::{verify_post_signature, PostSignature};
 use crate::s3::endpoint::MAX_KEY_LEN;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{quote_etag, stored_headers, user_metadata};
+use crate::s3::payload::checksum::validate_checksum_value;
 use crate::s3::post_policy::parse_policy;
 use crate::s3::state::S3Service;
 use crate::s3::tagging::{parse_tagging_xml, replace_stored_tags};
@@ -77,10 +79,17 @@ enum Spool {
 }
 
 /// Reads the file field into a spool, enforcing `max` bytes.
-async fn spool_file(field: &mut multer::Field<'static>, max: u64) -> Result<(Spool, u64), S3Error> {
+async fn spool_file(
+    field: &mut multer::Field<'static>,
+    max: u64,
+    mut hasher: Option<&mut ChecksumHasher>,
+) -> Result<(Spool, u64), S3Error> {
     let mut spool = Spool::Memory(Vec::new());
     let mut size: u64 = 0;
     while let Some(chunk) = field.chunk().await.map_err(form_error)? {
+        if let Some(hasher) = hasher.as_deref_mut() {
+            hasher.update(&chunk);
+        }
         size += chunk.len() as u64;
         if size > max {
             return Err(S3Error::new(S3ErrorCode::EntityTooLarge)
@@ -221,10 +230,31 @@ pub async fn handle_post_object(
     };
     verify_post_signature(&signature, &service.keyring, &service.auth)?;
     let policy = parse_policy(policy_text)?;
-    policy.check(SystemTime::now(), &fields, bucket)?;
-
+    // `${filename}` is replaced before the policy sees the key, so a `starts-with $key`
+    // condition constrains the key that will actually be written (as S3 does).
     let filename = file.file_name().unwrap_or("").to_string();
     let key = raw_key.replace("${filename}", &filename);
+    let checked: Vec<(String, String)> = fields
+        .iter()
+        .map(|(name, value)| match name.as_str() {
+            "key" => (name.clone(), key.clone()),
+            _ => (name.clone(), value.clone()),
+        })
+        .collect();
+    policy.check(SystemTime::now(), &checked, bucket)?;
+    // An `x-amz-checksum-<algorithm>` field is the expected checksum of the file.
+    let mut stated_checksum = None;
+    for algorithm in ChecksumAlgorithm::all() {
+        if let Some(value) = field(&fields, algorithm.header_name()) {
+            if stated_checksum.is_some() {
+                return Err(S3Error::new(S3ErrorCode::InvalidRequest).with_message(
+                    "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+                ));
+            }
+            validate_checksum_value(*algorithm, value)?;
+            stated_checksum = Some((*algorithm, value.trim().to_string()));
+        }
+    }
     if key.is_empty() {
         return Err(S3Error::new(S3ErrorCode::InvalidArgument)
             .with_message("User key must have a length greater than 0.")
@@ -244,8 +274,27 @@ pub async fn handle_post_object(
     // A missing bucket is known before the file is spooled.
     let resolved = service.engine.bucket(bucket).await?;
     let (min, max) = policy.content_length_range().unwrap_or((0, MAX_PART_SIZE));
-    let (spool, size) = spool_file(&mut file, max.min(MAX_PART_SIZE)).await?;
+    let mut hasher = stated_checksum
+        .as_ref()
+        .map(|(algorithm, _)| algorithm.hasher());
+    let (spool, size) = spool_file(&mut file, max.min(MAX_PART_SIZE), hasher.as_mut()).await?;
     drop(file);
+    let checksum = match (stated_checksum, hasher) {
+        (Some((algorithm, expected)), Some(hasher)) => {
+            let actual = hasher.finish_base64();
+            if actual != expected {
+                return Err(S3Error::new(S3ErrorCode::BadDigest).with_message(format!(
+                    "The {} you specified did not match the calculated checksum.",
+                    algorithm.name()
+                )));
+            }
+            // Verified already: the engine finds it in the slot once the body is written.
+            let slot = ChecksumSlot::default();
+            let _ = slot.set((algorithm, actual));
+            Some(slot)
+        }
+        _ => None,
+    };
     if size < min {
         return Err(S3Error::new(S3ErrorCode::EntityTooSmall)
             .with_message("Your proposed upload is smaller than the minimum allowed size")
@@ -260,7 +309,7 @@ pub async fn handle_post_object(
         user_metadata: metadata,
         storage_class: class,
         expected_md5: None,
-        checksum: None,
+        checksum,
         condition: WriteCondition::None,
     };
     let object = service
