@@ -12,7 +12,9 @@ export STRATA_VENV ?= $(CURDIR)/.venv
 .PHONY: run test build deps test-rust test-compat lint fmt cluster cluster-stop docker-up docker-down bench
 
 # System packages: libclang for bindgen (rocksdb), a C++ compiler, python venv support, curl,
-# openssl (the HTTPS tests make a throwaway CA with it), rclone (a client of the s3-compat matrix).
+# openssl (the HTTPS tests make a throwaway CA with it), rclone (a client of the s3-compat matrix),
+# protoc (etcd-client's gRPC code is generated at build time) and etcd (the shared catalog's
+# back end; tests start their own members on free loopback ports).
 deps:
 	@missing=""; \
 	ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || missing="$$missing libclang-dev clang"; \
@@ -21,6 +23,8 @@ deps:
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v rclone >/dev/null 2>&1 || missing="$$missing rclone"; \
+	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
+	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
 	python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \

@@ -1,31 +1,38 @@
 //! Strata's metadata catalog: buckets, objects, versions, multipart uploads and parts, write
-//! intents, the GC and repair queues and the placement index, stored in an ordered key-value store (RocksDB in production, an
-//! in-memory map in tests).
+//! intents, the GC and repair queues and the placement index, stored in an ordered key-value
+//! store: RocksDB (embedded and single-gateway), etcd (a catalog shared by several gateways) or
+//! an in-memory map (tests).
 //!
-//! Layering, bottom up: [`kv`] (a narrow ordered-KV trait with atomic write batches),
+//! Layering, bottom up: [`kv`] (a narrow ordered-KV trait: consistent views and commits
+//! conditional on what was read), [`txn`] (optimistic read-modify-write transactions),
 //! [`keys`] (the one place where row keys are encoded), [`model`] (versioned record values),
 //! [`catalog`] (the operations the engine calls). The crate knows nothing of S3 wire formats;
 //! it does implement listing semantics (prefix, delimiter, marker) because they depend on the
 //! key encoding. Every method is synchronous; async callers use `spawn_blocking`.
 
 pub mod catalog;
+mod etcd;
 mod group_commit;
 pub mod keys;
 pub mod kv;
 pub mod model;
 mod rocks;
+pub mod txn;
 
 pub use catalog::{Catalog, ListPage, ListQuery, UploadListPage, UploadListQuery, WriteCondition};
-pub use kv::{KvStore, MemKvStore, Op, Table, WriteBatch};
+pub use etcd::{EtcdConfig, EtcdKvStore};
+pub use kv::{Check, KvStore, KvView, Limits, MemKvStore, Op, Stamp, Table, WriteBatch};
 pub use model::{
     BucketId, BucketRecord, DataLayout, GcItem, IntentRecord, LayoutOwner, ObjectHead, PartLayout,
     PartRecord, PlacementRecord, RepairItem, ShardedLayout, StoredChecksum, UploadRecord,
     VersionRecord, NO_NODE,
 };
 pub use rocks::RocksKvStore;
+pub mod testing;
 
 /// Errors of the metadata crate. The first five are outcomes a caller maps to S3 errors; the
-/// last two are failures (a record that does not decode, or the database itself).
+/// rest are failures (a record that does not decode, the database itself, a transaction that
+/// kept conflicting, one too large, or a store out of reach).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MetaError {
     #[error("no such bucket")]
@@ -42,4 +49,16 @@ pub enum MetaError {
     Corrupt(String),
     #[error("metadata database error: {0}")]
     Db(String),
+    /// A commit's checks failed (another writer changed what it read), after the retries a
+    /// transaction is allowed.
+    #[error("the metadata transaction kept conflicting with concurrent writers")]
+    Conflict,
+    /// A commit larger than the store accepts (a catalog bug: transactions are sized to fit).
+    #[error("metadata transaction too large: {ops} operations, {bytes} bytes")]
+    TooLarge { ops: usize, bytes: usize },
+    /// The store cannot be reached or has no quorum. The commit's outcome is unknown (a
+    /// request that timed out may still be applied once a quorum returns), as with any
+    /// replicated store; callers answer 503 and let the client retry.
+    #[error("metadata store unavailable: {0}")]
+    Unavailable(String),
 }

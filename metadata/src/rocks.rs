@@ -1,21 +1,27 @@
 //! [`RocksKvStore`]: the [`KvStore`] backed by RocksDB, one column family per [`Table`].
 //!
-//! Invariants: every column family exists after `open` (missing ones are created); a batch is
-//! one RocksDB `WriteBatch`, so it is atomic; with `sync_writes` on, `write` returns only after
-//! the WAL is fsynced. Synced writes go through a [`GroupCommitter`]: the batches of concurrent
-//! callers are merged, in queue order, into one RocksDB `WriteBatch` written with one WAL
-//! fsync, and each caller is answered only after that write returned (group commit).
+//! Invariants: every column family exists after `open` (missing ones are created); a view is a
+//! RocksDB snapshot; every commit goes through one [`GroupCommitter`] thread, which validates
+//! each commit's checks against the database plus the writes of the commits accepted before it
+//! in the same group, and applies the accepted ones as one RocksDB `WriteBatch` — atomic, and
+//! with `sync_writes` on, acknowledged only after the WAL is fsynced (group commit: one fsync
+//! for many callers). Validation and application happen on that one thread, so no commit can
+//! slip in between a check and the write it guards.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
-    Options, ReadOptions, WriteOptions, DB,
+    Options, ReadOptions, SnapshotWithThreadMode, WriteOptions, DB,
 };
 
-use crate::group_commit::GroupCommitter;
-use crate::kv::{KvStore, Op, Row, Table, WriteBatch};
+use crate::group_commit::{Commit, GroupCommitter};
+use crate::kv::{
+    checks_hold, rows_stamp, value_stamp, Check, CurrentState, KvStore, KvView, Op, Row, Stamp,
+    Table, WriteBatch,
+};
 use crate::MetaError;
 
 /// Block cache shared by all column families.
@@ -24,7 +30,7 @@ const BLOCK_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// A RocksDB database opened with every catalog column family.
 pub struct RocksKvStore {
     // Field order matters: the committer (which holds a clone of `db`) stops first on drop.
-    committer: Option<GroupCommitter>,
+    committer: GroupCommitter,
     db: Arc<DB>,
     sync_writes: bool,
 }
@@ -44,7 +50,7 @@ fn db_error(e: rocksdb::Error) -> MetaError {
 
 impl RocksKvStore {
     /// Opens (creating if needed) the database at `path`. `sync_writes` fsyncs the WAL on every
-    /// batch; turn it off only for benchmarks.
+    /// group; turn it off only for benchmarks.
     pub fn open(path: &Path, sync_writes: bool) -> Result<RocksKvStore, MetaError> {
         let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let mut table_options = BlockBasedOptions::default();
@@ -69,20 +75,25 @@ impl RocksKvStore {
             .map(|t| ColumnFamilyDescriptor::new(t.name(), cf_options.clone()));
         let db =
             Arc::new(DB::open_cf_descriptors(&db_options, path, descriptors).map_err(db_error)?);
-        let committer = if sync_writes {
+        let committer = {
             let db = Arc::clone(&db);
-            Some(GroupCommitter::start(
-                "strata-meta-commit",
-                move |batches: &[WriteBatch]| write_batches(&db, batches, true),
-            )?)
-        } else {
-            None
+            GroupCommitter::start("strata-meta-commit", move |commits: &[Commit]| {
+                decide_and_write(&db, commits, sync_writes)
+            })?
         };
         Ok(RocksKvStore {
             committer,
             db,
             sync_writes,
         })
+    }
+
+    /// Writes a consistent copy of the database to `path` (a RocksDB checkpoint: hard links
+    /// to the immutable files plus a copy of the live ones), which must not exist yet.
+    pub fn checkpoint(&self, path: &Path) -> Result<(), MetaError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|c| c.create_checkpoint(path))
+            .map_err(db_error)
     }
 }
 
@@ -91,37 +102,184 @@ fn column_family(db: &DB, table: Table) -> Result<&rocksdb::ColumnFamily, MetaEr
         .ok_or_else(|| MetaError::Db(format!("column family {} missing", table.name())))
 }
 
-/// Writes `batches`, in order, as one atomic RocksDB write (fsynced when `sync`).
-fn write_batches(db: &DB, batches: &[WriteBatch], sync: bool) -> Result<(), MetaError> {
-    let mut rocks_batch = rocksdb::WriteBatch::default();
-    for op in batches.iter().flat_map(|batch| &batch.ops) {
-        match op {
-            Op::Put { table, key, value } => {
-                rocks_batch.put_cf(column_family(db, *table)?, key, value);
-            }
-            Op::Delete { table, key } => rocks_batch.delete_cf(column_family(db, *table)?, key),
+/// The database as seen by the commits of one group: RocksDB plus the writes of the commits
+/// accepted before (`None`: deleted).
+struct GroupState<'a> {
+    db: &'a DB,
+    pending: BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl CurrentState for GroupState<'_> {
+    fn current(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, MetaError> {
+        if let Some(pending) = self.pending.get(&(table, key.to_vec())) {
+            return Ok(pending.clone());
         }
+        self.db
+            .get_cf(column_family(self.db, table)?, key)
+            .map_err(db_error)
+    }
+
+    fn current_scan(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Row>, MetaError> {
+        let mut rows: BTreeMap<Vec<u8>, Vec<u8>> =
+            scan_db(self.db, None, table, start, end, usize::MAX)?
+                .into_iter()
+                .collect();
+        for ((t, key), value) in &self.pending {
+            let in_range =
+                *t == table && key.as_slice() >= start && (end.is_empty() || key.as_slice() < end);
+            if !in_range {
+                continue;
+            }
+            match value {
+                Some(value) => rows.insert(key.clone(), value.clone()),
+                None => rows.remove(key),
+            };
+        }
+        Ok(rows.into_iter().take(limit).collect())
+    }
+}
+
+/// Decides every commit of a group in order (checks against the state the earlier accepted
+/// ones leave), then writes the accepted ones as one atomic RocksDB write.
+fn decide_and_write(db: &DB, commits: &[Commit], sync: bool) -> Vec<Result<(), MetaError>> {
+    let mut state = GroupState {
+        db,
+        pending: BTreeMap::new(),
+    };
+    let mut rocks_batch = rocksdb::WriteBatch::default();
+    let mut results = Vec::with_capacity(commits.len());
+    for commit in commits {
+        let decided = (|| {
+            if !commit.checks.is_empty() && !checks_hold(&state, &commit.checks)? {
+                return Err(MetaError::Conflict);
+            }
+            // Resolve every column family first, so a failure cannot leave half a batch.
+            let mut staged = Vec::with_capacity(commit.batch.ops.len());
+            for op in &commit.batch.ops {
+                staged.push((column_family(db, op.table())?, op));
+            }
+            for (cf, op) in staged {
+                match op {
+                    Op::Put { table, key, value } => {
+                        rocks_batch.put_cf(cf, key, value);
+                        state
+                            .pending
+                            .insert((*table, key.clone()), Some(value.clone()));
+                    }
+                    Op::Delete { table, key } => {
+                        rocks_batch.delete_cf(cf, key);
+                        state.pending.insert((*table, key.clone()), None);
+                    }
+                }
+            }
+            Ok(())
+        })();
+        results.push(decided);
+    }
+    if rocks_batch.is_empty() {
+        return results;
     }
     let mut options = WriteOptions::default();
     options.set_sync(sync);
-    db.write_opt(rocks_batch, &options).map_err(db_error)
+    if let Err(e) = db.write_opt(rocks_batch, &options) {
+        let failed = db_error(e);
+        for result in results.iter_mut().filter(|r| r.is_ok()) {
+            *result = Err(failed.clone());
+        }
+    }
+    results
+}
+
+/// Up to `limit` rows of `[start, end)`, from `snapshot` or the latest state.
+fn scan_db(
+    db: &DB,
+    snapshot: Option<&SnapshotWithThreadMode<'_, DB>>,
+    table: Table,
+    start: &[u8],
+    end: &[u8],
+    limit: usize,
+) -> Result<Vec<Row>, MetaError> {
+    if limit == 0 || (!end.is_empty() && start >= end) {
+        return Ok(Vec::new());
+    }
+    let mut options = ReadOptions::default();
+    if !end.is_empty() {
+        options.set_iterate_upper_bound(end.to_vec());
+    }
+    if let Some(snapshot) = snapshot {
+        options.set_snapshot(snapshot);
+    }
+    let iter = db.iterator_cf_opt(
+        column_family(db, table)?,
+        options,
+        IteratorMode::From(start, Direction::Forward),
+    );
+    let mut rows = Vec::with_capacity(limit.min(1024));
+    for item in iter.take(limit) {
+        let (key, value) = item.map_err(db_error)?;
+        rows.push((key.into_vec(), value.into_vec()));
+    }
+    Ok(rows)
+}
+
+/// A RocksDB snapshot.
+struct RocksView<'a> {
+    db: &'a DB,
+    snapshot: SnapshotWithThreadMode<'a, DB>,
+}
+
+impl KvView for RocksView<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<(Vec<u8>, Stamp)>, MetaError> {
+        let mut options = ReadOptions::default();
+        options.set_snapshot(&self.snapshot);
+        let value = self
+            .db
+            .get_cf_opt(column_family(self.db, table)?, key, &options)
+            .map_err(db_error)?;
+        Ok(value.map(|v| {
+            let stamp = value_stamp(&v);
+            (v, stamp)
+        }))
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<Row>, Stamp), MetaError> {
+        let rows = scan_db(self.db, Some(&self.snapshot), table, start, end, limit)?;
+        let stamp = rows_stamp(&rows);
+        Ok((rows, stamp))
+    }
 }
 
 impl KvStore for RocksKvStore {
+    fn view(&self) -> Result<Box<dyn KvView + '_>, MetaError> {
+        Ok(Box::new(RocksView {
+            db: &self.db,
+            snapshot: self.db.snapshot(),
+        }))
+    }
+
+    fn commit(&self, checks: Vec<Check>, batch: WriteBatch) -> Result<(), MetaError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.committer.commit(Commit { checks, batch })
+    }
+
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, MetaError> {
         self.db
             .get_cf(column_family(&self.db, table)?, key)
             .map_err(db_error)
-    }
-
-    fn write(&self, batch: WriteBatch) -> Result<(), MetaError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        match &self.committer {
-            Some(committer) => committer.commit(batch),
-            None => write_batches(&self.db, std::slice::from_ref(&batch), self.sync_writes),
-        }
     }
 
     fn scan(
@@ -131,24 +289,7 @@ impl KvStore for RocksKvStore {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<Row>, MetaError> {
-        if limit == 0 || (!end.is_empty() && start >= end) {
-            return Ok(Vec::new());
-        }
-        let mut options = ReadOptions::default();
-        if !end.is_empty() {
-            options.set_iterate_upper_bound(end.to_vec());
-        }
-        let iter = self.db.iterator_cf_opt(
-            column_family(&self.db, table)?,
-            options,
-            IteratorMode::From(start, Direction::Forward),
-        );
-        let mut rows = Vec::with_capacity(limit.min(1024));
-        for item in iter.take(limit) {
-            let (key, value) = item.map_err(db_error)?;
-            rows.push((key.into_vec(), value.into_vec()));
-        }
-        Ok(rows)
+        scan_db(&self.db, None, table, start, end, limit)
     }
 }
 

@@ -106,6 +106,10 @@ pub enum EngineError {
     },
     #[error("request body failed: {0}")]
     Body(BodyError),
+    /// The catalog is out of reach (no quorum) or too contended right now: nothing was
+    /// decided by this request, the client may retry.
+    #[error("metadata catalog unavailable: {0}")]
+    CatalogUnavailable(#[source] metadata::MetaError),
     /// A catalog failure that is not one of the client-visible outcomes above.
     #[error("metadata: {0}")]
     Metadata(#[source] metadata::MetaError),
@@ -162,6 +166,7 @@ impl From<metadata::MetaError> for EngineError {
             M::BucketNotEmpty => EngineError::BucketNotEmpty,
             M::NoSuchUpload => EngineError::NoSuchUpload,
             M::PreconditionFailed => EngineError::PreconditionFailed,
+            e @ (M::Unavailable(_) | M::Conflict) => EngineError::CatalogUnavailable(e),
             other => EngineError::Metadata(other),
         }
     }

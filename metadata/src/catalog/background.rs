@@ -4,33 +4,32 @@
 //! Invariants: an intent row exists from before the first shard of a group is written until
 //! the batch that commits (or abandons) the group; the GC queue is ordered by due time
 //! (`due_ms ‖ group`), so `due_gc` is a prefix scan; moving an item (`retry_gc`,
-//! `remove_intent_to_gc`) is one atomic batch, so an item is never lost or duplicated.
+//! `remove_intent_to_gc`) is one transaction that reads the row it moves, so an item is never
+//! lost or duplicated, even when two gateways move it at once.
 
+use super::repair::{placement_in, shard_is_live_in};
 use super::{queue_gc, Catalog, MAX_PAGES, PAGE_ROWS};
 use crate::keys;
-use crate::kv::{Table, WriteBatch};
+use crate::kv::Table;
 use crate::model::{self, GcItem, IntentRecord, NO_NODE};
 use crate::MetaError;
 
 impl Catalog {
     /// Records that shard group `group` is about to be written.
     pub fn put_intent(&self, group: [u8; 16], rec: &IntentRecord) -> Result<(), MetaError> {
-        let mut batch = WriteBatch::new();
-        batch.put(Table::Intents, group.to_vec(), model::encode(rec)?);
-        self.kv().write(batch)
+        self.transact(|txn| txn.put_record(Table::Intents, group.to_vec(), rec))
     }
 
     /// A write failed: moves the intent of `group` to the GC queue, due at `now_ms`.
     /// Idempotent (no intent, nothing to do).
     pub fn remove_intent_to_gc(&self, group: [u8; 16], now_ms: u64) -> Result<(), MetaError> {
-        let _intent = self.lock_intents(&[group]);
-        let Some(intent): Option<IntentRecord> = self.get_record(Table::Intents, &group)? else {
-            return Ok(());
-        };
-        let mut batch = WriteBatch::new();
-        batch.delete(Table::Intents, group.to_vec());
-        queue_gc(&mut batch, &intent.layout, now_ms, "failed write")?;
-        self.kv().write(batch)
+        self.transact(|txn| {
+            let Some(intent): Option<IntentRecord> = txn.get_record(Table::Intents, &group)? else {
+                return Ok(());
+            };
+            txn.delete(Table::Intents, group.to_vec());
+            queue_gc(txn, &intent.layout, now_ms, "failed write")
+        })
     }
 
     /// Up to `limit` intents created before `older_than_ms` (a timestamp, not an age): writes
@@ -86,23 +85,26 @@ impl Catalog {
     /// stays). Idempotent.
     pub fn finish_gc(&self, key: &[u8], item: &GcItem) -> Result<(), MetaError> {
         let group = item.layout.group;
-        let _intent = self.lock_intents(&[group]);
-        let mut batch = WriteBatch::new();
-        batch.delete(Table::Gc, key.to_vec());
-        for (index, &node) in item.layout.nodes.iter().enumerate() {
-            if node == NO_NODE {
-                continue;
+        self.transact(|txn| {
+            if txn.get(Table::Gc, key)?.is_none() {
+                return Ok(());
             }
-            let Ok(index) = u8::try_from(index) else {
-                break;
-            };
-            if let Some(row) = self.placement(node, &group)? {
-                if row.index == index && !self.shard_is_live(node, &group, index)? {
-                    batch.delete(Table::Placement, keys::placement_key(node, &group));
+            txn.delete(Table::Gc, key.to_vec());
+            for (index, &node) in item.layout.nodes.iter().enumerate() {
+                if node == NO_NODE {
+                    continue;
+                }
+                let Ok(index) = u8::try_from(index) else {
+                    break;
+                };
+                if let Some(row) = placement_in(txn, node, &group)? {
+                    if row.index == index && !shard_is_live_in(txn, node, &group, index)? {
+                        txn.delete(Table::Placement, keys::placement_key(node, &group));
+                    }
                 }
             }
-        }
-        self.kv().write(batch)
+            Ok(())
+        })
     }
 
     /// Whether the shard group `group` on `node` is referenced by metadata: a write or repair
@@ -116,11 +118,14 @@ impl Catalog {
         Ok(self.placement(node, group)?.is_some())
     }
 
-    /// Moves a GC item to a later due time (after a failed attempt).
+    /// Moves a GC item to a later due time (after a failed attempt). Idempotent.
     pub fn retry_gc(&self, key: &[u8], item: &GcItem, due_ms: u64) -> Result<(), MetaError> {
-        let mut batch = WriteBatch::new();
-        batch.delete(Table::Gc, key.to_vec());
-        queue_gc(&mut batch, &item.layout, due_ms, &item.reason)?;
-        self.kv().write(batch)
+        self.transact(|txn| {
+            if txn.get(Table::Gc, key)?.is_none() {
+                return Ok(());
+            }
+            txn.delete(Table::Gc, key.to_vec());
+            queue_gc(txn, &item.layout, due_ms, &item.reason)
+        })
     }
 }

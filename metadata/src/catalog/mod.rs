@@ -3,16 +3,19 @@
 //! [`KvStore`].
 //!
 //! Invariants:
-//! - every change is one atomic [`WriteBatch`];
-//! - read-modify-write on an object key (and on the uploads of that key) runs under one of
-//!   [`STRIPES`] mutexes chosen by hashing `bucket id ‖ key`; an operation holds at most one
-//!   stripe, except `delete_bucket`, which takes all of them in ascending order; intent-row
-//!   stripes are taken after any key stripe, in ascending order (so no lock cycle exists);
-//! - a commit that consumes an intent fails if that intent is gone (moved to GC as stale), so a
-//!   version never references a shard group queued for deletion;
+//! - every read-modify-write is one optimistic transaction ([`crate::txn::run`]): it reads
+//!   what its decision depends on with checked reads and commits atomically only if none of
+//!   that changed — no in-process lock is needed for atomicity, so several catalogs (threads,
+//!   processes, gateways) may share one store;
+//! - a commit that consumes an intent reads that intent row, so it fails if the intent is gone
+//!   (moved to GC as stale): a version never references a shard group queued for deletion;
+//! - an operation on a bucket's rows reads the bucket-id row, so it cannot commit after a
+//!   concurrent `delete_bucket` did; `delete_bucket` scans the bucket's objects, so it cannot
+//!   commit after a concurrent object commit did;
 //! - an `objects` head row exists iff its `versions` row exists, and never for a delete marker;
-//! - sequence numbers from [`Catalog::next_seq`] are never reused, even across restarts: the
-//!   high-water mark is persisted, a block ahead of use, before any number below it is handed out;
+//! - sequence numbers from [`Catalog::next_seq`] are never reused, even across restarts and
+//!   between catalogs sharing a store: each catalog hands out numbers from a block it reserved
+//!   by a transaction on the persisted high-water mark, before any number of it is used;
 //! - rows of a deleted bucket are gone: operations on it fail with `NoSuchBucket`.
 
 mod background;
@@ -21,8 +24,6 @@ mod multipart;
 mod objects;
 mod repair;
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,15 +33,12 @@ pub use objects::WriteCondition;
 pub use repair::{repair_backoff_ms, SwapOutcome};
 
 use crate::keys;
-use crate::kv::{KvStore, MemKvStore, Row, Table, WriteBatch};
+use crate::kv::{KvStore, MemKvStore, Row, Table};
 use crate::model::{self, BucketId, BucketRecord, GcItem, ShardedLayout, VersionRecord, NO_NODE};
 use crate::rocks::RocksKvStore;
+use crate::txn::{self, Txn};
 use crate::MetaError;
 
-/// Number of striped locks serializing read-modify-write per (bucket, key).
-pub const STRIPES: usize = 256;
-/// Number of striped locks guarding intent rows (always taken after a key stripe).
-const INTENT_STRIPES: usize = 64;
 /// Sequence numbers reserved per persisted high-water-mark update.
 const SEQ_BLOCK: u64 = 1000;
 /// Rows fetched per scan when a whole range must be read.
@@ -56,14 +54,11 @@ pub struct Catalog {
 
 struct Inner {
     kv: Arc<dyn KvStore>,
-    stripes: Vec<Mutex<()>>,
-    /// Serializes the removal of an intent row with its check (commit) or its move to GC.
-    intent_stripes: Vec<Mutex<()>>,
-    /// Serializes bucket creation and deletion.
-    buckets_lock: Mutex<()>,
+    /// The numbers of the reserved sequence block not handed out yet.
     seq: Mutex<SeqState>,
 }
 
+/// `next..high_water` is this catalog's reserved, unused block of sequence numbers.
 struct SeqState {
     next: u64,
     high_water: u64,
@@ -75,8 +70,8 @@ impl std::fmt::Debug for Catalog {
     }
 }
 
-/// Locks a mutex guarding `()` or plain counters: a panic elsewhere cannot leave them
-/// half-updated, so poisoning is ignored.
+/// Locks a mutex guarding plain counters: a panic elsewhere cannot leave them half-updated,
+/// so poisoning is ignored.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
@@ -91,16 +86,30 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The persisted sequence high-water mark in `raw`.
+fn decode_high_water(raw: Option<Vec<u8>>) -> Result<u64, MetaError> {
+    match raw {
+        None => Ok(0),
+        Some(raw) => keys::read_u64(&raw, 0)
+            .filter(|_| raw.len() == 8)
+            .ok_or_else(|| MetaError::Corrupt("sequence high-water mark".to_string())),
+    }
+}
+
 impl Catalog {
-    /// A catalog over `kv`; loads the sequence high-water mark from the `system` table.
+    /// A catalog over `kv`. Sequence numbers come from blocks reserved in the store.
     pub fn new(kv: Arc<dyn KvStore>) -> Result<Catalog, MetaError> {
-        let high_water = match kv.get(Table::System, keys::SYSTEM_SEQ_KEY)? {
-            None => 0,
-            Some(raw) => keys::read_u64(&raw, 0)
-                .filter(|_| raw.len() == 8)
-                .ok_or_else(|| MetaError::Corrupt("sequence high-water mark".to_string()))?,
-        };
-        Ok(Catalog::with_high_water(kv, high_water))
+        // Fail early on a corrupt high-water mark rather than on the first write.
+        decode_high_water(kv.get(Table::System, keys::SYSTEM_SEQ_KEY)?)?;
+        Ok(Catalog {
+            inner: Arc::new(Inner {
+                kv,
+                seq: Mutex::new(SeqState {
+                    next: 0,
+                    high_water: 0,
+                }),
+            }),
+        })
     }
 
     /// A catalog in a RocksDB database at `path` (created if missing).
@@ -110,39 +119,46 @@ impl Catalog {
 
     /// An empty catalog held in memory.
     pub fn in_memory() -> Catalog {
-        Catalog::with_high_water(Arc::new(MemKvStore::new()), 0)
-    }
-
-    fn with_high_water(kv: Arc<dyn KvStore>, high_water: u64) -> Catalog {
         Catalog {
             inner: Arc::new(Inner {
-                kv,
-                stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-                intent_stripes: (0..INTENT_STRIPES).map(|_| Mutex::new(())).collect(),
-                buckets_lock: Mutex::new(()),
+                kv: Arc::new(MemKvStore::new()),
                 seq: Mutex::new(SeqState {
-                    next: high_water.max(1),
-                    high_water,
+                    next: 0,
+                    high_water: 0,
                 }),
             }),
         }
     }
 
-    /// The next sequence number: strictly increasing, never 0, never reused across restarts.
+    /// The next sequence number: never 0, never handed out twice by any catalog sharing the
+    /// store (even across restarts), increasing within this catalog.
     pub fn next_seq(&self) -> Result<u64, MetaError> {
+        self.next_seq_above(0)
+    }
+
+    /// [`Catalog::next_seq`], but greater than `floor` too (a version must sort above the one
+    /// it replaces, even when another catalog wrote that one from a later block).
+    pub fn next_seq_above(&self, floor: u64) -> Result<u64, MetaError> {
         let mut state = lock(&self.inner.seq);
+        if state.next <= floor {
+            state.next = floor.saturating_add(1);
+        }
         if state.next >= state.high_water {
-            let high_water = state
-                .next
-                .checked_add(SEQ_BLOCK)
-                .ok_or_else(|| MetaError::Corrupt("sequence exhausted".to_string()))?;
-            let mut batch = WriteBatch::new();
-            batch.put(
-                Table::System,
-                keys::SYSTEM_SEQ_KEY,
-                high_water.to_be_bytes().to_vec(),
-            );
-            self.kv().write(batch)?;
+            let wanted = state.next.max(1);
+            let (start, high_water) = txn::run(self.kv(), |txn| {
+                let stored = decode_high_water(txn.get(Table::System, keys::SYSTEM_SEQ_KEY)?)?;
+                let start = stored.max(wanted);
+                let high_water = start
+                    .checked_add(SEQ_BLOCK)
+                    .ok_or_else(|| MetaError::Corrupt("sequence exhausted".to_string()))?;
+                txn.put(
+                    Table::System,
+                    keys::SYSTEM_SEQ_KEY,
+                    high_water.to_be_bytes().to_vec(),
+                );
+                Ok((start, high_water))
+            })?;
+            state.next = start;
             state.high_water = high_water;
         }
         let seq = state.next;
@@ -157,9 +173,24 @@ impl Catalog {
 
     /// Stores a caller-owned value in the `system` table.
     pub fn put_system(&self, name: &str, value: &[u8]) -> Result<(), MetaError> {
-        let mut batch = WriteBatch::new();
-        batch.put(Table::System, keys::system_user_key(name), value.to_vec());
-        self.kv().write(batch)
+        self.transact(|txn| {
+            txn.put(Table::System, keys::system_user_key(name), value.to_vec());
+            Ok(())
+        })
+    }
+
+    /// Stores `value` under `name` unless a value is there already; returns the value that is
+    /// stored afterwards (the existing one, or `value`). Every catalog sharing the store agrees
+    /// on the first value written (cluster settings, the first credentials).
+    pub fn put_system_if_absent(&self, name: &str, value: &[u8]) -> Result<Vec<u8>, MetaError> {
+        self.transact(|txn| {
+            let key = keys::system_user_key(name);
+            if let Some(existing) = txn.get(Table::System, &key)? {
+                return Ok(existing);
+            }
+            txn.put(Table::System, key, value.to_vec());
+            Ok(value.to_vec())
+        })
     }
 
     /// Creates a bucket with a fresh id; `Err(BucketExists)` if the name is taken.
@@ -170,10 +201,6 @@ impl Catalog {
         region: &str,
         now_ms: u64,
     ) -> Result<BucketRecord, MetaError> {
-        let _guard = lock(&self.inner.buckets_lock);
-        if self.get_bucket(name)?.is_some() {
-            return Err(MetaError::BucketExists);
-        }
         let record = BucketRecord {
             name: name.to_string(),
             id: uuid::Uuid::now_v7().into_bytes(),
@@ -181,14 +208,18 @@ impl Catalog {
             owner: owner.to_string(),
             region: region.to_string(),
         };
-        let mut batch = WriteBatch::new();
-        batch.put(Table::Buckets, name.as_bytes(), model::encode(&record)?);
-        batch.put(
-            Table::System,
-            keys::system_bucket_id_key(&record.id),
-            name.as_bytes(),
-        );
-        self.kv().write(batch)?;
+        self.transact(|txn| {
+            if txn.get(Table::Buckets, name.as_bytes())?.is_some() {
+                return Err(MetaError::BucketExists);
+            }
+            txn.put_record(Table::Buckets, name.as_bytes(), &record)?;
+            txn.put(
+                Table::System,
+                keys::system_bucket_id_key(&record.id),
+                name.as_bytes(),
+            );
+            Ok(())
+        })?;
         Ok(record)
     }
 
@@ -205,99 +236,52 @@ impl Catalog {
     }
 
     /// Deletes an empty bucket. `Err(NoSuchBucket)` if absent, `Err(BucketNotEmpty)` if any
-    /// object head exists. Its multipart uploads are aborted in the same batch (their shard
-    /// groups queued to GC, due now).
+    /// object head exists. Its multipart uploads are aborted in the same transaction (their
+    /// shard groups queued to GC, due now).
     pub fn delete_bucket(&self, name: &str) -> Result<(), MetaError> {
-        let _guard = lock(&self.inner.buckets_lock);
-        // No object or upload operation of any key may be mid-flight while the rows go away.
-        let _stripes: Vec<MutexGuard<'_, ()>> = self.inner.stripes.iter().map(lock).collect();
-        let record = self.get_bucket(name)?.ok_or(MetaError::NoSuchBucket)?;
-        let bid = record.id;
-        let bucket_end = keys::successor(&bid);
-        if !self
-            .kv()
-            .scan(Table::Objects, &bid, &bucket_end, 1)?
-            .is_empty()
-        {
-            return Err(MetaError::BucketNotEmpty);
-        }
-        let mut batch = WriteBatch::new();
-        batch.delete(Table::Buckets, name.as_bytes());
-        batch.delete(Table::System, keys::system_bucket_id_key(&bid));
-        // Leftover version rows (delete markers) belong to the bucket too.
-        for (key, _) in self.scan_all(Table::Versions, &bid, &bucket_end)? {
-            batch.delete(Table::Versions, key);
-        }
-        let completed = keys::system_completed_upload_prefix(&bid);
-        for (key, _) in self.scan_all(Table::System, &completed, &keys::successor(&completed))? {
-            batch.delete(Table::System, key);
-        }
         let due = now_ms();
-        for (key, value) in self.scan_all(Table::Uploads, &bid, &bucket_end)? {
-            let upload: model::UploadRecord = model::decode(&value)?;
-            batch.delete(Table::Uploads, key);
-            self.remove_parts_into(&mut batch, upload.useq, &[], due, "bucket deleted")?;
-        }
-        self.kv().write(batch)
+        self.transact(|txn| {
+            let record: BucketRecord = txn
+                .get_record(Table::Buckets, name.as_bytes())?
+                .ok_or(MetaError::NoSuchBucket)?;
+            let bid = record.id;
+            let bucket_end = keys::successor(&bid);
+            // Checked: an object committed meanwhile makes this transaction conflict.
+            if !txn.scan(Table::Objects, &bid, &bucket_end, 1)?.is_empty() {
+                return Err(MetaError::BucketNotEmpty);
+            }
+            // Removing the id row makes every in-flight operation on the bucket conflict.
+            txn.get(Table::System, &keys::system_bucket_id_key(&bid))?;
+            txn.delete(Table::Buckets, name.as_bytes());
+            txn.delete(Table::System, keys::system_bucket_id_key(&bid));
+            // Leftover version rows (delete markers) belong to the bucket too.
+            for (key, _) in txn.scan_all(Table::Versions, &bid, &bucket_end)? {
+                txn.delete(Table::Versions, key);
+            }
+            let completed = keys::system_completed_upload_prefix(&bid);
+            let completed_end = keys::successor(&completed);
+            for (key, _) in txn.scan_all(Table::System, &completed, &completed_end)? {
+                txn.delete(Table::System, key);
+            }
+            for (key, value) in txn.scan_all(Table::Uploads, &bid, &bucket_end)? {
+                let upload: model::UploadRecord = model::decode(&value)?;
+                txn.delete(Table::Uploads, key);
+                remove_parts(txn, upload.useq, &[], due, "bucket deleted")?;
+            }
+            Ok(())
+        })
     }
 
     fn kv(&self) -> &dyn KvStore {
         self.inner.kv.as_ref()
     }
 
-    /// The stripe lock serializing changes to `key` in bucket `bid`.
-    fn lock_key(&self, bid: &BucketId, key: &str) -> MutexGuard<'_, ()> {
-        let mut hasher = DefaultHasher::new();
-        bid.hash(&mut hasher);
-        key.hash(&mut hasher);
-        let index = usize::try_from(hasher.finish() % STRIPES as u64).unwrap_or(0);
-        lock(&self.inner.stripes[index])
-    }
-
-    /// Locks the intent stripes of `groups` (ascending, each once).
-    fn lock_intents(&self, groups: &[[u8; 16]]) -> Vec<MutexGuard<'_, ()>> {
-        let mut indexes: Vec<usize> = groups
-            .iter()
-            .map(|group| {
-                let mut hasher = DefaultHasher::new();
-                group.hash(&mut hasher);
-                usize::try_from(hasher.finish() % INTENT_STRIPES as u64).unwrap_or(0)
-            })
-            .collect();
-        indexes.sort_unstable();
-        indexes.dedup();
-        indexes
-            .into_iter()
-            .map(|i| lock(&self.inner.intent_stripes[i]))
-            .collect()
-    }
-
-    /// Adds the removal of the `done` intent rows to `batch`; fails if one no longer exists
-    /// (it was collected as stale, so its shards are queued for deletion). Call with the
-    /// intents locked.
-    fn consume_intents(&self, batch: &mut WriteBatch, done: &[[u8; 16]]) -> Result<(), MetaError> {
-        for group in done {
-            if self.kv().get(Table::Intents, group)?.is_none() {
-                return Err(MetaError::Db(format!(
-                    "write intent of shard group {} is gone (collected as stale)",
-                    hex::encode(group)
-                )));
-            }
-            batch.delete(Table::Intents, group.to_vec());
-        }
-        Ok(())
-    }
-
-    /// `Err(NoSuchBucket)` unless bucket `bid` exists. Call under a stripe lock so that a
-    /// concurrent `delete_bucket` cannot slip in between the check and the write.
-    fn require_bucket(&self, bid: &BucketId) -> Result<(), MetaError> {
-        match self
-            .kv()
-            .get(Table::System, &keys::system_bucket_id_key(bid))?
-        {
-            Some(_) => Ok(()),
-            None => Err(MetaError::NoSuchBucket),
-        }
+    /// Runs `body` as one optimistic transaction on this catalog's store (see [`crate::txn`]).
+    fn transact<T>(
+        &self,
+        body: impl FnMut(&mut Txn<'_>) -> Result<T, MetaError>,
+    ) -> Result<T, MetaError> {
+        txn::run(self.kv(), body)
     }
 
     fn get_record<T: serde::de::DeserializeOwned>(
@@ -311,33 +295,63 @@ impl Catalog {
             .transpose()
     }
 
-    /// Every row in `[start, end)` (empty `end` = unbounded), read page by page.
+    /// Every row in `[start, end)` (empty `end` = unbounded), read page by page from one view.
     fn scan_all(&self, table: Table, start: &[u8], end: &[u8]) -> Result<Vec<Row>, MetaError> {
-        let mut rows = Vec::new();
-        let mut from = start.to_vec();
-        for _ in 0..MAX_PAGES {
-            let page = self.kv().scan(table, &from, end, PAGE_ROWS)?;
-            let full = page.len() == PAGE_ROWS;
-            if let Some((last, _)) = page.last() {
-                from = keys::next_key(last);
-            }
-            rows.extend(page);
-            if !full {
-                return Ok(rows);
+        self.transact(|txn| txn.scan_all(table, start, end))
+    }
+}
+
+/// Adds the removal of the `done` intent rows to `txn`; fails if one no longer exists (it was
+/// collected as stale, so its shards are queued for deletion).
+fn consume_intents(txn: &mut Txn<'_>, done: &[[u8; 16]]) -> Result<(), MetaError> {
+    for group in done {
+        if txn.get(Table::Intents, group)?.is_none() {
+            return Err(MetaError::Db(format!(
+                "write intent of shard group {} is gone (collected as stale)",
+                hex::encode(group)
+            )));
+        }
+        txn.delete(Table::Intents, group.to_vec());
+    }
+    Ok(())
+}
+
+/// `Err(NoSuchBucket)` unless bucket `bid` exists; checked, so a concurrent `delete_bucket`
+/// makes the transaction conflict.
+fn require_bucket(txn: &mut Txn<'_>, bid: &BucketId) -> Result<(), MetaError> {
+    match txn.get(Table::System, &keys::system_bucket_id_key(bid))? {
+        Some(_) => Ok(()),
+        None => Err(MetaError::NoSuchBucket),
+    }
+}
+
+/// Adds to `txn` the removal of every part row of upload `useq`, queueing each sharded
+/// attempt whose group is not in `kept` to GC due at `due_ms`.
+fn remove_parts(
+    txn: &mut Txn<'_>,
+    useq: u64,
+    kept: &[[u8; 16]],
+    due_ms: u64,
+    reason: &str,
+) -> Result<(), MetaError> {
+    let prefix = keys::parts_prefix(useq);
+    for (key, value) in txn.scan_all(Table::Parts, &prefix, &keys::successor(&prefix))? {
+        let part: model::PartRecord = model::decode(&value)?;
+        if let Some(layout) = part.data.sharded() {
+            if !kept.contains(&layout.group) {
+                queue_gc(txn, layout, due_ms, reason)?;
             }
         }
-        Err(MetaError::Db(format!(
-            "{} scan exceeded its bound",
-            table.name()
-        )))
+        txn.delete(Table::Parts, key);
     }
+    Ok(())
 }
 
 /// Adds a GC queue row for `layout`, due at `due_ms`. The row key is `due ‖ group`; a partial
 /// layout (some slots [`NO_NODE`]: one replaced shard) appends its first node, so several
 /// replaced shards of one group can wait side by side.
 fn queue_gc(
-    batch: &mut WriteBatch,
+    txn: &mut Txn<'_>,
     layout: &ShardedLayout,
     due_ms: u64,
     reason: &str,
@@ -352,8 +366,7 @@ fn queue_gc(
             key.extend_from_slice(&node.to_be_bytes());
         }
     }
-    batch.put(Table::Gc, key, model::encode(&item)?);
-    Ok(())
+    txn.put_record(Table::Gc, key, &item)
 }
 
 /// Shard groups referenced by the parts of `version`.

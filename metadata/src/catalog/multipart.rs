@@ -1,16 +1,20 @@
 //! Multipart uploads and their parts.
 //!
-//! Invariants: an upload row and its part rows change under the stripe lock of the upload's
-//! (bucket, key) — the same lock `commit_version` takes — so a part cannot be added to an
-//! upload that a concurrent complete or abort has just removed. Every attempt at a part is
-//! kept (`useq ‖ part_number ‖ attempt`); whoever removes the upload queues the shard groups
-//! of the attempts nobody references to GC in the same batch.
+//! Invariants: adding a part reads the upload row (checked), and completing or aborting an
+//! upload deletes it and scans its parts (checked), so a part cannot be added to an upload
+//! that a concurrent complete or abort removes: one of the two transactions conflicts. Every
+//! attempt at a part is kept (`useq ‖ part_number ‖ attempt`); whoever removes the upload
+//! queues the shard groups of the attempts nobody references to GC in the same transaction.
 
-use super::repair::put_placement_into;
-use super::{opaque_id, parse_opaque_id, queue_gc, Catalog, MAX_PAGES, PAGE_ROWS};
+use super::repair::publish_layout;
+use super::{
+    consume_intents, opaque_id, parse_opaque_id, remove_parts, require_bucket, Catalog, MAX_PAGES,
+    PAGE_ROWS,
+};
 use crate::keys;
-use crate::kv::{Table, WriteBatch};
+use crate::kv::Table;
 use crate::model::{self, BucketId, LayoutOwner, PartRecord, UploadRecord};
+use crate::txn::Txn;
 use crate::MetaError;
 
 impl Catalog {
@@ -30,15 +34,14 @@ impl Catalog {
                 rec.upload_id, rec.useq
             )));
         }
-        let _guard = self.lock_key(&rec.bucket_id, &rec.key);
-        self.require_bucket(&rec.bucket_id)?;
-        let mut batch = WriteBatch::new();
-        batch.put(
-            Table::Uploads,
-            keys::upload_key(&rec.bucket_id, rec.key.as_bytes(), rec.useq),
-            model::encode(&rec)?,
-        );
-        self.kv().write(batch)
+        self.transact(|txn| {
+            require_bucket(txn, &rec.bucket_id)?;
+            txn.put_record(
+                Table::Uploads,
+                keys::upload_key(&rec.bucket_id, rec.key.as_bytes(), rec.useq),
+                &rec,
+            )
+        })
     }
 
     /// The upload `upload_id` of `key`; `None` if the id is malformed, unknown, or belongs to
@@ -69,39 +72,29 @@ impl Catalog {
         mut part: PartRecord,
         intents_done: &[[u8; 16]],
     ) -> Result<(), MetaError> {
-        let _guard = self.lock_key(&upload.bucket_id, &upload.key);
-        let _intents = self.lock_intents(intents_done);
-        self.require_upload(upload)?;
         if part.attempt == 0 {
             part.attempt = self.next_seq()?;
         }
-        let mut batch = WriteBatch::new();
-        batch.put(
-            Table::Parts,
-            keys::part_key(upload.useq, part.part_number, part.attempt),
-            model::encode(&part)?,
-        );
-        self.consume_intents(&mut batch, intents_done)?;
-        if let Some(layout) = part.data.sharded() {
-            let owner = LayoutOwner::Part {
-                bucket: upload.bucket_id,
-                key: upload.key.clone(),
-                useq: upload.useq,
-                part_number: part.part_number,
-                attempt: part.attempt,
-            };
-            put_placement_into(&mut batch, layout, &owner)?;
-            if !layout.missing.is_empty() && intents_done.contains(&layout.group) {
-                self.queue_repair_into(
-                    &mut batch,
-                    layout.group,
-                    "missing at write",
-                    &layout.missing,
-                    part.mtime_ms,
-                )?;
+        self.transact(|txn| {
+            require_upload(txn, upload)?;
+            txn.put_record(
+                Table::Parts,
+                keys::part_key(upload.useq, part.part_number, part.attempt),
+                &part,
+            )?;
+            consume_intents(txn, intents_done)?;
+            if let Some(layout) = part.data.sharded() {
+                let owner = LayoutOwner::Part {
+                    bucket: upload.bucket_id,
+                    key: upload.key.clone(),
+                    useq: upload.useq,
+                    part_number: part.part_number,
+                    attempt: part.attempt,
+                };
+                publish_layout(txn, layout, &owner, intents_done, part.mtime_ms)?;
             }
-        }
-        self.kv().write(batch)
+            Ok(())
+        })
     }
 
     /// Up to `limit` uploads (of any bucket) initiated before `older_than_ms`, scanning from
@@ -153,46 +146,23 @@ impl Catalog {
         now_ms: u64,
         gc_delay_ms: u64,
     ) -> Result<(), MetaError> {
-        let _guard = self.lock_key(&upload.bucket_id, &upload.key);
-        self.require_upload(upload)?;
-        let mut batch = WriteBatch::new();
-        batch.delete(
-            Table::Uploads,
-            keys::upload_key(&upload.bucket_id, upload.key.as_bytes(), upload.useq),
-        );
         let due = now_ms.saturating_add(gc_delay_ms);
-        self.remove_parts_into(&mut batch, upload.useq, &[], due, "aborted")?;
-        self.kv().write(batch)
+        self.transact(|txn| {
+            require_upload(txn, upload)?;
+            txn.delete(
+                Table::Uploads,
+                keys::upload_key(&upload.bucket_id, upload.key.as_bytes(), upload.useq),
+            );
+            remove_parts(txn, upload.useq, &[], due, "aborted")
+        })
     }
+}
 
-    /// `Err(NoSuchUpload)` unless `upload` is still recorded. Call under its stripe lock.
-    pub(super) fn require_upload(&self, upload: &UploadRecord) -> Result<(), MetaError> {
-        match self.get_upload(&upload.bucket_id, &upload.key, &upload.upload_id)? {
-            Some(_) => Ok(()),
-            None => Err(MetaError::NoSuchUpload),
-        }
-    }
-
-    /// Adds to `batch` the removal of every part row of upload `useq`, queueing each sharded
-    /// attempt whose group is not in `kept` to GC due at `due_ms`.
-    pub(super) fn remove_parts_into(
-        &self,
-        batch: &mut WriteBatch,
-        useq: u64,
-        kept: &[[u8; 16]],
-        due_ms: u64,
-        reason: &str,
-    ) -> Result<(), MetaError> {
-        let prefix = keys::parts_prefix(useq);
-        for (key, value) in self.scan_all(Table::Parts, &prefix, &keys::successor(&prefix))? {
-            let part: PartRecord = model::decode(&value)?;
-            if let Some(layout) = part.data.sharded() {
-                if !kept.contains(&layout.group) {
-                    queue_gc(batch, layout, due_ms, reason)?;
-                }
-            }
-            batch.delete(Table::Parts, key);
-        }
-        Ok(())
+/// `Err(NoSuchUpload)` unless `upload` is still recorded (checked).
+pub(super) fn require_upload(txn: &mut Txn<'_>, upload: &UploadRecord) -> Result<(), MetaError> {
+    let key = keys::upload_key(&upload.bucket_id, upload.key.as_bytes(), upload.useq);
+    match txn.get_record::<UploadRecord>(Table::Uploads, &key)? {
+        Some(found) if found.upload_id == upload.upload_id => Ok(()),
+        _ => Err(MetaError::NoSuchUpload),
     }
 }

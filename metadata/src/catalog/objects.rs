@@ -1,21 +1,20 @@
 //! Object operations: conditional commit of a version, read, delete.
 //!
-//! Invariants: a commit or delete is one batch written under the key's stripe lock, after the
-//! condition was checked against the head read under that same lock (so two racing
-//! `IfNoneMatchAny` writers cannot both win). Shard groups of a replaced or deleted version
-//! are queued to GC in the same batch — except groups the new version still references.
+//! Invariants: a commit or delete is one transaction whose condition is checked against the
+//! head it read with a checked read (so of two racing `IfNoneMatchAny` writers exactly one
+//! commits; the other conflicts, runs again and fails its condition). Shard groups of a
+//! replaced or deleted version are queued to GC in the same transaction — except groups the
+//! new version still references.
 
-use super::repair::put_placement_into;
-use super::{queue_gc, referenced_groups, Catalog};
+use super::repair::publish_layout;
+use super::{consume_intents, queue_gc, referenced_groups, remove_parts, require_bucket, Catalog};
 use crate::keys;
-use crate::kv::{Table, WriteBatch};
+use crate::kv::Table;
 use crate::model::{
-    self, BucketId, CompletedUploadRecord, LayoutOwner, ObjectHead, UploadRecord, VersionRecord,
+    BucketId, CompletedUploadRecord, LayoutOwner, ObjectHead, UploadRecord, VersionRecord,
 };
+use crate::txn::Txn;
 use crate::MetaError;
-
-/// Attempts at reading a head and its version row consistently without a lock.
-const GET_RETRIES: usize = 8;
 
 /// Precondition of a write, checked atomically with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,28 +50,13 @@ impl WriteCondition {
 }
 
 impl Catalog {
-    /// The live version of `key`, if any.
+    /// The live version of `key`, if any (head and version row read from one view).
     pub fn get_object(
         &self,
         bucket: &BucketId,
         key: &str,
     ) -> Result<Option<VersionRecord>, MetaError> {
-        // Lock-free read: a commit between reading the head and its version row replaces both,
-        // so a missing version row means "read again", not corruption — unless it persists.
-        for _ in 0..GET_RETRIES {
-            let Some(head) = self.get_head(bucket, key)? else {
-                return Ok(None);
-            };
-            if let Some(version) = self.get_version(bucket, key, head.seq)? {
-                return Ok(Some(version));
-            }
-            if self.get_head(bucket, key)?.as_ref() == Some(&head) {
-                break;
-            }
-        }
-        Err(MetaError::Corrupt(format!(
-            "head of {key:?} without version row"
-        )))
+        self.transact(|txn| live_version(txn, bucket, key))
     }
 
     /// Atomically: checks `cond`, writes the `versions` row and the `objects` head row, removes
@@ -98,94 +82,87 @@ impl Catalog {
         now_ms: u64,
         gc_delay_ms: u64,
     ) -> Result<Option<VersionRecord>, MetaError> {
-        let _guard = self.lock_key(bucket, key);
-        let _intents = self.lock_intents(intents_done);
-        self.require_bucket(bucket)?;
-        let head = self.get_head(bucket, key)?;
-        cond.check(head.as_ref())?;
-        if let Some(upload) = upload {
-            if upload.bucket_id != *bucket || upload.key != key {
-                return Err(MetaError::NoSuchUpload);
-            }
-            self.require_upload(upload)?;
-        }
-        if version.seq == 0 {
-            version.seq = self.next_seq()?;
-        }
-        if version.version_id.is_empty() {
-            version.version_id = super::opaque_id(version.seq);
-        }
-        let replaced = match &head {
-            Some(head) => self.get_version(bucket, key, head.seq)?,
-            None => None,
-        };
         let due = now_ms.saturating_add(gc_delay_ms);
-        let kept = referenced_groups(&version);
-
-        let mut batch = WriteBatch::new();
-        batch.put(
-            Table::Versions,
-            keys::version_key(bucket, key.as_bytes(), version.seq),
-            model::encode(&version)?,
-        );
-        let object_row = keys::object_key(bucket, key.as_bytes());
-        if version.delete_marker {
-            batch.delete(Table::Objects, object_row);
-        } else {
-            batch.put(Table::Objects, object_row, model::encode(&version.head())?);
-        }
-        if let Some(head) = &head {
-            if head.seq != version.seq {
-                batch.delete(
-                    Table::Versions,
-                    keys::version_key(bucket, key.as_bytes(), head.seq),
-                );
+        let assign_seq = version.seq == 0;
+        let assign_id = version.version_id.is_empty();
+        self.transact(|txn| {
+            require_bucket(txn, bucket)?;
+            let head = get_head(txn, bucket, key)?;
+            cond.check(head.as_ref())?;
+            if let Some(upload) = upload {
+                if upload.bucket_id != *bucket || upload.key != key {
+                    return Err(MetaError::NoSuchUpload);
+                }
+                super::multipart::require_upload(txn, upload)?;
             }
-        }
-        self.consume_intents(&mut batch, intents_done)?;
-        let owner = LayoutOwner::Version {
-            bucket: *bucket,
-            key: key.to_string(),
-            seq: version.seq,
-        };
-        for layout in version.parts.iter().filter_map(|p| p.data.sharded()) {
-            put_placement_into(&mut batch, layout, &owner)?;
-            if !layout.missing.is_empty() && intents_done.contains(&layout.group) {
-                self.queue_repair_into(
-                    &mut batch,
-                    layout.group,
-                    "missing at write",
-                    &layout.missing,
-                    now_ms,
-                )?;
-            }
-        }
-        if let Some(old) = &replaced {
-            for layout in old.parts.iter().filter_map(|p| p.data.sharded()) {
-                if !kept.contains(&layout.group) {
-                    queue_gc(&mut batch, layout, due, "replaced")?;
+            if assign_seq {
+                let floor = head.as_ref().map_or(0, |h| h.seq);
+                if version.seq <= floor {
+                    version.seq = self.next_seq_above(floor)?;
                 }
             }
-        }
-        // The completed-upload record follows the live version: the replaced version's goes,
-        // and an upload completing here leaves one naming the new version.
-        let completed_row = keys::system_completed_upload_key(bucket, key.as_bytes());
-        batch.delete(Table::System, completed_row.clone());
-        if let Some(upload) = upload {
-            batch.delete(
-                Table::Uploads,
-                keys::upload_key(bucket, key.as_bytes(), upload.useq),
-            );
-            self.remove_parts_into(&mut batch, upload.useq, &kept, due, "unused part")?;
-            let completed = CompletedUploadRecord {
-                upload_id: upload.upload_id.clone(),
-                seq: version.seq,
-                completed_ms: now_ms,
+            if assign_id {
+                version.version_id = super::opaque_id(version.seq);
+            }
+            let replaced = match &head {
+                Some(head) => get_version(txn, bucket, key, head.seq)?,
+                None => None,
             };
-            batch.put(Table::System, completed_row, model::encode(&completed)?);
-        }
-        self.kv().write(batch)?;
-        Ok(replaced)
+            let kept = referenced_groups(&version);
+            txn.put_record(
+                Table::Versions,
+                keys::version_key(bucket, key.as_bytes(), version.seq),
+                &version,
+            )?;
+            let object_row = keys::object_key(bucket, key.as_bytes());
+            if version.delete_marker {
+                txn.delete(Table::Objects, object_row);
+            } else {
+                txn.put_record(Table::Objects, object_row, &version.head())?;
+            }
+            if let Some(head) = &head {
+                if head.seq != version.seq {
+                    txn.delete(
+                        Table::Versions,
+                        keys::version_key(bucket, key.as_bytes(), head.seq),
+                    );
+                }
+            }
+            consume_intents(txn, intents_done)?;
+            let owner = LayoutOwner::Version {
+                bucket: *bucket,
+                key: key.to_string(),
+                seq: version.seq,
+            };
+            for layout in version.parts.iter().filter_map(|p| p.data.sharded()) {
+                publish_layout(txn, layout, &owner, intents_done, now_ms)?;
+            }
+            if let Some(old) = &replaced {
+                for layout in old.parts.iter().filter_map(|p| p.data.sharded()) {
+                    if !kept.contains(&layout.group) {
+                        queue_gc(txn, layout, due, "replaced")?;
+                    }
+                }
+            }
+            // The completed-upload record follows the live version: the replaced version's
+            // goes, and an upload completing here leaves one naming the new version.
+            let completed_row = keys::system_completed_upload_key(bucket, key.as_bytes());
+            txn.delete(Table::System, completed_row.clone());
+            if let Some(upload) = upload {
+                txn.delete(
+                    Table::Uploads,
+                    keys::upload_key(bucket, key.as_bytes(), upload.useq),
+                );
+                remove_parts(txn, upload.useq, &kept, due, "unused part")?;
+                let completed = CompletedUploadRecord {
+                    upload_id: upload.upload_id.clone(),
+                    seq: version.seq,
+                    completed_ms: now_ms,
+                };
+                txn.put_record(Table::System, completed_row, &completed)?;
+            }
+            Ok(replaced)
+        })
     }
 
     /// Removes the head and version rows of `key` and queues its shard groups to GC due at
@@ -197,33 +174,32 @@ impl Catalog {
         now_ms: u64,
         gc_delay_ms: u64,
     ) -> Result<Option<VersionRecord>, MetaError> {
-        let _guard = self.lock_key(bucket, key);
-        let Some(head) = self.get_head(bucket, key)? else {
-            return Ok(None);
-        };
-        let removed = self.get_version(bucket, key, head.seq)?;
-        let mut batch = WriteBatch::new();
-        batch.delete(Table::Objects, keys::object_key(bucket, key.as_bytes()));
-        batch.delete(
-            Table::System,
-            keys::system_completed_upload_key(bucket, key.as_bytes()),
-        );
-        batch.delete(
-            Table::Versions,
-            keys::version_key(bucket, key.as_bytes(), head.seq),
-        );
-        if let Some(version) = &removed {
-            let due = now_ms.saturating_add(gc_delay_ms);
-            for layout in version.parts.iter().filter_map(|p| p.data.sharded()) {
-                queue_gc(&mut batch, layout, due, "deleted")?;
+        let due = now_ms.saturating_add(gc_delay_ms);
+        self.transact(|txn| {
+            let Some(head) = get_head(txn, bucket, key)? else {
+                return Ok(None);
+            };
+            let removed = get_version(txn, bucket, key, head.seq)?;
+            txn.delete(Table::Objects, keys::object_key(bucket, key.as_bytes()));
+            txn.delete(
+                Table::System,
+                keys::system_completed_upload_key(bucket, key.as_bytes()),
+            );
+            txn.delete(
+                Table::Versions,
+                keys::version_key(bucket, key.as_bytes(), head.seq),
+            );
+            if let Some(version) = &removed {
+                for layout in version.parts.iter().filter_map(|p| p.data.sharded()) {
+                    queue_gc(txn, layout, due, "deleted")?;
+                }
             }
-        }
-        self.kv().write(batch)?;
-        Ok(removed)
+            Ok(removed)
+        })
     }
 
     /// Sets (or with `None` removes) the stored header `name` of the live version of `key`
-    /// in place: same seq, ETag and mtime, one batch under the key's stripe lock (object
+    /// in place: same seq, ETag and mtime, one transaction (object
     /// tagging changes a version without making a new one). `Ok(None)` if `key` has no live
     /// version.
     pub fn set_version_header(
@@ -233,30 +209,26 @@ impl Catalog {
         name: &str,
         value: Option<String>,
     ) -> Result<Option<VersionRecord>, MetaError> {
-        let _guard = self.lock_key(bucket, key);
-        self.require_bucket(bucket)?;
-        let Some(head) = self.get_head(bucket, key)? else {
-            return Ok(None);
-        };
-        let Some(mut version) = self.get_version(bucket, key, head.seq)? else {
-            return Err(MetaError::Corrupt(format!(
-                "head of {key:?} without version row"
-            )));
-        };
-        version.headers.retain(|(n, _)| n != name);
-        if let Some(value) = value {
-            version.headers.push((name.to_string(), value));
-        }
-        let mut batch = WriteBatch::new();
-        batch.put(
-            Table::Versions,
-            keys::version_key(bucket, key.as_bytes(), version.seq),
-            model::encode(&version)?,
-        );
-        self.kv().write(batch)?;
-        Ok(Some(version))
+        self.transact(|txn| {
+            require_bucket(txn, bucket)?;
+            let Some(mut version) = live_version(txn, bucket, key)? else {
+                return Ok(None);
+            };
+            version.headers.retain(|(n, _)| n != name);
+            if let Some(value) = &value {
+                version.headers.push((name.to_string(), value.clone()));
+            }
+            txn.put_record(
+                Table::Versions,
+                keys::version_key(bucket, key.as_bytes(), version.seq),
+                &version,
+            )?;
+            Ok(Some(version))
+        })
     }
+}
 
+impl Catalog {
     /// The live version of `key` if multipart upload `upload_id` made it (and nothing has
     /// replaced or deleted it since): what a repeated CompleteMultipartUpload answers with.
     pub fn completed_upload(
@@ -265,35 +237,55 @@ impl Catalog {
         key: &str,
         upload_id: &str,
     ) -> Result<Option<VersionRecord>, MetaError> {
-        let record: Option<CompletedUploadRecord> = self.get_record(
-            Table::System,
-            &keys::system_completed_upload_key(bucket, key.as_bytes()),
-        )?;
-        let Some(record) = record.filter(|r| r.upload_id == upload_id) else {
-            return Ok(None);
-        };
-        let Some(head) = self.get_head(bucket, key)? else {
-            return Ok(None);
-        };
-        if head.seq != record.seq {
-            return Ok(None);
-        }
-        self.get_version(bucket, key, head.seq)
+        self.transact(|txn| {
+            let record: Option<CompletedUploadRecord> = txn.get_record(
+                Table::System,
+                &keys::system_completed_upload_key(bucket, key.as_bytes()),
+            )?;
+            let Some(record) = record.filter(|r| r.upload_id == upload_id) else {
+                return Ok(None);
+            };
+            match live_version(txn, bucket, key)? {
+                Some(version) if version.seq == record.seq => Ok(Some(version)),
+                _ => Ok(None),
+            }
+        })
     }
+}
 
-    fn get_head(&self, bucket: &BucketId, key: &str) -> Result<Option<ObjectHead>, MetaError> {
-        self.get_record(Table::Objects, &keys::object_key(bucket, key.as_bytes()))
+/// The live version of `key`: its head and the version row the head names (checked).
+fn live_version(
+    txn: &mut Txn<'_>,
+    bucket: &BucketId,
+    key: &str,
+) -> Result<Option<VersionRecord>, MetaError> {
+    let Some(head) = get_head(txn, bucket, key)? else {
+        return Ok(None);
+    };
+    match get_version(txn, bucket, key, head.seq)? {
+        Some(version) => Ok(Some(version)),
+        None => Err(MetaError::Corrupt(format!(
+            "head of {key:?} without version row"
+        ))),
     }
+}
 
-    fn get_version(
-        &self,
-        bucket: &BucketId,
-        key: &str,
-        seq: u64,
-    ) -> Result<Option<VersionRecord>, MetaError> {
-        self.get_record(
-            Table::Versions,
-            &keys::version_key(bucket, key.as_bytes(), seq),
-        )
-    }
+fn get_head(
+    txn: &mut Txn<'_>,
+    bucket: &BucketId,
+    key: &str,
+) -> Result<Option<ObjectHead>, MetaError> {
+    txn.get_record(Table::Objects, &keys::object_key(bucket, key.as_bytes()))
+}
+
+fn get_version(
+    txn: &mut Txn<'_>,
+    bucket: &BucketId,
+    key: &str,
+    seq: u64,
+) -> Result<Option<VersionRecord>, MetaError> {
+    txn.get_record(
+        Table::Versions,
+        &keys::version_key(bucket, key.as_bytes(), seq),
+    )
 }

@@ -2,23 +2,26 @@
 //!
 //! Invariants:
 //! - a `placement` row `node ‖ group` exists for every shard a live layout (version or part
-//!   attempt) places on a node and does not mark missing; it is written in the batch that
+//!   attempt) places on a node and does not mark missing; it is written in the transaction that
 //!   publishes or swaps the layout and removed only when GC has deleted that very shard (same
 //!   node, same index), so the orphan scan never deletes a shard someone may still read;
 //! - a group is queued for repair at most once: `system` row `i/repair/‖group` names its one
-//!   `repair` row, and both change in one batch under the group's intent stripe; a second
-//!   report merges its shard indexes into the queued item instead of adding a row;
+//!   `repair` row, and both change in one transaction; a second
+//!   report merges its shard indexes into the queued item instead of adding a row (both rows
+//!   are read with checked reads, so two concurrent reports cannot both add one);
 //! - [`Catalog::swap_repaired`] rewrites the layout, its placement rows, the GC of replaced
-//!   shards, the repair intent and the queue item in one batch under the owner's key stripe,
-//!   and does nothing when the owner record no longer holds the group (overwritten or deleted).
+//!   shards, the repair intent and the queue item in one transaction that reads the owner
+//!   record, and does nothing when the owner record no longer holds the group (overwritten or
+//!   deleted).
 
-use super::{queue_gc, Catalog, MAX_PAGES, PAGE_ROWS};
+use super::{consume_intents, queue_gc, Catalog, MAX_PAGES, PAGE_ROWS};
 use crate::keys;
-use crate::kv::{Table, WriteBatch};
+use crate::kv::Table;
 use crate::model::{
-    self, BucketId, DataLayout, LayoutOwner, PartRecord, PlacementRecord, RepairItem,
-    ShardedLayout, VersionRecord, NO_NODE,
+    self, DataLayout, LayoutOwner, PartRecord, PlacementRecord, RepairItem, ShardedLayout,
+    VersionRecord, NO_NODE,
 };
+use crate::txn::Txn;
 use crate::MetaError;
 
 /// What [`Catalog::swap_repaired`] did.
@@ -34,9 +37,9 @@ pub enum SwapOutcome {
     Conflict,
 }
 
-/// Adds the placement rows of `layout` (every present shard) owned by `owner` to `batch`.
-pub(super) fn put_placement_into(
-    batch: &mut WriteBatch,
+/// Adds the placement rows of `layout` (every present shard) owned by `owner` to `txn`.
+fn put_placement(
+    txn: &mut Txn<'_>,
     layout: &ShardedLayout,
     owner: &LayoutOwner,
 ) -> Result<(), MetaError> {
@@ -51,11 +54,33 @@ pub(super) fn put_placement_into(
             index,
             owner: owner.clone(),
         };
-        batch.put(
+        txn.put_record(
             Table::Placement,
             keys::placement_key(node, &layout.group),
-            model::encode(&record)?,
-        );
+            &record,
+        )?;
+    }
+    Ok(())
+}
+
+/// Publishes a freshly written layout owned by `owner`: its placement rows, and a repair
+/// (due `now_ms`) when the write left shards missing in a group it wrote (`intents_done`).
+pub(super) fn publish_layout(
+    txn: &mut Txn<'_>,
+    layout: &ShardedLayout,
+    owner: &LayoutOwner,
+    intents_done: &[[u8; 16]],
+    now_ms: u64,
+) -> Result<(), MetaError> {
+    put_placement(txn, layout, owner)?;
+    if !layout.missing.is_empty() && intents_done.contains(&layout.group) {
+        queue_repair_in(
+            txn,
+            layout.group,
+            "missing at write",
+            &layout.missing,
+            now_ms,
+        )?;
     }
     Ok(())
 }
@@ -82,54 +107,7 @@ impl Catalog {
         shards: &[u8],
         due_ms: u64,
     ) -> Result<bool, MetaError> {
-        let _intent = self.lock_intents(&[group]);
-        let mut batch = WriteBatch::new();
-        let created = self.queue_repair_into(&mut batch, group, reason, shards, due_ms)?;
-        if !batch.is_empty() {
-            self.kv().write(batch)?;
-        }
-        Ok(created)
-    }
-
-    /// [`Catalog::queue_repair`] into a caller's batch; call with the group's intent stripe
-    /// held (commit paths hold it for the intents they consume).
-    pub(super) fn queue_repair_into(
-        &self,
-        batch: &mut WriteBatch,
-        group: [u8; 16],
-        reason: &str,
-        shards: &[u8],
-        due_ms: u64,
-    ) -> Result<bool, MetaError> {
-        let index_key = keys::system_repair_index_key(&group);
-        if let Some(row_key) = self.kv().get(Table::System, &index_key)? {
-            if let Some(mut item) = self.get_record::<RepairItem>(Table::Repair, &row_key)? {
-                let before = item.shards.len();
-                merge_shards(&mut item.shards, shards);
-                let queued_due = keys::read_u64(&row_key, 0).unwrap_or(0);
-                if due_ms < queued_due {
-                    batch.delete(Table::Repair, row_key);
-                    let new_key = keys::due_key(due_ms, &group);
-                    batch.put(Table::System, index_key, new_key.clone());
-                    batch.put(Table::Repair, new_key, model::encode(&item)?);
-                } else if item.shards.len() != before {
-                    batch.put(Table::Repair, row_key, model::encode(&item)?);
-                }
-                return Ok(false);
-            }
-        }
-        let mut item = RepairItem {
-            group,
-            reason: reason.to_string(),
-            attempts: 0,
-            shards: Vec::new(),
-            queued_ms: super::now_ms(),
-        };
-        merge_shards(&mut item.shards, shards);
-        let row_key = keys::due_key(due_ms, &group);
-        batch.put(Table::System, index_key, row_key.clone());
-        batch.put(Table::Repair, row_key, model::encode(&item)?);
-        Ok(true)
+        self.transact(|txn| queue_repair_in(txn, group, reason, shards, due_ms))
     }
 
     /// Up to `limit` repair items due at or before `now_ms`, oldest first, with their row keys.
@@ -185,46 +163,10 @@ impl Catalog {
         handled: &[u8],
         now_ms: u64,
     ) -> Result<(), MetaError> {
-        let Some(group) = keys::due_key_group(row_key) else {
+        if keys::due_key_group(row_key).is_none() {
             return Err(MetaError::Corrupt("repair key length".to_string()));
-        };
-        let _intent = self.lock_intents(&[group]);
-        let mut batch = WriteBatch::new();
-        self.finish_repair_into(&mut batch, row_key, handled, now_ms)?;
-        self.kv().write(batch)
-    }
-
-    fn finish_repair_into(
-        &self,
-        batch: &mut WriteBatch,
-        row_key: &[u8],
-        handled: &[u8],
-        now_ms: u64,
-    ) -> Result<(), MetaError> {
-        let Some(item) = self.get_record::<RepairItem>(Table::Repair, row_key)? else {
-            return Ok(());
-        };
-        let left: Vec<u8> = item
-            .shards
-            .iter()
-            .copied()
-            .filter(|s| !handled.contains(s))
-            .collect();
-        batch.delete(Table::Repair, row_key.to_vec());
-        let index_key = keys::system_repair_index_key(&item.group);
-        if left.is_empty() {
-            batch.delete(Table::System, index_key);
-            return Ok(());
         }
-        let requeued = RepairItem {
-            shards: left,
-            attempts: 0,
-            ..item
-        };
-        let new_key = keys::due_key(now_ms, &requeued.group);
-        batch.put(Table::System, index_key, new_key.clone());
-        batch.put(Table::Repair, new_key, model::encode(&requeued)?);
-        Ok(())
+        self.transact(|txn| finish_repair_in(txn, row_key, handled, now_ms))
     }
 
     /// Moves the repair item at `row_key` to `due_ms` after an attempt that did not finish it:
@@ -240,23 +182,22 @@ impl Catalog {
         let Some(group) = keys::due_key_group(row_key) else {
             return Err(MetaError::Corrupt("repair key length".to_string()));
         };
-        let _intent = self.lock_intents(&[group]);
-        let Some(mut item) = self.get_record::<RepairItem>(Table::Repair, row_key)? else {
-            return Ok(());
-        };
-        item.attempts = item.attempts.saturating_add(1);
-        item.shards.retain(|s| !handled.contains(s));
-        merge_shards(&mut item.shards, extra);
-        let mut batch = WriteBatch::new();
-        batch.delete(Table::Repair, row_key.to_vec());
-        let new_key = keys::due_key(due_ms, &group);
-        batch.put(
-            Table::System,
-            keys::system_repair_index_key(&group),
-            new_key.clone(),
-        );
-        batch.put(Table::Repair, new_key, model::encode(&item)?);
-        self.kv().write(batch)
+        self.transact(|txn| {
+            let Some(mut item) = txn.get_record::<RepairItem>(Table::Repair, row_key)? else {
+                return Ok(());
+            };
+            item.attempts = item.attempts.saturating_add(1);
+            item.shards.retain(|s| !handled.contains(s));
+            merge_shards(&mut item.shards, extra);
+            txn.delete(Table::Repair, row_key.to_vec());
+            let new_key = keys::due_key(due_ms, &group);
+            txn.put(
+                Table::System,
+                keys::system_repair_index_key(&group),
+                new_key.clone(),
+            );
+            txn.put_record(Table::Repair, new_key, &item)
+        })
     }
 
     /// The placement row of `group` on `node`, if any.
@@ -285,7 +226,7 @@ impl Catalog {
         for (key, value) in self.kv().scan(Table::Placement, &start, &end, limit)? {
             let group = keys::placement_group(&key)
                 .ok_or_else(|| MetaError::Corrupt("placement key length".to_string()))?;
-            out.push((group, model::decode(&value)?));
+            out.push((group, crate::model::decode(&value)?));
         }
         Ok(out)
     }
@@ -294,15 +235,7 @@ impl Catalog {
     /// names that index and the owner's current layout lists that node there (not missing).
     /// GC never deletes a live shard, even when an old GC item names it.
     pub fn shard_is_live(&self, node: u32, group: &[u8; 16], index: u8) -> Result<bool, MetaError> {
-        let Some(row) = self.placement(node, group)? else {
-            return Ok(false);
-        };
-        if row.index != index {
-            return Ok(false);
-        }
-        Ok(self.owner_layout(&row.owner, group)?.is_some_and(|layout| {
-            layout.nodes.get(usize::from(index)) == Some(&node) && !layout.missing.contains(&index)
-        }))
+        self.transact(|txn| shard_is_live_in(txn, node, group, index))
     }
 
     /// The owner and current layout of `group`, found through its placement row on any of
@@ -312,65 +245,25 @@ impl Catalog {
         group: &[u8; 16],
         nodes: &[u32],
     ) -> Result<Option<(LayoutOwner, ShardedLayout)>, MetaError> {
-        for &node in nodes {
-            let Some(placement) = self.placement(node, group)? else {
-                continue;
-            };
-            if let Some(layout) = self.owner_layout(&placement.owner, group)? {
-                return Ok(Some((placement.owner, layout)));
+        self.transact(|txn| {
+            for &node in nodes {
+                let Some(placement) = placement_in(txn, node, group)? else {
+                    continue;
+                };
+                if let Some(layout) = owner_layout(txn, &placement.owner, group)? {
+                    return Ok(Some((placement.owner, layout)));
+                }
             }
-        }
-        Ok(None)
-    }
-
-    /// The layout of `group` inside the record `owner` names, if it still holds it.
-    fn owner_layout(
-        &self,
-        owner: &LayoutOwner,
-        group: &[u8; 16],
-    ) -> Result<Option<ShardedLayout>, MetaError> {
-        Ok(match self.load_owner(owner)? {
-            Some(OwnerRecord::Version(version)) => version
-                .parts
-                .iter()
-                .filter_map(|p| p.data.sharded())
-                .find(|l| &l.group == group)
-                .cloned(),
-            Some(OwnerRecord::Part(part)) => {
-                part.data.sharded().filter(|l| &l.group == group).cloned()
-            }
-            None => None,
-        })
-    }
-
-    fn load_owner(&self, owner: &LayoutOwner) -> Result<Option<OwnerRecord>, MetaError> {
-        Ok(match owner {
-            LayoutOwner::Version { bucket, key, seq } => self
-                .get_record::<VersionRecord>(
-                    Table::Versions,
-                    &keys::version_key(bucket, key.as_bytes(), *seq),
-                )?
-                .map(OwnerRecord::Version),
-            LayoutOwner::Part {
-                useq,
-                part_number,
-                attempt,
-                ..
-            } => self
-                .get_record::<PartRecord>(
-                    Table::Parts,
-                    &keys::part_key(*useq, *part_number, *attempt),
-                )?
-                .map(OwnerRecord::Part),
+            Ok(None)
         })
     }
 
     /// Publishes a repair: in the layout of `group` held by `owner`, shard `index` now lives on
     /// `node` for every `(index, node)` of `rebuilt` (and is no longer missing). In the same
-    /// batch: placement rows of the new locations, GC of each replaced shard on its old node
-    /// (due `now_ms + gc_delay_ms`, so reads that started on the old layout finish), removal of
-    /// the repair intent when `intent` is set (`Err(Db)` if it is gone: collected as stale),
-    /// and the end of the queue item `repair_key` for the handled indexes.
+    /// transaction: placement rows of the new locations, GC of each replaced shard on its old
+    /// node (due `now_ms + gc_delay_ms`, so reads that started on the old layout finish),
+    /// removal of the repair intent when `intent` is set (`Err(Db)` if it is gone: collected as
+    /// stale), and the end of the queue item `repair_key` for the handled indexes.
     #[allow(clippy::too_many_arguments)]
     pub fn swap_repaired(
         &self,
@@ -383,71 +276,203 @@ impl Catalog {
         now_ms: u64,
         gc_delay_ms: u64,
     ) -> Result<SwapOutcome, MetaError> {
-        let (bucket, key) = owner_key(owner);
-        let _guard = self.lock_key(bucket, key);
-        let _intent = self.lock_intents(&[group]);
-        let Some(mut record) = self.load_owner(owner)? else {
-            return Ok(SwapOutcome::Gone);
-        };
-        let Some(layout) = record.layout_mut(&group) else {
-            return Ok(SwapOutcome::Gone);
-        };
-        let mut batch = WriteBatch::new();
         let due = now_ms.saturating_add(gc_delay_ms);
-        for &(index, node) in rebuilt {
-            let slot = usize::from(index);
-            let Some(&old) = layout.nodes.get(slot) else {
-                return Err(MetaError::Corrupt(format!("repaired shard index {index}")));
+        self.transact(|txn| {
+            let Some(mut record) = load_owner(txn, owner)? else {
+                return Ok(SwapOutcome::Gone);
             };
-            let was_missing = layout.missing.contains(&index);
-            if old != node {
-                if let Some(existing) = self.placement(node, &group)? {
-                    if existing.index != index {
-                        return Ok(SwapOutcome::Conflict);
+            let Some(layout) = record.layout_mut(&group) else {
+                return Ok(SwapOutcome::Gone);
+            };
+            for &(index, node) in rebuilt {
+                let slot = usize::from(index);
+                let Some(&old) = layout.nodes.get(slot) else {
+                    return Err(MetaError::Corrupt(format!("repaired shard index {index}")));
+                };
+                let was_missing = layout.missing.contains(&index);
+                if old != node {
+                    if let Some(existing) = placement_in(txn, node, &group)? {
+                        if existing.index != index {
+                            return Ok(SwapOutcome::Conflict);
+                        }
+                    }
+                    if old != NO_NODE {
+                        // The replaced shard (missing, corrupt or on a lost node) is deleted
+                        // after the grace delay; its placement row goes with it.
+                        let mut single = layout.clone();
+                        single.nodes = vec![NO_NODE; layout.nodes.len()];
+                        if let Some(s) = single.nodes.get_mut(slot) {
+                            *s = old;
+                        }
+                        single.missing = Vec::new();
+                        let reason = if was_missing {
+                            "missing shard relocated by repair"
+                        } else {
+                            "shard replaced by repair"
+                        };
+                        queue_gc(txn, &single, due, reason)?;
+                    }
+                    if let Some(s) = layout.nodes.get_mut(slot) {
+                        *s = node;
                     }
                 }
-                if old != NO_NODE {
-                    // The replaced shard (missing, corrupt or on a lost node) is deleted after
-                    // the grace delay; its placement row goes with it.
-                    let mut single = layout.clone();
-                    single.nodes = vec![NO_NODE; layout.nodes.len()];
-                    if let Some(s) = single.nodes.get_mut(slot) {
-                        *s = old;
-                    }
-                    single.missing = Vec::new();
-                    let reason = if was_missing {
-                        "missing shard relocated by repair"
-                    } else {
-                        "shard replaced by repair"
-                    };
-                    queue_gc(&mut batch, &single, due, reason)?;
-                }
-                if let Some(s) = layout.nodes.get_mut(slot) {
-                    *s = node;
-                }
+                layout.missing.retain(|&m| m != index);
+                let placement = PlacementRecord {
+                    index,
+                    owner: owner.clone(),
+                };
+                txn.put_record(
+                    Table::Placement,
+                    keys::placement_key(node, &group),
+                    &placement,
+                )?;
             }
-            layout.missing.retain(|&m| m != index);
-            let placement = PlacementRecord {
-                index,
-                owner: owner.clone(),
-            };
-            batch.put(
-                Table::Placement,
-                keys::placement_key(node, &group),
-                model::encode(&placement)?,
-            );
-        }
-        let new_layout = layout.clone();
-        record.put_into(&mut batch, owner)?;
-        if intent {
-            self.consume_intents(&mut batch, &[group])?;
-        }
-        if let Some(repair_key) = repair_key {
-            self.finish_repair_into(&mut batch, repair_key, handled, now_ms)?;
-        }
-        self.kv().write(batch)?;
-        Ok(SwapOutcome::Swapped(new_layout))
+            let new_layout = layout.clone();
+            record.put_in(txn, owner)?;
+            if intent {
+                consume_intents(txn, &[group])?;
+            }
+            if let Some(repair_key) = repair_key {
+                finish_repair_in(txn, repair_key, handled, now_ms)?;
+            }
+            Ok(SwapOutcome::Swapped(new_layout))
+        })
     }
+}
+
+/// [`Catalog::queue_repair`] inside a caller's transaction.
+fn queue_repair_in(
+    txn: &mut Txn<'_>,
+    group: [u8; 16],
+    reason: &str,
+    shards: &[u8],
+    due_ms: u64,
+) -> Result<bool, MetaError> {
+    let index_key = keys::system_repair_index_key(&group);
+    if let Some(row_key) = txn.get(Table::System, &index_key)? {
+        if let Some(mut item) = txn.get_record::<RepairItem>(Table::Repair, &row_key)? {
+            let before = item.shards.len();
+            merge_shards(&mut item.shards, shards);
+            let queued_due = keys::read_u64(&row_key, 0).unwrap_or(0);
+            if due_ms < queued_due {
+                txn.delete(Table::Repair, row_key);
+                let new_key = keys::due_key(due_ms, &group);
+                txn.put(Table::System, index_key, new_key.clone());
+                txn.put_record(Table::Repair, new_key, &item)?;
+            } else if item.shards.len() != before {
+                txn.put_record(Table::Repair, row_key, &item)?;
+            }
+            return Ok(false);
+        }
+    }
+    let mut item = RepairItem {
+        group,
+        reason: reason.to_string(),
+        attempts: 0,
+        shards: Vec::new(),
+        queued_ms: super::now_ms(),
+    };
+    merge_shards(&mut item.shards, shards);
+    let row_key = keys::due_key(due_ms, &group);
+    txn.put(Table::System, index_key, row_key.clone());
+    txn.put_record(Table::Repair, row_key, &item)?;
+    Ok(true)
+}
+
+fn finish_repair_in(
+    txn: &mut Txn<'_>,
+    row_key: &[u8],
+    handled: &[u8],
+    now_ms: u64,
+) -> Result<(), MetaError> {
+    let Some(item) = txn.get_record::<RepairItem>(Table::Repair, row_key)? else {
+        return Ok(());
+    };
+    let left: Vec<u8> = item
+        .shards
+        .iter()
+        .copied()
+        .filter(|s| !handled.contains(s))
+        .collect();
+    txn.delete(Table::Repair, row_key.to_vec());
+    let index_key = keys::system_repair_index_key(&item.group);
+    if left.is_empty() {
+        txn.delete(Table::System, index_key);
+        return Ok(());
+    }
+    let requeued = RepairItem {
+        shards: left,
+        attempts: 0,
+        ..item
+    };
+    let new_key = keys::due_key(now_ms, &requeued.group);
+    txn.put(Table::System, index_key, new_key.clone());
+    txn.put_record(Table::Repair, new_key, &requeued)?;
+    Ok(())
+}
+
+/// The placement row of `group` on `node` (checked).
+pub(super) fn placement_in(
+    txn: &mut Txn<'_>,
+    node: u32,
+    group: &[u8; 16],
+) -> Result<Option<PlacementRecord>, MetaError> {
+    txn.get_record(Table::Placement, &keys::placement_key(node, group))
+}
+
+/// [`Catalog::shard_is_live`] inside a transaction.
+pub(super) fn shard_is_live_in(
+    txn: &mut Txn<'_>,
+    node: u32,
+    group: &[u8; 16],
+    index: u8,
+) -> Result<bool, MetaError> {
+    let Some(row) = placement_in(txn, node, group)? else {
+        return Ok(false);
+    };
+    if row.index != index {
+        return Ok(false);
+    }
+    Ok(owner_layout(txn, &row.owner, group)?.is_some_and(|layout| {
+        layout.nodes.get(usize::from(index)) == Some(&node) && !layout.missing.contains(&index)
+    }))
+}
+
+/// The layout of `group` inside the record `owner` names, if it still holds it.
+fn owner_layout(
+    txn: &mut Txn<'_>,
+    owner: &LayoutOwner,
+    group: &[u8; 16],
+) -> Result<Option<ShardedLayout>, MetaError> {
+    Ok(match load_owner(txn, owner)? {
+        Some(OwnerRecord::Version(version)) => version
+            .parts
+            .iter()
+            .filter_map(|p| p.data.sharded())
+            .find(|l| &l.group == group)
+            .cloned(),
+        Some(OwnerRecord::Part(part)) => part.data.sharded().filter(|l| &l.group == group).cloned(),
+        None => None,
+    })
+}
+
+fn load_owner(txn: &mut Txn<'_>, owner: &LayoutOwner) -> Result<Option<OwnerRecord>, MetaError> {
+    Ok(match owner {
+        LayoutOwner::Version { bucket, key, seq } => txn
+            .get_record::<VersionRecord>(
+                Table::Versions,
+                &keys::version_key(bucket, key.as_bytes(), *seq),
+            )?
+            .map(OwnerRecord::Version),
+        LayoutOwner::Part {
+            useq,
+            part_number,
+            attempt,
+            ..
+        } => txn
+            .get_record::<PartRecord>(Table::Parts, &keys::part_key(*useq, *part_number, *attempt))?
+            .map(OwnerRecord::Part),
+    })
 }
 
 /// The record a [`LayoutOwner`] names.
@@ -472,15 +497,14 @@ impl OwnerRecord {
         }
     }
 
-    fn put_into(&self, batch: &mut WriteBatch, owner: &LayoutOwner) -> Result<(), MetaError> {
+    fn put_in(&self, txn: &mut Txn<'_>, owner: &LayoutOwner) -> Result<(), MetaError> {
         match (self, owner) {
-            (OwnerRecord::Version(version), LayoutOwner::Version { bucket, key, seq }) => {
-                batch.put(
+            (OwnerRecord::Version(version), LayoutOwner::Version { bucket, key, seq }) => txn
+                .put_record(
                     Table::Versions,
                     keys::version_key(bucket, key.as_bytes(), *seq),
-                    model::encode(version)?,
-                );
-            }
+                    version,
+                ),
             (
                 OwnerRecord::Part(part),
                 LayoutOwner::Part {
@@ -489,24 +513,12 @@ impl OwnerRecord {
                     attempt,
                     ..
                 },
-            ) => {
-                batch.put(
-                    Table::Parts,
-                    keys::part_key(*useq, *part_number, *attempt),
-                    model::encode(part)?,
-                );
-            }
-            _ => return Err(MetaError::Corrupt("owner record kind".to_string())),
-        }
-        Ok(())
-    }
-}
-
-/// The (bucket, key) whose stripe lock guards `owner`'s record.
-fn owner_key(owner: &LayoutOwner) -> (&BucketId, &str) {
-    match owner {
-        LayoutOwner::Version { bucket, key, .. } | LayoutOwner::Part { bucket, key, .. } => {
-            (bucket, key.as_str())
+            ) => txn.put_record(
+                Table::Parts,
+                keys::part_key(*useq, *part_number, *attempt),
+                part,
+            ),
+            _ => Err(MetaError::Corrupt("owner record kind".to_string())),
         }
     }
 }

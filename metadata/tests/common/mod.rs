@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use metadata::{
-    kv::Row, Catalog, DataLayout, KvStore, MemKvStore, MetaError, PartLayout, PartRecord,
-    ShardedLayout, Table, UploadRecord, VersionRecord, WriteBatch,
+    kv::Row, Catalog, Check, DataLayout, KvStore, KvView, MemKvStore, MetaError, PartLayout,
+    PartRecord, ShardedLayout, Table, UploadRecord, VersionRecord, WriteBatch,
 };
 
-/// Runs each named check (a `fn(&Catalog)`) on a fresh in-memory catalog and on a fresh
-/// RocksDB catalog in a temporary directory.
+/// Runs each named check (a `fn(&Catalog)`) on a fresh in-memory catalog, a fresh RocksDB
+/// catalog in a temporary directory and a fresh catalog on a one-member etcd cluster.
 #[macro_export]
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
@@ -22,6 +22,14 @@ macro_rules! conformance {
             $( #[test] fn $check() {
                 let dir = tempfile::tempdir().unwrap();
                 let catalog = metadata::Catalog::open_rocks(dir.path(), false).unwrap();
+                super::$check(&catalog);
+            } )*
+        }
+        mod etcd {
+            $( #[test] fn $check() {
+                let cluster = metadata::testing::EtcdCluster::start(1).unwrap();
+                let kv = cluster.store("catalog/").unwrap();
+                let catalog = metadata::Catalog::new(std::sync::Arc::new(kv)).unwrap();
                 super::$check(&catalog);
             } )*
         }
@@ -176,12 +184,12 @@ impl CountingKv {
 }
 
 impl KvStore for CountingKv {
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, MetaError> {
-        self.inner.get(table, key)
+    fn view(&self) -> Result<Box<dyn KvView + '_>, MetaError> {
+        self.inner.view()
     }
 
-    fn write(&self, batch: WriteBatch) -> Result<(), MetaError> {
-        self.inner.write(batch)
+    fn commit(&self, checks: Vec<Check>, batch: WriteBatch) -> Result<(), MetaError> {
+        self.inner.commit(checks, batch)
     }
 
     fn scan(

@@ -83,6 +83,13 @@ impl From<EngineError> for S3Error {
                 "Not enough storage nodes are available to serve this request. Please retry.",
             )
             .with_source(error),
+            // The catalog is out of reach (no etcd quorum) or too contended: nothing was
+            // decided, the client retries.
+            error @ E::CatalogUnavailable(_) => {
+                return S3Error::new(S3ErrorCode::ServiceUnavailable)
+                    .with_message("The metadata catalog is unavailable right now. Please retry.")
+                    .with_source(error)
+            }
             error @ (E::Metadata(_) | E::Internal { .. }) => {
                 return S3Error::new(S3ErrorCode::InternalError).with_source(error)
             }

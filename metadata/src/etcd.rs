@@ -1,0 +1,369 @@
+//! [`EtcdKvStore`]: the [`KvStore`] on an etcd v3 cluster, for catalogs shared by several
+//! gateways.
+//!
+//! Mapping: row `key` of table `t` is the etcd key `prefix ‖ t.tag() ‖ '/' ‖ key`, so each
+//! table is one contiguous etcd range and bytewise order is kept. A view pins the revision of
+//! its first read and makes every later read at that revision (a consistent snapshot). A row's
+//! stamp is its `mod_revision`; a scan's stamp is the view's revision. A commit is one etcd
+//! `Txn`: a [`Check::Row`] becomes a compare on the key's `mod_revision` (or `version == 0`
+//! for "absent"), a [`Check::Range`] a compare `mod_revision < revision + 1` over the range
+//! (it catches rows created or changed since the view, not deletions — the kv contract allows
+//! that), and the batch becomes the success branch. A failed compare is
+//! [`MetaError::Conflict`]; a read at a compacted revision is a conflict too (the transaction
+//! runs again on a fresh view).
+//!
+//! Invariants: every call has a timeout; an unreachable cluster or one without quorum is
+//! [`MetaError::Unavailable`] and nothing is applied; a transaction names each key once (etcd
+//! refuses duplicates: the last operation on a key wins, as in every back end); commits are
+//! refused before sending when they exceed the configured [`Limits`] (etcd's defaults unless
+//! the cluster is configured otherwise). Calls are synchronous: the client runs on a small
+//! runtime of its own, so the catalog may be called from any thread, async or not.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
+
+use crate::kv::{check_limits, Check, KvStore, KvView, Limits, Op, Row, Stamp, Table, WriteBatch};
+use crate::MetaError;
+
+/// How a catalog reaches its etcd cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdConfig {
+    /// Client URLs (`http://host:port`), any members of one cluster.
+    pub endpoints: Vec<String>,
+    /// Prefix of every key Strata writes (several stores may share one cluster).
+    pub prefix: Vec<u8>,
+    /// Timeout of every call.
+    pub timeout: Duration,
+    /// etcd authentication (user, password), if the cluster has auth enabled.
+    pub user: Option<(String, String)>,
+    /// What one transaction may carry: the cluster's `--max-txn-ops` and
+    /// `--max-request-bytes`.
+    pub limits: Limits,
+}
+
+impl EtcdConfig {
+    /// A configuration with etcd's default limits, a 5 s timeout and the prefix `strata/`.
+    pub fn new(endpoints: Vec<String>) -> EtcdConfig {
+        EtcdConfig {
+            endpoints,
+            prefix: b"strata/".to_vec(),
+            timeout: Duration::from_secs(5),
+            user: None,
+            limits: Limits::ETCD_DEFAULT,
+        }
+    }
+}
+
+/// A catalog store on etcd.
+pub struct EtcdKvStore {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+    config: EtcdConfig,
+}
+
+impl std::fmt::Debug for EtcdKvStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdKvStore")
+            .field("endpoints", &self.config.endpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Attempts after the first for a read, or for a commit that was never sent.
+const RETRIES: u32 = 5;
+/// Pause between those attempts.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Whether `e` says the request could not be sent at all (no connection).
+fn never_sent(e: &etcd_client::Error) -> bool {
+    let text = e.to_string();
+    text.contains("tcp connect error") || text.contains("Connection refused")
+}
+
+/// Maps a client error: a refused compare never gets here (it is a normal answer).
+fn etcd_error(e: etcd_client::Error) -> MetaError {
+    let text = e.to_string();
+    if text.contains("compacted") {
+        return MetaError::Conflict;
+    }
+    if text.contains("too large") || text.contains("too many operations") {
+        return MetaError::TooLarge { ops: 0, bytes: 0 };
+    }
+    MetaError::Unavailable(format!("etcd: {text}"))
+}
+
+impl EtcdKvStore {
+    /// Connects to the cluster (failing with `Unavailable` if no endpoint answers in time).
+    pub fn connect(config: EtcdConfig) -> Result<EtcdKvStore, MetaError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("strata-etcd")
+            .enable_all()
+            .build()
+            .map_err(|e| MetaError::Db(format!("cannot start the etcd client runtime: {e}")))?;
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(config.timeout)
+            .with_timeout(config.timeout)
+            .with_keep_alive(Duration::from_secs(10), config.timeout);
+        if let Some((user, password)) = &config.user {
+            options = options.with_user(user.clone(), password.clone());
+        }
+        let endpoints = config.endpoints.clone();
+        let timeout = config.timeout;
+        let client = block_on(&runtime, timeout, async move {
+            let mut client = Client::connect(endpoints, Some(options))
+                .await
+                .map_err(etcd_error)?;
+            // Connecting is lazy: one read proves a member answers.
+            client.status().await.map_err(etcd_error)?;
+            Ok(client)
+        })?;
+        Ok(EtcdKvStore {
+            runtime,
+            client,
+            config,
+        })
+    }
+
+    fn table_prefix(&self, table: Table) -> Vec<u8> {
+        let mut out = self.config.prefix.clone();
+        out.push(table.tag());
+        out.push(b'/');
+        out
+    }
+
+    fn etcd_key(&self, table: Table, key: &[u8]) -> Vec<u8> {
+        let mut out = self.table_prefix(table);
+        out.extend_from_slice(key);
+        out
+    }
+
+    /// The etcd end of a table range: `end` inside the table, or the table's end.
+    fn etcd_end(&self, table: Table, end: &[u8]) -> Vec<u8> {
+        if end.is_empty() {
+            let mut out = self.config.prefix.clone();
+            out.push(table.tag());
+            out.push(b'/' + 1);
+            out
+        } else {
+            self.etcd_key(table, end)
+        }
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = Result<T, MetaError>> + Send + 'static,
+    ) -> Result<T, MetaError> {
+        block_on(&self.runtime, self.config.timeout, future)
+    }
+
+    /// One range read at `revision` (0: latest); returns the rows (keys without the table
+    /// prefix), their mod revisions and the revision read at.
+    fn range(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+        revision: i64,
+    ) -> Result<(Vec<(Row, i64)>, i64), MetaError> {
+        let prefix_len = self.table_prefix(table).len();
+        let key = self.etcd_key(table, start);
+        let mut options = GetOptions::new().with_revision(revision);
+        if let Some(end) = end {
+            let end = self.etcd_end(table, end);
+            options = options.with_range(end);
+            if limit != usize::MAX {
+                options = options.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+            }
+        }
+        let mut client = self.client.kv_client();
+        self.run(async move {
+            // A read is idempotent: a member that died is skipped by trying again (the
+            // client's balancer routes the next attempt elsewhere), within the call's timeout.
+            let mut attempt = 0;
+            let response = loop {
+                match client.get(key.clone(), Some(options.clone())).await {
+                    Ok(response) => break response,
+                    Err(e) if attempt < RETRIES => {
+                        attempt += 1;
+                        tracing::debug!(error = %e, attempt, "etcd read failed, retrying");
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                    Err(e) => return Err(etcd_error(e)),
+                }
+            };
+            let revision = response.header().map_or(0, |h| h.revision());
+            let rows = response
+                .kvs()
+                .iter()
+                .map(|kv| {
+                    let key = kv.key().get(prefix_len..).unwrap_or_default().to_vec();
+                    ((key, kv.value().to_vec()), kv.mod_revision())
+                })
+                .collect();
+            Ok((rows, revision))
+        })
+    }
+}
+
+/// Runs `future` on `runtime` and waits for it from any thread, with a timeout.
+fn block_on<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    timeout: Duration,
+    future: impl Future<Output = Result<T, MetaError>> + Send + 'static,
+) -> Result<T, MetaError> {
+    let task = runtime.spawn(async move {
+        match tokio::time::timeout(timeout, future).await {
+            Ok(result) => result,
+            Err(_) => Err(MetaError::Unavailable(format!(
+                "etcd did not answer within {timeout:?}"
+            ))),
+        }
+    });
+    futures::executor::block_on(task)
+        .map_err(|e| MetaError::Db(format!("etcd client task failed: {e}")))?
+}
+
+/// A view pinned at the revision of its first read.
+struct EtcdView<'a> {
+    store: &'a EtcdKvStore,
+    revision: Cell<i64>,
+}
+
+impl EtcdView<'_> {
+    fn pin(&self, read_at: i64) {
+        if self.revision.get() == 0 {
+            self.revision.set(read_at);
+        }
+    }
+}
+
+impl KvView for EtcdView<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<(Vec<u8>, Stamp)>, MetaError> {
+        let (rows, revision) = self.store.range(table, key, None, 1, self.revision.get())?;
+        self.pin(revision);
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|((found, value), modified)| {
+                (found == key).then(|| (value, Stamp(u64::try_from(modified).unwrap_or(0))))
+            }))
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<Row>, Stamp), MetaError> {
+        if limit == 0 || (!end.is_empty() && start >= end) {
+            // Nothing to read, but the stamp must still pin a revision to compare against.
+            if self.revision.get() == 0 {
+                let (_, revision) = self.store.range(table, start, None, 1, 0)?;
+                self.pin(revision);
+            }
+            let stamp = Stamp(u64::try_from(self.revision.get()).unwrap_or(0));
+            return Ok((Vec::new(), stamp));
+        }
+        let (rows, revision) =
+            self.store
+                .range(table, start, Some(end), limit, self.revision.get())?;
+        self.pin(revision);
+        let stamp = Stamp(u64::try_from(self.revision.get()).unwrap_or(0));
+        Ok((rows.into_iter().map(|(row, _)| row).collect(), stamp))
+    }
+}
+
+impl KvStore for EtcdKvStore {
+    fn view(&self) -> Result<Box<dyn KvView + '_>, MetaError> {
+        Ok(Box::new(EtcdView {
+            store: self,
+            revision: Cell::new(0),
+        }))
+    }
+
+    fn commit(&self, checks: Vec<Check>, batch: WriteBatch) -> Result<(), MetaError> {
+        // etcd refuses a key named twice in one transaction: keep each key's last operation.
+        let mut last: HashMap<(Table, &[u8]), usize> = HashMap::new();
+        for (index, op) in batch.ops.iter().enumerate() {
+            last.insert((op.table(), op.key()), index);
+        }
+        let mut deduplicated = WriteBatch::new();
+        for (index, op) in batch.ops.iter().enumerate() {
+            if last.get(&(op.table(), op.key())) == Some(&index) {
+                deduplicated.ops.push(op.clone());
+            }
+        }
+        check_limits(self.config.limits, &checks, &deduplicated)?;
+        let compares: Vec<Compare> = checks
+            .iter()
+            .map(|check| match check {
+                Check::Row { table, key, seen } => {
+                    let key = self.etcd_key(*table, key);
+                    match seen {
+                        Some(Stamp(revision)) => Compare::mod_revision(
+                            key,
+                            CompareOp::Equal,
+                            i64::try_from(*revision).unwrap_or(i64::MAX),
+                        ),
+                        None => Compare::version(key, CompareOp::Equal, 0),
+                    }
+                }
+                Check::Range {
+                    table,
+                    start,
+                    end,
+                    seen: Stamp(revision),
+                } => Compare::mod_revision(
+                    self.etcd_key(*table, start),
+                    CompareOp::Less,
+                    i64::try_from(*revision).unwrap_or(i64::MAX - 1) + 1,
+                )
+                .with_range(self.etcd_end(*table, end)),
+            })
+            .collect();
+        let ops: Vec<TxnOp> = deduplicated
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { table, key, value } => {
+                    TxnOp::put(self.etcd_key(*table, key), value.clone(), None)
+                }
+                Op::Delete { table, key } => TxnOp::delete(self.etcd_key(*table, key), None),
+            })
+            .collect();
+        let txn = Txn::new().when(compares).and_then(ops);
+        let mut client = self.client.kv_client();
+        let succeeded = self.run(async move {
+            let mut attempt = 0;
+            loop {
+                match client.txn(txn.clone()).await {
+                    Ok(response) => return Ok(response.succeeded()),
+                    // The connection was refused: the request never left, so sending it
+                    // again cannot apply it twice.
+                    Err(e) if attempt < RETRIES && never_sent(&e) => {
+                        attempt += 1;
+                        tracing::debug!(error = %e, attempt, "etcd commit not sent, retrying");
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                    Err(e) => return Err(etcd_error(e)),
+                }
+            }
+        })?;
+        if succeeded {
+            Ok(())
+        } else {
+            Err(MetaError::Conflict)
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        self.config.limits
+    }
+}

@@ -1,0 +1,363 @@
+//! The `KvStore` contract, run on every back end: consistent views, atomic conditional
+//! commits, conflicts detected on rows and ranges, and read-modify-write transactions that
+//! lose no update under concurrency.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use metadata::kv::{Check, KvStore, Table, WriteBatch};
+use metadata::txn;
+use metadata::{Limits, MemKvStore, MetaError, RocksKvStore};
+
+macro_rules! kv_conformance {
+    ($($check:ident),* $(,)?) => {
+        mod in_memory {
+            $( #[test] fn $check() { super::$check(std::sync::Arc::new(metadata::MemKvStore::new())); } )*
+        }
+        mod rocks {
+            $( #[test] fn $check() {
+                let dir = tempfile::tempdir().unwrap();
+                let kv = metadata::RocksKvStore::open(dir.path(), false).unwrap();
+                super::$check(std::sync::Arc::new(kv));
+            } )*
+        }
+        mod etcd {
+            $( #[test] fn $check() {
+                let cluster = metadata::testing::EtcdCluster::start(1).unwrap();
+                let kv = cluster.store(concat!("t/", stringify!($check), "/")).unwrap();
+                super::$check(std::sync::Arc::new(kv));
+            } )*
+        }
+    };
+}
+
+kv_conformance!(
+    batches_scans_and_bounds,
+    views_are_snapshots,
+    row_checks_detect_changes_and_creations,
+    range_checks_detect_insertions,
+    failed_commit_applies_nothing,
+    concurrent_increments_lose_nothing,
+    racing_creators_have_one_winner,
+);
+
+fn put(kv: &dyn KvStore, table: Table, key: &[u8], value: &[u8]) {
+    let mut batch = WriteBatch::new();
+    batch.put(table, key.to_vec(), value.to_vec());
+    kv.write(batch).unwrap();
+}
+
+fn batches_scans_and_bounds(kv: Arc<dyn KvStore>) {
+    let mut batch = WriteBatch::new();
+    for k in [b"b".as_slice(), b"a", b"c", b"d", b"e"] {
+        batch.put(Table::Objects, k.to_vec(), k.to_vec());
+    }
+    batch.delete(Table::Objects, b"e".to_vec());
+    batch.put(Table::Versions, b"a".to_vec(), b"other table".to_vec());
+    kv.write(batch).unwrap();
+    let keys = |rows: Vec<(Vec<u8>, Vec<u8>)>| rows.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    assert_eq!(
+        keys(kv.scan(Table::Objects, b"a", b"c", 10).unwrap()),
+        vec![b"a".to_vec(), b"b".to_vec()]
+    );
+    assert_eq!(kv.scan(Table::Objects, b"", b"", 10).unwrap().len(), 4);
+    assert_eq!(
+        keys(kv.scan(Table::Objects, b"b", b"", 2).unwrap()),
+        vec![b"b".to_vec(), b"c".to_vec()]
+    );
+    assert!(kv.scan(Table::Objects, b"c", b"a", 10).unwrap().is_empty());
+    assert!(kv.scan(Table::Objects, b"a", b"z", 0).unwrap().is_empty());
+    assert_eq!(kv.get(Table::Objects, b"e").unwrap(), None);
+    assert_eq!(
+        kv.get(Table::Versions, b"a").unwrap(),
+        Some(b"other table".to_vec())
+    );
+    assert_eq!(kv.scan(Table::Versions, b"", b"", 10).unwrap().len(), 1);
+    // Keys with 0x00 and 0xFF bytes keep bytewise order.
+    put(kv.as_ref(), Table::Gc, &[0xFF, 0x00], b"1");
+    put(kv.as_ref(), Table::Gc, &[0x00, 0xFF], b"2");
+    put(kv.as_ref(), Table::Gc, &[0xFF], b"3");
+    assert_eq!(
+        keys(kv.scan(Table::Gc, b"", b"", 10).unwrap()),
+        vec![vec![0x00, 0xFF], vec![0xFF], vec![0xFF, 0x00]]
+    );
+}
+
+fn views_are_snapshots(kv: Arc<dyn KvStore>) {
+    put(kv.as_ref(), Table::Objects, b"k", b"old");
+    let view = kv.view().unwrap();
+    // A view is pinned no later than its first read (etcd pins the revision that read saw).
+    assert_eq!(
+        view.get(Table::Objects, b"k").unwrap().map(|(v, _)| v),
+        Some(b"old".to_vec())
+    );
+    put(kv.as_ref(), Table::Objects, b"k", b"new");
+    put(kv.as_ref(), Table::Objects, b"k2", b"added");
+    assert_eq!(
+        view.get(Table::Objects, b"k").unwrap().map(|(v, _)| v),
+        Some(b"old".to_vec())
+    );
+    assert_eq!(view.scan(Table::Objects, b"", b"", 10).unwrap().0.len(), 1);
+    drop(view);
+    assert_eq!(kv.get(Table::Objects, b"k").unwrap(), Some(b"new".to_vec()));
+}
+
+fn row_checks_detect_changes_and_creations(kv: Arc<dyn KvStore>) {
+    put(kv.as_ref(), Table::Objects, b"k", b"v1");
+    let seen = kv
+        .view()
+        .unwrap()
+        .get(Table::Objects, b"k")
+        .unwrap()
+        .map(|(_, s)| s);
+    let absent = kv
+        .view()
+        .unwrap()
+        .get(Table::Objects, b"new")
+        .unwrap()
+        .map(|(_, s)| s);
+    assert!(seen.is_some());
+    assert!(absent.is_none());
+    let check = |key: &[u8], seen| Check::Row {
+        table: Table::Objects,
+        key: key.to_vec(),
+        seen,
+    };
+    let mut batch = WriteBatch::new();
+    batch.put(Table::Objects, b"x".to_vec(), b"1".to_vec());
+    // Unchanged: both checks hold.
+    kv.commit(
+        vec![check(b"k", seen), check(b"new", absent)],
+        batch.clone(),
+    )
+    .unwrap();
+    // Changed row.
+    put(kv.as_ref(), Table::Objects, b"k", b"v2");
+    assert_eq!(
+        kv.commit(vec![check(b"k", seen)], batch.clone()),
+        Err(MetaError::Conflict)
+    );
+    // Created row.
+    put(kv.as_ref(), Table::Objects, b"new", b"here");
+    assert_eq!(
+        kv.commit(vec![check(b"new", absent)], batch.clone()),
+        Err(MetaError::Conflict)
+    );
+    // Deleted row.
+    let now = kv
+        .view()
+        .unwrap()
+        .get(Table::Objects, b"k")
+        .unwrap()
+        .map(|(_, s)| s);
+    let mut delete = WriteBatch::new();
+    delete.delete(Table::Objects, b"k".to_vec());
+    kv.write(delete).unwrap();
+    assert_eq!(
+        kv.commit(vec![check(b"k", now)], batch),
+        Err(MetaError::Conflict)
+    );
+}
+
+fn range_checks_detect_insertions(kv: Arc<dyn KvStore>) {
+    put(kv.as_ref(), Table::Parts, b"p1", b"1");
+    put(kv.as_ref(), Table::Parts, b"p3", b"3");
+    let (rows, seen) = kv
+        .view()
+        .unwrap()
+        .scan(Table::Parts, b"p", b"q", 10)
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let range = Check::Range {
+        table: Table::Parts,
+        start: b"p".to_vec(),
+        end: b"q".to_vec(),
+        seen,
+    };
+    let mut batch = WriteBatch::new();
+    batch.put(Table::Gc, b"done".to_vec(), b"1".to_vec());
+    // A row outside the range, or in another table, does not matter.
+    put(kv.as_ref(), Table::Parts, b"q0", b"outside");
+    put(kv.as_ref(), Table::Uploads, b"p2", b"other table");
+    kv.commit(vec![range.clone()], batch.clone()).unwrap();
+    // A row inserted inside it does.
+    put(kv.as_ref(), Table::Parts, b"p2", b"2");
+    assert_eq!(kv.commit(vec![range], batch), Err(MetaError::Conflict));
+}
+
+fn failed_commit_applies_nothing(kv: Arc<dyn KvStore>) {
+    let check = Check::Row {
+        table: Table::System,
+        key: b"flag".to_vec(),
+        seen: None,
+    };
+    put(kv.as_ref(), Table::System, b"flag", b"set");
+    let mut batch = WriteBatch::new();
+    batch.put(Table::Objects, b"a".to_vec(), b"1".to_vec());
+    batch.delete(Table::System, b"flag".to_vec());
+    assert_eq!(kv.commit(vec![check], batch), Err(MetaError::Conflict));
+    assert_eq!(kv.get(Table::Objects, b"a").unwrap(), None);
+    assert_eq!(
+        kv.get(Table::System, b"flag").unwrap(),
+        Some(b"set".to_vec())
+    );
+}
+
+fn counter(kv: &dyn KvStore, key: &[u8]) -> u64 {
+    kv.get(Table::System, key)
+        .unwrap()
+        .map(|v| u64::from_be_bytes(v.try_into().unwrap()))
+        .unwrap_or(0)
+}
+
+fn concurrent_increments_lose_nothing(kv: Arc<dyn KvStore>) {
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let kv = Arc::clone(&kv);
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    txn::run(kv.as_ref(), |txn| {
+                        let shared = txn
+                            .get(Table::System, b"shared")?
+                            .map(|v| u64::from_be_bytes(v.try_into().unwrap()))
+                            .unwrap_or(0);
+                        txn.put(
+                            Table::System,
+                            b"shared".to_vec(),
+                            (shared + 1).to_be_bytes().to_vec(),
+                        );
+                        // A second row in the same transaction: both or neither.
+                        txn.put(
+                            Table::Objects,
+                            format!("{t}-{i}"),
+                            shared.to_be_bytes().to_vec(),
+                        );
+                        Ok(())
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(counter(kv.as_ref(), b"shared"), 240);
+    let rows = kv.scan(Table::Objects, b"", b"", 1000).unwrap();
+    assert_eq!(rows.len(), 240);
+    // Every increment saw a distinct value: serializable, not merely atomic.
+    let mut seen: Vec<Vec<u8>> = rows.into_iter().map(|(_, v)| v).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 240);
+}
+
+fn racing_creators_have_one_winner(kv: Arc<dyn KvStore>) {
+    for round in 0..5u8 {
+        let key = vec![b'r', round];
+        let threads: Vec<_> = (0..6u8)
+            .map(|t| {
+                let (kv, key) = (Arc::clone(&kv), key.clone());
+                std::thread::spawn(move || {
+                    txn::run(kv.as_ref(), |txn| {
+                        if txn.get(Table::Buckets, &key)?.is_some() {
+                            return Ok(false);
+                        }
+                        txn.put(Table::Buckets, key.clone(), vec![t]);
+                        Ok(true)
+                    })
+                    .unwrap()
+                })
+            })
+            .collect();
+        let winners = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|&won| won)
+            .count();
+        assert_eq!(winners, 1, "round {round}");
+    }
+}
+
+#[test]
+fn limited_store_refuses_oversized_commits() {
+    let kv = MemKvStore::with_limits(Limits {
+        max_ops: 3,
+        max_bytes: 100,
+    });
+    let mut small = WriteBatch::new();
+    small.put(Table::Objects, b"a".to_vec(), vec![0; 10]);
+    kv.write(small).unwrap();
+    let mut many = WriteBatch::new();
+    for i in 0..4u8 {
+        many.put(Table::Objects, vec![i], vec![]);
+    }
+    assert!(matches!(kv.write(many), Err(MetaError::TooLarge { .. })));
+    let mut big = WriteBatch::new();
+    big.put(Table::Objects, b"b".to_vec(), vec![0; 200]);
+    assert!(matches!(kv.write(big), Err(MetaError::TooLarge { .. })));
+    assert_eq!(kv.scan(Table::Objects, b"", b"", 10).unwrap().len(), 1);
+}
+
+/// Three members, one killed: commits go on (quorum 2 of 3); two killed: the store answers
+/// `Unavailable` in bounded time; a member back: commits go on by themselves.
+#[test]
+fn etcd_quorum_loss_is_unavailable_and_recovers() {
+    let mut cluster = metadata::testing::EtcdCluster::start(3).unwrap();
+    let mut config = metadata::EtcdConfig::new(cluster.endpoints());
+    config.timeout = std::time::Duration::from_secs(2);
+    let kv = metadata::EtcdKvStore::connect(config).unwrap();
+    put(&kv, Table::Objects, b"before", b"1");
+    cluster.kill(0);
+    // The first requests after a member dies may time out while the client stops using its
+    // connection: retried (bounded), as the gateway's client retries a 503.
+    write_within(&kv, b"one-down", std::time::Duration::from_secs(30));
+    cluster.kill(1);
+    let mut batch = WriteBatch::new();
+    batch.put(Table::Objects, b"no-quorum".to_vec(), b"1".to_vec());
+    let started = std::time::Instant::now();
+    let refused = kv.write(batch);
+    assert!(
+        matches!(refused, Err(MetaError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    cluster.restart(1).unwrap();
+    write_within(&kv, b"recovered", std::time::Duration::from_secs(30));
+    assert_eq!(
+        kv.get(Table::Objects, b"before").unwrap(),
+        Some(b"1".to_vec())
+    );
+    assert_eq!(
+        kv.get(Table::Objects, b"one-down").unwrap(),
+        Some(b"1".to_vec())
+    );
+}
+
+/// Writes `key` until it succeeds, failing the test after `within`.
+fn write_within(kv: &dyn KvStore, key: &[u8], within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let mut batch = WriteBatch::new();
+        batch.put(Table::Objects, key.to_vec(), b"1".to_vec());
+        match kv.write(batch) {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() > deadline => {
+                panic!("no write within {within:?}: {e}")
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    }
+}
+
+#[test]
+fn rocks_commits_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let kv = RocksKvStore::open(dir.path(), true).unwrap();
+        put(&kv, Table::Objects, b"k", b"v");
+    }
+    let kv = RocksKvStore::open(dir.path(), true).unwrap();
+    assert_eq!(kv.get(Table::Objects, b"k").unwrap(), Some(b"v".to_vec()));
+}
