@@ -575,14 +575,7 @@ mod tests {
             PayloadMode::StreamingSignedTrailer { .. }
         ));
 
-        let mut body = Vec::new();
-        body.extend_from_slice(b"10000;chunk-signature=b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2\r\n");
-        body.extend_from_slice(&[b'a'; 65536]);
-        body.extend_from_slice(b"\r\n400;chunk-signature=1c1344b170168f8e65b41376b44b20fe354e373826ccbbe2c1d40a8cae51e5c7\r\n");
-        body.extend_from_slice(&[b'a'; 1024]);
-        body.extend_from_slice(b"\r\n0;chunk-signature=2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992\r\n");
-        body.extend_from_slice(b"x-amz-checksum-crc32c:sOO8/Q==\r\n");
-        body.extend_from_slice(b"x-amz-trailer-signature:d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435\r\n\r\n");
+        let mut body = crate::s3::payload::chunked::tests::aws_trailer_body();
         let (result, prepared) = read(body.clone(), 8192, &headers, &auth).await;
         assert_eq!(result.unwrap(), vec![b'a'; 66560]);
         assert_eq!(

@@ -488,7 +488,7 @@ impl Decoder {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::s3::auth::derive_signing_key;
 
@@ -524,7 +524,7 @@ mod tests {
     }
 
     /// The body of the AWS trailer example (signed chunks, CRC32C trailer).
-    fn aws_trailer_body() -> Vec<u8> {
+    pub(crate) fn aws_trailer_body() -> Vec<u8> {
         let mut body = Vec::new();
         body.extend_from_slice(b"10000;chunk-signature=b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2\r\n");
         body.extend_from_slice(&[b'a'; 65536]);
