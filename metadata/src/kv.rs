@@ -334,23 +334,17 @@ fn range_of<'a>(
     start: &[u8],
     end: &[u8],
 ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)> {
+    // BTreeMap::range panics on an inverted range: an empty one is simply no rows.
     let empty = !end.is_empty() && start >= end;
     let upper = if end.is_empty() {
         Bound::Unbounded
     } else {
         Bound::Excluded(end)
     };
-    let lower = if empty {
-        Bound::Excluded(start)
-    } else {
-        Bound::Included(start)
-    };
-    let range = if empty {
-        None
-    } else {
-        Some(rows.range::<[u8], _>((lower, upper)))
-    };
-    range.into_iter().flatten()
+    (!empty)
+        .then(|| rows.range::<[u8], _>((Bound::Included(start), upper)))
+        .into_iter()
+        .flatten()
 }
 
 fn scan_tables(tables: &Tables, table: Table, start: &[u8], end: &[u8], limit: usize) -> Vec<Row> {
