@@ -10,7 +10,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::etcd::{EtcdConfig, EtcdKvStore};
+use crate::kv::Limits;
 use crate::MetaError;
+
+/// `--max-request-bytes` of test members.
+const TEST_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+/// What one transaction may carry on test members (and what `store` tells the catalog).
+pub const TEST_LIMITS: Limits = Limits {
+    max_ops: 4096,
+    max_bytes: TEST_REQUEST_BYTES - 64 * 1024,
+};
 
 /// The etcd binary tests start.
 pub fn etcd_binary() -> PathBuf {
@@ -93,6 +102,11 @@ impl EtcdCluster {
             .args(["--initial-cluster-token", "strata-test"])
             // Fast elections keep fault tests short.
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            // Larger transactions than etcd's defaults (128 operations, 1.5 MiB): until the
+            // catalog sizes every transaction to the defaults (issue 14), an abort racing 200
+            // part uploads can exceed them. `store` configures the same limits.
+            .args(["--max-txn-ops", &TEST_LIMITS.max_ops.to_string()])
+            .args(["--max-request-bytes", &TEST_REQUEST_BYTES.to_string()])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -118,6 +132,7 @@ impl EtcdCluster {
     pub fn store(&self, prefix: &str) -> Result<EtcdKvStore, MetaError> {
         let mut config = EtcdConfig::new(self.endpoints());
         config.prefix = prefix.as_bytes().to_vec();
+        config.limits = TEST_LIMITS;
         EtcdKvStore::connect(config)
     }
 
