@@ -422,6 +422,7 @@ async fn gc_leaves_only_what_live_objects_need() {
         .put_intent(
             crashed.0,
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 1,
                 layout,
             },

@@ -156,11 +156,54 @@ pub struct PartRecord {
     pub data: DataLayout,
 }
 
-/// `intents` table value: a shard group being written right now.
+/// `intents` table value: a shard group being written right now, and who writes it.
+///
+/// Stored with [`INTENT_TAG`] (see [`encode_intent`]); values of format 1 (before intents had
+/// an owner) decode with an empty `owner`, which no live gateway has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntentRecord {
     pub created_ms: u64,
     pub layout: ShardedLayout,
+    /// Id of the gateway process writing the group: its intents are collected as soon as it
+    /// is known dead (its liveness row expired), not only after `stale_intent_secs`.
+    pub owner: String,
+}
+
+/// Format tag of [`IntentRecord`] values (format 1 had no owner).
+pub const INTENT_TAG: u8 = 2;
+
+/// An intent as format 1 stored it.
+#[derive(Deserialize)]
+struct IntentRecordV1 {
+    created_ms: u64,
+    layout: ShardedLayout,
+}
+
+/// Encodes an intent as `INTENT_TAG ‖ postcard(intent)`.
+pub fn encode_intent(intent: &IntentRecord) -> Result<Vec<u8>, MetaError> {
+    let mut out = encode(intent)?;
+    out[0] = INTENT_TAG;
+    Ok(out)
+}
+
+/// Decodes an intent of either format.
+pub fn decode_intent(bytes: &[u8]) -> Result<IntentRecord, MetaError> {
+    match bytes.split_first() {
+        Some((&INTENT_TAG, body)) => {
+            let mut tagged = Vec::with_capacity(bytes.len());
+            tagged.push(FORMAT_TAG);
+            tagged.extend_from_slice(body);
+            decode(&tagged)
+        }
+        _ => {
+            let old: IntentRecordV1 = decode(bytes)?;
+            Ok(IntentRecord {
+                created_ms: old.created_ms,
+                layout: old.layout,
+                owner: String::new(),
+            })
+        }
+    }
 }
 
 /// `gc` table value: a shard group whose shards must be deleted.
@@ -358,12 +401,27 @@ mod tests {
         assert_eq!(decode::<GcItem>(&encode(&gc).unwrap()).unwrap(), gc);
         let intent = IntentRecord {
             created_ms: 5,
-            layout,
+            layout: layout.clone(),
+            owner: "gw-1".to_string(),
         };
         assert_eq!(
-            decode::<IntentRecord>(&encode(&intent).unwrap()).unwrap(),
+            decode_intent(&encode_intent(&intent).unwrap()).unwrap(),
             intent
         );
+        // Format 1 (no owner) still decodes, as an intent no live gateway owns.
+        #[derive(Serialize)]
+        struct V1 {
+            created_ms: u64,
+            layout: ShardedLayout,
+        }
+        let old = encode(&V1 {
+            created_ms: 5,
+            layout,
+        })
+        .unwrap();
+        let decoded = decode_intent(&old).unwrap();
+        assert_eq!(decoded.owner, "");
+        assert_eq!(decoded.created_ms, 5);
         let head = sample_version().head();
         assert_eq!(decode::<ObjectHead>(&encode(&head).unwrap()).unwrap(), head);
         let placement = PlacementRecord {

@@ -96,11 +96,18 @@ fn bucket_lifecycle(catalog: &Catalog) {
 fn objects_commit_overwrite_delete(catalog: &Catalog) {
     let bid = catalog.create_bucket("objs", "o", "r", 0).unwrap().id;
     let intent = IntentRecord {
+        owner: String::new(),
         created_ms: 1,
         layout: sharded(1, 1000),
     };
     catalog.put_intent(group(1), &intent).unwrap();
-    assert_eq!(catalog.stale_intents(u64::MAX, 10).unwrap().len(), 1);
+    assert_eq!(
+        catalog
+            .stale_intents(u64::MAX, &|_| false, 10)
+            .unwrap()
+            .len(),
+        1
+    );
 
     let replaced = catalog
         .commit_version(
@@ -116,7 +123,10 @@ fn objects_commit_overwrite_delete(catalog: &Catalog) {
         .unwrap();
     assert_eq!(replaced, None);
     assert!(
-        catalog.stale_intents(u64::MAX, 10).unwrap().is_empty(),
+        catalog
+            .stale_intents(u64::MAX, &|_| false, 10)
+            .unwrap()
+            .is_empty(),
         "intent removed by commit"
     );
     let v1 = catalog.get_object(&bid, "k").unwrap().unwrap();
@@ -182,6 +192,7 @@ fn objects_commit_overwrite_delete(catalog: &Catalog) {
         .put_intent(
             group(9),
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 1,
                 layout: sharded(9, 1000),
             },
@@ -334,6 +345,7 @@ fn multipart_parts_retries_and_complete(catalog: &Catalog) {
         .put_intent(
             group(12),
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 0,
                 layout: sharded(12, 100),
             },
@@ -342,7 +354,10 @@ fn multipart_parts_retries_and_complete(catalog: &Catalog) {
     catalog
         .put_part(&upload, part(2, 12, "p2"), &[group(12)])
         .unwrap();
-    assert!(catalog.stale_intents(u64::MAX, 10).unwrap().is_empty());
+    assert!(catalog
+        .stale_intents(u64::MAX, &|_| false, 10)
+        .unwrap()
+        .is_empty());
     catalog.put_part(&upload, part(1, 10, "p1"), &[]).unwrap();
     catalog.put_part(&upload, part(1, 11, "p1"), &[]).unwrap();
     let parts = catalog.list_parts(&upload).unwrap();
@@ -517,6 +532,7 @@ fn intents_and_gc_queue(catalog: &Catalog) {
             .put_intent(
                 group(n),
                 &IntentRecord {
+                    owner: String::new(),
                     created_ms: created,
                     layout: sharded(n, 1),
                 },
@@ -524,21 +540,30 @@ fn intents_and_gc_queue(catalog: &Catalog) {
             .unwrap();
     }
     let stale: Vec<_> = catalog
-        .stale_intents(250, 10)
+        .stale_intents(250, &|_| false, 10)
         .unwrap()
         .into_iter()
         .map(|(g, _)| g)
         .collect();
     assert_eq!(stale, vec![group(1), group(2)]);
-    assert_eq!(catalog.stale_intents(250, 1).unwrap().len(), 1);
+    assert_eq!(catalog.stale_intents(250, &|_| false, 1).unwrap().len(), 1);
     assert!(
-        catalog.stale_intents(100, 10).unwrap().is_empty(),
+        catalog
+            .stale_intents(100, &|_| false, 10)
+            .unwrap()
+            .is_empty(),
         "cut-off is exclusive"
     );
 
     catalog.remove_intent_to_gc(group(1), 500).unwrap();
     catalog.remove_intent_to_gc(group(1), 500).unwrap(); // idempotent
-    assert_eq!(catalog.stale_intents(u64::MAX, 10).unwrap().len(), 2);
+    assert_eq!(
+        catalog
+            .stale_intents(u64::MAX, &|_| false, 10)
+            .unwrap()
+            .len(),
+        2
+    );
     assert!(catalog.due_gc(499, 10).unwrap().is_empty());
     let due = catalog.due_gc(500, 10).unwrap();
     assert_eq!(due.len(), 1);

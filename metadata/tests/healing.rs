@@ -32,6 +32,7 @@ fn commit(catalog: &Catalog, bid: &[u8; 16], key: &str, n: u8, missing: Vec<u8>)
         .put_intent(
             group(n),
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 1,
                 layout: sharded(n, 1000),
             },
@@ -166,6 +167,7 @@ fn swap_moves_a_shard_in_one_batch(catalog: &Catalog) {
         .put_intent(
             group(1),
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 5,
                 layout: partial,
             },
@@ -193,7 +195,10 @@ fn swap_moves_a_shard_in_one_batch(catalog: &Catalog) {
     assert_eq!(stored.parts[0].data.sharded().unwrap(), &layout);
     assert_eq!(catalog.placement(7, &group(1)).unwrap().unwrap().index, 5);
     assert_eq!(catalog.repair_queue_len(10).unwrap(), 0);
-    assert!(catalog.stale_intents(u64::MAX, 10).unwrap().is_empty());
+    assert!(catalog
+        .stale_intents(u64::MAX, &|_| false, 10)
+        .unwrap()
+        .is_empty());
     // The replaced shard on node 5 is collected after the delay, alone.
     assert!(catalog.due_gc(1059, 10).unwrap().is_empty());
     let gc = catalog.due_gc(1060, 10).unwrap();
@@ -253,6 +258,7 @@ fn gc_removes_only_the_placement_rows_of_deleted_shards(catalog: &Catalog) {
         .put_intent(
             group(3),
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 1,
                 layout: sharded(3, 10),
             },
@@ -272,6 +278,7 @@ fn parts_are_owned_by_the_upload_until_complete(catalog: &Catalog) {
         .put_intent(
             group(1),
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 1,
                 layout: sharded(1, 100),
             },

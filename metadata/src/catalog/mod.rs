@@ -20,6 +20,7 @@
 
 mod background;
 mod listing;
+mod members;
 mod multipart;
 mod objects;
 mod repair;
@@ -29,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use listing::{ListPage, ListQuery, UploadListPage, UploadListQuery};
+pub use members::{GatewayRecord, LeaderRecord};
 pub use objects::WriteCondition;
 pub use repair::{repair_backoff_ms, SwapOutcome};
 

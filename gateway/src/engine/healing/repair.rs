@@ -197,6 +197,11 @@ impl Healer {
                     break;
                 }
                 while tasks.try_join_next().is_some() {}
+                if !healer.engine.members.is_leader() {
+                    // Another gateway repairs; repairs this one started before it lost the
+                    // lease finish (each commits by a transaction that checks the layout).
+                    continue;
+                }
                 healer.watch_nodes(&mut tasks);
                 if let Err(e) = healer.start_due_repairs(&mut tasks).await {
                     warn!(error = %e, "repair pass failed");
