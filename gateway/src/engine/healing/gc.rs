@@ -1,4 +1,7 @@
-//! Background garbage collection (DESIGN §7, first part): deletes the shards of replaced and
+//! Background garbage collection (DESIGN §7, first part): runs the catalog's cleanup jobs in
+//! bounded steps (`Catalog::run_cleanup`: the part rows of completed and aborted uploads, the
+//! layouts of replaced many-part versions, a deleted bucket's rows — they queue GC items);
+//! deletes the shards of replaced and
 //! deleted versions, aborted and expired uploads, unused part attempts, shards replaced by
 //! repair and abandoned writes once their grace delay has passed; turns intents left behind by
 //! a crash (any intent older than this process, or older than `stale_intent_after`) into GC
