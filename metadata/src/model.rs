@@ -144,6 +144,48 @@ pub struct CompletedUploadRecord {
     pub completed_ms: u64,
 }
 
+/// `system` value under `i/cleanup/…` (see `catalog::cleanup`): removal of a number of rows
+/// that grows with the data, decided by one small transaction and carried out by
+/// `Catalog::cleanup_step` in bounded, idempotent steps. A job row exists until its last step
+/// has removed it; every step reads and rewrites it, so two workers never run one job at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CleanupJob {
+    /// The part rows of upload `useq` of `bucket`/`key`, which was completed into version
+    /// `version` (`Some(seq)`) or aborted (`None`). Each step removes some part rows and queues
+    /// to GC (due `due_ms`, with `reason`) the shard groups the version does not hold.
+    Upload {
+        bucket: BucketId,
+        key: String,
+        useq: u64,
+        version: Option<u64>,
+        due_ms: u64,
+        reason: String,
+    },
+    /// The version row `bucket ‖ esc(key) ‖ !seq`, replaced or deleted, which stays (no longer
+    /// named by the head, so not live) until every layout of it from part index `next` on has
+    /// been queued to GC (due `due_ms`) — except the groups in `kept`, which the version that
+    /// replaced it holds — and then goes with the job.
+    Version {
+        bucket: BucketId,
+        key: String,
+        seq: u64,
+        kept: Vec<[u8; 16]>,
+        next: u32,
+        due_ms: u64,
+        reason: String,
+    },
+    /// The rows left by deleted bucket `bucket`: its version rows (delete markers; rows with a
+    /// pending `Version` job are left to that job), completed-upload records, and uploads (each
+    /// becomes an `Upload` job). `stage` 0, 1, 2 in that order; `after` is the last row key
+    /// handled within the stage.
+    Bucket {
+        bucket: BucketId,
+        stage: u8,
+        after: Vec<u8>,
+        due_ms: u64,
+    },
+}
+
 /// `parts` table value: one attempt at uploading one part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartRecord {
@@ -449,5 +491,33 @@ mod tests {
             decode::<RepairItem>(&encode(&repair).unwrap()).unwrap(),
             repair
         );
+        let jobs = [
+            CleanupJob::Upload {
+                bucket: [3; 16],
+                key: "k".to_string(),
+                useq: 12,
+                version: Some(13),
+                due_ms: 14,
+                reason: "unused part".to_string(),
+            },
+            CleanupJob::Version {
+                bucket: [3; 16],
+                key: "k".to_string(),
+                seq: 13,
+                kept: vec![[4; 16]],
+                next: 120,
+                due_ms: 14,
+                reason: "deleted".to_string(),
+            },
+            CleanupJob::Bucket {
+                bucket: [3; 16],
+                stage: 1,
+                after: vec![1, 2],
+                due_ms: 15,
+            },
+        ];
+        for job in jobs {
+            assert_eq!(decode::<CleanupJob>(&encode(&job).unwrap()).unwrap(), job);
+        }
     }
 }

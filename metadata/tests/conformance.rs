@@ -56,6 +56,7 @@ fn bucket_lifecycle(catalog: &Catalog) {
     catalog.put_part(&upload, part(1, 40, "p1"), &[]).unwrap();
     catalog.delete_bucket("b1").unwrap();
     assert_eq!(catalog.get_bucket("b1").unwrap(), None);
+    drain(catalog);
     assert_eq!(catalog.delete_bucket("b1"), Err(MetaError::NoSuchBucket));
     assert_eq!(
         catalog
@@ -394,6 +395,10 @@ fn multipart_parts_retries_and_complete(catalog: &Catalog) {
             10,
         )
         .unwrap();
+    // The unused attempt is collected by the upload's cleanup job.
+    assert!(gc_groups(catalog, 60).is_empty());
+    assert_eq!(catalog.cleanup_jobs(10).unwrap(), 1);
+    drain(catalog);
     assert_eq!(
         gc_groups(catalog, 60),
         vec![(group(10), "unused part".to_string())]
@@ -490,6 +495,7 @@ fn multipart_abort_and_races_with_removal(catalog: &Catalog) {
     inline_part.data = DataLayout::Inline(vec![1, 2]);
     catalog.put_part(&upload, inline_part, &[]).unwrap();
     catalog.abort_upload(&upload, 100, 5).unwrap();
+    drain(catalog);
     let mut gc = gc_groups(catalog, 105);
     gc.sort();
     assert_eq!(
@@ -520,6 +526,7 @@ fn multipart_abort_and_races_with_removal(catalog: &Catalog) {
     std::thread::sleep(std::time::Duration::from_millis(2));
     catalog.abort_upload(&upload, 0, 0).unwrap();
     let landed = writer.join().unwrap();
+    drain(catalog);
     assert!(catalog.list_parts(&upload).unwrap().is_empty());
     let collected = gc_groups(catalog, 0).len();
     // Every landed part was queued (all share group 100, so they collapse into one GC row).

@@ -311,13 +311,59 @@ fn parts_are_owned_by_the_upload_until_complete(catalog: &Catalog) {
             0,
         )
         .unwrap();
+    // Complete does not rewrite the attempt's placement rows: they resolve through the
+    // completed-upload record to the version, before and after the part rows are removed.
     let row = catalog.placement(1, &group(1)).unwrap().unwrap();
-    assert!(matches!(row.owner, LayoutOwner::Version { .. }), "{row:?}");
+    assert!(matches!(row.owner, LayoutOwner::Part { .. }), "{row:?}");
+    let resolved = |catalog: &Catalog| {
+        let (owner, layout) = catalog
+            .find_group_layout(&group(1), &[0, 1, 2])
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(&owner, LayoutOwner::Version { key, .. } if key == "mp"),
+            "{owner:?}"
+        );
+        assert_eq!(layout.missing, vec![0]);
+        assert!(catalog.shard_is_live(1, &group(1), 1).unwrap());
+        assert!(!catalog.shard_is_live(1, &group(2), 1).unwrap());
+    };
+    resolved(catalog);
+    drain(catalog);
+    resolved(catalog);
     // The superseded attempt goes to GC.
     assert_eq!(
         gc_groups(catalog, 50),
         vec![(group(2), "unused part".to_string())]
     );
+    // A repair of the kept group swaps the version's layout (the resolved owner).
+    let (owner, _) = catalog.find_group_layout(&group(1), &[1]).unwrap().unwrap();
+    let swapped = catalog
+        .swap_repaired(&owner, group(1), &[(0, 0)], false, None, &[], 60, 0)
+        .unwrap();
+    assert!(matches!(swapped, SwapOutcome::Swapped(ref l) if l.missing.is_empty()));
+    let live = catalog.get_object(&bid, "mp").unwrap().unwrap();
+    assert!(
+        matches!(&live.parts[0].data, metadata::DataLayout::Sharded(l) if l.missing.is_empty())
+    );
+    // Replaced: the attempt's placement rows resolve to nothing any more.
+    catalog
+        .commit_version(
+            &bid,
+            "mp",
+            inline_version("small", b"x"),
+            WriteCondition::None,
+            &[],
+            None,
+            70,
+            0,
+        )
+        .unwrap();
+    assert!(!catalog.shard_is_live(1, &group(1), 1).unwrap());
+    assert!(catalog
+        .find_group_layout(&group(1), &[0, 1, 2])
+        .unwrap()
+        .is_none());
 }
 
 fn expired_uploads_are_found_by_age(catalog: &Catalog) {

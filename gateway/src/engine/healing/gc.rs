@@ -1,4 +1,7 @@
-//! Background garbage collection (DESIGN §7, first part): deletes the shards of replaced and
+//! Background garbage collection (DESIGN §7, first part): runs the catalog's cleanup jobs in
+//! bounded steps (`Catalog::run_cleanup`: the part rows of completed and aborted uploads, the
+//! layouts of replaced many-part versions, a deleted bucket's rows — they queue GC items);
+//! deletes the shards of replaced and
 //! deleted versions, aborted and expired uploads, unused part attempts, shards replaced by
 //! repair and abandoned writes once their grace delay has passed; turns intents left behind by
 //! a crash (any intent of a gateway known dead, or older than `stale_intent_after`) into GC
@@ -28,6 +31,9 @@ use crate::engine::{now_ms, EngineError};
 const GC_INTERVAL: Duration = Duration::from_secs(2);
 /// Items handled per pass.
 const GC_BATCH: usize = 256;
+/// Catalog cleanup steps (one bounded transaction each) run per pass: on etcd a step removes
+/// about 60 part rows, so a 10,000-part upload is cleaned up within a few passes.
+const CLEANUP_STEPS: usize = 64;
 /// The first maintenance pass runs this long after start (or after `scan_interval`, if shorter).
 const FIRST_SCAN_AFTER: Duration = Duration::from_secs(60);
 /// Delay before a failed GC item is tried again.
@@ -75,12 +81,19 @@ impl Healer {
         })
     }
 
-    /// One pass: stale intents → GC queue, then every due item. Returns items finished.
+    /// One pass: bounded steps of the catalog's cleanup jobs (part rows of completed and
+    /// aborted uploads, GC of many-part versions, rows of deleted buckets: each step one small
+    /// transaction that may queue GC items), stale intents → GC queue, then every due item.
+    /// Returns items finished.
     ///
     /// An intent is stale when it is older than `stale_intent_after`, or its owner is known
     /// dead (`members`: a gateway whose liveness row expired or is gone; with a catalog of its
     /// own, any earlier process), so it belongs to a write that crashed midway.
     pub async fn gc_pass(&self) -> Result<usize, EngineError> {
+        let steps = self.engine.meta(|c| c.run_cleanup(CLEANUP_STEPS)).await?;
+        if steps > 0 {
+            debug!(steps, "catalog cleanup steps");
+        }
         let stale_after = self.engine.config.healing.stale_intent_after.as_millis() as u64;
         let cutoff = now_ms().saturating_sub(stale_after);
         let members = self.engine.members.clone();
