@@ -361,3 +361,46 @@ fn rocks_commits_survive_reopen() {
     let kv = RocksKvStore::open(dir.path(), true).unwrap();
     assert_eq!(kv.get(Table::Objects, b"k").unwrap(), Some(b"v".to_vec()));
 }
+
+/// An etcd cluster with authentication on: a store given the user and password works, one
+/// without them is refused (the gateway's `etcd_user`/`etcd_password` reach etcd).
+#[test]
+fn etcd_authentication_is_passed_through() {
+    let cluster = metadata::testing::EtcdCluster::start(1).unwrap();
+    let endpoints = cluster.endpoints();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut admin = etcd_client::Client::connect(endpoints.clone(), None)
+            .await
+            .unwrap();
+        admin.user_add("root", "root-pw", None).await.unwrap();
+        admin.user_grant_role("root", "root").await.unwrap();
+        admin.user_add("strata", "s3cret-pw", None).await.unwrap();
+        admin.role_add("strata-rw").await.unwrap();
+        admin
+            .role_grant_permission(
+                "strata-rw",
+                etcd_client::Permission::read_write("strata/").with_prefix(),
+            )
+            .await
+            .unwrap();
+        admin.user_grant_role("strata", "strata-rw").await.unwrap();
+        admin.auth_enable().await.unwrap();
+    });
+    let mut config = metadata::EtcdConfig::new(endpoints);
+    config.timeout = std::time::Duration::from_secs(2);
+    let anonymous = metadata::EtcdKvStore::connect(config.clone())
+        .and_then(|kv| kv.get(Table::Objects, b"k").map(|_| kv));
+    assert!(anonymous.is_err(), "a store without credentials is refused");
+    config.user = Some(("strata".to_string(), "wrong".to_string()));
+    let wrong = metadata::EtcdKvStore::connect(config.clone())
+        .and_then(|kv| kv.get(Table::Objects, b"k").map(|_| kv));
+    assert!(wrong.is_err(), "a wrong password is refused");
+    config.user = Some(("strata".to_string(), "s3cret-pw".to_string()));
+    let kv = metadata::EtcdKvStore::connect(config).unwrap();
+    put(&kv, Table::Objects, b"k", b"v");
+    assert_eq!(kv.get(Table::Objects, b"k").unwrap(), Some(b"v".to_vec()));
+}

@@ -16,9 +16,16 @@ or any error) is reported as such in BENCHMARKS.md, never silently dropped. Only
 between the `suite:begin` and `suite:end` markers of BENCHMARKS.md is replaced, so the
 hand-written optimisation log around it survives.
 
+Then the shared-catalog comparison: the same 6 nodes with the catalog in RocksDB (one gateway),
+in a 3-member etcd cluster with one gateway, and with two gateways (the bench client sends
+its requests to both in turn): 4 KiB, 1 MiB and 64 MiB PUT/GET and LIST, and how the 4 KiB rates
+scale from one gateway to two. It has its own markers (`etcd:begin`/`etcd:end`) and can be run
+alone with BENCH_ONLY=etcd.
+
 Environment: STRATA_BIN (binary), STRATA_BENCH_DIR (scratch parent, default the system temp
 dir), BENCH_REPEATS (default 3), BENCH_SECONDS (per run, default 5), BENCH_LIST_KEYS
-(default 100000), BENCH_OUT (default BENCHMARKS.md at the top of the repository).
+(default 100000), BENCH_OUT (default BENCHMARKS.md at the top of the repository), BENCH_ONLY
+(`etcd`: only the shared-catalog comparison).
 """
 
 from __future__ import annotations
@@ -49,6 +56,9 @@ LIST_KEYS = int(os.environ.get("BENCH_LIST_KEYS", "100000"))
 OUT = Path(os.environ.get("BENCH_OUT") or REPO / "BENCHMARKS.md")
 K, M = 4, 2
 BEGIN, END = "<!-- suite:begin -->", "<!-- suite:end -->"
+ETCD_BEGIN, ETCD_END = "<!-- etcd:begin -->", "<!-- etcd:end -->"
+ONLY = os.environ.get("BENCH_ONLY", "")
+ETCD_LIST_KEYS = int(os.environ.get("BENCH_ETCD_LIST_KEYS", "10000"))
 MIB = 1024 * 1024
 
 
@@ -285,6 +295,108 @@ class FsyncCluster(cluster_support.Cluster):
         return super().config_text().replace("fsync = false", "fsync = true")
 
 
+CLUSTER_SETTINGS = {"connect_timeout_ms": 2000, "request_timeout_ms": 60000, "idle_timeout_ms": 30000,
+                    "shard_timeout_secs": 60, "hedge_after_ms": 300, "health_interval_ms": 500}
+
+
+def fsync_topology(root: Path, gateways: int):
+    """3 etcd members (fsync on, etcd's default) + 6 fsync'd nodes + `gateways` gateways."""
+    import multi_gateway_support
+
+    class FsyncTopology(multi_gateway_support.Topology):
+        def __init__(self):
+            super().__init__(BIN, root, gateways=gateways,
+                             gateway_extra={**CLUSTER_SETTINGS, "gc_delay_secs": 60})
+            self.nodes = [FsyncNode(**{f.name: getattr(n, f.name) for f in dataclasses.fields(n)})
+                          for n in self.nodes]
+
+        def config_text(self) -> str:
+            return super().config_text().replace("fsync = false", "fsync = true")
+
+    return FsyncTopology()
+
+
+def catalog_workloads(label: str, endpoint: str) -> dict:
+    """The shared-catalog comparison's workloads against `endpoint` (comma-separated: in turn)."""
+    figures = {}
+    figures["put 4 KiB c=32"] = repeat(f"{label} put 4KiB", "put", endpoint, ["put", *size_args("4KiB", 32)])
+    figures["get 4 KiB c=32"] = repeat(f"{label} get 4KiB", "get", endpoint,
+                                       ["get", *size_args("4KiB", 32), "--objects", "256"])
+    figures["put 4 KiB c=64"] = repeat(f"{label} put 4KiB c64", "put", endpoint, ["put", *size_args("4KiB", 64)])
+    figures["put 1 MiB c=16"] = repeat(f"{label} put 1MiB", "put", endpoint, ["put", *size_args("1MiB", 16)])
+    figures["get 1 MiB c=16"] = repeat(f"{label} get 1MiB", "get", endpoint,
+                                       ["get", *size_args("1MiB", 16), "--objects", "64"])
+    figures["put 64 MiB c=4"] = repeat(f"{label} put 64MiB", "put", endpoint, ["put", *size_args("64MiB", 4)])
+    figures["get 64 MiB c=4"] = repeat(f"{label} get 64MiB", "get", endpoint,
+                                       ["get", *size_args("64MiB", 4), "--objects", "8"])
+    common = ["--objects", str(ETCD_LIST_KEYS), "--size", "0", "-c", "32", "--duration", f"{SECONDS}s",
+              "--prefixes", "100", "--key-prefix", "listing/", "--keep"]
+    log(f"{label}: uploading {ETCD_LIST_KEYS} keys for the listing runs …")
+    first = run_bench(endpoint, ["list", *common], timeout=3600)
+    figures["list, delimiter, 100 prefixes"] = Figure(
+        "list", "list", [first] + repeat(f"{label} list", "list", endpoint, ["list", *common, "--existing"],
+                                         REPEATS - 1).runs)
+    return figures
+
+
+def etcd_suite(root: Path) -> dict:
+    """RocksDB catalog (1 gateway) vs etcd catalog with 1 and 2 gateways, same nodes and load."""
+    results = {}
+    with FsyncCluster(BIN, root / "rocks-cluster") as nodes:
+        results["rocksdb, 1 gateway"] = catalog_workloads("rocksdb 1gw", nodes.endpoint)
+    for gateways in (1, 2):
+        with fsync_topology(root / f"etcd-{gateways}", gateways) as topology:
+            endpoint = ",".join(g.endpoint for g in topology.gateways)
+            label = f"etcd, {gateways} gateway{'s' if gateways > 1 else ''}"
+            results[label] = catalog_workloads(label, endpoint)
+    return results
+
+
+def render_etcd(results: dict, started: str, info: dict) -> str:
+    labels = list(results)
+    lines = [ETCD_BEGIN, "", f"### Shared catalog: RocksDB vs etcd, 1 and 2 gateways (generated {started}, commit "
+             f"`{info['commit']}`)", "",
+             "Six fsync'd storage nodes (4+2) in every column; etcd is 3 members on this machine (fsync on, its "
+             "defaults); with 2 gateways the one bench client sends its requests to both in turn. Medians of "
+             f"{REPEATS} runs of {SECONDS:.0f} s; ops/s for 4 KiB and LIST (listings/s), MiB/s otherwise.", "",
+             "| workload | " + " | ".join(labels) + " | errors |", "|---|" + "---|" * (len(labels) + 1)]
+    for key in results[labels[0]]:
+        cells, errors = [], 0
+        for label in labels:
+            fig = results[label][key]
+            metric = "ops_per_s" if ("4 KiB" in key or key.startswith("list")) else "mib_per_s"
+            cells.append(f"{fig.median(metric):,.1f} (p99 {fig.p99_ms():.1f} ms)")
+            errors += fig.errors()
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {errors} |")
+    lines.append("")
+    one = [label for label in labels if label.startswith("etcd, 1")]
+    two = [label for label in labels if label.startswith("etcd, 2")]
+    rocks = results.get("rocksdb, 1 gateway")
+    if one and two and rocks:
+        for key in ("put 4 KiB c=32", "put 4 KiB c=64", "get 4 KiB c=32"):
+            a = results[one[0]][key].median("ops_per_s")
+            b = results[two[0]][key].median("ops_per_s")
+            r = rocks[key].median("ops_per_s")
+            scaling = f"{b / a:.2f}×" if a > 0 else "n/a"
+            versus = f"{b / r:.0%}" if r > 0 else "n/a"
+            lines.append(f"- {key}: 1 → 2 gateways on etcd scales {scaling}; 2 gateways on etcd reach "
+                         f"{versus} of the RocksDB gateway's rate.")
+        lines.append("")
+    lines.append(ETCD_END)
+    return "\n".join(lines)
+
+
+def write_section(generated: str, begin: str, end: str) -> None:
+    """Replaces the text between `begin` and `end` in BENCHMARKS.md (appends it if missing)."""
+    text = OUT.read_text() if OUT.exists() else "# Strata benchmarks\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        OUT.write_text(head + generated + tail)
+    else:
+        OUT.write_text(text.rstrip("\n") + "\n\n" + generated + "\n")
+
+
 def machine() -> dict:
     cpu = "unknown"
     try:
@@ -424,6 +536,14 @@ def main() -> int:
     clock = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="strata-bench-", dir=os.environ.get("STRATA_BENCH_DIR")))
     embedded = cluster = listing = repair = None
+    if ONLY == "etcd":
+        try:
+            results = etcd_suite(root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        write_section(render_etcd(results, started_at, info), ETCD_BEGIN, ETCD_END)
+        log(f"wrote {OUT}")
+        return 0
     try:
         ceil = ceilings(root)
         server = support.StrataServer(BIN, root / "embedded", root / "embedded.log", fsync=True)
@@ -449,6 +569,8 @@ def main() -> int:
 
             cluster = data_path_suite(nodes.endpoint, lambda: nodes.gateway.pid, degrade_cluster, "cluster")
         repair = repair_impact_suite(root)
+        shared = etcd_suite(root)
+        write_section(render_etcd(shared, started_at, info), ETCD_BEGIN, ETCD_END)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if embedded is not None:

@@ -66,7 +66,8 @@ impl RequestError {
 /// Where to send requests and as whom.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// `http://host:port` (HTTPS is not supported by the bench client).
+    /// `http://host:port` (HTTPS is not supported by the bench client); several,
+    /// comma-separated, are used in turn, one request each (gateways sharing a catalog).
     pub endpoint: String,
     pub access_key: String,
     pub secret_key: String,
@@ -79,15 +80,17 @@ pub struct ClientConfig {
 /// A signing S3 client. Cheap to share behind an `Arc`.
 pub struct S3Client {
     http: Client<HttpConnector, Full<Bytes>>,
-    /// `host:port` as sent in `Host` and signed.
-    authority: String,
+    /// `host:port` of each endpoint, as sent in `Host` and signed.
+    authorities: Vec<String>,
+    /// The endpoint of the next request (round robin).
+    next: std::sync::atomic::AtomicUsize,
     config: ClientConfig,
 }
 
 impl std::fmt::Debug for S3Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3Client")
-            .field("authority", &self.authority)
+            .field("authorities", &self.authorities)
             .finish_non_exhaustive()
     }
 }
@@ -136,7 +139,11 @@ pub fn canonical_query(pairs: &[(&str, &str)]) -> String {
 
 impl S3Client {
     pub fn new(config: ClientConfig) -> Result<S3Client, String> {
-        let authority = parse_endpoint(&config.endpoint)?;
+        let authorities = config
+            .endpoint
+            .split(',')
+            .map(|e| parse_endpoint(e.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let http = Client::builder(TokioExecutor::new())
@@ -145,7 +152,8 @@ impl S3Client {
             .build(connector);
         Ok(S3Client {
             http,
-            authority,
+            authorities,
+            next: std::sync::atomic::AtomicUsize::new(0),
             config,
         })
     }
@@ -154,6 +162,7 @@ impl S3Client {
     /// payload is sent as `UNSIGNED-PAYLOAD`, so the client never hashes bodies).
     pub fn sign(
         &self,
+        authority: &str,
         method: &Method,
         path: &str,
         query: &str,
@@ -161,7 +170,7 @@ impl S3Client {
     ) -> Result<(String, String), RequestError> {
         let headers = sign_request(
             method.as_str(),
-            &self.authority,
+            authority,
             (path, query),
             "UNSIGNED-PAYLOAD",
             (&self.config.access_key, &self.config.secret_key),
@@ -189,16 +198,22 @@ impl S3Client {
         query: &str,
         body: Bytes,
     ) -> Result<Response<Incoming>, RequestError> {
-        let (authorization, timestamp) = self.sign(&method, path, query, SystemTime::now())?;
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let authority = self
+            .authorities
+            .get(turn % self.authorities.len().max(1))
+            .ok_or(RequestError::Protocol("no endpoint"))?;
+        let (authorization, timestamp) =
+            self.sign(authority, &method, path, query, SystemTime::now())?;
         let uri = if query.is_empty() {
-            format!("http://{}{path}", self.authority)
+            format!("http://{authority}{path}")
         } else {
-            format!("http://{}{path}?{query}", self.authority)
+            format!("http://{authority}{path}?{query}")
         };
         let request = Request::builder()
             .method(method)
             .uri(uri)
-            .header(http::header::HOST, &self.authority)
+            .header(http::header::HOST, authority)
             .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
             .header("x-amz-date", timestamp)
             .header(http::header::AUTHORIZATION, authorization)
@@ -365,7 +380,9 @@ mod tests {
         let now = SystemTime::now();
         let path = object_path("bucket", "dir/key with space+plus");
         let query = canonical_query(&[("uploadId", "a/b=c"), ("partNumber", "3")]);
-        let (authorization, timestamp) = client.sign(&Method::PUT, &path, &query, now).unwrap();
+        let (authorization, timestamp) = client
+            .sign("127.0.0.1:9000", &Method::PUT, &path, &query, now)
+            .unwrap();
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("127.0.0.1:9000"));
         headers.insert(

@@ -44,7 +44,8 @@ pub enum BenchCommand {
 /// Flags shared by every load benchmark.
 #[derive(Debug, Args, Clone)]
 pub struct LoadArgs {
-    /// S3 endpoint, http://host:port.
+    /// S3 endpoint, http://host:port; several, comma-separated, take requests in turn
+    /// (gateways sharing one catalog).
     #[arg(
         long,
         env = "AWS_ENDPOINT_URL",
