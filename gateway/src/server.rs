@@ -18,6 +18,7 @@ use tracing::info;
 use crate::config::ServerConfig;
 use crate::credentials::Credentials;
 use crate::engine::cluster::{Cluster, NodeSpec};
+use crate::engine::healing::backup::{BackupConfig, CatalogBackup};
 use crate::engine::{Engine, EngineConfig, Healer};
 use crate::metrics::Metrics;
 use crate::s3::auth::{AuthConfig, Keyring};
@@ -40,32 +41,31 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
     let credentials = Credentials::load_or_create(&config.data)
         .map_err(|e| format!("cannot load or create credentials: {e}"))?;
     let meta_dir = config.data.join("meta");
-    let catalog = {
+    let rocks = {
         let dir = meta_dir.clone();
         let fsync = config.fsync;
-        tokio::task::spawn_blocking(move || metadata::catalog::Catalog::open_rocks(&dir, fsync))
+        tokio::task::spawn_blocking(move || metadata::RocksKvStore::open(&dir, fsync))
             .await
             .map_err(|e| e.to_string())?
+            .map(Arc::new)
             .map_err(|e| format!("cannot open metadata at {}: {e}", meta_dir.display()))?
     };
+    let catalog = metadata::catalog::Catalog::new(rocks.clone())
+        .map_err(|e| format!("cannot open metadata at {}: {e}", meta_dir.display()))?;
     let (nodes, local_stores) = build_nodes(&config)?;
     let cluster = Arc::new(Cluster::new(nodes).map_err(|e| e.to_string())?);
-    let engine = Engine::new(
-        catalog,
-        cluster.clone(),
-        EngineConfig {
-            geometry: config.geometry,
-            inline_threshold: config.inline_threshold,
-            write_quorum: config.write_quorum,
-            gc_delay: config.gc_delay,
-            shard_timeout: config.shard_timeout,
-            hedge_after: config.hedge_after,
-            region: config.region.clone(),
-            healing: config.healing.clone(),
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let engine =
+        Engine::new(catalog, cluster.clone(), engine_config(&config)).map_err(|e| e.to_string())?;
     let healer = Healer::new(engine.clone());
+    let backup = CatalogBackup::new(
+        engine.clone(),
+        rocks,
+        BackupConfig {
+            interval: config.healing.catalog_backup_interval,
+            keep: config.healing.catalog_backups_kept,
+            scratch: config.data.join("backup-scratch"),
+        },
+    );
     let service = Arc::new(S3Service {
         engine: engine.clone(),
         healer: healer.clone(),
@@ -91,6 +91,8 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
         .collect();
     let scrub_poller = healer.spawn_scrub_poller(config.scrub_poll_interval, shutdown_rx.clone());
     let repair = healer.spawn_repair(shutdown_rx.clone());
+    // Leadership hook: one gateway per catalog today, so this one is the leader.
+    let backups = backup.spawn(|| true, shutdown_rx.clone());
     let health = cluster.spawn_health_checker(
         config.health_interval,
         config
@@ -98,13 +100,14 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             .max(std::time::Duration::from_secs(1)),
         shutdown_rx,
     );
-    let app = router(engine, service);
+    let app = router(engine, service, backup);
     print_banner(&config, &credentials, &listeners);
     serve(listeners, app).await?;
     info!("draining done, stopping background work");
     let _ = shutdown_tx.send(true);
     let _ = gc.await;
     let _ = repair.await;
+    let _ = backups.await;
     let _ = health.await;
     let _ = scrub_poller.await;
     for scrubber in scrubbers {
@@ -181,7 +184,9 @@ async fn serve(listeners: Listeners, app: Router) -> Result<(), String> {
 
 /// The shard stores: local directories (embedded) or storage nodes over HTTP (cluster). The
 /// local stores are also returned as such, for their scrubbers.
-fn build_nodes(config: &ServerConfig) -> Result<(Vec<NodeSpec>, Vec<LocalShardStore>), String> {
+pub(crate) fn build_nodes(
+    config: &ServerConfig,
+) -> Result<(Vec<NodeSpec>, Vec<LocalShardStore>), String> {
     let mut nodes = Vec::new();
     let mut locals = Vec::new();
     if let Some(cluster) = &config.cluster {
@@ -202,7 +207,21 @@ fn build_nodes(config: &ServerConfig) -> Result<(Vec<NodeSpec>, Vec<LocalShardSt
     Ok((nodes, locals))
 }
 
-fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
+/// The engine's tunables out of the validated configuration.
+pub(crate) fn engine_config(config: &ServerConfig) -> EngineConfig {
+    EngineConfig {
+        geometry: config.geometry,
+        inline_threshold: config.inline_threshold,
+        write_quorum: config.write_quorum,
+        gc_delay: config.gc_delay,
+        shard_timeout: config.shard_timeout,
+        hedge_after: config.hedge_after,
+        region: config.region.clone(),
+        healing: config.healing.clone(),
+    }
+}
+
+fn router(engine: Arc<Engine>, service: Arc<S3Service>, backup: Arc<CatalogBackup>) -> Router {
     let ready_engine = engine.clone();
     Router::new()
         .route(
@@ -236,6 +255,15 @@ fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
             get(crate::admin::handle_repair_status),
         )
         .route("/_strata/admin/gc", get(crate::admin::handle_gc_status))
+        .route(
+            "/_strata/admin/backup",
+            axum::routing::any(
+                move |state: axum::extract::State<Arc<S3Service>>,
+                      request: http::Request<axum::body::Body>| {
+                    crate::admin::handle_backup(state, backup.clone(), request)
+                },
+            ),
+        )
         .fallback(handle_s3)
         .with_state(service)
         .layer(axum::middleware::map_response(ensure_request_id))

@@ -1,5 +1,7 @@
-//! `strata admin <cluster|repair|scrub|gc> status`: a client of the admin API of a running
-//! gateway. Each call is one SigV4-signed `GET /_strata/admin/<topic>` (signed by
+//! `strata admin <cluster|repair|scrub|gc> status` and `strata admin backup`: a client of the
+//! admin API of a running gateway (`backup` POSTs, the others GET). `strata admin
+//! restore-catalog --config FILE [--force]` is the exception: it runs offline, with the gateway
+//! stopped, and talks to the storage nodes itself (`super::restore`). Each call is one SigV4-signed `GET /_strata/admin/<topic>` (signed by
 //! `s3::auth::sign_request`, the same canonical request the server verifies), answered as JSON
 //! and printed as readable tables, or verbatim with `--json`.
 //!
@@ -33,12 +35,18 @@ const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9000";
 /// `strata admin …`
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// What to show.
+    /// What to show or do.
     #[arg(value_enum)]
     pub topic: Topic,
-    /// The action (only `status` for now).
-    #[arg(value_enum)]
+    /// The action (only `status`, the default; `backup` and `restore-catalog` take none).
+    #[arg(value_enum, default_value = "status")]
     pub action: Action,
+    /// restore-catalog: the stopped gateway's (or embedded server's) configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// restore-catalog: replace a non-empty catalog directory (it is moved aside, not deleted).
+    #[arg(long)]
+    pub force: bool,
     /// Gateway URL (else STRATA_ENDPOINT, else http://127.0.0.1:9000).
     #[arg(long)]
     pub endpoint: Option<String>,
@@ -68,6 +76,10 @@ pub enum Topic {
     Repair,
     Scrub,
     Gc,
+    /// Make a catalog backup now (`POST /_strata/admin/backup`).
+    Backup,
+    /// Offline: restore the catalog from the newest backup on the nodes, then reconcile.
+    RestoreCatalog,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,12 +94,24 @@ impl Topic {
             Topic::Repair => "/_strata/admin/repair",
             Topic::Scrub => "/_strata/admin/scrub",
             Topic::Gc => "/_strata/admin/gc",
+            Topic::Backup => "/_strata/admin/backup",
+            Topic::RestoreCatalog => "",
+        }
+    }
+
+    fn method(self) -> &'static str {
+        match self {
+            Topic::Backup => "POST",
+            _ => "GET",
         }
     }
 }
 
 /// Runs the command; returns the process exit code.
 pub fn run(args: AdminArgs) -> i32 {
+    if args.topic == Topic::RestoreCatalog {
+        return super::restore::run(args.config.as_deref(), args.force, args.json);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -175,8 +199,9 @@ async fn fetch(args: &AdminArgs) -> Result<String, String> {
     let (authority, base) = endpoint(args)?;
     let path = args.topic.path();
     let url = format!("{base}{path}");
+    let method = args.topic.method();
     let signed = sign_request(
-        "GET",
+        method,
         &authority,
         (path, ""),
         EMPTY_SHA256_HEX,
@@ -185,7 +210,10 @@ async fn fetch(args: &AdminArgs) -> Result<String, String> {
         SystemTime::now(),
     )
     .ok_or("the system clock is before 1970")?;
-    let mut request = http::Request::get(&url).header(http::header::HOST, &authority);
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header(http::header::HOST, &authority);
     for (name, value) in signed {
         request = request.header(name, value);
     }
@@ -272,7 +300,7 @@ pub fn render_topic(topic: Topic, answer: &str, now_ms: u64) -> String {
     let table = match topic {
         Topic::Cluster => cluster_table(&value),
         Topic::Scrub => scrub_table(&value, now_ms),
-        Topic::Repair | Topic::Gc => None,
+        Topic::Repair | Topic::Gc | Topic::Backup | Topic::RestoreCatalog => None,
     };
     table.unwrap_or_else(|| render(answer))
 }
@@ -634,6 +662,8 @@ mod tests {
         let mut args = AdminArgs {
             topic: Topic::Scrub,
             action: Action::Status,
+            config: None,
+            force: false,
             endpoint: Some("http://127.0.0.1:9000/".into()),
             access_key: None,
             secret_key: None,
