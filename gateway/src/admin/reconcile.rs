@@ -174,7 +174,7 @@ pub async fn reconcile(
         region: &config.region,
     };
     for ((bucket, key), mut found) in candidates {
-        found.sort_by(|a, b| b.time_ms.cmp(&a.time_ms));
+        found.sort_by_key(|c| std::cmp::Reverse(c.time_ms));
         let pending = dead.remove(&(bucket.clone(), key.clone()));
         let rebuilt = match rebuild
             .key(&bucket, &key, found, pending.is_some(), &mut out)
@@ -485,11 +485,14 @@ impl Assembly {
     }
 }
 
+/// One upload's candidates: the newest group time, the newest group per part number, and the
+/// older retries.
+type UploadParts = (u64, BTreeMap<u32, Candidate>, Vec<Candidate>);
+
 /// Groups a key's candidates (newest first) into assemblies, newest first.
 fn assemble(candidates: Vec<Candidate>) -> Vec<Assembly> {
     let mut assemblies = Vec::new();
-    let mut uploads: BTreeMap<String, (u64, BTreeMap<u32, Candidate>, Vec<Candidate>)> =
-        BTreeMap::new();
+    let mut uploads: BTreeMap<String, UploadParts> = BTreeMap::new();
     for candidate in candidates {
         let reference = &candidate.header.back_reference;
         if reference.version == NULL_VERSION {
@@ -499,10 +502,11 @@ fn assemble(candidates: Vec<Candidate>) -> Vec<Assembly> {
         let entry = uploads.entry(reference.version.clone()).or_default();
         entry.0 = entry.0.max(candidate.time_ms);
         // Candidates come newest first: a second group for a part is an older retry.
-        if entry.1.contains_key(&reference.part_number) {
-            entry.2.push(candidate);
-        } else {
-            entry.1.insert(reference.part_number, candidate);
+        match entry.1.entry(reference.part_number) {
+            std::collections::btree_map::Entry::Occupied(_) => entry.2.push(candidate),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(candidate);
+            }
         }
     }
     for (upload_id, (time_ms, parts, duplicates)) in uploads {
@@ -513,7 +517,7 @@ fn assemble(candidates: Vec<Candidate>) -> Vec<Assembly> {
             duplicates,
         });
     }
-    assemblies.sort_by(|a, b| b.time_ms().cmp(&a.time_ms()));
+    assemblies.sort_by_key(|a| std::cmp::Reverse(a.time_ms()));
     assemblies
 }
 

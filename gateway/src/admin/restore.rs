@@ -386,7 +386,7 @@ fn backups_in(survey: &Survey) -> Vec<(BackupManifest, String, &GroupSurvey, &Sh
             Some((manifest, reference.key.clone(), found, header))
         })
         .collect();
-    backups.sort_by(|a, b| b.0.time_ms.cmp(&a.0.time_ms));
+    backups.sort_by_key(|b| std::cmp::Reverse(b.0.time_ms));
     backups
 }
 
