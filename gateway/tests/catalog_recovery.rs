@@ -207,9 +207,16 @@ async fn a_deleted_catalog_comes_back_from_the_backup_and_the_shards() {
     assert_eq!(second.removed, vec![first.key.clone()]);
     assert_eq!(second.kept, 1);
     assert!(
-        engine.bucket(CATALOG_BACKUP_BUCKET).await.is_err(),
+        matches!(
+            engine.bucket(CATALOG_BACKUP_BUCKET).await,
+            Err(EngineError::NoSuchBucket)
+        ),
         "the backup bucket is hidden from S3 requests"
     );
+    assert!(matches!(
+        engine.head_object(CATALOG_BACKUP_BUCKET, &second.key).await,
+        Err(EngineError::NoSuchBucket)
+    ));
     assert!(engine
         .list_buckets()
         .await

@@ -89,6 +89,8 @@ def test_deleted_catalog_is_restored_from_the_nodes(cluster_bin, tmp_path):
         assert backup["length"] > 0 and len(backup["sha256"]) == 64, backup
         names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
         assert names == [BUCKET], "the backup bucket is invisible to S3 clients"
+        with pytest.raises(s3.exceptions.NoSuchBucket):
+            s3.get_object(Bucket=".strata-catalog", Key=backup["key"])
 
         put("after/new.bin", data(400 * KIB, 6), ContentType="application/x-new")
         put("before/overwritten.bin", data(170 * KIB, 7))

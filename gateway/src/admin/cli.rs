@@ -38,10 +38,12 @@ pub struct AdminArgs {
     /// What to show or do.
     #[arg(value_enum)]
     pub topic: Topic,
-    /// The action (only `status`, the default; `backup` and `restore-catalog` take none).
-    #[arg(value_enum, default_value = "status")]
-    pub action: Action,
-    /// restore-catalog: the stopped gateway's (or embedded server's) configuration file.
+    /// The action: only `status`. Without it, `backup` makes a backup and the other topics
+    /// show their status.
+    #[arg(value_enum)]
+    pub action: Option<Action>,
+    /// restore-catalog: the stopped gateway's (or embedded server's) configuration file; an
+    /// embedded server run without one is named by --data.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// restore-catalog: replace a non-empty catalog directory (it is moved aside, not deleted).
@@ -56,7 +58,8 @@ pub struct AdminArgs {
     /// Secret key (else --data's credentials.toml, else AWS_SECRET_ACCESS_KEY).
     #[arg(long)]
     pub secret_key: Option<String>,
-    /// Data directory of an embedded `strata server`: read its credentials.toml.
+    /// Data directory of an embedded `strata server`: read its credentials.toml (and, for
+    /// restore-catalog without --config, restore the server with default settings there).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Region to sign for.
@@ -99,9 +102,10 @@ impl Topic {
         }
     }
 
-    fn method(self) -> &'static str {
-        match self {
-            Topic::Backup => "POST",
+    /// `POST` for `backup` without an action (make one), else `GET` (status).
+    fn method(self, action: Option<Action>) -> &'static str {
+        match (self, action) {
+            (Topic::Backup, None) => "POST",
             _ => "GET",
         }
     }
@@ -110,7 +114,12 @@ impl Topic {
 /// Runs the command; returns the process exit code.
 pub fn run(args: AdminArgs) -> i32 {
     if args.topic == Topic::RestoreCatalog {
-        return super::restore::run(args.config.as_deref(), args.force, args.json);
+        return super::restore::run(
+            args.config.as_deref(),
+            args.data.as_deref(),
+            args.force,
+            args.json,
+        );
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -199,7 +208,7 @@ async fn fetch(args: &AdminArgs) -> Result<String, String> {
     let (authority, base) = endpoint(args)?;
     let path = args.topic.path();
     let url = format!("{base}{path}");
-    let method = args.topic.method();
+    let method = args.topic.method(args.action);
     let signed = sign_request(
         method,
         &authority,
@@ -661,7 +670,7 @@ mod tests {
     fn endpoints_must_be_plain_http() {
         let mut args = AdminArgs {
             topic: Topic::Scrub,
-            action: Action::Status,
+            action: Some(Action::Status),
             config: None,
             force: false,
             endpoint: Some("http://127.0.0.1:9000/".into()),

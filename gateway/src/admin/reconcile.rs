@@ -869,12 +869,24 @@ pub fn render(reconciled: &Reconciled) -> String {
         "Versions restored from the backup with their data present: {}",
         reconciled.versions_kept
     );
+    let (backups, objects): (Vec<&RebuiltObject>, Vec<&RebuiltObject>) = reconciled
+        .rebuilt
+        .iter()
+        .partition(|o| o.bucket == CATALOG_BACKUP_BUCKET);
+    if !backups.is_empty() {
+        let _ = writeln!(
+            out,
+            "Catalog backups made after the restored one, registered again: {}",
+            backups.len()
+        );
+    }
     let _ = writeln!(
         out,
         "Objects rebuilt from shards written after the backup: {}",
-        reconciled.rebuilt.len()
+        objects.len()
     );
-    for object in &reconciled.rebuilt {
+    let objects_empty = objects.is_empty();
+    for object in objects {
         let _ = writeln!(
             out,
             "  {}/{} ({} bytes, ETag {}, {} part(s))",
@@ -933,7 +945,7 @@ pub fn render(reconciled: &Reconciled) -> String {
     for failure in &reconciled.failures {
         let _ = writeln!(out, "FAILED: {failure}");
     }
-    if !reconciled.rebuilt.is_empty() {
+    if !objects_empty {
         let _ = writeln!(out, "Rebuilt objects do not get back:");
         for lost in &reconciled.metadata_lost_for_rebuilt_objects {
             let _ = writeln!(out, "  - {lost}");

@@ -163,12 +163,22 @@ pub struct RestoreSummary {
 }
 
 /// Runs the command; returns the process exit code.
-pub fn run(config: Option<&Path>, force: bool, json: bool) -> i32 {
-    let Some(path) = config else {
-        eprintln!(
-            "strata admin restore-catalog: --config FILE is required (the gateway's configuration)"
-        );
-        return 2;
+pub fn run(config: Option<&Path>, data: Option<&Path>, force: bool, json: bool) -> i32 {
+    let args = match (config, data) {
+        (Some(path), _) => ServerArgs {
+            config: Some(path.to_path_buf()),
+            ..ServerArgs::default()
+        },
+        (None, Some(data)) => ServerArgs {
+            data: Some(data.to_path_buf()),
+            ..ServerArgs::default()
+        },
+        (None, None) => {
+            eprintln!(
+                "strata admin restore-catalog: --config FILE (the gateway's configuration) or --data DIR (an embedded server's data directory) is required"
+            );
+            return 2;
+        }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -182,7 +192,10 @@ pub fn run(config: Option<&Path>, force: bool, json: bool) -> i32 {
         }
     };
     let result = runtime.block_on(async {
-        let config = load_config(path)?;
+        let config = match &args.config {
+            Some(path) => load_config(path)?,
+            None => ServerConfig::load(&args).map_err(|e| RestoreError::Config(e.to_string()))?,
+        };
         restore_catalog(&config, force).await
     });
     match result {
