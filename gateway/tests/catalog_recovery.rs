@@ -50,7 +50,7 @@ fn config(data: &Path) -> ServerConfig {
     ServerConfig::load(&args).unwrap()
 }
 
-fn start(config: &ServerConfig) -> Gateway {
+fn start(config: &ServerConfig, keep: usize) -> Gateway {
     let rocks = Arc::new(RocksKvStore::open(&config.data.join("meta"), false).unwrap());
     let catalog = Catalog::new(rocks.clone()).unwrap();
     let nodes = config
@@ -86,7 +86,7 @@ fn start(config: &ServerConfig) -> Gateway {
         rocks,
         BackupConfig {
             interval: Duration::ZERO,
-            keep: 1,
+            keep,
             scratch: config.data.join("backup-scratch"),
         },
     );
@@ -177,6 +177,27 @@ async fn read(
     Ok((out, etag))
 }
 
+/// Deletes up to `count` shard files of the backup `key`, one per disk; returns how many.
+async fn delete_backup_shards(config: &ServerConfig, key: &str, count: usize) -> usize {
+    let mut deleted = 0;
+    for (i, dir) in config.shard_dirs.iter().enumerate() {
+        if deleted == count {
+            break;
+        }
+        let store = LocalShardStore::open(dir.clone(), format!("disk{i}"), false).unwrap();
+        for id in store.list(None, 100_000).await.unwrap() {
+            let header = store.stat(id).await.unwrap().header;
+            let reference = &header.back_reference;
+            if reference.bucket == CATALOG_BACKUP_BUCKET && reference.key == key {
+                store.delete(id).await.unwrap();
+                deleted += 1;
+                break;
+            }
+        }
+    }
+    deleted
+}
+
 fn md5_hex(data: &[u8]) -> String {
     hex::encode(Md5::digest(data))
 }
@@ -185,7 +206,7 @@ fn md5_hex(data: &[u8]) -> String {
 async fn a_deleted_catalog_comes_back_from_the_backup_and_the_shards() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let gateway = start(&config);
+    let gateway = start(&config, 1);
     let engine = gateway.engine.clone();
     engine.create_bucket("photos", "owner").await.unwrap();
 
@@ -259,10 +280,12 @@ async fn a_deleted_catalog_comes_back_from_the_backup_and_the_shards() {
     drop(engine);
     drop(gateway);
     std::fs::remove_dir_all(dir.path().join("meta")).unwrap();
+    // Two disks lost the backup's shards too: it is read degraded.
+    assert_eq!(delete_backup_shards(&config, &second.key, 2).await, 2);
 
     let summary = restore_catalog(&config, false).await.unwrap();
     assert_eq!(summary.backup.key, second.key);
-    assert_eq!(summary.backup.shards_found, 6);
+    assert_eq!(summary.backup.shards_found, 4);
     let rebuilt: Vec<(String, String)> = summary
         .reconciled
         .rebuilt
@@ -318,7 +341,7 @@ async fn a_deleted_catalog_comes_back_from_the_backup_and_the_shards() {
     ));
 
     // The gateway starts on the restored catalog: every surviving object reads back byte-exact.
-    let gateway = start(&config);
+    let gateway = start(&config, 1);
     let engine = gateway.engine.clone();
     let mut multi = multi_1.clone();
     multi.extend_from_slice(&multi_2);
@@ -353,4 +376,47 @@ async fn a_deleted_catalog_comes_back_from_the_backup_and_the_shards() {
     ));
     // Backups go on after a restore.
     gateway.backup.run().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_short_of_shards_is_skipped_for_the_one_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let gateway = start(&config, 2);
+    let engine = gateway.engine.clone();
+    engine.create_bucket("b", "owner").await.unwrap();
+    let first_data = pattern(100 * 1024, 1);
+    put(&engine, "b", "first.bin", &first_data).await;
+    let older = gateway.backup.run().await.unwrap();
+    let second_data = pattern(100 * 1024, 2);
+    put(&engine, "b", "second.bin", &second_data).await;
+    let newer = gateway.backup.run().await.unwrap();
+    assert!(newer.removed.is_empty());
+    drop(engine);
+    drop(gateway);
+    std::fs::remove_dir_all(dir.path().join("meta")).unwrap();
+    // Three of six shards gone: below k = 4, the newest backup cannot be read.
+    assert_eq!(delete_backup_shards(&config, &newer.key, 3).await, 3);
+
+    let summary = restore_catalog(&config, false).await.unwrap();
+    assert_eq!(summary.backup.key, older.key);
+    assert_eq!(summary.backups_skipped.len(), 1);
+    assert_eq!(summary.backups_skipped[0].key, newer.key);
+    assert!(summary.backups_skipped[0].reason.contains("3 of 6"));
+    // What the newer backup held comes back from the shards instead.
+    let rebuilt: Vec<&str> = summary
+        .reconciled
+        .rebuilt
+        .iter()
+        .filter(|o| o.bucket == "b")
+        .map(|o| o.key.as_str())
+        .collect();
+    assert_eq!(rebuilt, vec!["second.bin"]);
+
+    let gateway = start(&config, 2);
+    for (key, data) in [("first.bin", &first_data), ("second.bin", &second_data)] {
+        let (read_back, etag) = read(&gateway.engine, "b", key).await.unwrap();
+        assert!(read_back == *data, "{key} differs");
+        assert_eq!(etag, md5_hex(data));
+    }
 }
