@@ -34,6 +34,7 @@ struct Gateway {
     engine: Arc<Engine>,
     healer: Arc<Healer>,
     backup: Arc<CatalogBackup>,
+    rocks: Arc<RocksKvStore>,
 }
 
 fn config(data: &Path) -> ServerConfig {
@@ -83,7 +84,7 @@ fn start(config: &ServerConfig, keep: usize) -> Gateway {
     .unwrap();
     let backup = CatalogBackup::new(
         engine.clone(),
-        rocks,
+        rocks.clone(),
         BackupConfig {
             interval: Duration::ZERO,
             keep,
@@ -94,6 +95,7 @@ fn start(config: &ServerConfig, keep: usize) -> Gateway {
         healer: Healer::new(engine.clone()),
         engine,
         backup,
+        rocks,
     }
 }
 
@@ -419,4 +421,35 @@ async fn a_backup_short_of_shards_is_skipped_for_the_one_before_it() {
         assert!(read_back == *data, "{key} differs");
         assert_eq!(etag, md5_hex(data));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_makes_backups_and_stops_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let gateway = start(&config, 2);
+    let schedule = CatalogBackup::new(
+        gateway.engine.clone(),
+        gateway.rocks.clone(),
+        BackupConfig {
+            interval: Duration::from_millis(50),
+            keep: 2,
+            scratch: dir.path().join("backup-scratch"),
+        },
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = schedule.spawn(|| true, stopped);
+    common::wait_for("two scheduled backups", || {
+        let schedule = schedule.clone();
+        async move { schedule.status().succeeded >= 2 }
+    })
+    .await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .unwrap()
+        .unwrap();
+    let status = schedule.status();
+    assert_eq!(status.failed, 0, "{:?}", status.last_error);
+    assert!(status.last.unwrap().kept <= 2);
 }
