@@ -13,6 +13,7 @@
 //! `restore` is not an API: `strata admin restore-catalog` runs offline, gateway stopped.
 
 pub mod cli;
+mod rebuild;
 pub mod reconcile;
 pub mod restore;
 
