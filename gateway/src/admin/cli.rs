@@ -1,9 +1,10 @@
-//! `strata admin <cluster|repair|scrub|gc> status` and `strata admin backup`: a client of the
-//! admin API of a running gateway (`backup` POSTs, the others GET). `strata admin
-//! restore-catalog --config FILE [--force]` is the exception: it runs offline, with the gateway
-//! stopped, and talks to the storage nodes itself (`super::restore`). Each call is one SigV4-signed `GET /_strata/admin/<topic>` (signed by
-//! `s3::auth::sign_request`, the same canonical request the server verifies), answered as JSON
-//! and printed as readable tables, or verbatim with `--json`.
+//! `strata admin <cluster|repair|scrub|gc|backup> status` and `strata admin backup`: a client
+//! of the admin API of a running gateway. Each call is one SigV4-signed request to
+//! `/_strata/admin/<topic>` (`POST` for `backup` without an action, which makes a backup; `GET`
+//! otherwise), signed by `s3::auth::sign_request` (the same canonical request the server
+//! verifies), answered as JSON and printed as readable tables, or verbatim with `--json`.
+//! `strata admin restore-catalog --config FILE [--force]` is the exception: it runs offline,
+//! with the gateway stopped, and talks to the storage nodes itself (`super::restore`).
 //!
 //! Credentials, first found wins: `--access-key`/`--secret-key`; with `--data DIR`, what the
 //! embedded server there uses (`STRATA_ACCESS_KEY`/`STRATA_SECRET_KEY`, else its

@@ -7,10 +7,10 @@
 //!    anywhere is gone — deleted or overwritten after the backup, or lost — and its version is
 //!    removed and reported (`removed`), never silently dropped, unless step 2 rebuilds a newer
 //!    write of the same key (an overwrite after the backup), which replaces it.
-//! 2. (`rebuild`) Every shard group with at least k shards that no catalog row references (no placement row
-//!    on any node holding it) was written after the backup. Its back-reference (bucket, key,
-//!    version, part) says what it was: a single PUT (`version = "null"`) becomes a version of
-//!    that key; multipart parts (`version` = upload id) are assembled when parts 1..n are all
+//! 2. (`rebuild`) Every shard group with at least k shards that no catalog row references (no
+//!    placement row on any node holding it) was written after the backup. Its back-reference
+//!    (bucket, key, version, part) says what it was: a single PUT (`version = "null"`) becomes
+//!    a version of that key; multipart parts (`version` = upload id) are assembled when parts 1..n are all
 //!    there (parts the catalog still lists for that upload included), else reported. The
 //!    newest candidate per key wins (shard group ids are UUIDv7: their time orders writes);
 //!    one older than the key's live version in the catalog is left to the orphan scan. Each
