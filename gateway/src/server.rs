@@ -15,10 +15,12 @@ use storage::store::ShardStore;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::config::ServerConfig;
+use crate::catalog_setup;
+use crate::config::{CatalogConfig, ServerConfig};
 use crate::credentials::Credentials;
 use crate::engine::cluster::{Cluster, NodeSpec};
 use crate::engine::healing::backup::{BackupConfig, CatalogBackup};
+use crate::engine::members::Membership;
 use crate::engine::{Engine, EngineConfig, Healer};
 use crate::metrics::Metrics;
 use crate::s3::auth::{AuthConfig, Keyring};
@@ -26,7 +28,7 @@ use crate::s3::service::{handle_s3, S3Service};
 use crate::tls::TlsListener;
 
 /// Starts everything and serves until SIGINT/SIGTERM; in-flight requests finish first.
-pub async fn run_server(config: ServerConfig) -> Result<(), String> {
+pub async fn run_server(mut config: ServerConfig) -> Result<(), String> {
     // A bad certificate setup fails before anything is created or opened.
     let tls_server = match &config.tls {
         Some(tls) => Some(crate::tls::load_server_config(tls).map_err(|e| e.to_string())?),
@@ -38,34 +40,51 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             config.data.display()
         )
     })?;
-    let credentials = Credentials::load_or_create(&config.data)
-        .map_err(|e| format!("cannot load or create credentials: {e}"))?;
-    let meta_dir = config.data.join("meta");
-    let rocks = {
-        let dir = meta_dir.clone();
-        let fsync = config.fsync;
-        tokio::task::spawn_blocking(move || metadata::RocksKvStore::open(&dir, fsync))
+    // The catalog, and (shared catalog) the cluster's shape and keys every gateway agrees on.
+    let ((catalog, rocks), credentials, config) = tokio::task::spawn_blocking(move || {
+        let (catalog, rocks) = catalog_setup::open_catalog_and_store(&config)?;
+        catalog_setup::agree_on_cluster(&catalog, &mut config)?;
+        let credentials = catalog_setup::admin_credentials(&catalog, &config)?;
+        Ok::<_, String>(((catalog, rocks), credentials, config))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let members = match config.catalog {
+        CatalogConfig::Rocks => Membership::exclusive(),
+        CatalogConfig::Etcd(_) => {
+            Membership::shared(config.listen.to_string(), config.leader_lease)
+        }
+    };
+    // The liveness row exists before this gateway writes its first intent.
+    {
+        let (members, catalog) = (members.clone(), catalog.clone());
+        tokio::task::spawn_blocking(move || members.tick(&catalog))
             .await
             .map_err(|e| e.to_string())?
-            .map(Arc::new)
-            .map_err(|e| format!("cannot open metadata at {}: {e}", meta_dir.display()))?
-    };
-    let catalog = metadata::catalog::Catalog::new(rocks.clone())
-        .map_err(|e| format!("cannot open metadata at {}: {e}", meta_dir.display()))?;
+            .map_err(|e| format!("cannot join the cluster's membership: {e}"))?;
+    }
     let (nodes, local_stores) = build_nodes(&config)?;
     let cluster = Arc::new(Cluster::new(nodes).map_err(|e| e.to_string())?);
-    let engine =
-        Engine::new(catalog, cluster.clone(), engine_config(&config)).map_err(|e| e.to_string())?;
+    let engine = Engine::with_members(
+        catalog.clone(),
+        cluster.clone(),
+        engine_config(&config),
+        members.clone(),
+    )
+    .map_err(|e| e.to_string())?;
     let healer = Healer::new(engine.clone());
-    let backup = CatalogBackup::new(
-        engine.clone(),
-        rocks,
-        BackupConfig {
-            interval: config.healing.catalog_backup_interval,
-            keep: config.healing.catalog_backups_kept,
-            scratch: config.data.join("backup-scratch"),
-        },
-    );
+    // Catalog backups onto the nodes are for a RocksDB catalog; etcd is backed up with etcdctl.
+    let backup = rocks.map(|rocks| {
+        CatalogBackup::new(
+            engine.clone(),
+            rocks,
+            BackupConfig {
+                interval: config.healing.catalog_backup_interval,
+                keep: config.healing.catalog_backups_kept,
+                scratch: config.data.join("backup-scratch"),
+            },
+        )
+    });
     let service = Arc::new(S3Service {
         engine: engine.clone(),
         healer: healer.clone(),
@@ -83,6 +102,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
     });
     let listeners = bind_listeners(&config, tls_server).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let membership = engine.spawn_membership(shutdown_rx.clone());
     let gc = healer.spawn_gc(shutdown_rx.clone());
     // Embedded mode scrubs its own directories; storage nodes scrub theirs.
     let scrubbers: Vec<_> = local_stores
@@ -91,8 +111,11 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
         .collect();
     let scrub_poller = healer.spawn_scrub_poller(config.scrub_poll_interval, shutdown_rx.clone());
     let repair = healer.spawn_repair(shutdown_rx.clone());
-    // Leadership hook: one gateway per catalog today, so this one is the leader.
-    let backups = backup.spawn(|| true, shutdown_rx.clone());
+    // Only the background leader makes scheduled backups.
+    let backups = backup.as_ref().map(|backup| {
+        let members = engine.members().clone();
+        backup.spawn(move || members.is_leader(), shutdown_rx.clone())
+    });
     let health = cluster.spawn_health_checker(
         config.health_interval,
         config
@@ -107,9 +130,12 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
     let _ = shutdown_tx.send(true);
     let _ = gc.await;
     let _ = repair.await;
-    let _ = backups.await;
+    if let Some(backups) = backups {
+        let _ = backups.await;
+    }
     let _ = health.await;
     let _ = scrub_poller.await;
+    let _ = membership.await;
     for scrubber in scrubbers {
         let _ = scrubber.await;
     }
@@ -221,7 +247,11 @@ pub(crate) fn engine_config(config: &ServerConfig) -> EngineConfig {
     }
 }
 
-fn router(engine: Arc<Engine>, service: Arc<S3Service>, backup: Arc<CatalogBackup>) -> Router {
+fn router(
+    engine: Arc<Engine>,
+    service: Arc<S3Service>,
+    backup: Option<Arc<CatalogBackup>>,
+) -> Router {
     let ready_engine = engine.clone();
     Router::new()
         .route(

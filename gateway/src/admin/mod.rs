@@ -37,6 +37,18 @@ struct ClusterStatus {
     write_quorum: usize,
     nodes_up: usize,
     nodes: Vec<NodeStatus>,
+    /// This gateway: its id and whether it leads background work.
+    gateway: GatewayStatus,
+    /// Every gateway sharing the catalog (empty when this one has its catalog to itself).
+    gateways: Vec<crate::engine::members::MemberView>,
+}
+
+#[derive(Serialize)]
+struct GatewayStatus {
+    id: String,
+    leader: bool,
+    /// The lease holder as last seen (this gateway's id when it leads).
+    leader_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -71,7 +83,21 @@ pub async fn handle_cluster_status(
     let engine = &service.engine;
     let config = engine.config();
     let nodes = engine.cluster().status();
+    let members = engine.members().clone();
+    let catalog = engine.catalog().clone();
+    let rows = tokio::task::spawn_blocking(move || catalog.gateways()).await;
+    let gateways = match rows {
+        Ok(Ok(rows)) => engine.members().members(&rows),
+        Ok(Err(e)) => return error_json(&format!("cannot read the gateways: {e}")),
+        Err(e) => return error_json(&e.to_string()),
+    };
     let status = ClusterStatus {
+        gateway: GatewayStatus {
+            id: members.id().to_string(),
+            leader: members.is_leader(),
+            leader_id: members.leader_id(),
+        },
+        gateways,
         data_shards: config.geometry.data_shards,
         parity_shards: config.geometry.parity_shards,
         write_quorum: config.write_quorum,
@@ -134,13 +160,19 @@ pub async fn handle_gc_status(
 /// key and manifest); `GET`: this gateway's backup counters and last backup.
 pub async fn handle_backup(
     State(service): State<Arc<S3Service>>,
-    backup: Arc<CatalogBackup>,
+    backup: Option<Arc<CatalogBackup>>,
     request: Request<Body>,
 ) -> Response<Body> {
     let method = request.method().clone();
     if let Some(denied) = deny_unsigned(&service, request) {
         return denied;
     }
+    let Some(backup) = backup else {
+        let body = serde_json::json!({
+            "error": "catalog backups onto the storage nodes are made for a RocksDB catalog; back up an etcd catalog with `etcdctl snapshot save`"
+        });
+        return json_response(StatusCode::NOT_IMPLEMENTED, body.to_string());
+    };
     match method {
         http::Method::POST => json_result(backup.run().await),
         http::Method::GET => to_json(&backup.status()),

@@ -156,11 +156,13 @@ pub async fn reconcile(
     let gc_delay_ms = config.gc_delay.as_millis() as u64;
     let candidates = unreferenced_groups(catalog, survey, &mut out).await?;
     let mut dead = check_versions(catalog, survey, &candidates, gc_delay_ms, &mut out).await?;
-    let intents: BTreeSet<[u8; 16]> = meta(catalog, |c| c.stale_intents(u64::MAX, 10_000_000))
-        .await?
-        .into_iter()
-        .map(|(group, _)| group)
-        .collect();
+    let intents: BTreeSet<[u8; 16]> = meta(catalog, |c| {
+        c.stale_intents(u64::MAX, &|_| true, 10_000_000)
+    })
+    .await?
+    .into_iter()
+    .map(|(group, _)| group)
+    .collect();
     let rebuild = Rebuild {
         engine,
         catalog,

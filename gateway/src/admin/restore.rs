@@ -30,7 +30,7 @@ use storage::store::ShardStore;
 use tokio::io::AsyncWriteExt;
 
 use super::reconcile::{reconcile, Reconciled};
-use crate::config::{ServerArgs, ServerConfig};
+use crate::config::{CatalogConfig, ServerArgs, ServerConfig};
 use crate::engine::cluster::Cluster;
 use crate::engine::healing::backup::{BackupManifest, ARCHIVE_ROOT, CATALOG_BACKUP_BUCKET};
 use crate::engine::{ByteRange, Engine, EngineError, NULL_VERSION};
@@ -245,6 +245,11 @@ pub async fn restore_catalog(
     config: &ServerConfig,
     force: bool,
 ) -> Result<RestoreSummary, RestoreError> {
+    if !matches!(config.catalog, CatalogConfig::Rocks) {
+        return Err(RestoreError::Config(
+            "restore-catalog restores a RocksDB catalog; an etcd catalog is restored with `etcdctl snapshot restore` (metadata/README.md)".to_string(),
+        ));
+    }
     let meta_dir = config.data.join("meta");
     let occupied = directory_in_use(&meta_dir)?;
     if occupied && !force {
