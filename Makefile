@@ -14,7 +14,8 @@ export STRATA_VENV ?= $(CURDIR)/.venv
 # System packages: libclang for bindgen (rocksdb), a C++ compiler, python venv support, curl,
 # openssl (the HTTPS tests make a throwaway CA with it), rclone (a client of the s3-compat matrix),
 # protoc (etcd-client's gRPC code is generated at build time) and etcd (the shared catalog's
-# back end; tests start their own members on free loopback ports).
+# back end; tests start their own members on free loopback ports) with etcdctl (snapshot save and
+# restore of an etcd catalog, and their test).
 deps:
 	@missing=""; \
 	ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || missing="$$missing libclang-dev clang"; \
@@ -25,6 +26,7 @@ deps:
 	command -v rclone >/dev/null 2>&1 || missing="$$missing rclone"; \
 	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
+	command -v etcdctl >/dev/null 2>&1 || missing="$$missing etcd-client"; \
 	python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \

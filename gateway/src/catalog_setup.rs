@@ -109,11 +109,24 @@ impl ClusterRecord {
 
 /// Opens the configured catalog (blocking: call it off the reactor).
 pub fn open_catalog(config: &ServerConfig) -> Result<Catalog, String> {
+    open_catalog_and_store(config).map(|(catalog, _)| catalog)
+}
+
+/// [`open_catalog`], plus the RocksDB store itself when the catalog is local (catalog backups
+/// checkpoint it). (Blocking.)
+pub fn open_catalog_and_store(
+    config: &ServerConfig,
+) -> Result<(Catalog, Option<std::sync::Arc<metadata::RocksKvStore>>), String> {
     match &config.catalog {
         CatalogConfig::Rocks => {
             let dir = config.data.join("meta");
-            Catalog::open_rocks(&dir, config.fsync)
-                .map_err(|e| format!("cannot open metadata at {}: {e}", dir.display()))
+            let opened =
+                |e: metadata::MetaError| format!("cannot open metadata at {}: {e}", dir.display());
+            let store = std::sync::Arc::new(
+                metadata::RocksKvStore::open(&dir, config.fsync).map_err(opened)?,
+            );
+            let catalog = Catalog::new(store.clone()).map_err(opened)?;
+            Ok((catalog, Some(store)))
         }
         CatalogConfig::Etcd(etcd) => {
             let store = metadata::EtcdKvStore::connect(etcd.clone()).map_err(|e| {
@@ -123,6 +136,7 @@ pub fn open_catalog(config: &ServerConfig) -> Result<Catalog, String> {
                 )
             })?;
             Catalog::new(std::sync::Arc::new(store))
+                .map(|catalog| (catalog, None))
                 .map_err(|e| format!("cannot open the etcd catalog: {e}"))
         }
     }

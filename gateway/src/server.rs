@@ -19,6 +19,7 @@ use crate::catalog_setup;
 use crate::config::{CatalogConfig, ServerConfig};
 use crate::credentials::Credentials;
 use crate::engine::cluster::{Cluster, NodeSpec};
+use crate::engine::healing::backup::{BackupConfig, CatalogBackup};
 use crate::engine::members::Membership;
 use crate::engine::{Engine, EngineConfig, Healer};
 use crate::metrics::Metrics;
@@ -40,11 +41,11 @@ pub async fn run_server(mut config: ServerConfig) -> Result<(), String> {
         )
     })?;
     // The catalog, and (shared catalog) the cluster's shape and keys every gateway agrees on.
-    let (catalog, credentials, config) = tokio::task::spawn_blocking(move || {
-        let catalog = catalog_setup::open_catalog(&config)?;
+    let ((catalog, rocks), credentials, config) = tokio::task::spawn_blocking(move || {
+        let (catalog, rocks) = catalog_setup::open_catalog_and_store(&config)?;
         catalog_setup::agree_on_cluster(&catalog, &mut config)?;
         let credentials = catalog_setup::admin_credentials(&catalog, &config)?;
-        Ok::<_, String>((catalog, credentials, config))
+        Ok::<_, String>(((catalog, rocks), credentials, config))
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -67,20 +68,23 @@ pub async fn run_server(mut config: ServerConfig) -> Result<(), String> {
     let engine = Engine::with_members(
         catalog.clone(),
         cluster.clone(),
-        EngineConfig {
-            geometry: config.geometry,
-            inline_threshold: config.inline_threshold,
-            write_quorum: config.write_quorum,
-            gc_delay: config.gc_delay,
-            shard_timeout: config.shard_timeout,
-            hedge_after: config.hedge_after,
-            region: config.region.clone(),
-            healing: config.healing.clone(),
-        },
+        engine_config(&config),
         members.clone(),
     )
     .map_err(|e| e.to_string())?;
     let healer = Healer::new(engine.clone());
+    // Catalog backups onto the nodes are for a RocksDB catalog; etcd is backed up with etcdctl.
+    let backup = rocks.map(|rocks| {
+        CatalogBackup::new(
+            engine.clone(),
+            rocks,
+            BackupConfig {
+                interval: config.healing.catalog_backup_interval,
+                keep: config.healing.catalog_backups_kept,
+                scratch: config.data.join("backup-scratch"),
+            },
+        )
+    });
     let service = Arc::new(S3Service {
         engine: engine.clone(),
         healer: healer.clone(),
@@ -107,6 +111,11 @@ pub async fn run_server(mut config: ServerConfig) -> Result<(), String> {
         .collect();
     let scrub_poller = healer.spawn_scrub_poller(config.scrub_poll_interval, shutdown_rx.clone());
     let repair = healer.spawn_repair(shutdown_rx.clone());
+    // Only the background leader makes scheduled backups.
+    let backups = backup.as_ref().map(|backup| {
+        let members = engine.members().clone();
+        backup.spawn(move || members.is_leader(), shutdown_rx.clone())
+    });
     let health = cluster.spawn_health_checker(
         config.health_interval,
         config
@@ -114,13 +123,16 @@ pub async fn run_server(mut config: ServerConfig) -> Result<(), String> {
             .max(std::time::Duration::from_secs(1)),
         shutdown_rx,
     );
-    let app = router(engine, service);
+    let app = router(engine, service, backup);
     print_banner(&config, &credentials, &listeners);
     serve(listeners, app).await?;
     info!("draining done, stopping background work");
     let _ = shutdown_tx.send(true);
     let _ = gc.await;
     let _ = repair.await;
+    if let Some(backups) = backups {
+        let _ = backups.await;
+    }
     let _ = health.await;
     let _ = scrub_poller.await;
     let _ = membership.await;
@@ -198,7 +210,9 @@ async fn serve(listeners: Listeners, app: Router) -> Result<(), String> {
 
 /// The shard stores: local directories (embedded) or storage nodes over HTTP (cluster). The
 /// local stores are also returned as such, for their scrubbers.
-fn build_nodes(config: &ServerConfig) -> Result<(Vec<NodeSpec>, Vec<LocalShardStore>), String> {
+pub(crate) fn build_nodes(
+    config: &ServerConfig,
+) -> Result<(Vec<NodeSpec>, Vec<LocalShardStore>), String> {
     let mut nodes = Vec::new();
     let mut locals = Vec::new();
     if let Some(cluster) = &config.cluster {
@@ -219,7 +233,25 @@ fn build_nodes(config: &ServerConfig) -> Result<(Vec<NodeSpec>, Vec<LocalShardSt
     Ok((nodes, locals))
 }
 
-fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
+/// The engine's tunables out of the validated configuration.
+pub(crate) fn engine_config(config: &ServerConfig) -> EngineConfig {
+    EngineConfig {
+        geometry: config.geometry,
+        inline_threshold: config.inline_threshold,
+        write_quorum: config.write_quorum,
+        gc_delay: config.gc_delay,
+        shard_timeout: config.shard_timeout,
+        hedge_after: config.hedge_after,
+        region: config.region.clone(),
+        healing: config.healing.clone(),
+    }
+}
+
+fn router(
+    engine: Arc<Engine>,
+    service: Arc<S3Service>,
+    backup: Option<Arc<CatalogBackup>>,
+) -> Router {
     let ready_engine = engine.clone();
     Router::new()
         .route(
@@ -253,6 +285,15 @@ fn router(engine: Arc<Engine>, service: Arc<S3Service>) -> Router {
             get(crate::admin::handle_repair_status),
         )
         .route("/_strata/admin/gc", get(crate::admin::handle_gc_status))
+        .route(
+            "/_strata/admin/backup",
+            axum::routing::any(
+                move |state: axum::extract::State<Arc<S3Service>>,
+                      request: http::Request<axum::body::Body>| {
+                    crate::admin::handle_backup(state, backup.clone(), request)
+                },
+            ),
+        )
         .fallback(handle_s3)
         .with_state(service)
         .layer(axum::middleware::map_response(ensure_request_id))

@@ -34,6 +34,7 @@ fn fast_healing() -> HealingConfig {
         upload_expiry: Duration::from_secs(3600),
         scan_interval: Duration::from_secs(3600),
         read_lease_max: Duration::from_secs(3600),
+        ..HealingConfig::default()
     }
 }
 

@@ -1,7 +1,10 @@
-//! `strata admin <cluster|repair|scrub|gc> status`: a client of the admin API of a running
-//! gateway. Each call is one SigV4-signed `GET /_strata/admin/<topic>` (signed by
-//! `s3::auth::sign_request`, the same canonical request the server verifies), answered as JSON
-//! and printed as readable tables, or verbatim with `--json`.
+//! `strata admin <cluster|repair|scrub|gc|backup> status` and `strata admin backup`: a client
+//! of the admin API of a running gateway. Each call is one SigV4-signed request to
+//! `/_strata/admin/<topic>` (`POST` for `backup` without an action, which makes a backup; `GET`
+//! otherwise), signed by `s3::auth::sign_request` (the same canonical request the server
+//! verifies), answered as JSON and printed as readable tables, or verbatim with `--json`.
+//! `strata admin restore-catalog --config FILE [--force]` is the exception: it runs offline,
+//! with the gateway stopped, and talks to the storage nodes itself (`super::restore`).
 //!
 //! Credentials, first found wins: `--access-key`/`--secret-key`; with `--data DIR`, what the
 //! embedded server there uses (`STRATA_ACCESS_KEY`/`STRATA_SECRET_KEY`, else its
@@ -33,12 +36,20 @@ const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:9000";
 /// `strata admin …`
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// What to show.
+    /// What to show or do.
     #[arg(value_enum)]
     pub topic: Topic,
-    /// The action (only `status` for now).
+    /// The action: only `status`. Without it, `backup` makes a backup and the other topics
+    /// show their status.
     #[arg(value_enum)]
-    pub action: Action,
+    pub action: Option<Action>,
+    /// restore-catalog: the stopped gateway's (or embedded server's) configuration file; an
+    /// embedded server run without one is named by --data.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// restore-catalog: replace a non-empty catalog directory (it is moved aside, not deleted).
+    #[arg(long)]
+    pub force: bool,
     /// Gateway URL (else STRATA_ENDPOINT, else http://127.0.0.1:9000).
     #[arg(long)]
     pub endpoint: Option<String>,
@@ -48,7 +59,8 @@ pub struct AdminArgs {
     /// Secret key (else --data's credentials.toml, else AWS_SECRET_ACCESS_KEY).
     #[arg(long)]
     pub secret_key: Option<String>,
-    /// Data directory of an embedded `strata server`: read its credentials.toml.
+    /// Data directory of an embedded `strata server`: read its credentials.toml (and, for
+    /// restore-catalog without --config, restore the server with default settings there).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Region to sign for.
@@ -68,6 +80,10 @@ pub enum Topic {
     Repair,
     Scrub,
     Gc,
+    /// Make a catalog backup now (`POST /_strata/admin/backup`).
+    Backup,
+    /// Offline: restore the catalog from the newest backup on the nodes, then reconcile.
+    RestoreCatalog,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,12 +98,30 @@ impl Topic {
             Topic::Repair => "/_strata/admin/repair",
             Topic::Scrub => "/_strata/admin/scrub",
             Topic::Gc => "/_strata/admin/gc",
+            Topic::Backup => "/_strata/admin/backup",
+            Topic::RestoreCatalog => "",
+        }
+    }
+
+    /// `POST` for `backup` without an action (make one), else `GET` (status).
+    fn method(self, action: Option<Action>) -> &'static str {
+        match (self, action) {
+            (Topic::Backup, None) => "POST",
+            _ => "GET",
         }
     }
 }
 
 /// Runs the command; returns the process exit code.
 pub fn run(args: AdminArgs) -> i32 {
+    if args.topic == Topic::RestoreCatalog {
+        return super::restore::run(
+            args.config.as_deref(),
+            args.data.as_deref(),
+            args.force,
+            args.json,
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -175,8 +209,9 @@ async fn fetch(args: &AdminArgs) -> Result<String, String> {
     let (authority, base) = endpoint(args)?;
     let path = args.topic.path();
     let url = format!("{base}{path}");
+    let method = args.topic.method(args.action);
     let signed = sign_request(
-        "GET",
+        method,
         &authority,
         (path, ""),
         EMPTY_SHA256_HEX,
@@ -185,7 +220,10 @@ async fn fetch(args: &AdminArgs) -> Result<String, String> {
         SystemTime::now(),
     )
     .ok_or("the system clock is before 1970")?;
-    let mut request = http::Request::get(&url).header(http::header::HOST, &authority);
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header(http::header::HOST, &authority);
     for (name, value) in signed {
         request = request.header(name, value);
     }
@@ -272,7 +310,7 @@ pub fn render_topic(topic: Topic, answer: &str, now_ms: u64) -> String {
     let table = match topic {
         Topic::Cluster => cluster_table(&value),
         Topic::Scrub => scrub_table(&value, now_ms),
-        Topic::Repair | Topic::Gc => None,
+        Topic::Repair | Topic::Gc | Topic::Backup | Topic::RestoreCatalog => None,
     };
     table.unwrap_or_else(|| render(answer))
 }
@@ -681,7 +719,9 @@ mod tests {
     fn endpoints_must_be_plain_http() {
         let mut args = AdminArgs {
             topic: Topic::Scrub,
-            action: Action::Status,
+            action: Some(Action::Status),
+            config: None,
+            force: false,
             endpoint: Some("http://127.0.0.1:9000/".into()),
             access_key: None,
             secret_key: None,

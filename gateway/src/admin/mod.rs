@@ -8,8 +8,14 @@
 //! | `GET /_strata/admin/cluster` | geometry, quorum, every node's state, latency and space |
 //! | `GET /_strata/admin/scrub` | every store's scrub progress, totals and pending reports |
 //! | `GET /_strata/metrics` | Prometheus/OpenMetrics text (`crate::metrics`) |
+//! | `POST /_strata/admin/backup` | makes a catalog backup now; `GET`: backup counters |
+//!
+//! `restore` is not an API: `strata admin restore-catalog` runs offline, gateway stopped.
 
 pub mod cli;
+mod rebuild;
+pub mod reconcile;
+pub mod restore;
 
 use std::sync::Arc;
 
@@ -19,6 +25,7 @@ use http::{Request, Response, StatusCode};
 use serde::Serialize;
 
 use crate::engine::cluster::NodeStatus;
+use crate::engine::healing::backup::CatalogBackup;
 use crate::engine::healing::scrub::StoreScrubView;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::service::{new_request_id, S3Service};
@@ -147,6 +154,33 @@ pub async fn handle_gc_status(
         return denied;
     }
     json_result(service.healer.gc_status().await)
+}
+
+/// `POST /_strata/admin/backup`: one catalog backup now (answered once it is stored, with its
+/// key and manifest); `GET`: this gateway's backup counters and last backup.
+pub async fn handle_backup(
+    State(service): State<Arc<S3Service>>,
+    backup: Option<Arc<CatalogBackup>>,
+    request: Request<Body>,
+) -> Response<Body> {
+    let method = request.method().clone();
+    if let Some(denied) = deny_unsigned(&service, request) {
+        return denied;
+    }
+    let Some(backup) = backup else {
+        let body = serde_json::json!({
+            "error": "catalog backups onto the storage nodes are made for a RocksDB catalog; back up an etcd catalog with `etcdctl snapshot save`"
+        });
+        return json_response(StatusCode::NOT_IMPLEMENTED, body.to_string());
+    };
+    match method {
+        http::Method::POST => json_result(backup.run().await),
+        http::Method::GET => to_json(&backup.status()),
+        _ => {
+            let body = serde_json::json!({ "error": "use POST (backup now) or GET (status)" });
+            json_response(StatusCode::METHOD_NOT_ALLOWED, body.to_string())
+        }
+    }
 }
 
 /// `GET /_strata/admin/scrub`: the last scrub status the gateway collected from every store.

@@ -63,6 +63,9 @@ pub(crate) struct FileConfig {
     pub(crate) upload_expiry_secs: Option<u64>,
     pub(crate) scan_interval_secs: Option<u64>,
     pub(crate) read_lease_secs: Option<u64>,
+    /// Catalog backups onto the storage nodes: schedule (0: off) and how many are kept.
+    pub(crate) catalog_backup_interval_secs: Option<u64>,
+    pub(crate) catalog_backups_kept: Option<usize>,
     /// Largest clock difference of a signed request (S3's `RequestTimeTooSkewed` window).
     pub(crate) max_clock_skew_secs: Option<u64>,
     /// Longest validity of a presigned URL (`X-Amz-Expires`).

@@ -89,6 +89,12 @@ pub(crate) fn healing_config(s: &Settings) -> Result<HealingConfig, ConfigError>
         1,
         "must be at least 1",
     )?;
+    if s.catalog_backups_kept == 0 {
+        return Err(invalid(
+            "catalog_backups_kept",
+            "must be at least 1 (set catalog_backup_interval_secs = 0 to turn backups off)",
+        ));
+    }
     Ok(HealingConfig {
         repair_bytes_per_sec: s.repair_bytes_per_sec,
         repair_busy_bytes_per_sec: s.repair_busy_bytes_per_sec,
@@ -99,6 +105,8 @@ pub(crate) fn healing_config(s: &Settings) -> Result<HealingConfig, ConfigError>
         upload_expiry: Duration::from_secs(s.upload_expiry_secs),
         scan_interval: Duration::from_secs(s.scan_interval_secs),
         read_lease_max: Duration::from_secs(s.read_lease_secs),
+        catalog_backup_interval: Duration::from_secs(s.catalog_backup_interval_secs),
+        catalog_backups_kept: s.catalog_backups_kept,
     })
 }
 

@@ -102,6 +102,10 @@ settings! {
     /// Longest time, in seconds, a GET in progress keeps the data it reads from GC (a stuck
     /// reader cannot pin replaced data forever).
     read_lease_secs: u64 = HealingConfig::default().read_lease_max.as_secs(), "STRATA_READ_LEASE_SECS";
+    /// Seconds between scheduled catalog backups onto the storage nodes (RocksDB catalog; 0: off).
+    catalog_backup_interval_secs: u64 = HealingConfig::default().catalog_backup_interval.as_secs(), "STRATA_CATALOG_BACKUP_INTERVAL_SECS";
+    /// Catalog backups kept on the storage nodes (older ones are deleted).
+    catalog_backups_kept: usize = HealingConfig::default().catalog_backups_kept, "STRATA_CATALOG_BACKUPS_KEPT";
     /// Largest clock difference of a signed request, in seconds (S3: 15 minutes).
     max_clock_skew_secs: u64 = 15 * 60, "STRATA_MAX_CLOCK_SKEW_SECS";
     /// Longest validity of a presigned URL (`X-Amz-Expires`), in seconds (S3: 7 days).

@@ -222,3 +222,32 @@ fn every_table_setting_has_a_flag_and_a_variable() {
         assert_eq!(env.to_str(), Some(expected.as_str()));
     }
 }
+
+#[test]
+fn catalog_backups_are_scheduled_from_the_file_and_keep_at_least_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("strata.toml");
+    std::fs::write(
+        &path,
+        "catalog_backup_interval_secs = 600\ncatalog_backups_kept = 5\n",
+    )
+    .unwrap();
+    let args = ServerArgs {
+        config: Some(path.clone()),
+        ..Default::default()
+    };
+    let config = ServerConfig::load(&args).unwrap();
+    assert_eq!(
+        config.healing.catalog_backup_interval,
+        Duration::from_secs(600)
+    );
+    assert_eq!(config.healing.catalog_backups_kept, 5);
+    let defaults = ServerConfig::load(&ServerArgs::default()).unwrap();
+    assert_eq!(
+        defaults.healing.catalog_backup_interval,
+        Duration::from_secs(3600)
+    );
+    std::fs::write(&path, "catalog_backups_kept = 0\n").unwrap();
+    let err = ServerConfig::load(&args).unwrap_err().to_string();
+    assert!(err.contains("catalog_backups_kept"), "{err}");
+}

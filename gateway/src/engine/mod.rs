@@ -218,6 +218,11 @@ pub struct HealingConfig {
     /// A read keeps the shard groups it reads from GC for at most this long (a stuck reader
     /// cannot pin replaced data forever).
     pub read_lease_max: Duration,
+    /// Time between scheduled catalog backups onto the storage nodes (RocksDB catalog only;
+    /// zero: no schedule, `POST /_strata/admin/backup` still works).
+    pub catalog_backup_interval: Duration,
+    /// Catalog backups kept on the storage nodes; older ones are deleted (at least 1).
+    pub catalog_backups_kept: usize,
 }
 
 impl Default for HealingConfig {
@@ -232,6 +237,8 @@ impl Default for HealingConfig {
             upload_expiry: Duration::from_secs(7 * 24 * 3600),
             scan_interval: Duration::from_secs(3600),
             read_lease_max: Duration::from_secs(3600),
+            catalog_backup_interval: Duration::from_secs(3600),
+            catalog_backups_kept: 3,
         }
     }
 }

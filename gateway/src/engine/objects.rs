@@ -258,7 +258,11 @@ impl Engine {
     /// Takes the bucket by name: both lookups run in one blocking catalog call, since each
     /// `spawn_blocking` round trip costs two thread switches, the top of the small-GET profile
     /// (BENCHMARKS.md).
+    /// The reserved bucket of catalog backups is never found, as in [`Engine::bucket`].
     pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo, EngineError> {
+        if bucket == super::healing::backup::CATALOG_BACKUP_BUCKET {
+            return Err(EngineError::NoSuchBucket);
+        }
         let (name, key) = (bucket.to_string(), key.to_string());
         self.meta(move |c| {
             let bucket = c

@@ -7,13 +7,15 @@
 //! - `scan`: comparing a node's shard list with the placement index (orphans, lost shards) and
 //!   aborting expired multipart uploads;
 //! - `scrub`: polling the stores' scrubbers and turning their reports into repairs;
-//! - `counters`: the counters of all of the above.
+//! - `counters`: the counters of all of the above;
+//! - `backup`: catalog backups onto the storage nodes (RocksDB mode).
 //!
 //! The request path never calls in here. It leaves signals the healer reads
 //! (`engine::signals`: foreground traffic, bad shards found by reads) and durable work in the
 //! catalog (repair and GC queues, intents). A group is worked on by at most one of repair, GC
 //! and the scan at a time ([`GroupClaim`]).
 
+pub mod backup;
 pub mod counters;
 mod gc;
 mod rebuild;
