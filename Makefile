@@ -45,11 +45,14 @@ test: deps
 	$(CARGO) test --release --locked --workspace
 	STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh
 	@echo "== the client suite again, against a 6-node cluster (gateway + storage-node processes) =="
-	S3COMPAT_CLUSTER=1 STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh \
-	  --ignore=tests/s3-compat/test_cluster_faults.py --ignore=tests/s3-compat/test_docker.py \
-	  --ignore=tests/s3-compat/test_durability.py --ignore=tests/s3-compat/test_repair.py \
-	  --ignore=tests/s3-compat/test_scrub_admin.py --ignore=tests/s3-compat/test_tls.py
+	S3COMPAT_CLUSTER=1 STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh $(CLUSTER_RUN_IGNORES)
+	@echo "== and against 2 gateways on a 3-member etcd catalog, each client connection to the next gateway =="
+	S3COMPAT_GATEWAYS=2 STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh $(CLUSTER_RUN_IGNORES)
 	$(MAKE) --no-print-directory lint
+
+# Test modules that start their own servers or clusters: run once, in the embedded pass.
+CLUSTER_RUN_IGNORES := $(foreach t,cluster_faults docker docker_etcd durability multi_gateway repair scrub_admin tls,\
+  --ignore=tests/s3-compat/test_$(t).py)
 
 test-rust: deps
 	$(CARGO) test --release --locked --workspace
@@ -69,7 +72,7 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-# A local cluster: 6 storage nodes on 127.0.0.1:7100-7105 and $(GATEWAYS) gateway(s), the first on
+# A local cluster: 6 storage nodes on 127.0.0.1:$(CLUSTER_NODE_PORT)+i (7100-7105) and $(GATEWAYS) gateway(s), the first on
 # 127.0.0.1:$(CLUSTER_PORT) and the next on the ports after it; everything (data, logs, one pid file
 # per process, secret) under $(CLUSTER_DIR). `make cluster-stop` stops exactly these processes.
 #   CATALOG=rocksdb (default): each gateway keeps its catalog in its own data dir (use GATEWAYS=1).
@@ -81,6 +84,7 @@ fmt:
 CLUSTER_DIR ?= $(CURDIR)/.cluster
 CLUSTER_PORT ?= 9000
 CLUSTER_NODES ?= 6
+CLUSTER_NODE_PORT ?= 7100
 CATALOG ?= rocksdb
 GATEWAYS ?= 1
 CLUSTER_ETCD_PORT ?= 2379
@@ -112,7 +116,7 @@ cluster: build
 	    curl -sf --max-time 1 http://127.0.0.1:$$c/health | grep -q '"true"' || { echo "etcd member $$i not healthy; see $$d/etcd$$i.log (make cluster-stop)"; exit 1; }; done; \
 	fi; \
 	for i in $$(seq 0 $$(($(CLUSTER_NODES) - 1))); do \
-	  nohup $(BIN) storage-node --listen 127.0.0.1:$$((7100 + i)) --data "$$d/node$$i" --secret-file "$$d/secret" \
+	  nohup $(BIN) storage-node --listen 127.0.0.1:$$(($(CLUSTER_NODE_PORT) + i)) --data "$$d/node$$i" --secret-file "$$d/secret" \
 	    > "$$d/node$$i.log" 2>&1 & echo $$! > "$$d/node$$i.pid"; done; \
 	for g in $$(seq 0 $$(($(GATEWAYS) - 1))); do \
 	  name=gateway; [ "$$g" = 0 ] || name="gateway$$g"; port=$$(($(CLUSTER_PORT) + g)); \
@@ -122,7 +126,7 @@ cluster: build
 	      echo 'etcd_prefix = "strata/"'; echo 'etcd_max_txn_ops = $(CLUSTER_ETCD_TXN_OPS)'; \
 	      echo "etcd_max_request_bytes = $$(($(CLUSTER_ETCD_REQUEST_BYTES) - 65536))"; fi; \
 	    for i in $$(seq 0 $$(($(CLUSTER_NODES) - 1))); do \
-	      printf '[[nodes]]\nid = %d\naddress = "127.0.0.1:%d"\n' $$i $$((7100 + i)); done; } > "$$d/$$name.toml"; \
+	      printf '[[nodes]]\nid = %d\naddress = "127.0.0.1:%d"\n' $$i $$(($(CLUSTER_NODE_PORT) + i)); done; } > "$$d/$$name.toml"; \
 	  nohup $(BIN) gateway --config "$$d/$$name.toml" > "$$d/$$name.log" 2>&1 & echo $$! > "$$d/$$name.pid"; \
 	  for t in $$(seq 1 150); do curl -sf --max-time 1 http://127.0.0.1:$$port/_strata/health/ready >/dev/null && break; sleep 0.2; done; \
 	  curl -sf --max-time 1 http://127.0.0.1:$$port/_strata/health/ready >/dev/null || { echo "gateway on port $$port not ready; see $$d/$$name.log (make cluster-stop)"; exit 1; }; \
@@ -133,7 +137,7 @@ cluster: build
 # that pid still runs a command naming CLUSTER_DIR (a reused pid is left alone).
 cluster-stop:
 	@d="$(CLUSTER_DIR)"; for f in "$$d"/gateway*.pid "$$d"/node*.pid "$$d"/etcd*.pid; do [ -e "$$f" ] || continue; pid=$$(cat "$$f"); \
-	  if tr '\0' ' ' < "/proc/$$pid/cmdline" 2>/dev/null | grep -qF "$$d/"; then kill -CONT "$$pid" 2>/dev/null; kill -TERM "$$pid"; \
+	  if { tr '\0' ' ' < "/proc/$$pid/cmdline"; } 2>/dev/null | grep -qF "$$d/"; then kill -CONT "$$pid" 2>/dev/null; kill -TERM "$$pid"; \
 	    for t in $$(seq 1 50); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.2; done; fi; rm -f "$$f"; done; \
 	for t in $$(seq 1 50); do pgrep -f "$$d/" >/dev/null || break; sleep 0.2; done; echo "cluster stopped"
 
