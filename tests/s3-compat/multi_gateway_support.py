@@ -347,8 +347,10 @@ class Topology(Cluster):
         gateway = self.gateways[i]
         assert not gateway.alive(), f"gateway {i} is already running"
         gateway.config_path.write_text(self.gateway_config_text(i))
+        # Only the first gateway is given the S3 keys; the others must take them from the catalog.
+        env = self.gateway_env() if i == 0 else clean_env()
         gateway.proc = self._spawn([self.binary, "gateway", "--config", str(gateway.config_path)],
-                                   gateway.log_path, self.gateway_env())
+                                   gateway.log_path, env)
         gateway.history.append(gateway.proc)
         if i == 0:
             self.gateway = gateway.proc

@@ -18,11 +18,15 @@ between the gateways:
   mid-body) and both gateways are under load: the other gateway keeps serving without a single
   failure, takes over the lead (measured), and the dead gateway's write intents (and their
   shards) are collected once its lease has expired (measured); the half-sent objects never
-  become visible; the killed gateway restarts and rejoins.
+  become visible; the killed gateway restarts and rejoins. Before the kill, a slow PUT on the
+  live non-leader keeps its intent for 1.5 lease periods (a live gateway's writes are never
+  collected) and then completes;
+- the round-robin proxy used by the S3COMPAT_GATEWAYS=2 suite run alternates connections.
 
 Timings are printed and written to <tmp>/multi-gateway-measurements.json; only generous
 correctness bounds are asserted. A build without the etcd catalog (`strata gateway --catalog`)
-makes every test here FAIL with that reason (never skip); a missing etcd binary fails too.
+makes every topology test here FAIL with that reason (never skip); a missing etcd binary
+fails too.
 """
 
 from __future__ import annotations
@@ -277,7 +281,8 @@ def test_two_gateways_share_one_catalog(topology):
     leader = topology.leader_gateway()
     print(f"\n[gateways] {ids}, leader: gateway {leader}")
 
-    # The same credentials on both (gateway 1 took them from the catalog), printed in both banners.
+    # The same credentials on both, printed in both banners: only gateway 0 was given them
+    # (STRATA_ACCESS_KEY/STRATA_SECRET_KEY), gateway 1 took them from the catalog.
     for gateway in topology.gateways:
         log = gateway.log_path.read_text(errors="replace")
         assert f"Access key: {topology.access_key}" in log, f"gateway {gateway.index} banner:\n{log[:2000]}"
@@ -485,8 +490,30 @@ class SlowPut:
         for offset in range(0, sent, 256 * KIB):
             self.conn.send(body[offset:min(sent, offset + 256 * KIB)])
 
+    def finish(self, sent: int) -> int:
+        """Send the rest of the body (from byte `sent`); returns the response status."""
+        for offset in range(sent, len(self.body), 256 * KIB):
+            self.conn.send(self.body[offset:offset + 256 * KIB])
+        resp = self.conn.getresponse()
+        resp.read()
+        return resp.status
+
     def close(self) -> None:
         self.conn.close()
+
+
+def hold_slow_put(topo: Topology, gateway: int, key: str, body: bytes, sent: int) -> tuple[SlowPut, set[bytes]]:
+    """Start a SlowPut and wait (bounded) until its intent row appears; returns it and the new
+    intent keys (only this PUT writes sharded data while it starts)."""
+    before = set(topo.intent_keys())
+    put = SlowPut(topo, gateway, key, body, sent)
+    deadline = time.monotonic() + 30
+    new: set[bytes] = set()
+    while time.monotonic() < deadline and not new:
+        new = set(topo.intent_keys()) - before
+        if not new:
+            time.sleep(0.05)
+    return put, new
 
 
 def shard_files_of(topo: Topology, groups: set[str]) -> list[str]:
@@ -506,22 +533,31 @@ def test_kill9_gateway_mid_put_other_serves_and_collects_intents(topology):
     victim_load = MixedLoad(s3s, workers=2, max_ops=2000, prefix="victim", gateways=[victim], seed=2)
     survivor_before.start()
     slow: list[SlowPut] = []
+    survivor_put: SlowPut | None = None
     held: set[bytes] = set()
     takeover_s = collected_s = None
     remaining: set[bytes] = set()
     try:
         survivor_before.wait_successes_after(0, 20, timeout=60)
+        # A slow upload on the survivor (not the leader) whose intent must outlive a lease period:
+        # the leader never collects the intents of a gateway that is alive.
+        survivor_body = support.data(6 * MIB, seed=400)
+        survivor_put, survivor_intent = hold_slow_put(topology, survivor, "slow-on-survivor", survivor_body, 2 * MIB)
         # Slow uploads hold intents on the victim: 3 PUTs of 12 MiB, 5 MiB of each sent.
         for n in range(3):
-            before = set(topology.intent_keys())
-            body = support.data(12 * MIB, seed=500 + n)
-            slow.append(SlowPut(topology, victim, f"half-sent/{n}", body, 5 * MIB))
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not set(topology.intent_keys()) - before:
-                time.sleep(0.05)
-            held |= set(topology.intent_keys()) - before
+            put, new = hold_slow_put(topology, victim, f"half-sent/{n}", support.data(12 * MIB, seed=500 + n), 5 * MIB)
+            slow.append(put)
+            held |= new
         victim_load.start()
         victim_load.wait_successes_after(0, 10, timeout=60)
+        time.sleep(1.5 * LEADER_LEASE_MS / 1000)
+        live_intents = set(topology.intent_keys())
+        assert survivor_intent and survivor_intent <= live_intents, (
+            "the intent of a live gateway's write in progress was collected")
+        assert held <= live_intents, "the intents of the (live) leader's writes in progress vanished"
+        status = survivor_put.finish(2 * MIB)
+        assert status == 200, f"the survivor's slow PUT answered {status}"
+        assert get(s3s[0], "slow-on-survivor") == survivor_body
         killed_at = topology.kill9_gateway(victim)
         dead_intents = set(topology.intent_keys())
         survivor_before.stop()
@@ -547,8 +583,9 @@ def test_kill9_gateway_mid_put_other_serves_and_collects_intents(topology):
             time.sleep(0.1)
         survivor_after.wait_successes_after(killed_at + (collected_s or 0), 20, timeout=60)
     finally:
-        for put in slow:
-            put.close()
+        for put in [*slow, survivor_put]:
+            if put is not None:
+                put.close()
         for load in (victim_load, survivor_before, survivor_after):
             if load._futures:
                 load.stop()
