@@ -636,6 +636,8 @@ def test_round_robin_proxy_alternates_connections():
 
     def backend(name: str):
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: the second request reuses the connection
+
             def do_GET(self):  # noqa: N802 - http.server's naming
                 payload = name.encode()
                 self.send_response(200)
