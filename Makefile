@@ -112,7 +112,8 @@ cluster: build
 	      --max-txn-ops $(CLUSTER_ETCD_TXN_OPS) --max-request-bytes $(CLUSTER_ETCD_REQUEST_BYTES) \
 	      > "$$d/etcd$$i.log" 2>&1 & echo $$! > "$$d/etcd$$i.pid"; done; \
 	  for i in 0 1 2; do c=$$(($(CLUSTER_ETCD_PORT) + 2 * i)); \
-	    for t in $$(seq 1 150); do curl -sf --max-time 1 http://127.0.0.1:$$c/health | grep -q '"true"' && break; sleep 0.2; done; \
+	    for t in $$(seq 1 150); do curl -sf --max-time 1 http://127.0.0.1:$$c/health | grep -q '"true"' && break; \
+	      kill -0 $$(cat "$$d/etcd$$i.pid") 2>/dev/null || break; sleep 0.2; done; \
 	    curl -sf --max-time 1 http://127.0.0.1:$$c/health | grep -q '"true"' || { echo "etcd member $$i not healthy; see $$d/etcd$$i.log (make cluster-stop)"; exit 1; }; done; \
 	fi; \
 	for i in $$(seq 0 $$(($(CLUSTER_NODES) - 1))); do \
@@ -128,8 +129,10 @@ cluster: build
 	    for i in $$(seq 0 $$(($(CLUSTER_NODES) - 1))); do \
 	      printf '[[nodes]]\nid = %d\naddress = "127.0.0.1:%d"\n' $$i $$(($(CLUSTER_NODE_PORT) + i)); done; } > "$$d/$$name.toml"; \
 	  nohup $(BIN) gateway --config "$$d/$$name.toml" > "$$d/$$name.log" 2>&1 & echo $$! > "$$d/$$name.pid"; \
-	  for t in $$(seq 1 150); do curl -sf --max-time 1 http://127.0.0.1:$$port/_strata/health/ready >/dev/null && break; sleep 0.2; done; \
-	  curl -sf --max-time 1 http://127.0.0.1:$$port/_strata/health/ready >/dev/null || { echo "gateway on port $$port not ready; see $$d/$$name.log (make cluster-stop)"; exit 1; }; \
+	  for t in $$(seq 1 150); do curl -sf --max-time 1 http://127.0.0.1:$$port/_strata/health/ready >/dev/null && break; \
+	    kill -0 $$(cat "$$d/$$name.pid") 2>/dev/null || break; sleep 0.2; done; \
+	  curl -sf --max-time 1 http://127.0.0.1:$$port/_strata/health/ready >/dev/null || { tail -n 5 "$$d/$$name.log"; \
+	    echo "gateway on port $$port not ready; see $$d/$$name.log (make cluster-stop)"; exit 1; }; \
 	  echo "== $$name: http://127.0.0.1:$$port"; done; \
 	head -n 4 "$$d/gateway.log"; echo "Logs and data: $$d   Stop: make cluster-stop"
 
