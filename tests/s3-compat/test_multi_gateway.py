@@ -85,7 +85,7 @@ def topology(cluster_bin, tmp_path, request):
             pytest.fail(problem, pytrace=False)
     failed_before = request.session.testsfailed
     topo = Topology(cluster_bin, tmp_path / "topology", gateways=2,
-                    gateway_extra={"gc_delay_secs": 1, "leader_lease_ms": LEADER_LEASE_MS})
+                    gateway_extra={"gc_delay_secs": 3, "leader_lease_ms": LEADER_LEASE_MS})
     try:
         topo.start()
         topo.client().create_bucket(Bucket=BUCKET)
