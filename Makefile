@@ -134,7 +134,8 @@ cluster: build
 	  curl -sf --max-time 1 http://127.0.0.1:$$port/_strata/health/ready >/dev/null || { tail -n 5 "$$d/$$name.log"; \
 	    echo "gateway on port $$port not ready; see $$d/$$name.log (make cluster-stop)"; exit 1; }; \
 	  echo "== $$name: http://127.0.0.1:$$port"; done; \
-	head -n 4 "$$d/gateway.log"; echo "Logs and data: $$d   Stop: make cluster-stop"
+	grep -aE '^(Strata S3 endpoint|Access key|Secret key|Try):' "$$d/gateway.log" | head -n 4; \
+	echo "Logs and data: $$d   Stop: make cluster-stop"
 
 # Stops what the pid files name (gateways first, then storage nodes, then etcd), each only if
 # that pid still runs a command naming CLUSTER_DIR (a reused pid is left alone).
