@@ -46,7 +46,7 @@ test: deps
 	STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh
 	@echo "== the client suite again, against a 6-node cluster (gateway + storage-node processes) =="
 	S3COMPAT_CLUSTER=1 STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh $(CLUSTER_RUN_IGNORES)
-	@echo "== and against 2 gateways on a 3-member etcd catalog, each client connection to the next gateway =="
+	@echo "== and against 2 gateways on a 3-member etcd catalog, requests alternating between them (round-robin proxy) =="
 	S3COMPAT_GATEWAYS=2 STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh $(CLUSTER_RUN_IGNORES)
 	$(MAKE) --no-print-directory lint
 

@@ -459,7 +459,7 @@ class ClusterServer:
 
     Lets the whole s3-compat suite run against `strata gateway` + 6 storage nodes, or, with
     `S3COMPAT_GATEWAYS=N` (N > 1), against N gateways over a 3-member etcd catalog behind a
-    round-robin proxy (each new client connection goes to the next gateway)."""
+    round-robin proxy that sends each request to the next gateway."""
 
     def __init__(self, binary: str, data_dir: Path, log_path: Path, *, data_shards: int = 4,
                  parity_shards: int = 2, fsync: bool = True):
@@ -504,7 +504,8 @@ class ClusterServer:
 
     def close_proxy(self) -> None:
         if self.proxy is not None:
-            print(f"\n[round-robin proxy] connections per gateway: {self.proxy.connections}")
+            # conftest's terminal summary shows them (a session teardown's print is swallowed).
+            PROXY_CONNECTIONS.append(list(self.proxy.connections))
             self.proxy.close()
             self.proxy = None
 
@@ -555,6 +556,9 @@ def install_shared_cluster() -> None:
 
     support.StrataServer = SharedClusterServer
 
+
+# Client connections per gateway of each round-robin proxy closed (S3COMPAT_GATEWAYS > 1).
+PROXY_CONNECTIONS: list[list[int]] = []
 
 # S3COMPAT_GATEWAYS=N (N > 1): the shared server is N gateways over etcd; that is a cluster run
 # too, so every test that asks S3COMPAT_CLUSTER sees "1".

@@ -10,8 +10,9 @@ Target selection (environment):
   to fail there (non-strict) because of a documented moto limitation.
 - `S3COMPAT_CLUSTER=1`: the shared server is `strata gateway` + 6 `strata storage-node`s.
 - `S3COMPAT_GATEWAYS=N` (N > 1, implies the cluster run): N gateways over a 3-member etcd
-  catalog, reached through a round-robin TCP proxy (each new client connection goes to the
-  next gateway), so every client alternates between gateways (cluster_support, multi_gateway_support).
+  catalog, reached through a round-robin TCP proxy that closes each connection after one
+  response, so every request of every client goes to the next gateway (cluster_support,
+  multi_gateway_support).
 
 Every client is isolated from the user's configuration: aws-cli and boto3 read only the
 config/credential files written here, s3cmd only its `-c` file.
@@ -74,6 +75,11 @@ def pytest_report_header(config):
     elif TARGET == "strata" and os.environ.get("S3COMPAT_CLUSTER") == "1":
         header += "; shared server: gateway + 6 storage nodes"
     return header
+
+
+def pytest_terminal_summary(terminalreporter):
+    for counts in cluster_support.PROXY_CONNECTIONS:
+        terminalreporter.write_line(f"round-robin proxy: client connections per gateway {counts}")
 
 
 @pytest.fixture(scope="session")

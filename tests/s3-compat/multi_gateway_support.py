@@ -6,8 +6,9 @@ own data dir; `$STRATA_ETCD_BIN` or `etcd` on PATH), finding the etcd leader and
 straight from etcd (its JSON gateway, `/v3/...`), the gateways' configurations (the contract of
 issue 14: `catalog = "etcd"`, `etcd_endpoints`, `etcd_prefix`, one data dir per gateway, the
 same secret, coding and node list everywhere), gateway faults (kill -9, restart on the same port
-and directory), and `RoundRobinProxy`, which hands each new client connection to the next
-gateway so that stock clients alternate between gateways without knowing it.
+and directory), and `RoundRobinProxy`, which sends each request to the next gateway (it ends
+each connection after one response) so that stock clients alternate between gateways without
+knowing it.
 
 Invariants (those of cluster_support.Cluster, which `Topology` extends):
 - nothing here talks to anything but 127.0.0.1; every wait is bounded;
@@ -363,7 +364,7 @@ class Topology(Cluster):
                 raise RuntimeError(f"gateway {i} not live within {START_TIMEOUT}s\n{gateway.log_tail()}")
             time.sleep(0.05)
 
-    def wait_gateway_ready(self, i: int, timeout: float = 30.0) -> None:
+    def wait_gateway_ready(self, i: int, timeout: float = 60.0) -> None:
         """Gateway i sees every node up and answers ready 200."""
         gateway = self.gateways[i]
         deadline = time.monotonic() + timeout
@@ -444,17 +445,24 @@ class Topology(Cluster):
 class RoundRobinProxy:
     """A loopback TCP proxy: each accepted connection is piped to the next backend port in turn.
 
-    Clients keep connections alive, so alternation is per connection, not per request; a backend
-    that refuses the connection is skipped (the next one is tried, each at most once). Bytes are
-    copied unchanged in both directions (HTTP, SigV4 and presigned URLs are unaffected: the Host
-    header names the proxy, which is what the client signed). Runs an asyncio loop on its own
-    thread; `close()` stops it and every open connection (bounded)."""
+    With `one_request_per_connection` (default), the first final response on each connection
+    gets `Connection: close` (its other Connection headers dropped; 1xx interim responses pass
+    untouched), so HTTP clients open a new connection, hence reach the next backend, for every
+    request: requests alternate between gateways even though clients keep connections alive.
+    Everything else is copied unchanged in both directions (SigV4 and presigned URLs are
+    unaffected: the Host header names the proxy, which is what the client signed). A backend
+    that refuses the connection is skipped (the next one is tried, each at most once). Runs an
+    asyncio loop on its own thread; `close()` stops it and every open connection (bounded)."""
+
+    # A response header block longer than this is not HTTP: it is passed through unchanged.
+    MAX_HEAD = 64 * 1024
 
     CONNECT_TIMEOUT = 5.0
 
-    def __init__(self, backend_ports: list[int]):
+    def __init__(self, backend_ports: list[int], *, one_request_per_connection: bool = True):
         assert backend_ports, "a proxy needs at least one backend"
         self.backend_ports = list(backend_ports)
+        self.one_request_per_connection = one_request_per_connection
         self.port = 0
         self.connections = [0] * len(self.backend_ports)
         self._next = itertools.cycle(range(len(self.backend_ports)))
@@ -519,14 +527,22 @@ class RoundRobinProxy:
         up_reader, up_writer = upstream
         self._writers.add(up_writer)
 
-        async def pipe(reader, writer):
+        async def pipe(reader, writer, rewrite: bool = False):
+            head = b""  # response bytes held back until the final response's header block ends
             try:
                 while True:
                     chunk = await reader.read(256 * 1024)
                     if not chunk:
                         break
+                    if rewrite:
+                        chunk, head, done = self._close_after_first_response(head + chunk)
+                        rewrite = not done
+                        if not chunk:
+                            continue  # the header block is not complete yet
                     writer.write(chunk)
                     await writer.drain()
+                if head:
+                    writer.write(head)
                 if writer.can_write_eof():
                     writer.write_eof()
             except (OSError, RuntimeError):
@@ -535,13 +551,35 @@ class RoundRobinProxy:
                 up_writer.transport.abort()
 
         try:
-            await asyncio.gather(pipe(client_reader, up_writer), pipe(up_reader, client_writer))
+            await asyncio.gather(pipe(client_reader, up_writer),
+                                 pipe(up_reader, client_writer, rewrite=self.one_request_per_connection))
         except asyncio.CancelledError:
             pass  # close(): the connections are aborted below
         finally:
             for writer in (client_writer, up_writer):
                 writer.close()
                 self._writers.discard(writer)
+
+    @classmethod
+    def _close_after_first_response(cls, data: bytes) -> tuple[bytes, bytes, bool]:
+        """Splits response bytes into (to forward now, to hold back, done): interim (1xx)
+        responses are forwarded at once; the first final response's header block is held back
+        until complete, then forwarded with `Connection: close`, and `done` is True."""
+        forward = b""
+        while True:
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                if len(data) > cls.MAX_HEAD:
+                    return forward + data, b"", True
+                return forward, data, False
+            block, data = data[:end], data[end + 4:]
+            lines = block.split(b"\r\n")
+            status = lines[0].split(b" ", 2)
+            if len(status) > 1 and status[1].startswith(b"1") and status[1] != b"101":
+                forward += block + b"\r\n\r\n"  # 100 Continue and friends: the final response follows
+                continue
+            kept = [line for line in lines[1:] if not line.lower().startswith((b"connection:", b"keep-alive:"))]
+            return forward + b"\r\n".join([lines[0], *kept, b"Connection: close"]) + b"\r\n\r\n" + data, b"", True
 
     def close(self) -> None:
         loop = self._loop

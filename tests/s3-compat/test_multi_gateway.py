@@ -21,7 +21,7 @@ between the gateways:
   become visible; the killed gateway restarts and rejoins. Before the kill, a slow PUT on the
   live non-leader keeps its intent for 1.5 lease periods (a live gateway's writes are never
   collected) and then completes;
-- the round-robin proxy used by the S3COMPAT_GATEWAYS=2 suite run alternates connections.
+- the round-robin proxy used by the S3COMPAT_GATEWAYS=2 suite run alternates requests.
 
 Timings are printed and written to <tmp>/multi-gateway-measurements.json; only generous
 correctness bounds are asserted. A build without the etcd catalog (`strata gateway --catalog`)
@@ -636,7 +636,7 @@ def test_round_robin_proxy_alternates_connections():
 
     def backend(name: str):
         class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive: the second request reuses the connection
+            protocol_version = "HTTP/1.1"  # keep-alive unless the proxy says otherwise
 
             def do_GET(self):  # noqa: N802 - http.server's naming
                 payload = name.encode()
@@ -660,18 +660,24 @@ def test_round_robin_proxy_alternates_connections():
     proxy.start()
     try:
         seen = []
-        for _ in range(6):
-            conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
-            try:
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        try:
+            for _ in range(6):
+                # One keep-alive client: the proxy closes each connection after its response,
+                # so every request reaches the next backend.
                 conn.request("GET", "/")
-                seen.append(conn.getresponse().read().decode())
-                # A kept-alive connection stays on its backend.
-                conn.request("GET", "/")
-                assert conn.getresponse().read().decode() == seen[-1]
-            finally:
-                conn.close()
+                resp = conn.getresponse()
+                seen.append(resp.read().decode())
+                assert resp.getheader("connection") == "close"
+        finally:
+            conn.close()
         assert seen == ["a", "b"] * 3, seen
         assert proxy.connections == [3, 0, 3]
+        # Interim responses pass untouched; the final one is the one marked.
+        forward, held, done = multi_gateway_support.RoundRobinProxy._close_after_first_response(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: keep-alive\r\n")
+        assert (forward, held, done) == (b"HTTP/1.1 100 Continue\r\n\r\n",
+                                         b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n", False)
     finally:
         proxy.close()
         for server in servers:
