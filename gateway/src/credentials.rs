@@ -46,7 +46,7 @@ impl Credentials {
     }
 
     /// The `STRATA_ACCESS_KEY`/`STRATA_SECRET_KEY` override, when both are set.
-    fn from_environment() -> Option<Credentials> {
+    pub(crate) fn from_environment() -> Option<Credentials> {
         let access = std::env::var("STRATA_ACCESS_KEY")
             .ok()
             .filter(|s| !s.is_empty());

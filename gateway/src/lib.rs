@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod catalog_setup;
 pub mod checksum;
 pub mod config;
 pub mod credentials;

@@ -15,9 +15,11 @@ use storage::store::ShardStore;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::config::ServerConfig;
+use crate::catalog_setup;
+use crate::config::{CatalogConfig, ServerConfig};
 use crate::credentials::Credentials;
 use crate::engine::cluster::{Cluster, NodeSpec};
+use crate::engine::members::Membership;
 use crate::engine::{Engine, EngineConfig, Healer};
 use crate::metrics::Metrics;
 use crate::s3::auth::{AuthConfig, Keyring};
@@ -25,7 +27,7 @@ use crate::s3::service::{handle_s3, S3Service};
 use crate::tls::TlsListener;
 
 /// Starts everything and serves until SIGINT/SIGTERM; in-flight requests finish first.
-pub async fn run_server(config: ServerConfig) -> Result<(), String> {
+pub async fn run_server(mut config: ServerConfig) -> Result<(), String> {
     // A bad certificate setup fails before anything is created or opened.
     let tls_server = match &config.tls {
         Some(tls) => Some(crate::tls::load_server_config(tls).map_err(|e| e.to_string())?),
@@ -37,21 +39,33 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             config.data.display()
         )
     })?;
-    let credentials = Credentials::load_or_create(&config.data)
-        .map_err(|e| format!("cannot load or create credentials: {e}"))?;
-    let meta_dir = config.data.join("meta");
-    let catalog = {
-        let dir = meta_dir.clone();
-        let fsync = config.fsync;
-        tokio::task::spawn_blocking(move || metadata::catalog::Catalog::open_rocks(&dir, fsync))
+    // The catalog, and (shared catalog) the cluster's shape and keys every gateway agrees on.
+    let (catalog, credentials, config) = tokio::task::spawn_blocking(move || {
+        let catalog = catalog_setup::open_catalog(&config)?;
+        catalog_setup::agree_on_cluster(&catalog, &mut config)?;
+        let credentials = catalog_setup::admin_credentials(&catalog, &config)?;
+        Ok::<_, String>((catalog, credentials, config))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let members = match config.catalog {
+        CatalogConfig::Rocks => Membership::exclusive(),
+        CatalogConfig::Etcd(_) => {
+            Membership::shared(config.listen.to_string(), config.leader_lease)
+        }
+    };
+    // The liveness row exists before this gateway writes its first intent.
+    {
+        let (members, catalog) = (members.clone(), catalog.clone());
+        tokio::task::spawn_blocking(move || members.tick(&catalog))
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot open metadata at {}: {e}", meta_dir.display()))?
-    };
+            .map_err(|e| format!("cannot join the cluster's membership: {e}"))?;
+    }
     let (nodes, local_stores) = build_nodes(&config)?;
     let cluster = Arc::new(Cluster::new(nodes).map_err(|e| e.to_string())?);
-    let engine = Engine::new(
-        catalog,
+    let engine = Engine::with_members(
+        catalog.clone(),
         cluster.clone(),
         EngineConfig {
             geometry: config.geometry,
@@ -63,6 +77,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
             region: config.region.clone(),
             healing: config.healing.clone(),
         },
+        members.clone(),
     )
     .map_err(|e| e.to_string())?;
     let healer = Healer::new(engine.clone());
@@ -83,6 +98,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
     });
     let listeners = bind_listeners(&config, tls_server).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let membership = engine.spawn_membership(shutdown_rx.clone());
     let gc = healer.spawn_gc(shutdown_rx.clone());
     // Embedded mode scrubs its own directories; storage nodes scrub theirs.
     let scrubbers: Vec<_> = local_stores
@@ -107,6 +123,7 @@ pub async fn run_server(config: ServerConfig) -> Result<(), String> {
     let _ = repair.await;
     let _ = health.await;
     let _ = scrub_poller.await;
+    let _ = membership.await;
     for scrubber in scrubbers {
         let _ = scrubber.await;
     }

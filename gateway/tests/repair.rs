@@ -422,6 +422,7 @@ async fn gc_leaves_only_what_live_objects_need() {
         .put_intent(
             crashed.0,
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 1,
                 layout,
             },
@@ -445,6 +446,10 @@ async fn gc_leaves_only_what_live_objects_need() {
     assert_eq!(placed, live * 6);
     let gc = h.healer.gc_status().await.unwrap();
     assert_eq!(gc.queue_length, 0);
+    assert_eq!(
+        gc.cleanup_jobs, 0,
+        "the GC passes ran the aborts' cleanup jobs"
+    );
     assert_eq!(gc.orphans_removed, 1);
     assert_eq!(gc.stale_intents_collected, 1);
     assert_eq!(gc.expired_uploads_aborted, 1);

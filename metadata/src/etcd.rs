@@ -43,6 +43,25 @@ pub struct EtcdConfig {
     /// What one transaction may carry: the cluster's `--max-txn-ops` and
     /// `--max-request-bytes`.
     pub limits: Limits,
+    /// TLS to the members (`https://` endpoints), if the cluster serves it.
+    pub tls: Option<EtcdTls>,
+}
+
+/// TLS settings of the connection to etcd (PEM contents, not paths).
+#[derive(Clone, PartialEq, Eq)]
+pub struct EtcdTls {
+    /// CA certificates that sign the members' certificates.
+    pub ca: Vec<u8>,
+    /// A client certificate and its key, when the members require client certificates.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for EtcdTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdTls")
+            .field("client_certificate", &self.identity.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl EtcdConfig {
@@ -54,14 +73,16 @@ impl EtcdConfig {
             timeout: Duration::from_secs(5),
             user: None,
             limits: Limits::ETCD_DEFAULT,
+            tls: None,
         }
     }
 }
 
 /// A catalog store on etcd.
 pub struct EtcdKvStore {
-    runtime: tokio::runtime::Runtime,
+    // Dropped in this order: the client's handles before the runtime they run on.
     client: Client,
+    runtime: ClientRuntime,
     config: EtcdConfig,
 }
 
@@ -99,12 +120,14 @@ fn etcd_error(e: etcd_client::Error) -> MetaError {
 impl EtcdKvStore {
     /// Connects to the cluster (failing with `Unavailable` if no endpoint answers in time).
     pub fn connect(config: EtcdConfig) -> Result<EtcdKvStore, MetaError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("strata-etcd")
-            .enable_all()
-            .build()
-            .map_err(|e| MetaError::Db(format!("cannot start the etcd client runtime: {e}")))?;
+        let runtime = ClientRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("strata-etcd")
+                .enable_all()
+                .build()
+                .map_err(|e| MetaError::Db(format!("cannot start the etcd client runtime: {e}")))?,
+        ));
         let mut options = ConnectOptions::new()
             .with_connect_timeout(config.timeout)
             .with_timeout(config.timeout)
@@ -112,9 +135,17 @@ impl EtcdKvStore {
         if let Some((user, password)) = &config.user {
             options = options.with_user(user.clone(), password.clone());
         }
+        if let Some(tls) = &config.tls {
+            let mut settings = etcd_client::TlsOptions::new()
+                .ca_certificate(etcd_client::Certificate::from_pem(&tls.ca));
+            if let Some((cert, key)) = &tls.identity {
+                settings = settings.identity(etcd_client::Identity::from_pem(cert, key));
+            }
+            options = options.with_tls(settings);
+        }
         let endpoints = config.endpoints.clone();
         let timeout = config.timeout;
-        let client = block_on(&runtime, timeout, async move {
+        let client = block_on(runtime.get()?, timeout, async move {
             let mut client = Client::connect(endpoints, Some(options))
                 .await
                 .map_err(etcd_error)?;
@@ -123,8 +154,8 @@ impl EtcdKvStore {
             Ok(client)
         })?;
         Ok(EtcdKvStore {
-            runtime,
             client,
+            runtime,
             config,
         })
     }
@@ -158,7 +189,7 @@ impl EtcdKvStore {
         &self,
         future: impl Future<Output = Result<T, MetaError>> + Send + 'static,
     ) -> Result<T, MetaError> {
-        block_on(&self.runtime, self.config.timeout, future)
+        block_on(self.runtime.get()?, self.config.timeout, future)
     }
 
     /// One range read at `revision` (0: latest); returns the rows (keys without the table
@@ -208,6 +239,26 @@ impl EtcdKvStore {
                 .collect();
             Ok((rows, revision))
         })
+    }
+}
+
+/// The client's own runtime. Dropped without waiting for its threads, so a store may be
+/// dropped anywhere, inside an async context too (a plain `Runtime` panics there).
+struct ClientRuntime(Option<tokio::runtime::Runtime>);
+
+impl ClientRuntime {
+    fn get(&self) -> Result<&tokio::runtime::Runtime, MetaError> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| MetaError::Db("the etcd client runtime is gone".to_string()))
+    }
+}
+
+impl Drop for ClientRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

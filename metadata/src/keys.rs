@@ -214,6 +214,29 @@ pub fn system_completed_upload_key(bid: &BucketId, key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `system` row key prefix of the gateways' liveness rows.
+pub const SYSTEM_GATEWAY_PREFIX: &[u8] = b"i/gateway/";
+
+/// `system` row key of gateway `id`'s liveness row.
+pub fn system_gateway_key(id: &str) -> Vec<u8> {
+    let mut out = SYSTEM_GATEWAY_PREFIX.to_vec();
+    out.extend_from_slice(id.as_bytes());
+    out
+}
+
+/// `system` row key prefix of the gateways' published read leases.
+pub const SYSTEM_READ_LEASES_PREFIX: &[u8] = b"i/read-leases/";
+
+/// `system` row key of the read leases gateway `id` published.
+pub fn system_read_leases_key(id: &str) -> Vec<u8> {
+    let mut out = SYSTEM_READ_LEASES_PREFIX.to_vec();
+    out.extend_from_slice(id.as_bytes());
+    out
+}
+
+/// `system` row key of the background-work leader lease.
+pub const SYSTEM_LEADER_KEY: &[u8] = b"i/leader";
+
 /// `system` row key holding the sequence high-water mark.
 pub const SYSTEM_SEQ_KEY: &[u8] = b"i/seq-high-water";
 

@@ -20,7 +20,7 @@ mod rocks;
 pub mod txn;
 
 pub use catalog::{Catalog, ListPage, ListQuery, UploadListPage, UploadListQuery, WriteCondition};
-pub use etcd::{EtcdConfig, EtcdKvStore};
+pub use etcd::{EtcdConfig, EtcdKvStore, EtcdTls};
 pub use kv::{Check, KvStore, KvView, Limits, MemKvStore, Op, Stamp, Table, WriteBatch};
 pub use model::{
     BucketId, BucketRecord, DataLayout, GcItem, IntentRecord, LayoutOwner, ObjectHead, PartLayout,

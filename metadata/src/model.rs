@@ -144,6 +144,48 @@ pub struct CompletedUploadRecord {
     pub completed_ms: u64,
 }
 
+/// `system` value under `i/cleanup/…` (see `catalog::cleanup`): removal of a number of rows
+/// that grows with the data, decided by one small transaction and carried out by
+/// `Catalog::cleanup_step` in bounded, idempotent steps. A job row exists until its last step
+/// has removed it; every step reads and rewrites it, so two workers never run one job at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CleanupJob {
+    /// The part rows of upload `useq` of `bucket`/`key`, which was completed into version
+    /// `version` (`Some(seq)`) or aborted (`None`). Each step removes some part rows and queues
+    /// to GC (due `due_ms`, with `reason`) the shard groups the version does not hold.
+    Upload {
+        bucket: BucketId,
+        key: String,
+        useq: u64,
+        version: Option<u64>,
+        due_ms: u64,
+        reason: String,
+    },
+    /// The version row `bucket ‖ esc(key) ‖ !seq`, replaced or deleted, which stays (no longer
+    /// named by the head, so not live) until every layout of it from part index `next` on has
+    /// been queued to GC (due `due_ms`) — except the groups in `kept`, which the version that
+    /// replaced it holds — and then goes with the job.
+    Version {
+        bucket: BucketId,
+        key: String,
+        seq: u64,
+        kept: Vec<[u8; 16]>,
+        next: u32,
+        due_ms: u64,
+        reason: String,
+    },
+    /// The rows left by deleted bucket `bucket`: its version rows (delete markers; rows with a
+    /// pending `Version` job are left to that job), completed-upload records, and uploads (each
+    /// becomes an `Upload` job). `stage` 0, 1, 2 in that order; `after` is the last row key
+    /// handled within the stage.
+    Bucket {
+        bucket: BucketId,
+        stage: u8,
+        after: Vec<u8>,
+        due_ms: u64,
+    },
+}
+
 /// `parts` table value: one attempt at uploading one part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartRecord {
@@ -156,11 +198,54 @@ pub struct PartRecord {
     pub data: DataLayout,
 }
 
-/// `intents` table value: a shard group being written right now.
+/// `intents` table value: a shard group being written right now, and who writes it.
+///
+/// Stored with [`INTENT_TAG`] (see [`encode_intent`]); values of format 1 (before intents had
+/// an owner) decode with an empty `owner`, which no live gateway has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntentRecord {
     pub created_ms: u64,
     pub layout: ShardedLayout,
+    /// Id of the gateway process writing the group: its intents are collected as soon as it
+    /// is known dead (its liveness row expired), not only after `stale_intent_secs`.
+    pub owner: String,
+}
+
+/// Format tag of [`IntentRecord`] values (format 1 had no owner).
+pub const INTENT_TAG: u8 = 2;
+
+/// An intent as format 1 stored it.
+#[derive(Deserialize)]
+struct IntentRecordV1 {
+    created_ms: u64,
+    layout: ShardedLayout,
+}
+
+/// Encodes an intent as `INTENT_TAG ‖ postcard(intent)`.
+pub fn encode_intent(intent: &IntentRecord) -> Result<Vec<u8>, MetaError> {
+    let mut out = encode(intent)?;
+    out[0] = INTENT_TAG;
+    Ok(out)
+}
+
+/// Decodes an intent of either format.
+pub fn decode_intent(bytes: &[u8]) -> Result<IntentRecord, MetaError> {
+    match bytes.split_first() {
+        Some((&INTENT_TAG, body)) => {
+            let mut tagged = Vec::with_capacity(bytes.len());
+            tagged.push(FORMAT_TAG);
+            tagged.extend_from_slice(body);
+            decode(&tagged)
+        }
+        _ => {
+            let old: IntentRecordV1 = decode(bytes)?;
+            Ok(IntentRecord {
+                created_ms: old.created_ms,
+                layout: old.layout,
+                owner: String::new(),
+            })
+        }
+    }
 }
 
 /// `gc` table value: a shard group whose shards must be deleted.
@@ -358,12 +443,27 @@ mod tests {
         assert_eq!(decode::<GcItem>(&encode(&gc).unwrap()).unwrap(), gc);
         let intent = IntentRecord {
             created_ms: 5,
-            layout,
+            layout: layout.clone(),
+            owner: "gw-1".to_string(),
         };
         assert_eq!(
-            decode::<IntentRecord>(&encode(&intent).unwrap()).unwrap(),
+            decode_intent(&encode_intent(&intent).unwrap()).unwrap(),
             intent
         );
+        // Format 1 (no owner) still decodes, as an intent no live gateway owns.
+        #[derive(Serialize)]
+        struct V1 {
+            created_ms: u64,
+            layout: ShardedLayout,
+        }
+        let old = encode(&V1 {
+            created_ms: 5,
+            layout,
+        })
+        .unwrap();
+        let decoded = decode_intent(&old).unwrap();
+        assert_eq!(decoded.owner, "");
+        assert_eq!(decoded.created_ms, 5);
         let head = sample_version().head();
         assert_eq!(decode::<ObjectHead>(&encode(&head).unwrap()).unwrap(), head);
         let placement = PlacementRecord {
@@ -391,5 +491,33 @@ mod tests {
             decode::<RepairItem>(&encode(&repair).unwrap()).unwrap(),
             repair
         );
+        let jobs = [
+            CleanupJob::Upload {
+                bucket: [3; 16],
+                key: "k".to_string(),
+                useq: 12,
+                version: Some(13),
+                due_ms: 14,
+                reason: "unused part".to_string(),
+            },
+            CleanupJob::Version {
+                bucket: [3; 16],
+                key: "k".to_string(),
+                seq: 13,
+                kept: vec![[4; 16]],
+                next: 120,
+                due_ms: 14,
+                reason: "deleted".to_string(),
+            },
+            CleanupJob::Bucket {
+                bucket: [3; 16],
+                stage: 1,
+                after: vec![1, 2],
+                due_ms: 15,
+            },
+        ];
+        for job in jobs {
+            assert_eq!(decode::<CleanupJob>(&encode(&job).unwrap()).unwrap(), job);
+        }
     }
 }

@@ -13,13 +13,11 @@ use crate::etcd::{EtcdConfig, EtcdKvStore};
 use crate::kv::Limits;
 use crate::MetaError;
 
-/// `--max-request-bytes` of test members.
-const TEST_REQUEST_BYTES: usize = 8 * 1024 * 1024;
-/// What one transaction may carry on test members (and what `store` tells the catalog).
-pub const TEST_LIMITS: Limits = Limits {
-    max_ops: 4096,
-    max_bytes: TEST_REQUEST_BYTES - 64 * 1024,
-};
+/// What one transaction may carry on test members, and what `store` tells the catalog:
+/// etcd's own defaults (`--max-txn-ops 128`, `--max-request-bytes 1.5 MiB`). Members run with
+/// those defaults (no flag raises them), so every catalog transaction the tests make is proven
+/// to fit a stock etcd.
+pub const TEST_LIMITS: Limits = Limits::ETCD_DEFAULT;
 
 /// The etcd binary tests start.
 pub fn etcd_binary() -> PathBuf {
@@ -102,11 +100,6 @@ impl EtcdCluster {
             .args(["--initial-cluster-token", "strata-test"])
             // Fast elections keep fault tests short.
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
-            // Larger transactions than etcd's defaults (128 operations, 1.5 MiB): until the
-            // catalog sizes every transaction to the defaults (issue 14), an abort racing 200
-            // part uploads can exceed them. `store` configures the same limits.
-            .args(["--max-txn-ops", &TEST_LIMITS.max_ops.to_string()])
-            .args(["--max-request-bytes", &TEST_REQUEST_BYTES.to_string()])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -56,6 +56,7 @@ fn bucket_lifecycle(catalog: &Catalog) {
     catalog.put_part(&upload, part(1, 40, "p1"), &[]).unwrap();
     catalog.delete_bucket("b1").unwrap();
     assert_eq!(catalog.get_bucket("b1").unwrap(), None);
+    drain(catalog);
     assert_eq!(catalog.delete_bucket("b1"), Err(MetaError::NoSuchBucket));
     assert_eq!(
         catalog
@@ -96,11 +97,18 @@ fn bucket_lifecycle(catalog: &Catalog) {
 fn objects_commit_overwrite_delete(catalog: &Catalog) {
     let bid = catalog.create_bucket("objs", "o", "r", 0).unwrap().id;
     let intent = IntentRecord {
+        owner: String::new(),
         created_ms: 1,
         layout: sharded(1, 1000),
     };
     catalog.put_intent(group(1), &intent).unwrap();
-    assert_eq!(catalog.stale_intents(u64::MAX, 10).unwrap().len(), 1);
+    assert_eq!(
+        catalog
+            .stale_intents(u64::MAX, &|_| false, 10)
+            .unwrap()
+            .len(),
+        1
+    );
 
     let replaced = catalog
         .commit_version(
@@ -116,7 +124,10 @@ fn objects_commit_overwrite_delete(catalog: &Catalog) {
         .unwrap();
     assert_eq!(replaced, None);
     assert!(
-        catalog.stale_intents(u64::MAX, 10).unwrap().is_empty(),
+        catalog
+            .stale_intents(u64::MAX, &|_| false, 10)
+            .unwrap()
+            .is_empty(),
         "intent removed by commit"
     );
     let v1 = catalog.get_object(&bid, "k").unwrap().unwrap();
@@ -182,6 +193,7 @@ fn objects_commit_overwrite_delete(catalog: &Catalog) {
         .put_intent(
             group(9),
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 1,
                 layout: sharded(9, 1000),
             },
@@ -334,6 +346,7 @@ fn multipart_parts_retries_and_complete(catalog: &Catalog) {
         .put_intent(
             group(12),
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 0,
                 layout: sharded(12, 100),
             },
@@ -342,7 +355,10 @@ fn multipart_parts_retries_and_complete(catalog: &Catalog) {
     catalog
         .put_part(&upload, part(2, 12, "p2"), &[group(12)])
         .unwrap();
-    assert!(catalog.stale_intents(u64::MAX, 10).unwrap().is_empty());
+    assert!(catalog
+        .stale_intents(u64::MAX, &|_| false, 10)
+        .unwrap()
+        .is_empty());
     catalog.put_part(&upload, part(1, 10, "p1"), &[]).unwrap();
     catalog.put_part(&upload, part(1, 11, "p1"), &[]).unwrap();
     let parts = catalog.list_parts(&upload).unwrap();
@@ -379,6 +395,10 @@ fn multipart_parts_retries_and_complete(catalog: &Catalog) {
             10,
         )
         .unwrap();
+    // The unused attempt is collected by the upload's cleanup job.
+    assert!(gc_groups(catalog, 60).is_empty());
+    assert_eq!(catalog.cleanup_jobs(10).unwrap(), 1);
+    drain(catalog);
     assert_eq!(
         gc_groups(catalog, 60),
         vec![(group(10), "unused part".to_string())]
@@ -475,6 +495,7 @@ fn multipart_abort_and_races_with_removal(catalog: &Catalog) {
     inline_part.data = DataLayout::Inline(vec![1, 2]);
     catalog.put_part(&upload, inline_part, &[]).unwrap();
     catalog.abort_upload(&upload, 100, 5).unwrap();
+    drain(catalog);
     let mut gc = gc_groups(catalog, 105);
     gc.sort();
     assert_eq!(
@@ -505,6 +526,7 @@ fn multipart_abort_and_races_with_removal(catalog: &Catalog) {
     std::thread::sleep(std::time::Duration::from_millis(2));
     catalog.abort_upload(&upload, 0, 0).unwrap();
     let landed = writer.join().unwrap();
+    drain(catalog);
     assert!(catalog.list_parts(&upload).unwrap().is_empty());
     let collected = gc_groups(catalog, 0).len();
     // Every landed part was queued (all share group 100, so they collapse into one GC row).
@@ -517,6 +539,7 @@ fn intents_and_gc_queue(catalog: &Catalog) {
             .put_intent(
                 group(n),
                 &IntentRecord {
+                    owner: String::new(),
                     created_ms: created,
                     layout: sharded(n, 1),
                 },
@@ -524,21 +547,30 @@ fn intents_and_gc_queue(catalog: &Catalog) {
             .unwrap();
     }
     let stale: Vec<_> = catalog
-        .stale_intents(250, 10)
+        .stale_intents(250, &|_| false, 10)
         .unwrap()
         .into_iter()
         .map(|(g, _)| g)
         .collect();
     assert_eq!(stale, vec![group(1), group(2)]);
-    assert_eq!(catalog.stale_intents(250, 1).unwrap().len(), 1);
+    assert_eq!(catalog.stale_intents(250, &|_| false, 1).unwrap().len(), 1);
     assert!(
-        catalog.stale_intents(100, 10).unwrap().is_empty(),
+        catalog
+            .stale_intents(100, &|_| false, 10)
+            .unwrap()
+            .is_empty(),
         "cut-off is exclusive"
     );
 
     catalog.remove_intent_to_gc(group(1), 500).unwrap();
     catalog.remove_intent_to_gc(group(1), 500).unwrap(); // idempotent
-    assert_eq!(catalog.stale_intents(u64::MAX, 10).unwrap().len(), 2);
+    assert_eq!(
+        catalog
+            .stale_intents(u64::MAX, &|_| false, 10)
+            .unwrap()
+            .len(),
+        2
+    );
     assert!(catalog.due_gc(499, 10).unwrap().is_empty());
     let due = catalog.due_gc(500, 10).unwrap();
     assert_eq!(due.len(), 1);

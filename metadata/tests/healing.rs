@@ -32,6 +32,7 @@ fn commit(catalog: &Catalog, bid: &[u8; 16], key: &str, n: u8, missing: Vec<u8>)
         .put_intent(
             group(n),
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 1,
                 layout: sharded(n, 1000),
             },
@@ -166,6 +167,7 @@ fn swap_moves_a_shard_in_one_batch(catalog: &Catalog) {
         .put_intent(
             group(1),
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 5,
                 layout: partial,
             },
@@ -193,7 +195,10 @@ fn swap_moves_a_shard_in_one_batch(catalog: &Catalog) {
     assert_eq!(stored.parts[0].data.sharded().unwrap(), &layout);
     assert_eq!(catalog.placement(7, &group(1)).unwrap().unwrap().index, 5);
     assert_eq!(catalog.repair_queue_len(10).unwrap(), 0);
-    assert!(catalog.stale_intents(u64::MAX, 10).unwrap().is_empty());
+    assert!(catalog
+        .stale_intents(u64::MAX, &|_| false, 10)
+        .unwrap()
+        .is_empty());
     // The replaced shard on node 5 is collected after the delay, alone.
     assert!(catalog.due_gc(1059, 10).unwrap().is_empty());
     let gc = catalog.due_gc(1060, 10).unwrap();
@@ -253,6 +258,7 @@ fn gc_removes_only_the_placement_rows_of_deleted_shards(catalog: &Catalog) {
         .put_intent(
             group(3),
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 1,
                 layout: sharded(3, 10),
             },
@@ -272,6 +278,7 @@ fn parts_are_owned_by_the_upload_until_complete(catalog: &Catalog) {
         .put_intent(
             group(1),
             &IntentRecord {
+                owner: String::new(),
                 created_ms: 1,
                 layout: sharded(1, 100),
             },
@@ -304,13 +311,59 @@ fn parts_are_owned_by_the_upload_until_complete(catalog: &Catalog) {
             0,
         )
         .unwrap();
+    // Complete does not rewrite the attempt's placement rows: they resolve through the
+    // completed-upload record to the version, before and after the part rows are removed.
     let row = catalog.placement(1, &group(1)).unwrap().unwrap();
-    assert!(matches!(row.owner, LayoutOwner::Version { .. }), "{row:?}");
+    assert!(matches!(row.owner, LayoutOwner::Part { .. }), "{row:?}");
+    let resolved = |catalog: &Catalog| {
+        let (owner, layout) = catalog
+            .find_group_layout(&group(1), &[0, 1, 2])
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(&owner, LayoutOwner::Version { key, .. } if key == "mp"),
+            "{owner:?}"
+        );
+        assert_eq!(layout.missing, vec![0]);
+        assert!(catalog.shard_is_live(1, &group(1), 1).unwrap());
+        assert!(!catalog.shard_is_live(1, &group(2), 1).unwrap());
+    };
+    resolved(catalog);
+    drain(catalog);
+    resolved(catalog);
     // The superseded attempt goes to GC.
     assert_eq!(
         gc_groups(catalog, 50),
         vec![(group(2), "unused part".to_string())]
     );
+    // A repair of the kept group swaps the version's layout (the resolved owner).
+    let (owner, _) = catalog.find_group_layout(&group(1), &[1]).unwrap().unwrap();
+    let swapped = catalog
+        .swap_repaired(&owner, group(1), &[(0, 0)], false, None, &[], 60, 0)
+        .unwrap();
+    assert!(matches!(swapped, SwapOutcome::Swapped(ref l) if l.missing.is_empty()));
+    let live = catalog.get_object(&bid, "mp").unwrap().unwrap();
+    assert!(
+        matches!(&live.parts[0].data, metadata::DataLayout::Sharded(l) if l.missing.is_empty())
+    );
+    // Replaced: the attempt's placement rows resolve to nothing any more.
+    catalog
+        .commit_version(
+            &bid,
+            "mp",
+            inline_version("small", b"x"),
+            WriteCondition::None,
+            &[],
+            None,
+            70,
+            0,
+        )
+        .unwrap();
+    assert!(!catalog.shard_is_live(1, &group(1), 1).unwrap());
+    assert!(catalog
+        .find_group_layout(&group(1), &[0, 1, 2])
+        .unwrap()
+        .is_none());
 }
 
 fn expired_uploads_are_found_by_age(catalog: &Catalog) {

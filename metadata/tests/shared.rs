@@ -132,6 +132,8 @@ fn one_truth(a: &Catalog, b: &Catalog) {
     }
     a.delete_bucket("shared").unwrap();
     assert_eq!(b.get_bucket("shared").unwrap(), None);
+    b.run_cleanup(1000).unwrap();
+    assert_eq!(a.cleanup_jobs(1).unwrap(), 0);
     let late = b.commit_version(
         &bid,
         "late",

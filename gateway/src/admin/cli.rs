@@ -365,6 +365,40 @@ fn cluster_table(value: &Value) -> Option<String> {
         &["ID", "NAME", "ADDRESS", "STATE", "LATENCY", "FREE", "TOTAL"],
         rows,
     ));
+    // Gateways sharing the catalog (none listed when this one has a catalog of its own).
+    let me = scalar(field(value, &["gateway", "id"]));
+    let leader = scalar(field(value, &["gateway", "leader_id"]));
+    let gateways = field(value, &["gateways"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !gateways.is_empty() {
+        let rows = gateways
+            .iter()
+            .map(|g| {
+                let id = scalar(field(g, &["id"]));
+                let mut role = Vec::new();
+                if id == leader {
+                    role.push("leader");
+                }
+                if id == me {
+                    role.push("this gateway");
+                }
+                vec![
+                    id,
+                    scalar(field(g, &["address"])),
+                    if field(g, &["alive"]).as_bool() == Some(true) {
+                        "alive".to_string()
+                    } else {
+                        "gone".to_string()
+                    },
+                    role.join(", "),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&table(&["GATEWAY", "ADDRESS", "STATE", "ROLE"], rows));
+    }
     Some(out)
 }
 
@@ -584,6 +618,20 @@ mod tests {
         );
         assert!(
             text.contains("0   disk0  /d0      up     0.2 ms   1.5 GiB  2.0 GiB"),
+            "{text}"
+        );
+        assert!(!text.contains("GATEWAY"), "{text}");
+        let shared = r#"{"data_shards":4,"parity_shards":2,"write_quorum":5,"nodes_up":0,
+            "nodes":[],"gateway":{"id":"gw-a","leader":false,"leader_id":"gw-b"},
+            "gateways":[{"id":"gw-a","address":"127.0.0.1:9000","alive":true},
+                        {"id":"gw-b","address":"127.0.0.1:9001","alive":true}]}"#;
+        let text = render_topic(Topic::Cluster, shared, 0);
+        assert!(
+            text.contains("gw-a     127.0.0.1:9000  alive  this gateway"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gw-b     127.0.0.1:9001  alive  leader"),
             "{text}"
         );
 

@@ -30,6 +30,18 @@ struct ClusterStatus {
     write_quorum: usize,
     nodes_up: usize,
     nodes: Vec<NodeStatus>,
+    /// This gateway: its id and whether it leads background work.
+    gateway: GatewayStatus,
+    /// Every gateway sharing the catalog (empty when this one has its catalog to itself).
+    gateways: Vec<crate::engine::members::MemberView>,
+}
+
+#[derive(Serialize)]
+struct GatewayStatus {
+    id: String,
+    leader: bool,
+    /// The lease holder as last seen (this gateway's id when it leads).
+    leader_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -64,7 +76,21 @@ pub async fn handle_cluster_status(
     let engine = &service.engine;
     let config = engine.config();
     let nodes = engine.cluster().status();
+    let members = engine.members().clone();
+    let catalog = engine.catalog().clone();
+    let rows = tokio::task::spawn_blocking(move || catalog.gateways()).await;
+    let gateways = match rows {
+        Ok(Ok(rows)) => engine.members().members(&rows),
+        Ok(Err(e)) => return error_json(&format!("cannot read the gateways: {e}")),
+        Err(e) => return error_json(&e.to_string()),
+    };
     let status = ClusterStatus {
+        gateway: GatewayStatus {
+            id: members.id().to_string(),
+            leader: members.is_leader(),
+            leader_id: members.leader_id(),
+        },
+        gateways,
         data_shards: config.geometry.data_shards,
         parity_shards: config.geometry.parity_shards,
         write_quorum: config.write_quorum,

@@ -67,6 +67,19 @@ pub(crate) struct FileConfig {
     pub(crate) max_clock_skew_secs: Option<u64>,
     /// Longest validity of a presigned URL (`X-Amz-Expires`).
     pub(crate) max_presign_expiry_secs: Option<u64>,
+    pub(crate) leader_lease_ms: Option<u64>,
+    pub(crate) etcd_timeout_ms: Option<u64>,
+    pub(crate) etcd_max_txn_ops: Option<usize>,
+    pub(crate) etcd_max_request_bytes: Option<usize>,
+    pub(crate) catalog: Option<super::CatalogKind>,
+    pub(crate) etcd_endpoints: Option<Vec<String>>,
+    pub(crate) etcd_prefix: Option<String>,
+    pub(crate) etcd_user: Option<String>,
+    pub(crate) etcd_password: Option<String>,
+    pub(crate) etcd_password_file: Option<PathBuf>,
+    pub(crate) etcd_ca_file: Option<PathBuf>,
+    pub(crate) etcd_cert_file: Option<PathBuf>,
+    pub(crate) etcd_key_file: Option<PathBuf>,
 }
 
 /// One storage node of a cluster.

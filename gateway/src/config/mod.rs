@@ -80,9 +80,57 @@ pub struct ServerArgs {
     /// Bearer token accepted on `/_strata/metrics` (at least 16 printable characters).
     #[arg(long, env = "STRATA_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_bearer_token: Option<String>,
+    /// Where the catalog lives: `rocksdb` (in the data directory, this gateway alone) or
+    /// `etcd` (shared by every gateway of the cluster).
+    #[arg(long, env = "STRATA_CATALOG", value_enum)]
+    pub catalog: Option<CatalogKind>,
+    /// etcd client URLs (`http://host:port` or `https://…`; repeat or comma-separate).
+    #[arg(
+        long = "etcd-endpoints",
+        env = "STRATA_ETCD_ENDPOINTS",
+        value_delimiter = ','
+    )]
+    pub etcd_endpoints: Vec<String>,
+    /// Prefix of every etcd key of this cluster (default `strata/`).
+    #[arg(long, env = "STRATA_ETCD_PREFIX")]
+    pub etcd_prefix: Option<String>,
+    /// etcd user, when the etcd cluster has authentication enabled.
+    #[arg(long, env = "STRATA_ETCD_USER")]
+    pub etcd_user: Option<String>,
+    /// Password of --etcd-user.
+    #[arg(long, env = "STRATA_ETCD_PASSWORD", hide_env_values = true)]
+    pub etcd_password: Option<String>,
+    /// CA certificate (PEM) of the etcd members' TLS certificates.
+    #[arg(long, env = "STRATA_ETCD_CA_FILE")]
+    pub etcd_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd members that require one (with --etcd-key-file).
+    #[arg(long, env = "STRATA_ETCD_CERT_FILE")]
+    pub etcd_cert_file: Option<PathBuf>,
+    /// Key (PEM) of --etcd-cert-file.
+    #[arg(long, env = "STRATA_ETCD_KEY_FILE")]
+    pub etcd_key_file: Option<PathBuf>,
     /// The scalar settings (see `config::table`).
     #[command(flatten)]
     pub settings: SettingArgs,
+}
+
+/// Where the catalog lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatalogKind {
+    /// RocksDB in `DATA/meta`: the only process using it.
+    Rocksdb,
+    /// An etcd v3 cluster shared by every gateway.
+    Etcd,
+}
+
+/// The catalog's store, validated.
+#[derive(Debug, Clone)]
+pub enum CatalogConfig {
+    /// RocksDB in `DATA/meta`.
+    Rocks,
+    /// etcd, shared with the other gateways of the cluster.
+    Etcd(metadata::EtcdConfig),
 }
 
 /// How the gateway talks to storage nodes.
@@ -143,6 +191,10 @@ pub struct ServerConfig {
     pub max_clock_skew: Duration,
     /// Longest validity of a presigned URL.
     pub max_presign_expiry: Duration,
+    /// Where the catalog lives.
+    pub catalog: CatalogConfig,
+    /// Liveness and background-work lease of gateways sharing a catalog.
+    pub leader_lease: Duration,
 }
 
 /// Who may scrape `/_strata/metrics`. Like MinIO, not public by default: a SigV4/SigV2 request
@@ -233,7 +285,15 @@ impl ServerConfig {
                 "belongs in a `strata gateway` config, not `strata server`",
             ));
         }
-        Self::build(args, file)
+        let config = Self::build(args, file)?;
+        if matches!(config.catalog, CatalogConfig::Etcd(_)) {
+            return Err(invalid(
+                "catalog",
+                "etcd is for `strata gateway` (several gateways over shared storage nodes); \
+                 `strata server` keeps its shards and catalog on this machine",
+            ));
+        }
+        Ok(config)
     }
 
     /// Cluster mode (`strata gateway --config FILE`): shards on the listed storage nodes.
@@ -258,32 +318,10 @@ impl ServerConfig {
             nodes,
         };
         let mut config = Self::build(args, file)?;
-        let total = config.geometry.total_shards();
-        if settings.nodes.len() < total {
-            return Err(invalid(
-                "nodes",
-                format!(
-                    "{} nodes for {total} shards per stripe: need at least {total}",
-                    settings.nodes.len()
-                ),
-            ));
-        }
-        for node in &settings.nodes {
-            if node.id == metadata::model::NO_NODE {
-                return Err(invalid("nodes", format!("node id {} is reserved", node.id)));
-            }
-            if node.weight.is_some_and(|w| !(w > 0.0 && w.is_finite())) {
-                return Err(invalid(
-                    "nodes",
-                    format!("node {}: weight must be positive", node.id),
-                ));
-            }
-            if node.address.parse::<SocketAddr>().is_err() && !node.address.contains(':') {
-                return Err(invalid(
-                    "nodes",
-                    format!("node {}: address must be host:port", node.id),
-                ));
-            }
+        // With a shared catalog the node list may come from the catalog (`check_nodes` runs
+        // again once it is known).
+        if !(settings.nodes.is_empty() && matches!(config.catalog, CatalogConfig::Etcd(_))) {
+            check_nodes(&settings.nodes, config.geometry.total_shards())?;
         }
         config.shard_dirs.clear();
         config.cluster = Some(settings);
@@ -297,6 +335,23 @@ impl ServerConfig {
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000)));
         let tls = tls_config(args, &file, &s, listen)?;
+        let catalog = catalog_config(args, &file, &s)?;
+        if !(400..=600_000).contains(&s.leader_lease_ms) {
+            return Err(invalid("leader_lease_ms", "must be between 400 and 600000"));
+        }
+        if matches!(catalog, CatalogConfig::Etcd(_))
+            && s.gc_delay_secs.saturating_mul(1000) < s.leader_lease_ms / 2
+        {
+            // Reads on other gateways publish what they hold every lease / 4: replaced data
+            // must outlive that.
+            return Err(invalid(
+                "gc_delay_secs",
+                format!(
+                    "with a shared catalog must be at least half of leader_lease_ms ({} ms)",
+                    s.leader_lease_ms
+                ),
+            ));
+        }
         let healing = healing_config(&s)?;
         let data_shards = args.data_shards.or(file.data_shards).unwrap_or(4);
         let parity_shards = args.parity_shards.or(file.parity_shards).unwrap_or(2);
@@ -438,8 +493,190 @@ impl ServerConfig {
             },
             max_clock_skew: Duration::from_secs(s.max_clock_skew_secs),
             max_presign_expiry: Duration::from_secs(s.max_presign_expiry_secs),
+            catalog,
+            leader_lease: Duration::from_millis(s.leader_lease_ms),
         })
     }
+}
+
+/// Checks the storage node list of a cluster coded with `total` shards per stripe.
+pub fn check_nodes(nodes: &[NodeEntry], total: usize) -> Result<(), ConfigError> {
+    if nodes.len() < total {
+        return Err(invalid(
+            "nodes",
+            format!(
+                "{} nodes for {total} shards per stripe: need at least {total}",
+                nodes.len()
+            ),
+        ));
+    }
+    for node in nodes {
+        if node.id == metadata::model::NO_NODE {
+            return Err(invalid("nodes", format!("node id {} is reserved", node.id)));
+        }
+        if node.weight.is_some_and(|w| !(w > 0.0 && w.is_finite())) {
+            return Err(invalid(
+                "nodes",
+                format!("node {}: weight must be positive", node.id),
+            ));
+        }
+        if node.address.parse::<SocketAddr>().is_err() && !node.address.contains(':') {
+            return Err(invalid(
+                "nodes",
+                format!("node {}: address must be host:port", node.id),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where the catalog lives; for etcd, the endpoints, prefix, credentials, TLS and limits.
+fn catalog_config(
+    args: &ServerArgs,
+    file: &FileConfig,
+    s: &Settings,
+) -> Result<CatalogConfig, ConfigError> {
+    let kind = args
+        .catalog
+        .or(file.catalog)
+        .unwrap_or(CatalogKind::Rocksdb);
+    let endpoints = if args.etcd_endpoints.is_empty() {
+        file.etcd_endpoints.clone().unwrap_or_default()
+    } else {
+        args.etcd_endpoints.clone()
+    };
+    let endpoints: Vec<String> = endpoints
+        .into_iter()
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if kind == CatalogKind::Rocksdb {
+        if !endpoints.is_empty() {
+            return Err(invalid(
+                "etcd_endpoints",
+                "set, but `catalog` is rocksdb (set catalog = \"etcd\" to use them)",
+            ));
+        }
+        return Ok(CatalogConfig::Rocks);
+    }
+    if endpoints.is_empty() {
+        return Err(invalid(
+            "etcd_endpoints",
+            "catalog = \"etcd\" needs at least one endpoint (http://host:port)",
+        ));
+    }
+    let tls_wanted = endpoints.iter().any(|e| e.starts_with("https://"));
+    for endpoint in &endpoints {
+        let Some(rest) = endpoint
+            .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"))
+        else {
+            return Err(invalid(
+                "etcd_endpoints",
+                format!("{endpoint:?}: must start with http:// or https://"),
+            ));
+        };
+        if !rest.contains(':') || endpoint.starts_with("https://") != tls_wanted {
+            return Err(invalid(
+                "etcd_endpoints",
+                format!("{endpoint:?}: must be http(s)://host:port, all with the same scheme"),
+            ));
+        }
+    }
+    let prefix = args
+        .etcd_prefix
+        .clone()
+        .or_else(|| file.etcd_prefix.clone())
+        .unwrap_or_else(|| "strata/".to_string());
+    if prefix.is_empty() {
+        return Err(invalid("etcd_prefix", "must not be empty"));
+    }
+    let user = args.etcd_user.clone().or_else(|| file.etcd_user.clone());
+    let password = match (
+        &args.etcd_password,
+        &file.etcd_password,
+        &file.etcd_password_file,
+    ) {
+        (Some(p), _, _) | (None, Some(p), _) => Some(p.clone()),
+        (None, None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .to_string(),
+        ),
+        (None, None, None) => None,
+    };
+    let user = match (user, password) {
+        (Some(user), Some(password)) => Some((user, password)),
+        (None, None) => None,
+        (Some(_), None) => return Err(invalid("etcd_password", "etcd_user is set without it")),
+        (None, Some(_)) => return Err(invalid("etcd_user", "etcd_password is set without it")),
+    };
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })
+    };
+    let ca = args.etcd_ca_file.as_ref().or(file.etcd_ca_file.as_ref());
+    let cert = args
+        .etcd_cert_file
+        .as_ref()
+        .or(file.etcd_cert_file.as_ref());
+    let key = args.etcd_key_file.as_ref().or(file.etcd_key_file.as_ref());
+    let tls = match (ca, tls_wanted) {
+        (Some(ca), true) => {
+            let identity = match (cert, key) {
+                (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+                (None, None) => None,
+                _ => {
+                    return Err(invalid(
+                        "etcd_cert_file",
+                        "etcd_cert_file and etcd_key_file go together",
+                    ))
+                }
+            };
+            Some(metadata::EtcdTls {
+                ca: read(ca)?,
+                identity,
+            })
+        }
+        (None, true) => {
+            return Err(invalid(
+                "etcd_ca_file",
+                "https:// etcd endpoints need the CA of their certificates",
+            ))
+        }
+        (Some(_), false) => {
+            return Err(invalid(
+                "etcd_ca_file",
+                "set, but the etcd endpoints are http:// (use https://)",
+            ))
+        }
+        (None, false) => None,
+    };
+    if !(100..=120_000).contains(&s.etcd_timeout_ms) {
+        return Err(invalid("etcd_timeout_ms", "must be between 100 and 120000"));
+    }
+    if s.etcd_max_txn_ops < 16 {
+        return Err(invalid("etcd_max_txn_ops", "must be at least 16"));
+    }
+    if s.etcd_max_request_bytes < 64 * 1024 {
+        return Err(invalid("etcd_max_request_bytes", "must be at least 65536"));
+    }
+    let mut config = metadata::EtcdConfig::new(endpoints);
+    config.prefix = prefix.into_bytes();
+    config.timeout = Duration::from_millis(s.etcd_timeout_ms);
+    config.user = user;
+    config.tls = tls;
+    config.limits = metadata::Limits {
+        max_ops: s.etcd_max_txn_ops,
+        max_bytes: s.etcd_max_request_bytes,
+    };
+    Ok(CatalogConfig::Etcd(config))
 }
 
 fn tls_config(

@@ -106,4 +106,13 @@ settings! {
     max_clock_skew_secs: u64 = 15 * 60, "STRATA_MAX_CLOCK_SKEW_SECS";
     /// Longest validity of a presigned URL (`X-Amz-Expires`), in seconds (S3: 7 days).
     max_presign_expiry_secs: u64 = 7 * 24 * 3600, "STRATA_MAX_PRESIGN_EXPIRY_SECS";
+    /// Gateways sharing a catalog: a gateway that has not renewed its liveness row or the
+    /// background-work lease for this many milliseconds is gone, and another takes over.
+    leader_lease_ms: u64 = 5000, "STRATA_LEADER_LEASE_MS";
+    /// Budget of one etcd call, in milliseconds (catalog = "etcd").
+    etcd_timeout_ms: u64 = 5000, "STRATA_ETCD_TIMEOUT_MS";
+    /// The etcd cluster's `--max-txn-ops` (operations per transaction).
+    etcd_max_txn_ops: usize = metadata::Limits::ETCD_DEFAULT.max_ops, "STRATA_ETCD_MAX_TXN_OPS";
+    /// The etcd cluster's `--max-request-bytes`.
+    etcd_max_request_bytes: usize = metadata::Limits::ETCD_DEFAULT.max_bytes, "STRATA_ETCD_MAX_REQUEST_BYTES";
 }

@@ -8,7 +8,11 @@
 //! Invariants: a lease older than `max_age` (`read_lease_secs`) no longer protects anything, so a
 //! stuck reader cannot pin data forever; the table holds only live leases (each is removed
 //! when it drops) and its lock is never held across an await. The gateway drives GC in
-//! embedded and cluster mode alike, so leases kept in the gateway process cover both.
+//! embedded and cluster mode alike, so leases kept in the gateway process cover both. Gateways
+//! sharing a catalog also publish their held groups there every `lease / 4`
+//! (`members::Membership::spawn`), and the leader's GC spares those of live gateways: a read
+//! that began before its version was replaced has been published long before the replaced
+//! groups fall due (`gc_delay_secs`, which must exceed `leader_lease_ms / 4`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,6 +81,23 @@ impl ReadLeases {
         })
     }
 
+    /// Every group a read holds under a lease younger than `max_age`, sorted (what a gateway
+    /// sharing its catalog publishes for the leader's GC).
+    pub fn held_groups(&self) -> Vec<[u8; 16]> {
+        let mut groups: Vec<[u8; 16]> = self
+            .table()
+            .iter()
+            .filter(|(_, readers)| {
+                readers
+                    .iter()
+                    .any(|(_, since)| since.elapsed() < self.max_age)
+            })
+            .map(|(group, _)| *group)
+            .collect();
+        groups.sort_unstable();
+        groups
+    }
+
     /// True when no read holds a lease.
     #[cfg(test)]
     fn is_empty(&self) -> bool {
@@ -109,6 +130,9 @@ mod tests {
         let first = leases.acquire(vec![a, b, a]);
         let second = leases.acquire(vec![a]);
         assert!(leases.is_held(&a) && leases.is_held(&b));
+        let mut both = vec![a, b];
+        both.sort_unstable();
+        assert_eq!(leases.held_groups(), both);
         drop(first);
         assert!(leases.is_held(&a));
         assert!(!leases.is_held(&b));

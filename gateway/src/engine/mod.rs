@@ -25,6 +25,7 @@ pub mod cluster;
 mod copy;
 pub mod healing;
 mod leases;
+pub mod members;
 mod multipart;
 mod objects;
 pub mod observed;
@@ -248,8 +249,9 @@ pub struct Engine {
     cluster: Arc<cluster::Cluster>,
     codec: ErasureCodec,
     config: EngineConfig,
-    /// When this engine started: intents created earlier belong to a dead process.
-    started_ms: u64,
+    /// This gateway among those sharing the catalog: the owner id of its intents, and
+    /// whether it leads background work.
+    members: Arc<members::Membership>,
     /// What the request path tells the [`Healer`].
     signals: signals::HealingSignals,
     /// Shard groups that reads in progress keep alive (GC skips them).
@@ -257,11 +259,21 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Builds the engine over a catalog and the cluster of shard stores.
+    /// Builds the engine over a catalog no other process uses and the cluster of shard stores.
     pub fn new(
         catalog: Catalog,
         cluster: Arc<cluster::Cluster>,
         config: EngineConfig,
+    ) -> Result<Arc<Engine>, EngineError> {
+        Engine::with_members(catalog, cluster, config, members::Membership::exclusive())
+    }
+
+    /// Builds the engine as the member `members` of the gateways sharing `catalog`.
+    pub fn with_members(
+        catalog: Catalog,
+        cluster: Arc<cluster::Cluster>,
+        config: EngineConfig,
+        members: Arc<members::Membership>,
     ) -> Result<Arc<Engine>, EngineError> {
         let codec =
             ErasureCodec::new(config.geometry).map_err(|e| EngineError::internal("codec", e))?;
@@ -278,7 +290,7 @@ impl Engine {
             cluster,
             codec,
             config,
-            started_ms: now_ms(),
+            members,
             signals: signals::HealingSignals::default(),
             leases,
         }))
@@ -301,6 +313,30 @@ impl Engine {
 
     pub fn cluster(&self) -> &Arc<cluster::Cluster> {
         &self.cluster
+    }
+
+    /// This gateway's membership (id, leadership, liveness of the others).
+    pub fn members(&self) -> &Arc<members::Membership> {
+        &self.members
+    }
+
+    /// Runs this gateway's membership (liveness, the background lease, published read leases)
+    /// until `shutdown`; a no-op loop for a catalog of its own.
+    pub fn spawn_membership(
+        &self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let leases = self.leases.clone();
+        self.members.spawn(
+            self.catalog.clone(),
+            Box::new(move || leases.held_groups()),
+            shutdown,
+        )
+    }
+
+    /// The catalog, for the membership loop and the admin API.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     /// Runs a blocking catalog call off the reactor.

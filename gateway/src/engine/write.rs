@@ -118,6 +118,7 @@ impl Engine {
         let intent = IntentRecord {
             created_ms: now_ms(),
             layout: layout.clone(),
+            owner: self.members.id().to_string(),
         };
         self.meta(move |c| c.put_intent(group.0, &intent)).await?;
 

@@ -17,26 +17,35 @@ use crate::MetaError;
 impl Catalog {
     /// Records that shard group `group` is about to be written.
     pub fn put_intent(&self, group: [u8; 16], rec: &IntentRecord) -> Result<(), MetaError> {
-        self.transact(|txn| txn.put_record(Table::Intents, group.to_vec(), rec))
+        let value = model::encode_intent(rec)?;
+        self.transact(|txn| {
+            txn.put(Table::Intents, group.to_vec(), value.clone());
+            Ok(())
+        })
     }
 
     /// A write failed: moves the intent of `group` to the GC queue, due at `now_ms`.
     /// Idempotent (no intent, nothing to do).
     pub fn remove_intent_to_gc(&self, group: [u8; 16], now_ms: u64) -> Result<(), MetaError> {
         self.transact(|txn| {
-            let Some(intent): Option<IntentRecord> = txn.get_record(Table::Intents, &group)? else {
+            let Some(raw) = txn.get(Table::Intents, &group)? else {
                 return Ok(());
             };
+            let intent = model::decode_intent(&raw)?;
             txn.delete(Table::Intents, group.to_vec());
             queue_gc(txn, &intent.layout, now_ms, "failed write")
         })
     }
 
-    /// Up to `limit` intents created before `older_than_ms` (a timestamp, not an age): writes
-    /// that neither committed nor cleaned up, e.g. because the gateway crashed.
+    /// Up to `limit` intents created before `older_than_ms` (a timestamp, not an age) or owned
+    /// by a gateway `owner_dead` says is gone: writes that neither committed nor cleaned up,
+    /// e.g. because their gateway crashed. Callers judge liveness from rows read *after* this
+    /// scan: a gateway's liveness row is written before any of its intents, so every owner
+    /// seen here is either listed there or gone.
     pub fn stale_intents(
         &self,
         older_than_ms: u64,
+        owner_dead: &dyn Fn(&str) -> bool,
         limit: usize,
     ) -> Result<Vec<([u8; 16], IntentRecord)>, MetaError> {
         let mut stale = Vec::new();
@@ -55,8 +64,9 @@ impl Catalog {
                     .as_slice()
                     .try_into()
                     .map_err(|_| MetaError::Corrupt("intent key length".to_string()))?;
-                let intent: IntentRecord = model::decode(&value)?;
-                if intent.created_ms < older_than_ms && stale.len() < limit {
+                let intent = model::decode_intent(&value)?;
+                let stale_now = intent.created_ms < older_than_ms || owner_dead(&intent.owner);
+                if stale_now && stale.len() < limit {
                     stale.push((group, intent));
                 }
             }

@@ -16,10 +16,17 @@
 //! - sequence numbers from [`Catalog::next_seq`] are never reused, even across restarts and
 //!   between catalogs sharing a store: each catalog hands out numbers from a block it reserved
 //!   by a transaction on the persisted high-water mark, before any number of it is used;
-//! - rows of a deleted bucket are gone: operations on it fail with `NoSuchBucket`.
+//! - operations on a deleted bucket fail with `NoSuchBucket`; its leftover rows are removed
+//!   by a cleanup job in bounded steps (`cleanup`);
+//! - every transaction is sized to the store's limits (etcd: 128 operations, 1.5 MiB)
+//!   whatever the data: work that grows with the data (the part rows of a completed or aborted
+//!   upload, the GC of a many-part version, a deleted bucket's rows) is queued as a cleanup job
+//!   by the small transaction that decides it, and done by [`Catalog::cleanup_step`].
 
 mod background;
+mod cleanup;
 mod listing;
+mod members;
 mod multipart;
 mod objects;
 mod repair;
@@ -29,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use listing::{ListPage, ListQuery, UploadListPage, UploadListQuery};
+pub use members::{GatewayRecord, LeaderRecord};
 pub use objects::WriteCondition;
 pub use repair::{repair_backoff_ms, SwapOutcome};
 
@@ -236,8 +244,10 @@ impl Catalog {
     }
 
     /// Deletes an empty bucket. `Err(NoSuchBucket)` if absent, `Err(BucketNotEmpty)` if any
-    /// object head exists. Its multipart uploads are aborted in the same transaction (their
-    /// shard groups queued to GC, due now).
+    /// object head exists. One small transaction removes the bucket (so every operation on it
+    /// fails from then on) and queues a [`model::CleanupJob::Bucket`] that removes its leftover
+    /// rows in bounded steps ([`Catalog::cleanup_step`]): delete markers, completed-upload
+    /// records, and its multipart uploads (aborted: their shard groups queued to GC, due now).
     pub fn delete_bucket(&self, name: &str) -> Result<(), MetaError> {
         let due = now_ms();
         self.transact(|txn| {
@@ -254,21 +264,13 @@ impl Catalog {
             txn.get(Table::System, &keys::system_bucket_id_key(&bid))?;
             txn.delete(Table::Buckets, name.as_bytes());
             txn.delete(Table::System, keys::system_bucket_id_key(&bid));
-            // Leftover version rows (delete markers) belong to the bucket too.
-            for (key, _) in txn.scan_all(Table::Versions, &bid, &bucket_end)? {
-                txn.delete(Table::Versions, key);
-            }
-            let completed = keys::system_completed_upload_prefix(&bid);
-            let completed_end = keys::successor(&completed);
-            for (key, _) in txn.scan_all(Table::System, &completed, &completed_end)? {
-                txn.delete(Table::System, key);
-            }
-            for (key, value) in txn.scan_all(Table::Uploads, &bid, &bucket_end)? {
-                let upload: model::UploadRecord = model::decode(&value)?;
-                txn.delete(Table::Uploads, key);
-                remove_parts(txn, upload.useq, &[], due, "bucket deleted")?;
-            }
-            Ok(())
+            let job = model::CleanupJob::Bucket {
+                bucket: bid,
+                stage: 0,
+                after: Vec::new(),
+                due_ms: due,
+            };
+            txn.put_record(Table::System, cleanup::bucket_job_key(&bid), &job)
         })
     }
 
@@ -323,28 +325,6 @@ fn require_bucket(txn: &mut Txn<'_>, bid: &BucketId) -> Result<(), MetaError> {
         Some(_) => Ok(()),
         None => Err(MetaError::NoSuchBucket),
     }
-}
-
-/// Adds to `txn` the removal of every part row of upload `useq`, queueing each sharded
-/// attempt whose group is not in `kept` to GC due at `due_ms`.
-fn remove_parts(
-    txn: &mut Txn<'_>,
-    useq: u64,
-    kept: &[[u8; 16]],
-    due_ms: u64,
-    reason: &str,
-) -> Result<(), MetaError> {
-    let prefix = keys::parts_prefix(useq);
-    for (key, value) in txn.scan_all(Table::Parts, &prefix, &keys::successor(&prefix))? {
-        let part: model::PartRecord = model::decode(&value)?;
-        if let Some(layout) = part.data.sharded() {
-            if !kept.contains(&layout.group) {
-                queue_gc(txn, layout, due_ms, reason)?;
-            }
-        }
-        txn.delete(Table::Parts, key);
-    }
-    Ok(())
 }
 
 /// Adds a GC queue row for `layout`, due at `due_ms`. The row key is `due ‖ group`; a partial

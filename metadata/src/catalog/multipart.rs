@@ -1,19 +1,24 @@
 //! Multipart uploads and their parts.
 //!
 //! Invariants: adding a part reads the upload row (checked), and completing or aborting an
-//! upload deletes it and scans its parts (checked), so a part cannot be added to an upload
-//! that a concurrent complete or abort removes: one of the two transactions conflicts. Every
-//! attempt at a part is kept (`useq ‖ part_number ‖ attempt`); whoever removes the upload
-//! queues the shard groups of the attempts nobody references to GC in the same transaction.
+//! upload deletes it, so a part cannot be added to an upload that a concurrent complete or
+//! abort removes: one of the two transactions conflicts. Every attempt at a part is kept
+//! (`useq ‖ part_number ‖ attempt`). Whoever removes the upload row queues a cleanup job
+//! (`cleanup`, `i/cleanup/u/‖useq`) in the same transaction, which removes the part rows in
+//! bounded steps and queues the shard groups of the attempts the completed version does not
+//! hold to GC — so complete and abort are constant-size transactions whatever the number of
+//! parts. The placement rows of a part attempt stay owned by the attempt: while the upload
+//! row exists they resolve to the part row, afterwards through the completed-upload record to
+//! the version (or to nothing: not live).
 
+use super::cleanup::upload_job_key;
 use super::repair::publish_layout;
 use super::{
-    consume_intents, opaque_id, parse_opaque_id, remove_parts, require_bucket, Catalog, MAX_PAGES,
-    PAGE_ROWS,
+    consume_intents, opaque_id, parse_opaque_id, require_bucket, Catalog, MAX_PAGES, PAGE_ROWS,
 };
 use crate::keys;
 use crate::kv::Table;
-use crate::model::{self, BucketId, LayoutOwner, PartRecord, UploadRecord};
+use crate::model::{self, BucketId, CleanupJob, LayoutOwner, PartRecord, UploadRecord};
 use crate::txn::Txn;
 use crate::MetaError;
 
@@ -129,7 +134,8 @@ impl Catalog {
         Ok((found, None))
     }
 
-    /// Every attempt at every part of `upload`, ordered by (part_number, attempt).
+    /// Every attempt at every part of `upload`, ordered by (part_number, attempt). After the
+    /// upload is completed or aborted, the attempts its cleanup job has not removed yet.
     pub fn list_parts(&self, upload: &UploadRecord) -> Result<Vec<PartRecord>, MetaError> {
         let prefix = keys::parts_prefix(upload.useq);
         self.scan_all(Table::Parts, &prefix, &keys::successor(&prefix))?
@@ -138,8 +144,9 @@ impl Catalog {
             .collect()
     }
 
-    /// Removes the upload and all its parts, queueing every sharded part to GC due at
-    /// `now_ms + gc_delay_ms`. `Err(NoSuchUpload)` if it is already gone.
+    /// Removes the upload (one small transaction) and queues a cleanup job that removes all its
+    /// parts in bounded steps ([`Catalog::cleanup_step`]), queueing every sharded part to GC due
+    /// at `now_ms + gc_delay_ms`. `Err(NoSuchUpload)` if it is already gone.
     pub fn abort_upload(
         &self,
         upload: &UploadRecord,
@@ -153,7 +160,15 @@ impl Catalog {
                 Table::Uploads,
                 keys::upload_key(&upload.bucket_id, upload.key.as_bytes(), upload.useq),
             );
-            remove_parts(txn, upload.useq, &[], due, "aborted")
+            let job = CleanupJob::Upload {
+                bucket: upload.bucket_id,
+                key: upload.key.clone(),
+                useq: upload.useq,
+                version: None,
+                due_ms: due,
+                reason: "aborted".to_string(),
+            };
+            txn.put_record(Table::System, upload_job_key(upload.useq), &job)
         })
     }
 }

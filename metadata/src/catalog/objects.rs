@@ -3,15 +3,22 @@
 //! Invariants: a commit or delete is one transaction whose condition is checked against the
 //! head it read with a checked read (so of two racing `IfNoneMatchAny` writers exactly one
 //! commits; the other conflicts, runs again and fails its condition). Shard groups of a
-//! replaced or deleted version are queued to GC in the same transaction — except groups the
-//! new version still references.
+//! replaced or deleted version are queued to GC — except groups the new version still
+//! references — in the same transaction when there are few (at most
+//! `cleanup::INLINE_GC_LAYOUTS`), otherwise by a cleanup job the same transaction queues (the
+//! version row stays, not live, until that job is done). A version is live iff the head row
+//! names its seq.
 
+use std::collections::HashSet;
+
+use super::cleanup::{retire_version, upload_job_key};
 use super::repair::publish_layout;
-use super::{consume_intents, queue_gc, referenced_groups, remove_parts, require_bucket, Catalog};
+use super::{consume_intents, queue_gc, referenced_groups, require_bucket, Catalog};
 use crate::keys;
 use crate::kv::Table;
 use crate::model::{
-    BucketId, CompletedUploadRecord, LayoutOwner, ObjectHead, UploadRecord, VersionRecord,
+    BucketId, CleanupJob, CompletedUploadRecord, LayoutOwner, ObjectHead, UploadRecord,
+    VersionRecord,
 };
 use crate::txn::Txn;
 use crate::MetaError;
@@ -62,14 +69,18 @@ impl Catalog {
     /// Atomically: checks `cond`, writes the `versions` row and the `objects` head row, removes
     /// the `intents_done` intent rows (`Err(Db)` if one is gone: it was collected as stale),
     /// writes the placement rows of every sharded part (owned by this version), queues a repair
-    /// for each new group (`intents_done`) written with missing shards, queues every sharded
-    /// part of the replaced version (if any) to GC due at `now_ms + gc_delay_ms`, and returns
-    /// the replaced version.
+    /// for each new group (`intents_done`) written with missing shards, retires the replaced
+    /// version (if any: its sharded parts go to GC due at `now_ms + gc_delay_ms`, directly or
+    /// through a cleanup job, see the module doc), and returns the replaced version.
     ///
     /// A `version.seq` of 0 is replaced by [`Catalog::next_seq`]; an empty `version_id` by one
-    /// derived from the seq plus random bytes. With `upload`, the same batch removes that
-    /// upload and all its part rows, queueing to GC every part attempt whose shard group
-    /// `version.parts` does not reference; `Err(NoSuchUpload)` if the upload is already gone.
+    /// derived from the seq plus random bytes. With `upload` (CompleteMultipartUpload), the same
+    /// batch removes that upload row, records the completed upload, and queues a cleanup job
+    /// that removes its part rows in bounded steps, queueing to GC every part attempt whose
+    /// shard group `version.parts` does not reference; `Err(NoSuchUpload)` if the upload is
+    /// already gone. The layouts taken from the upload's parts keep their part-owned placement
+    /// rows (resolved through the completed-upload record), so this transaction has the same
+    /// size whatever the number of parts; only groups in `intents_done` get new placement rows.
     #[allow(clippy::too_many_arguments)]
     pub fn commit_version(
         &self,
@@ -108,7 +119,7 @@ impl Catalog {
                 Some(head) => get_version(txn, bucket, key, head.seq)?,
                 None => None,
             };
-            let kept = referenced_groups(&version);
+            let kept: HashSet<[u8; 16]> = referenced_groups(&version).into_iter().collect();
             txn.put_record(
                 Table::Versions,
                 keys::version_key(bucket, key.as_bytes(), version.seq),
@@ -120,14 +131,6 @@ impl Catalog {
             } else {
                 txn.put_record(Table::Objects, object_row, &version.head())?;
             }
-            if let Some(head) = &head {
-                if head.seq != version.seq {
-                    txn.delete(
-                        Table::Versions,
-                        keys::version_key(bucket, key.as_bytes(), head.seq),
-                    );
-                }
-            }
             consume_intents(txn, intents_done)?;
             let owner = LayoutOwner::Version {
                 bucket: *bucket,
@@ -135,12 +138,30 @@ impl Catalog {
                 seq: version.seq,
             };
             for layout in version.parts.iter().filter_map(|p| p.data.sharded()) {
+                if upload.is_some() && !intents_done.contains(&layout.group) {
+                    // A part attempt's layout: its placement rows exist, owned by the attempt.
+                    continue;
+                }
                 publish_layout(txn, layout, &owner, intents_done, now_ms)?;
             }
-            if let Some(old) = &replaced {
-                for layout in old.parts.iter().filter_map(|p| p.data.sharded()) {
-                    if !kept.contains(&layout.group) {
-                        queue_gc(txn, layout, due, "replaced")?;
+            if let Some(head) = &head {
+                if head.seq != version.seq {
+                    retire_version(
+                        txn,
+                        bucket,
+                        key,
+                        replaced.as_ref(),
+                        head.seq,
+                        &kept,
+                        due,
+                        "replaced",
+                    )?;
+                } else if let Some(old) = &replaced {
+                    // Rewritten in place under the same seq (the row was just overwritten).
+                    for layout in old.parts.iter().filter_map(|p| p.data.sharded()) {
+                        if !kept.contains(&layout.group) {
+                            queue_gc(txn, layout, due, "replaced")?;
+                        }
                     }
                 }
             }
@@ -153,7 +174,15 @@ impl Catalog {
                     Table::Uploads,
                     keys::upload_key(bucket, key.as_bytes(), upload.useq),
                 );
-                remove_parts(txn, upload.useq, &kept, due, "unused part")?;
+                let job = CleanupJob::Upload {
+                    bucket: *bucket,
+                    key: key.to_string(),
+                    useq: upload.useq,
+                    version: Some(version.seq),
+                    due_ms: due,
+                    reason: "unused part".to_string(),
+                };
+                txn.put_record(Table::System, upload_job_key(upload.useq), &job)?;
                 let completed = CompletedUploadRecord {
                     upload_id: upload.upload_id.clone(),
                     seq: version.seq,
@@ -165,8 +194,9 @@ impl Catalog {
         })
     }
 
-    /// Removes the head and version rows of `key` and queues its shard groups to GC due at
-    /// `now_ms + gc_delay_ms`. Returns the removed version; `Ok(None)` if there was none.
+    /// Removes the head row of `key` and retires its version (its shard groups go to GC due at
+    /// `now_ms + gc_delay_ms`, directly or through a cleanup job). Returns the removed
+    /// version; `Ok(None)` if there was none.
     pub fn delete_object(
         &self,
         bucket: &BucketId,
@@ -185,15 +215,16 @@ impl Catalog {
                 Table::System,
                 keys::system_completed_upload_key(bucket, key.as_bytes()),
             );
-            txn.delete(
-                Table::Versions,
-                keys::version_key(bucket, key.as_bytes(), head.seq),
-            );
-            if let Some(version) = &removed {
-                for layout in version.parts.iter().filter_map(|p| p.data.sharded()) {
-                    queue_gc(txn, layout, due, "deleted")?;
-                }
-            }
+            retire_version(
+                txn,
+                bucket,
+                key,
+                removed.as_ref(),
+                head.seq,
+                &HashSet::new(),
+                due,
+                "deleted",
+            )?;
             Ok(removed)
         })
     }

@@ -4,7 +4,9 @@
 //! - a `placement` row `node ‖ group` exists for every shard a live layout (version or part
 //!   attempt) places on a node and does not mark missing; it is written in the transaction that
 //!   publishes or swaps the layout and removed only when GC has deleted that very shard (same
-//!   node, same index), so the orphan scan never deletes a shard someone may still read;
+//!   node, same index), so the orphan scan never deletes a shard someone may still read; its
+//!   owner is resolved to the record holding the layout now by `load_owner` (a completed
+//!   upload's part attempts resolve to the version, through the completed-upload record);
 //! - a group is queued for repair at most once: `system` row `i/repair/‖group` names its one
 //!   `repair` row, and both change in one transaction; a second
 //!   report merges its shard indexes into the queued item instead of adding a row (both rows
@@ -14,12 +16,12 @@
 //!   record, and does nothing when the owner record no longer holds the group (overwritten or
 //!   deleted).
 
-use super::{consume_intents, queue_gc, Catalog, MAX_PAGES, PAGE_ROWS};
+use super::{consume_intents, parse_opaque_id, queue_gc, Catalog, MAX_PAGES, PAGE_ROWS};
 use crate::keys;
 use crate::kv::Table;
 use crate::model::{
-    self, DataLayout, LayoutOwner, PartRecord, PlacementRecord, RepairItem, ShardedLayout,
-    VersionRecord, NO_NODE,
+    self, CompletedUploadRecord, DataLayout, LayoutOwner, ObjectHead, PartRecord, PlacementRecord,
+    RepairItem, ShardedLayout, VersionRecord, NO_NODE,
 };
 use crate::txn::Txn;
 use crate::MetaError;
@@ -239,7 +241,9 @@ impl Catalog {
     }
 
     /// The owner and current layout of `group`, found through its placement row on any of
-    /// `nodes`; `None` when no live record holds the group any more.
+    /// `nodes`; `None` when no live record holds the group any more. The owner is the record
+    /// that holds the layout now: a placement row owned by a part attempt of a completed
+    /// upload yields the version (see [`load_owner`]).
     pub fn find_group_layout(
         &self,
         group: &[u8; 16],
@@ -250,8 +254,8 @@ impl Catalog {
                 let Some(placement) = placement_in(txn, node, group)? else {
                     continue;
                 };
-                if let Some(layout) = owner_layout(txn, &placement.owner, group)? {
-                    return Ok(Some((placement.owner, layout)));
+                if let Some((owner, layout)) = owner_layout(txn, &placement.owner, group)? {
+                    return Ok(Some((owner, layout)));
                 }
             }
             Ok(None)
@@ -278,9 +282,10 @@ impl Catalog {
     ) -> Result<SwapOutcome, MetaError> {
         let due = now_ms.saturating_add(gc_delay_ms);
         self.transact(|txn| {
-            let Some(mut record) = load_owner(txn, owner)? else {
+            let Some((owner, mut record)) = load_owner(txn, owner)? else {
                 return Ok(SwapOutcome::Gone);
             };
+            let owner = &owner;
             let Some(layout) = record.layout_mut(&group) else {
                 return Ok(SwapOutcome::Gone);
             };
@@ -433,46 +438,88 @@ pub(super) fn shard_is_live_in(
     if row.index != index {
         return Ok(false);
     }
-    Ok(owner_layout(txn, &row.owner, group)?.is_some_and(|layout| {
-        layout.nodes.get(usize::from(index)) == Some(&node) && !layout.missing.contains(&index)
-    }))
+    Ok(
+        owner_layout(txn, &row.owner, group)?.is_some_and(|(_, layout)| {
+            layout.nodes.get(usize::from(index)) == Some(&node) && !layout.missing.contains(&index)
+        }),
+    )
 }
 
-/// The layout of `group` inside the record `owner` names, if it still holds it.
+/// The layout of `group` inside the live record `owner` resolves to (see [`load_owner`]), with
+/// that record's owner, if it still holds the group.
 fn owner_layout(
     txn: &mut Txn<'_>,
     owner: &LayoutOwner,
     group: &[u8; 16],
-) -> Result<Option<ShardedLayout>, MetaError> {
-    Ok(match load_owner(txn, owner)? {
-        Some(OwnerRecord::Version(version)) => version
-            .parts
-            .iter()
-            .filter_map(|p| p.data.sharded())
-            .find(|l| &l.group == group)
-            .cloned(),
-        Some(OwnerRecord::Part(part)) => part.data.sharded().filter(|l| &l.group == group).cloned(),
-        None => None,
-    })
+) -> Result<Option<(LayoutOwner, ShardedLayout)>, MetaError> {
+    let Some((owner, mut record)) = load_owner(txn, owner)? else {
+        return Ok(None);
+    };
+    Ok(record
+        .layout_mut(group)
+        .map(|layout| (owner, layout.clone())))
 }
 
-fn load_owner(txn: &mut Txn<'_>, owner: &LayoutOwner) -> Result<Option<OwnerRecord>, MetaError> {
-    Ok(match owner {
-        LayoutOwner::Version { bucket, key, seq } => txn
-            .get_record::<VersionRecord>(
-                Table::Versions,
-                &keys::version_key(bucket, key.as_bytes(), *seq),
-            )?
-            .map(OwnerRecord::Version),
+/// The live record `owner` resolves to, with its own owner; every read checked.
+/// - A version is live while the head row names its seq (a replaced version's row may stay
+///   until its cleanup job is done).
+/// - A part attempt is its part row while its upload row exists. Once the upload is
+///   completed, the placement rows of its attempts stay (Complete does not rewrite them), and
+///   the completed-upload record of the key names the version that holds the kept layouts:
+///   the owner resolves to that version while it is live (the record goes when the version is
+///   replaced or deleted). An aborted upload, or an attempt of a replaced version, resolves
+///   to nothing.
+fn load_owner(
+    txn: &mut Txn<'_>,
+    owner: &LayoutOwner,
+) -> Result<Option<(LayoutOwner, OwnerRecord)>, MetaError> {
+    match owner {
+        LayoutOwner::Version { bucket, key, seq } => {
+            let head: Option<ObjectHead> =
+                txn.get_record(Table::Objects, &keys::object_key(bucket, key.as_bytes()))?;
+            if head.map(|h| h.seq) != Some(*seq) {
+                return Ok(None);
+            }
+            Ok(txn
+                .get_record::<VersionRecord>(
+                    Table::Versions,
+                    &keys::version_key(bucket, key.as_bytes(), *seq),
+                )?
+                .map(|version| (owner.clone(), OwnerRecord::Version(version))))
+        }
         LayoutOwner::Part {
+            bucket,
+            key,
             useq,
             part_number,
             attempt,
-            ..
-        } => txn
-            .get_record::<PartRecord>(Table::Parts, &keys::part_key(*useq, *part_number, *attempt))?
-            .map(OwnerRecord::Part),
-    })
+        } => {
+            let upload_row = keys::upload_key(bucket, key.as_bytes(), *useq);
+            if txn.get(Table::Uploads, &upload_row)?.is_some() {
+                return Ok(txn
+                    .get_record::<PartRecord>(
+                        Table::Parts,
+                        &keys::part_key(*useq, *part_number, *attempt),
+                    )?
+                    .map(|part| (owner.clone(), OwnerRecord::Part(part))));
+            }
+            let completed: Option<CompletedUploadRecord> = txn.get_record(
+                Table::System,
+                &keys::system_completed_upload_key(bucket, key.as_bytes()),
+            )?;
+            match completed {
+                Some(record) if parse_opaque_id(&record.upload_id) == Some(*useq) => {
+                    let version = LayoutOwner::Version {
+                        bucket: *bucket,
+                        key: key.clone(),
+                        seq: record.seq,
+                    };
+                    load_owner(txn, &version)
+                }
+                _ => Ok(None),
+            }
+        }
+    }
 }
 
 /// The record a [`LayoutOwner`] names.

@@ -10,13 +10,22 @@ use metadata::{
     PartRecord, ShardedLayout, Table, UploadRecord, VersionRecord, WriteBatch,
 };
 
-/// Runs each named check (a `fn(&Catalog)`) on a fresh in-memory catalog, a fresh RocksDB
-/// catalog in a temporary directory and a fresh catalog on a one-member etcd cluster.
+/// Runs each named check (a `fn(&Catalog)`) on a fresh in-memory catalog, an in-memory catalog
+/// that refuses commits over etcd's default limits (fast proof that every transaction fits), a
+/// fresh RocksDB catalog in a temporary directory and a fresh catalog on a one-member etcd
+/// cluster (running with etcd's default limits).
 #[macro_export]
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod in_memory {
             $( #[test] fn $check() { super::$check(&metadata::Catalog::in_memory()); } )*
+        }
+        mod etcd_limits_in_memory {
+            $( #[test] fn $check() {
+                let kv = metadata::MemKvStore::with_limits(metadata::Limits::ETCD_DEFAULT);
+                let catalog = metadata::Catalog::new(std::sync::Arc::new(kv)).unwrap();
+                super::$check(&catalog);
+            } )*
         }
         mod rocks {
             $( #[test] fn $check() {
@@ -138,6 +147,18 @@ pub fn put(catalog: &Catalog, bid: &[u8; 16], key: &str) {
             0,
         )
         .unwrap();
+}
+
+/// Most cleanup steps a test runs before it calls the cleanup stuck.
+pub const MAX_CLEANUP_STEPS: usize = 100_000;
+
+/// Runs every pending cleanup job to its end (what the background worker does); returns the
+/// steps it took.
+pub fn drain(catalog: &Catalog) -> usize {
+    let steps = catalog.run_cleanup(MAX_CLEANUP_STEPS).unwrap();
+    assert!(steps < MAX_CLEANUP_STEPS, "cleanup did not finish");
+    assert_eq!(catalog.cleanup_jobs(1).unwrap(), 0);
+    steps
 }
 
 /// Groups queued to GC (due by `now`), with their reasons.

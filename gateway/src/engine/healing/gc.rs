@@ -1,7 +1,10 @@
-//! Background garbage collection (DESIGN §7, first part): deletes the shards of replaced and
+//! Background garbage collection (DESIGN §7, first part): runs the catalog's cleanup jobs in
+//! bounded steps (`Catalog::run_cleanup`: the part rows of completed and aborted uploads, the
+//! layouts of replaced many-part versions, a deleted bucket's rows — they queue GC items);
+//! deletes the shards of replaced and
 //! deleted versions, aborted and expired uploads, unused part attempts, shards replaced by
 //! repair and abandoned writes once their grace delay has passed; turns intents left behind by
-//! a crash (any intent older than this process, or older than `stale_intent_after`) into GC
+//! a crash (any intent of a gateway known dead, or older than `stale_intent_after`) into GC
 //! work; and runs the periodic maintenance pass (orphan scan, upload expiry) every
 //! `scan_interval`.
 //!
@@ -28,6 +31,9 @@ use crate::engine::{now_ms, EngineError};
 const GC_INTERVAL: Duration = Duration::from_secs(2);
 /// Items handled per pass.
 const GC_BATCH: usize = 256;
+/// Catalog cleanup steps (one bounded transaction each) run per pass: on etcd a step removes
+/// about 60 part rows, so a 10,000-part upload is cleaned up within a few passes.
+const CLEANUP_STEPS: usize = 64;
 /// The first maintenance pass runs this long after start (or after `scan_interval`, if shorter).
 const FIRST_SCAN_AFTER: Duration = Duration::from_secs(60);
 /// Delay before a failed GC item is tried again.
@@ -56,6 +62,12 @@ impl Healer {
                 if *shutdown.borrow() {
                     break;
                 }
+                if !healer.engine.members.is_leader() {
+                    // Another gateway runs background work; the scan starts afresh here
+                    // if this one takes over.
+                    next_scan = tokio::time::Instant::now() + scan_interval.min(FIRST_SCAN_AFTER);
+                    continue;
+                }
                 if let Err(e) = healer.gc_pass().await {
                     warn!(error = %e, "gc pass failed");
                 }
@@ -69,23 +81,40 @@ impl Healer {
         })
     }
 
-    /// One pass: stale intents → GC queue, then every due item. Returns items finished.
+    /// One pass: bounded steps of the catalog's cleanup jobs (part rows of completed and
+    /// aborted uploads, GC of many-part versions, rows of deleted buckets: each step one small
+    /// transaction that may queue GC items), stale intents → GC queue, then every due item.
+    /// Returns items finished.
     ///
-    /// An intent is stale when it is older than `stale_intent_after`, or was created before
-    /// this engine started: only one gateway process opens the catalog (RocksDB locks it), so
-    /// such an intent belongs to a process that crashed mid-write.
+    /// An intent is stale when it is older than `stale_intent_after`, or its owner is known
+    /// dead (`members`: a gateway whose liveness row expired or is gone; with a catalog of its
+    /// own, any earlier process), so it belongs to a write that crashed midway.
     pub async fn gc_pass(&self) -> Result<usize, EngineError> {
+        let steps = self.engine.meta(|c| c.run_cleanup(CLEANUP_STEPS)).await?;
+        if steps > 0 {
+            debug!(steps, "catalog cleanup steps");
+        }
         let stale_after = self.engine.config.healing.stale_intent_after.as_millis() as u64;
-        let cutoff = now_ms()
-            .saturating_sub(stale_after)
-            .max(self.engine.started_ms);
+        let cutoff = now_ms().saturating_sub(stale_after);
+        let members = self.engine.members.clone();
         let stale = self
             .engine
-            .meta(move |c| c.stale_intents(cutoff, GC_BATCH))
+            .meta(move |c| {
+                members.refresh(c)?;
+                let dead = |owner: &str| members.owner_dead(owner);
+                let candidates = c.stale_intents(cutoff, &dead, GC_BATCH)?;
+                // Liveness is judged again from rows read after the intents (an owner's row
+                // predates its intents): a gateway that started during the scan is alive.
+                members.refresh(c)?;
+                Ok(candidates
+                    .into_iter()
+                    .filter(|(_, i)| i.created_ms < cutoff || members.owner_dead(&i.owner))
+                    .collect::<Vec<_>>())
+            })
             .await?;
         for (group, intent) in stale {
-            let earlier_process = intent.created_ms < self.engine.started_ms;
-            info!(group = %hex::encode(group), earlier_process, "collecting an abandoned write");
+            let owner_gone = self.engine.members.owner_dead(&intent.owner);
+            info!(group = %hex::encode(group), owner = %intent.owner, owner_gone, "collecting an abandoned write");
             self.engine.abandon_intent(group).await;
             self.state
                 .counters
@@ -93,10 +122,25 @@ impl Healer {
                 .fetch_add(1, Ordering::Relaxed);
         }
         let now = now_ms();
-        let due = self.engine.meta(move |c| c.due_gc(now, GC_BATCH)).await?;
+        let members = self.engine.members.clone();
+        let (due, remote_reads) = self
+            .engine
+            .meta(move |c| {
+                let due = c.due_gc(now, GC_BATCH)?;
+                // Groups that reads on other gateways still need (nothing to read when due is
+                // empty).
+                let remote = if due.is_empty() {
+                    Default::default()
+                } else {
+                    members.remote_reads(c)?
+                };
+                Ok((due, remote))
+            })
+            .await?;
         let mut finished = 0;
         for (key, item) in due {
-            if self.engine.leases.is_held(&item.layout.group) {
+            let group = &item.layout.group;
+            if self.engine.leases.is_held(group) || remote_reads.contains(group) {
                 // A GET still streams this group (the version was replaced or deleted under
                 // it): try again shortly, behind the other due items.
                 let due = now_ms() + LEASED_RETRY.as_millis() as u64;

@@ -125,6 +125,7 @@ impl Healer {
             let record = IntentRecord {
                 created_ms: now_ms(),
                 layout: partial,
+                owner: self.engine.members.id().to_string(),
             };
             self.engine
                 .meta(move |c| c.put_intent(group, &record))

@@ -116,6 +116,9 @@ pub struct RepairStatus {
 pub struct GcStatus {
     /// Shard groups (or single replaced shards) waiting for deletion (counted up to 1,000,000).
     pub queue_length: u64,
+    /// Catalog cleanup jobs pending (completed or aborted uploads whose part rows are still
+    /// being removed, retired many-part versions, deleted buckets): they queue more GC items.
+    pub cleanup_jobs: u64,
     pub groups_collected: u64,
     pub shards_deleted: u64,
     /// Shard bytes (frames) of the collected groups.
@@ -197,6 +200,11 @@ impl Healer {
                     break;
                 }
                 while tasks.try_join_next().is_some() {}
+                if !healer.engine.members.is_leader() {
+                    // Another gateway repairs; repairs this one started before it lost the
+                    // lease finish (each commits by a transaction that checks the layout).
+                    continue;
+                }
                 healer.watch_nodes(&mut tasks);
                 if let Err(e) = healer.start_due_repairs(&mut tasks).await {
                     warn!(error = %e, "repair pass failed");
@@ -423,10 +431,15 @@ impl Healer {
             .engine
             .meta(|c| c.gc_queue_len(QUEUE_COUNT_LIMIT))
             .await?;
+        let cleanup = self
+            .engine
+            .meta(|c| c.cleanup_jobs(QUEUE_COUNT_LIMIT))
+            .await?;
         let c = &self.state.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Ok(GcStatus {
             queue_length: queue as u64,
+            cleanup_jobs: cleanup as u64,
             groups_collected: get(&c.gc_groups_collected),
             shards_deleted: get(&c.gc_shards_deleted),
             bytes_collected: get(&c.gc_bytes_collected),

@@ -197,7 +197,9 @@ impl Healer {
         let healer = Arc::clone(self);
         tokio::spawn(async move {
             loop {
-                healer.poll_scrub().await;
+                if healer.engine.members.is_leader() {
+                    healer.poll_scrub().await;
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
                     _ = shutdown.changed() => {}

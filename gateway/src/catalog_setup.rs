@@ -1,0 +1,254 @@
+//! Opening the catalog a gateway serves from, and — when several gateways share it (etcd) —
+//! agreeing with the others on what makes the cluster: erasure coding, write quorum, inline
+//! threshold, the storage-node registry and the admin credentials.
+//!
+//! The first gateway to start writes these into the catalog (`put_system_if_absent`, so of
+//! several starting at once exactly one wins); every later one compares its own configuration
+//! and refuses to start on a difference, naming the field. A gateway whose configuration lists
+//! no nodes takes the catalog's registry. The cluster secret is never stored in the catalog
+//! (anyone who can read etcd would otherwise hold the storage nodes' key).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{check_nodes, CatalogConfig, NodeEntry, ServerConfig};
+use crate::credentials::Credentials;
+use metadata::catalog::Catalog;
+
+/// `system` value name of the cluster's shape.
+const CLUSTER_RECORD: &str = "cluster";
+/// `system` value name of the admin key pair.
+const CREDENTIALS_RECORD: &str = "admin-credentials";
+
+/// What every gateway of a cluster must agree on (JSON in the catalog, readable with etcdctl).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ClusterRecord {
+    data_shards: usize,
+    parity_shards: usize,
+    block_size: usize,
+    write_quorum: usize,
+    inline_threshold: usize,
+    nodes: Vec<NodeRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct NodeRecord {
+    id: u32,
+    address: String,
+    zone: Option<String>,
+    weight: Option<f64>,
+}
+
+impl ClusterRecord {
+    fn of(config: &ServerConfig) -> ClusterRecord {
+        let mut nodes: Vec<NodeRecord> = config
+            .cluster
+            .as_ref()
+            .map(|c| c.nodes.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|n| NodeRecord {
+                id: n.id,
+                address: n.address.clone(),
+                zone: n.zone.clone(),
+                weight: n.weight,
+            })
+            .collect();
+        nodes.sort_by_key(|n| n.id);
+        let g = &config.geometry;
+        ClusterRecord {
+            data_shards: g.data_shards,
+            parity_shards: g.parity_shards,
+            block_size: g.block_size,
+            write_quorum: config.write_quorum,
+            inline_threshold: config.inline_threshold,
+            nodes,
+        }
+    }
+
+    /// The first field of `self` (this gateway) that differs from `stored`, as a message.
+    fn disagreement(&self, stored: &ClusterRecord) -> Option<String> {
+        let scalar = |field: &str, mine: usize, theirs: usize| {
+            (mine != theirs).then(|| {
+                format!(
+                    "`{field}` is {mine} in this gateway's configuration but {theirs} in the \
+                     cluster's shared catalog (set by the first gateway)"
+                )
+            })
+        };
+        scalar("data_shards", self.data_shards, stored.data_shards)
+            .or_else(|| scalar("parity_shards", self.parity_shards, stored.parity_shards))
+            .or_else(|| scalar("block_size", self.block_size, stored.block_size))
+            .or_else(|| scalar("write_quorum", self.write_quorum, stored.write_quorum))
+            .or_else(|| {
+                scalar(
+                    "inline_threshold",
+                    self.inline_threshold,
+                    stored.inline_threshold,
+                )
+            })
+            .or_else(|| {
+                if self.nodes.is_empty() || self.nodes == stored.nodes {
+                    return None;
+                }
+                let describe = |nodes: &[NodeRecord]| {
+                    nodes
+                        .iter()
+                        .map(|n| format!("{}={}", n.id, n.address))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                Some(format!(
+                    "`nodes` are [{}] in this gateway's configuration but [{}] in the cluster's \
+                     shared catalog (leave `nodes` out to use the catalog's)",
+                    describe(&self.nodes),
+                    describe(&stored.nodes)
+                ))
+            })
+    }
+}
+
+/// Opens the configured catalog (blocking: call it off the reactor).
+pub fn open_catalog(config: &ServerConfig) -> Result<Catalog, String> {
+    match &config.catalog {
+        CatalogConfig::Rocks => {
+            let dir = config.data.join("meta");
+            Catalog::open_rocks(&dir, config.fsync)
+                .map_err(|e| format!("cannot open metadata at {}: {e}", dir.display()))
+        }
+        CatalogConfig::Etcd(etcd) => {
+            let store = metadata::EtcdKvStore::connect(etcd.clone()).map_err(|e| {
+                format!(
+                    "cannot reach the etcd catalog at {}: {e}",
+                    etcd.endpoints.join(",")
+                )
+            })?;
+            Catalog::new(std::sync::Arc::new(store))
+                .map_err(|e| format!("cannot open the etcd catalog: {e}"))
+        }
+    }
+}
+
+/// With a shared catalog: records this gateway's cluster shape if it is the first, else checks
+/// it against the recorded one and fills in the node list when the configuration has none.
+/// (Blocking: call it off the reactor.)
+pub fn agree_on_cluster(catalog: &Catalog, config: &mut ServerConfig) -> Result<(), String> {
+    if !matches!(config.catalog, CatalogConfig::Etcd(_)) {
+        return Ok(());
+    }
+    let mine = ClusterRecord::of(config);
+    let stored = if mine.nodes.is_empty() {
+        catalog
+            .get_system(CLUSTER_RECORD)
+            .map_err(|e| format!("cannot read the cluster record: {e}"))?
+            .ok_or_else(|| {
+                "invalid `nodes`: none configured, and the shared catalog has no node registry \
+                 yet (the first gateway of a cluster must list the storage nodes)"
+                    .to_string()
+            })?
+    } else {
+        let value = serde_json::to_vec(&mine).map_err(|e| e.to_string())?;
+        catalog
+            .put_system_if_absent(CLUSTER_RECORD, &value)
+            .map_err(|e| format!("cannot record the cluster's shape: {e}"))?
+    };
+    let stored: ClusterRecord = serde_json::from_slice(&stored)
+        .map_err(|e| format!("the shared catalog's cluster record is unreadable: {e}"))?;
+    if let Some(message) = mine.disagreement(&stored) {
+        return Err(format!(
+            "refusing to start: {message}; every gateway of a cluster must agree"
+        ));
+    }
+    if let Some(cluster) = config.cluster.as_mut() {
+        if cluster.nodes.is_empty() {
+            cluster.nodes = stored
+                .nodes
+                .iter()
+                .map(|n| NodeEntry {
+                    id: n.id,
+                    address: n.address.clone(),
+                    zone: n.zone.clone(),
+                    weight: n.weight,
+                })
+                .collect();
+            check_nodes(&cluster.nodes, config.geometry.total_shards())
+                .map_err(|e| format!("the shared catalog's node registry: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The admin key pair: from the data directory for a catalog of one's own, else the shared
+/// catalog's (the first gateway stores the pair from `STRATA_ACCESS_KEY`/`STRATA_SECRET_KEY`
+/// or a generated one; a later gateway given other keys in its environment refuses to start).
+/// (Blocking: call it off the reactor.)
+pub fn admin_credentials(catalog: &Catalog, config: &ServerConfig) -> Result<Credentials, String> {
+    if !matches!(config.catalog, CatalogConfig::Etcd(_)) {
+        return Credentials::load_or_create(&config.data)
+            .map_err(|e| format!("cannot load or create credentials: {e}"));
+    }
+    let from_env = Credentials::from_environment();
+    let proposal = from_env.clone().unwrap_or_else(Credentials::generate);
+    let value = serde_json::to_vec(&proposal).map_err(|e| e.to_string())?;
+    let stored = catalog
+        .put_system_if_absent(CREDENTIALS_RECORD, &value)
+        .map_err(|e| format!("cannot record the admin credentials: {e}"))?;
+    let stored: Credentials = serde_json::from_slice(&stored)
+        .map_err(|e| format!("the shared catalog's admin credentials are unreadable: {e}"))?;
+    if let Some(env) = from_env {
+        if env != stored {
+            return Err(
+                "refusing to start: `STRATA_ACCESS_KEY`/`STRATA_SECRET_KEY` differ from the \
+                 admin key pair in the cluster's shared catalog (set by the first gateway)"
+                    .to_string(),
+            );
+        }
+    }
+    Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn record(k: usize, quorum: usize, nodes: &[(u32, &str)]) -> ClusterRecord {
+        ClusterRecord {
+            data_shards: k,
+            parity_shards: 2,
+            block_size: 1 << 20,
+            write_quorum: quorum,
+            inline_threshold: 4096,
+            nodes: nodes
+                .iter()
+                .map(|&(id, address)| NodeRecord {
+                    id,
+                    address: address.to_string(),
+                    zone: None,
+                    weight: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_disagreement_names_the_field() {
+        let stored = record(4, 5, &[(0, "a:1"), (1, "b:1")]);
+        assert_eq!(
+            record(4, 5, &[(0, "a:1"), (1, "b:1")]).disagreement(&stored),
+            None
+        );
+        assert_eq!(
+            record(4, 5, &[]).disagreement(&stored),
+            None,
+            "no nodes: use the catalog's"
+        );
+        let quorum = record(4, 6, &[]).disagreement(&stored).unwrap();
+        assert!(quorum.starts_with("`write_quorum` is 6"), "{quorum}");
+        let k = record(3, 6, &[]).disagreement(&stored).unwrap();
+        assert!(k.starts_with("`data_shards` is 3"), "{k}");
+        let nodes = record(4, 5, &[(0, "a:1"), (1, "c:1")])
+            .disagreement(&stored)
+            .unwrap();
+        assert!(nodes.starts_with("`nodes` are [0=a:1, 1=c:1]"), "{nodes}");
+    }
+}
