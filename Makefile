@@ -47,10 +47,13 @@ test: deps
 	@echo "== the client suite again, against a 6-node cluster (gateway + storage-node processes) =="
 	S3COMPAT_CLUSTER=1 STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh $(CLUSTER_RUN_IGNORES)
 	@echo "== and against 2 gateways on a 3-member etcd catalog, requests alternating between them (round-robin proxy) =="
-	S3COMPAT_GATEWAYS=2 STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh $(CLUSTER_RUN_IGNORES)
+	S3COMPAT_GATEWAYS=2 STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh $(CLUSTER_RUN_IGNORES) \
+	  --deselect tests/s3-compat/test_protocol.py::test_empty_body_expecting_continue_closes_connection
 	$(MAKE) --no-print-directory lint
 
 # Test modules that start their own servers or clusters: run once, in the embedded pass.
+# (The 2-gateway pass also leaves out the test of the server's own Connection: close answer: the
+# round-robin proxy closes every connection after one response, to alternate requests.)
 CLUSTER_RUN_IGNORES := $(foreach t,cluster_faults docker docker_etcd durability multi_gateway repair scrub_admin tls,\
   --ignore=tests/s3-compat/test_$(t).py)
 
