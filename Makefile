@@ -91,9 +91,6 @@ CLUSTER_NODE_PORT ?= 7100
 CATALOG ?= rocksdb
 GATEWAYS ?= 1
 CLUSTER_ETCD_PORT ?= 2379
-# etcd's per-transaction limits, on the members and in the gateways' configuration alike.
-CLUSTER_ETCD_TXN_OPS ?= 4096
-CLUSTER_ETCD_REQUEST_BYTES ?= 8388608
 
 cluster: build
 	@set -eu; d="$(CLUSTER_DIR)"; mkdir -p "$$d"; \
@@ -112,7 +109,6 @@ cluster: build
 	      --listen-client-urls http://127.0.0.1:$$c --advertise-client-urls http://127.0.0.1:$$c \
 	      --listen-peer-urls http://127.0.0.1:$$p --initial-advertise-peer-urls http://127.0.0.1:$$p \
 	      --initial-cluster "$$peers" --initial-cluster-state new --initial-cluster-token "strata-$(CLUSTER_ETCD_PORT)" \
-	      --max-txn-ops $(CLUSTER_ETCD_TXN_OPS) --max-request-bytes $(CLUSTER_ETCD_REQUEST_BYTES) \
 	      > "$$d/etcd$$i.log" 2>&1 & echo $$! > "$$d/etcd$$i.pid"; done; \
 	  for i in 0 1 2; do c=$$(($(CLUSTER_ETCD_PORT) + 2 * i)); \
 	    for t in $$(seq 1 150); do curl -sf --max-time 1 http://127.0.0.1:$$c/health | grep -q '"true"' && break; \
@@ -127,8 +123,7 @@ cluster: build
 	  { echo "listen = \"127.0.0.1:$$port\""; echo "data = \"$$d/$$name\""; \
 	    echo "cluster_secret_file = \"$$d/secret\""; echo 'shard_timeout_secs = 10'; echo 'health_interval_ms = 500'; \
 	    if [ "$(CATALOG)" = etcd ]; then echo 'catalog = "etcd"'; echo "etcd_endpoints = [$$endpoints]"; \
-	      echo 'etcd_prefix = "strata/"'; echo 'etcd_max_txn_ops = $(CLUSTER_ETCD_TXN_OPS)'; \
-	      echo "etcd_max_request_bytes = $$(($(CLUSTER_ETCD_REQUEST_BYTES) - 65536))"; fi; \
+	      echo 'etcd_prefix = "strata/"'; fi; \
 	    for i in $$(seq 0 $$(($(CLUSTER_NODES) - 1))); do \
 	      printf '[[nodes]]\nid = %d\naddress = "127.0.0.1:%d"\n' $$i $$(($(CLUSTER_NODE_PORT) + i)); done; } > "$$d/$$name.toml"; \
 	  nohup $(BIN) gateway --config "$$d/$$name.toml" > "$$d/$$name.log" 2>&1 & echo $$! > "$$d/$$name.pid"; \

@@ -14,8 +14,9 @@ Invariants (those of cluster_support.Cluster, which `Topology` extends):
 - nothing here talks to anything but 127.0.0.1; every wait is bounded;
 - every process is spawned through `Cluster._spawn` (main thread, PR_SET_PDEATHSIG), so
   `close()` stops etcd members and gateways as well as storage nodes, and `leaked()` sees them;
-- etcd runs with its default heartbeat (100 ms) and election timeout (1 s), so the stalls the
-  fault tests measure are those of a default deployment.
+- etcd runs with its defaults (heartbeat 100 ms, election timeout 1 s, 128 operations and
+  1.5 MiB per transaction) and the gateways with theirs, so what the fault tests measure is a
+  default deployment's behaviour.
 """
 
 from __future__ import annotations
@@ -37,9 +38,6 @@ import support
 from cluster_support import START_TIMEOUT, Cluster, clean_env
 
 ETCD_BIN = os.environ.get("STRATA_ETCD_BIN") or "etcd"
-# etcd's limits on these members; the gateways are told the same (contract keys).
-ETCD_MAX_TXN_OPS = 4096
-ETCD_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 ETCD_PREFIX = "strata/"
 # Catalog tables as etcd keys: prefix ‖ table tag ‖ '/' ‖ row key (metadata/src/etcd.rs, kv.rs).
 INTENTS_TAG = "i"
@@ -158,7 +156,6 @@ class EtcdCluster:
             "--listen-peer-urls", member.peer_url, "--initial-advertise-peer-urls", member.peer_url,
             "--initial-cluster", self.initial_cluster(), "--initial-cluster-state", "new",
             "--initial-cluster-token", self.token,
-            "--max-txn-ops", str(ETCD_MAX_TXN_OPS), "--max-request-bytes", str(ETCD_MAX_REQUEST_BYTES),
         ]
 
     def start(self) -> None:
@@ -296,8 +293,6 @@ class Topology(Cluster):
             "catalog": "etcd",
             "etcd_endpoints": self.etcd.endpoints,
             "etcd_prefix": etcd_prefix,
-            "etcd_max_txn_ops": ETCD_MAX_TXN_OPS,
-            "etcd_max_request_bytes": ETCD_MAX_REQUEST_BYTES - 64 * 1024,
         }
         settings.update(self.gateway_extra)
         self.gateway_extra = settings
