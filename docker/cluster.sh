@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Strata in Docker: one gateway + six storage nodes (docker/compose.yaml), no registry needed.
+# Strata in Docker: one gateway + six storage nodes (docker/compose.yaml), or with
+# STRATA_DOCKER_CATALOG=etcd a 3-member etcd cluster + six storage nodes + two gateways sharing
+# its catalog (docker/compose-etcd.yaml). No registry needed.
 #
 #   docker/cluster.sh up        base image (debootstrap, cached) -> copy binary -> compose build ->
 #                               up -d -> wait until /_strata/health/ready is 200 (bounded)
@@ -12,17 +14,25 @@
 # Environment:
 #   STRATA_BIN             host-built release binary (default ~/.cache/strata/target/release/strata)
 #   COMPOSE_PROJECT_NAME   compose project (default strata); the test suite uses its own
-#   STRATA_DOCKER_PORT     S3 endpoint on 127.0.0.1 (default 9300)
+#   STRATA_DOCKER_CATALOG  rocksdb (default: compose.yaml) or etcd (compose-etcd.yaml)
+#   STRATA_DOCKER_PORT     S3 endpoint on 127.0.0.1 (default 9300); with etcd, gateway1 on the next port
 #   STRATA_DOCKER_WAIT     seconds to wait for readiness (default 90)
 #   STRATA_CLUSTER_SECRET, STRATA_ACCESS_KEY, STRATA_SECRET_KEY: when unset they are read from
 #                          docker/.env, or generated into it (mode 0600) on first `up`.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-compose_file="$here/compose.yaml"
+catalog="${STRATA_DOCKER_CATALOG:-rocksdb}"
+case "$catalog" in
+    rocksdb) compose_file="$here/compose.yaml" gateways=(gateway) ;;
+    etcd) compose_file="$here/compose-etcd.yaml" gateways=(gateway0 gateway1) ;;
+    *) echo "cluster.sh: STRATA_DOCKER_CATALOG must be rocksdb or etcd, not $catalog" >&2; exit 2 ;;
+esac
 env_file="$here/.env"
 project="${COMPOSE_PROJECT_NAME:-strata}"
 port="${STRATA_DOCKER_PORT:-9300}"
+# The etcd topology's second gateway (compose-etcd.yaml reads it).
+export STRATA_DOCKER_PORT1="${STRATA_DOCKER_PORT1:-$((port + 1))}"
 wait_s="${STRATA_DOCKER_WAIT:-90}"
 bin="${STRATA_BIN:-$HOME/.cache/strata/target/release/strata}"
 
@@ -106,6 +116,22 @@ copy_binary() {
     echo "$want" >"$stamp"
 }
 
+# The image also carries the host's etcd (a Go binary needing only libc) for compose-etcd.yaml.
+copy_etcd() {
+    local etcd_bin stamp want
+    etcd_bin="${STRATA_ETCD_BIN:-$(command -v etcd || true)}"
+    [ -n "$etcd_bin" ] && [ -x "$etcd_bin" ] || die "no etcd binary on the host (make deps installs etcd-server)"
+    stamp="$here/.etcd.stamp"
+    want="$(stat -L -c '%n %s %Y' "$etcd_bin")"
+    if [ -x "$here/etcd" ] && [ "$(cat "$stamp" 2>/dev/null || true)" = "$want" ]; then
+        return 0
+    fi
+    cp "$etcd_bin" "$here/etcd.tmp"
+    chmod 0755 "$here/etcd.tmp"
+    mv "$here/etcd.tmp" "$here/etcd"
+    echo "$want" >"$stamp"
+}
+
 # A bounded compose command whose chatter is shown only when it fails.
 quietly() { # SECONDS ARGS...
     local limit="$1" out rc=0
@@ -118,8 +144,13 @@ quietly() { # SECONDS ARGS...
     return "$rc"
 }
 
-ready_status() {
-    curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/_strata/health/ready" || true
+ready_status() { # PORT
+    curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1/_strata/health/ready" || true
+}
+
+# Host ports of the gateways, in order.
+gateway_ports() {
+    if [ "$catalog" = etcd ]; then echo "$port $STRATA_DOCKER_PORT1"; else echo "$port"; fi
 }
 
 cmd_up() {
@@ -128,22 +159,31 @@ cmd_up() {
     load_secrets generate
     "$here/base-image.sh"
     copy_binary
-    quietly 600 build gateway || die "image build failed"
+    copy_etcd
+    quietly 600 build "${gateways[0]}" || die "image build failed"
     # Earlier builds of this image that lost their tag (the binary changed) and run nowhere.
     timeout 120 docker image prune -f --filter "label=org.strata.image=runtime" >/dev/null 2>&1 || true
     quietly 300 up -d --no-build --remove-orphans || die "compose up failed"
-    local deadline=$((SECONDS + wait_s)) code=""
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        code="$(ready_status)"
-        [ "$code" = 200 ] && break
-        sleep 0.5
+    local deadline=$((SECONDS + wait_s)) code="" p
+    for p in $(gateway_ports); do
+        code=""
+        while [ "$SECONDS" -lt "$deadline" ]; do
+            code="$(ready_status "$p")"
+            [ "$code" = 200 ] && break
+            sleep 0.5
+        done
+        if [ "$code" != 200 ]; then
+            log "gateway on port $p not ready after ${wait_s}s (last status ${code:-none}); recent logs:"
+            timeout 30 "${compose_cmd[@]}" -p "$project" -f "$compose_file" logs --no-color --tail 5 >&2 || true
+            exit 1
+        fi
     done
-    if [ "$code" != 200 ]; then
-        log "gateway not ready after ${wait_s}s (last status ${code:-none}); recent logs:"
-        timeout 30 "${compose_cmd[@]}" -p "$project" -f "$compose_file" logs --no-color --tail 5 >&2 || true
-        exit 1
+    if [ "$catalog" = etcd ]; then
+        echo "Strata S3 endpoints: http://127.0.0.1:$port and http://127.0.0.1:$STRATA_DOCKER_PORT1"
+        echo "  (2 gateways on a 3-member etcd catalog + 6 storage nodes, compose project $project)"
+    else
+        echo "Strata S3 endpoint: http://127.0.0.1:$port  (gateway + 6 storage nodes, compose project $project)"
     fi
-    echo "Strata S3 endpoint: http://127.0.0.1:$port  (gateway + 6 storage nodes, compose project $project)"
     echo "Access key: $STRATA_ACCESS_KEY"
     echo "Secret key: $STRATA_SECRET_KEY"
     echo "Try: AWS_ACCESS_KEY_ID=$STRATA_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$STRATA_SECRET_KEY AWS_DEFAULT_REGION=us-east-1 aws --endpoint-url http://127.0.0.1:$port s3 ls"

@@ -376,9 +376,10 @@ class Cluster:
 
     # ---- observation -------------------------------------------------------------------------
 
-    def admin_status(self, timeout: float = 5.0) -> dict:
-        """GET /_strata/admin/cluster, SigV4-signed with the gateway's keys."""
-        resp = support.raw_request(self.endpoint, "GET", "/_strata/admin/cluster", signed=True,
+    def admin_status(self, timeout: float = 5.0, *, endpoint: str | None = None) -> dict:
+        """GET /_strata/admin/cluster, SigV4-signed with the gateway's keys (of `endpoint`, default
+        this cluster's gateway)."""
+        resp = support.raw_request(endpoint or self.endpoint, "GET", "/_strata/admin/cluster", signed=True,
                                    access_key=self.access_key, secret_key=self.secret_key, timeout=timeout)
         if resp.status != 200:
             raise AssertionError(f"admin status answered {resp.status}: {resp.body[:500]!r}")
@@ -387,8 +388,8 @@ class Cluster:
     def node_states(self) -> dict[int, str]:
         return {n["id"]: n["state"] for n in self.admin_status()["nodes"]}
 
-    def ready_status(self) -> int | None:
-        return support.http_status(self.endpoint + "/_strata/health/ready", timeout=2)
+    def ready_status(self, *, endpoint: str | None = None) -> int | None:
+        return support.http_status((endpoint or self.endpoint) + "/_strata/health/ready", timeout=2)
 
     def wait_states(self, want: dict[int, str], timeout: float = 15.0, *, since: float | None = None) -> float:
         """Wait until every node in `want` shows its state; returns seconds since `since` (or the call)."""
@@ -429,14 +430,15 @@ class Cluster:
 
     # ---- clients -----------------------------------------------------------------------------
 
-    def client(self, *, read_timeout: float = 20.0, connect_timeout: float = 5.0, max_pool: int = 16):
+    def client(self, *, read_timeout: float = 20.0, connect_timeout: float = 5.0, max_pool: int = 16,
+               endpoint: str | None = None):
         """boto3 S3 client: path style, one attempt, explicit timeouts (a hang becomes an error)."""
         session = boto3.session.Session(aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
                                         region_name=support.REGION)
         config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=connect_timeout,
                         read_timeout=read_timeout, s3={"addressing_style": "path"},
                         max_pool_connections=max_pool)
-        return session.client("s3", endpoint_url=self.endpoint, config=config)
+        return session.client("s3", endpoint_url=endpoint or self.endpoint, config=config)
 
     def signed_headers(self, method: str, path: str) -> dict:
         """SigV4 headers for a raw request (streaming GETs with urllib3)."""
@@ -455,44 +457,77 @@ class Cluster:
 class ClusterServer:
     """Drop-in for support.StrataServer backed by a Cluster: same start/stop/endpoint/log_tail.
 
-    Lets the whole s3-compat suite run against `strata gateway` + 6 storage nodes."""
+    Lets the whole s3-compat suite run against `strata gateway` + 6 storage nodes, or, with
+    `S3COMPAT_GATEWAYS=N` (N > 1), against N gateways over a 3-member etcd catalog behind a
+    round-robin proxy that sends each request to the next gateway."""
 
     def __init__(self, binary: str, data_dir: Path, log_path: Path, *, data_shards: int = 4,
                  parity_shards: int = 2, fsync: bool = True):
         del fsync  # nodes run --no-fsync and the gateway fsync = false: process faults only
         self.log_path = log_path
-        self.cluster = Cluster(binary, Path(data_dir), nodes=data_shards + parity_shards, data_shards=data_shards,
-                               parity_shards=parity_shards)
+        self.proxy = None
+        if GATEWAYS > 1:
+            import multi_gateway_support
+
+            self.cluster = multi_gateway_support.Topology(binary, Path(data_dir), gateways=GATEWAYS,
+                                                          nodes=data_shards + parity_shards,
+                                                          data_shards=data_shards, parity_shards=parity_shards)
+        else:
+            self.cluster = Cluster(binary, Path(data_dir), nodes=data_shards + parity_shards,
+                                   data_shards=data_shards, parity_shards=parity_shards)
 
     @property
     def endpoint(self) -> str:
-        return self.cluster.endpoint
+        return self.proxy.endpoint if self.proxy is not None else self.cluster.endpoint
 
     @property
     def port(self) -> int:
-        return self.cluster.gateway_port
+        return self.proxy.port if self.proxy is not None else self.cluster.gateway_port
 
     def start(self) -> None:
         try:
+            if GATEWAYS > 1:
+                import multi_gateway_support
+
+                for problem in (multi_gateway_support.etcd_usable(),
+                                multi_gateway_support.gateway_supports_etcd(self.cluster.binary)):
+                    if problem is not None:
+                        raise RuntimeError(f"S3COMPAT_GATEWAYS={GATEWAYS}: {problem}")
             self.cluster.start()
+            if GATEWAYS > 1:
+                self.proxy = multi_gateway_support.RoundRobinProxy([g.port for g in self.cluster.gateways])
+                self.proxy.start()
         except (RuntimeError, AssertionError) as exc:
+            self.close_proxy()
             self.cluster.close()
             raise RuntimeError(f"cluster did not start: {exc}") from exc
 
+    def close_proxy(self) -> None:
+        if self.proxy is not None:
+            # conftest's terminal summary shows them (a session teardown's print is swallowed).
+            PROXY_CONNECTIONS.append(list(self.proxy.connections))
+            self.proxy.close()
+            self.proxy = None
+
     def stop(self) -> int | None:
-        """SIGTERM the gateway (its exit code is returned), then close the whole cluster."""
-        code = None
-        gateway = self.cluster.gateway
-        if gateway is not None and gateway.poll() is None:
-            gateway.send_signal(signal.SIGTERM)
+        """SIGTERM the gateway(s) (the first one's exit code is returned, or the first non-zero
+        one), then close the whole cluster."""
+        self.close_proxy()
+        gateways = [g.proc for g in self.cluster.gateways] if GATEWAYS > 1 else [self.cluster.gateway]
+        codes = []
+        for gateway in gateways:
+            if gateway is not None and gateway.poll() is None:
+                gateway.send_signal(signal.SIGTERM)
+        for gateway in gateways:
+            if gateway is None:
+                continue
             try:
-                code = gateway.wait(timeout=STOP_TIMEOUT)
+                codes.append(gateway.wait(timeout=STOP_TIMEOUT))
             except subprocess.TimeoutExpired:
-                code = None
-        elif gateway is not None:
-            code = gateway.returncode
+                codes.append(None)
         self.cluster.close()
-        return code
+        failed = [c for c in codes if c not in (0, None)]
+        return failed[0] if failed else (codes[0] if codes else None)
 
     def restart(self) -> None:
         self.stop()
@@ -521,6 +556,22 @@ def install_shared_cluster() -> None:
 
     support.StrataServer = SharedClusterServer
 
+
+# Client connections per gateway of each round-robin proxy closed (S3COMPAT_GATEWAYS > 1).
+PROXY_CONNECTIONS: list[list[int]] = []
+
+# S3COMPAT_GATEWAYS=N (N > 1): the shared server is N gateways over etcd; that is a cluster run
+# too, so every test that asks S3COMPAT_CLUSTER sees "1".
+try:
+    GATEWAYS = int(os.environ.get("S3COMPAT_GATEWAYS") or "1")
+except ValueError as _exc:
+    raise RuntimeError(f"S3COMPAT_GATEWAYS must be a number, not {os.environ['S3COMPAT_GATEWAYS']!r}") from _exc
+if GATEWAYS < 1:
+    raise RuntimeError(f"S3COMPAT_GATEWAYS must be at least 1, not {GATEWAYS}")
+if GATEWAYS > 1:
+    if os.environ.get("S3COMPAT_CLUSTER", "1") != "1":
+        raise RuntimeError("S3COMPAT_GATEWAYS > 1 is a cluster run: do not set S3COMPAT_CLUSTER to anything but 1")
+    os.environ["S3COMPAT_CLUSTER"] = "1"
 
 if os.environ.get("S3COMPAT_CLUSTER") == "1":
     install_shared_cluster()

@@ -8,6 +8,11 @@ Target selection (environment):
 - `S3COMPAT_TARGET=moto`: spawn `moto_server` instead, to check the tests against a reference
   S3. Tests marked `strata_only` are skipped; tests marked `moto_quirk(reason)` are expected
   to fail there (non-strict) because of a documented moto limitation.
+- `S3COMPAT_CLUSTER=1`: the shared server is `strata gateway` + 6 `strata storage-node`s.
+- `S3COMPAT_GATEWAYS=N` (N > 1, implies the cluster run): N gateways over a 3-member etcd
+  catalog, reached through a round-robin TCP proxy that closes each connection after one
+  response, so every request of every client goes to the next gateway (cluster_support,
+  multi_gateway_support).
 
 Every client is isolated from the user's configuration: aws-cli and boto3 read only the
 config/credential files written here, s3cmd only its `-c` file.
@@ -27,7 +32,7 @@ import pytest
 import support
 # HTTPS fixtures: tls_server (endpoint + CA bundle), tls_make_client (boto3), tls_aws (aws-cli).
 # Imported before cluster_support: TlsStrataServer subclasses support.StrataServer, which
-# cluster_support replaces by a factory function when S3COMPAT_CLUSTER=1.
+# cluster_support replaces by a factory function when S3COMPAT_CLUSTER=1 (or S3COMPAT_GATEWAYS > 1).
 from tls_support import (  # noqa: F401
     tls_aws,
     tls_ca_bundle,
@@ -64,7 +69,17 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_report_header(config):
-    return f"s3-compat target: {TARGET}" + (f" ({STRATA_BIN})" if TARGET == "strata" else "")
+    header = f"s3-compat target: {TARGET}" + (f" ({STRATA_BIN})" if TARGET == "strata" else "")
+    if TARGET == "strata" and cluster_support.GATEWAYS > 1:
+        header += f"; shared server: {cluster_support.GATEWAYS} gateways on etcd behind a round-robin proxy"
+    elif TARGET == "strata" and os.environ.get("S3COMPAT_CLUSTER") == "1":
+        header += "; shared server: gateway + 6 storage nodes"
+    return header
+
+
+def pytest_terminal_summary(terminalreporter):
+    for counts in cluster_support.PROXY_CONNECTIONS:
+        terminalreporter.write_line(f"round-robin proxy: client connections per gateway {counts}")
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,8 @@
 #   STRATA_VENV      virtualenv for the clients (default <repo>/.venv; created if missing)
 #   STRATA_VENV_BOTO135  virtualenv with boto3 1.35 (default <repo>/.venv-boto135; created if missing)
 #   S3COMPAT_TARGET  strata (default) or moto (reference server, for checking the tests)
+#   S3COMPAT_CLUSTER=1     the shared server is a gateway + 6 storage-node processes
+#   S3COMPAT_GATEWAYS=N    (N > 1) N gateways on a 3-member etcd catalog behind a round-robin proxy
 # Exit code: pytest's.
 set -euo pipefail
 
