@@ -237,6 +237,9 @@ pub fn system_read_leases_key(id: &str) -> Vec<u8> {
 /// `system` row key of the background-work leader lease.
 pub const SYSTEM_LEADER_KEY: &[u8] = b"i/leader";
 
+/// `system` row key holding the catalog's creation time.
+pub const SYSTEM_BIRTH_KEY: &[u8] = b"i/born-ms";
+
 /// `system` row key holding the sequence high-water mark.
 pub const SYSTEM_SEQ_KEY: &[u8] = b"i/seq-high-water";
 

@@ -291,6 +291,9 @@ impl Engine {
                 config.geometry.total_shards()
             )));
         }
+        // A new catalog records when it was created before anything is written through it
+        // (the orphan scan never deletes shards older than their catalog).
+        catalog.birth_ms()?;
         let leases = leases::ReadLeases::new(config.healing.read_lease_max);
         Ok(Arc::new(Engine {
             catalog,

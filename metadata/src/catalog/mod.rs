@@ -94,6 +94,13 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The catalog's creation time in `raw`.
+fn decode_birth(raw: &[u8]) -> Result<u64, MetaError> {
+    keys::read_u64(raw, 0)
+        .filter(|_| raw.len() == 8)
+        .ok_or_else(|| MetaError::Corrupt("catalog creation time".to_string()))
+}
+
 /// The persisted sequence high-water mark in `raw`.
 fn decode_high_water(raw: Option<Vec<u8>>) -> Result<u64, MetaError> {
     match raw {
@@ -172,6 +179,26 @@ impl Catalog {
         let seq = state.next;
         state.next += 1;
         Ok(seq)
+    }
+
+    /// When this catalog was created (milliseconds since the epoch), recorded by the first
+    /// call on a new catalog (the gateway makes it at start). Nothing the catalog references
+    /// can be older, so a shard group made before it belongs to a catalog that was lost or
+    /// replaced: the orphan scan never deletes such shards (they are what a restore brings
+    /// back). A restored backup or etcd snapshot keeps its catalog's original time.
+    pub fn birth_ms(&self) -> Result<u64, MetaError> {
+        if let Some(raw) = self.kv().get(Table::System, keys::SYSTEM_BIRTH_KEY)? {
+            return decode_birth(&raw);
+        }
+        let now = now_ms().to_be_bytes().to_vec();
+        let stored = self.transact(|txn| {
+            if let Some(existing) = txn.get(Table::System, keys::SYSTEM_BIRTH_KEY)? {
+                return Ok(existing);
+            }
+            txn.put(Table::System, keys::SYSTEM_BIRTH_KEY.to_vec(), now.clone());
+            Ok(now.clone())
+        })?;
+        decode_birth(&stored)
     }
 
     /// A caller-owned value of the `system` table (keys, settings).

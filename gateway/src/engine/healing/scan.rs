@@ -8,7 +8,10 @@
 //! once its group is older than the GC grace delay (group ids are UUIDv7, so their age is
 //! known without a stat). Invariant: an orphan is re-checked against fresh metadata (intent
 //! first, then placement — see `Catalog::shard_referenced`) right before it is deleted, so a
-//! write or repair that published after the listing is never touched.
+//! write or repair that published after the listing is never touched. A shard whose group is
+//! older than the catalog itself (`Catalog::birth_ms`) is never deleted: it belongs to a
+//! catalog that was lost or replaced (a gateway started on an empty catalog directory must not
+//! wipe the cluster), and `strata admin restore-catalog` brings it back.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -34,6 +37,8 @@ pub struct NodeScan {
     pub listed: u64,
     pub missing: u64,
     pub orphans_removed: u64,
+    /// Unreferenced shards kept because their group is older than the catalog.
+    pub older_than_catalog: u64,
 }
 
 /// Milliseconds since the epoch at which a UUIDv7 group id was made (`None` for other ids).
@@ -41,6 +46,14 @@ fn group_created_ms(group: &[u8; 16]) -> Option<u64> {
     let uuid = uuid::Uuid::from_bytes(*group);
     let (secs, nanos) = uuid.get_timestamp()?.to_unix();
     Some(secs.saturating_mul(1000) + u64::from(nanos / 1_000_000))
+}
+
+/// How many of `shards` belong to groups made before `born_ms`.
+fn older_than(shards: &[ShardId], born_ms: u64) -> u64 {
+    shards
+        .iter()
+        .filter(|s| group_created_ms(&s.group.0).is_some_and(|ms| ms < born_ms))
+        .count() as u64
 }
 
 impl Healer {
@@ -68,6 +81,7 @@ impl Healer {
         let mut front_matched = false;
         let mut missing: Vec<([u8; 16], u8)> = Vec::new();
         let mut orphans: Vec<ShardId> = Vec::new();
+        let born = self.engine.meta(|c| c.birth_ms()).await?;
         let orphan_cutoff = now_ms().saturating_sub(self.engine.config.gc_delay.as_millis() as u64);
         // Each step consumes one listed shard or one placement row.
         for _ in 0..MAX_SCAN_PAGES.saturating_mul(SCAN_PAGE).saturating_mul(2) {
@@ -134,14 +148,28 @@ impl Healer {
                     .await?;
             }
             if orphans.len() >= SCAN_PAGE && remove_orphans {
+                let batch = std::mem::take(&mut orphans);
+                scan.older_than_catalog += older_than(&batch, born);
                 scan.orphans_removed += self
-                    .remove_orphans(node, std::mem::take(&mut orphans), orphan_cutoff)
+                    .remove_orphans(node, batch, (born, orphan_cutoff))
                     .await?;
             }
         }
         scan.missing += self.queue_missing(node, missing).await?;
         if remove_orphans {
-            scan.orphans_removed += self.remove_orphans(node, orphans, orphan_cutoff).await?;
+            scan.older_than_catalog += older_than(&orphans, born);
+            scan.orphans_removed += self
+                .remove_orphans(node, orphans, (born, orphan_cutoff))
+                .await?;
+        }
+        if scan.older_than_catalog > 0 {
+            warn!(
+                node,
+                shards = scan.older_than_catalog,
+                catalog_created_ms = born,
+                "unreferenced shards older than this catalog are kept, not deleted: if the \
+                 catalog was lost, restore it (strata admin restore-catalog)"
+            );
         }
         let counters = &self.state.counters;
         counters.node_scans.fetch_add(1, Ordering::Relaxed);
@@ -192,7 +220,7 @@ impl Healer {
         &self,
         node: u32,
         candidates: Vec<ShardId>,
-        created_before_ms: u64,
+        (created_from_ms, created_before_ms): (u64, u64),
     ) -> Result<u64, EngineError> {
         let Some(store) = self.engine.cluster.store(node) else {
             return Ok(0);
@@ -200,8 +228,9 @@ impl Healer {
         let timeout = self.engine.config.shard_timeout;
         let mut removed = 0u64;
         for shard in candidates {
-            let old_enough =
-                group_created_ms(&shard.group.0).is_some_and(|ms| ms < created_before_ms);
+            // Old enough to be past the GC grace delay, and not older than the catalog.
+            let old_enough = group_created_ms(&shard.group.0)
+                .is_some_and(|ms| (created_from_ms..created_before_ms).contains(&ms));
             if !old_enough {
                 continue;
             }
