@@ -412,6 +412,9 @@ def test_etcd_quorum_lost_503_then_recovers(topology):
                 assert status_of(res) == 503, f"GET {key} via {g}: expected 503 or the object, got {describe(res)}"
                 reads["503"] += 1
     ready = [topology.ready_status(endpoint=g.endpoint) for g in topology.gateways]
+    # Every request above took its timeout, so more than a lease has passed since the gateways
+    # last reached the catalog: they say not ready, and a load balancer stops sending to them.
+    assert ready == [503] * len(topology.gateways), f"ready without quorum: {ready}"
 
     # One member returns: both gateways recover by themselves (same processes).
     restarted_at = time.monotonic()
@@ -434,6 +437,8 @@ def test_etcd_quorum_lost_503_then_recovers(topology):
         "outage_s": round(restarted_at - lost_at, 1),
     })
     assert len(recovered) == len(s3s), f"gateways not serving writes {RECOVERY_BOUND}s after quorum returned"
+    for g in topology.gateways:
+        topology.wait_gateway_ready(g.index)  # ready again by themselves (bounded)
     assert [g.proc.pid for g in topology.gateways] == pids and all(g.alive() for g in topology.gateways)
 
     outcomes = {key: absent_or_exact(s3s[1], key, body, old) for key, body, old in refused}

@@ -59,6 +59,8 @@ struct MemberState {
     seen_gateways: HashMap<String, (u64, Instant)>,
     /// The read leases last published (written again only when they change).
     published_reads: Vec<[u8; 16]>,
+    /// When a round last reached the catalog.
+    last_reached: Option<Instant>,
 }
 
 /// The shard groups reads in progress on this gateway hold (sorted).
@@ -122,6 +124,16 @@ impl Membership {
         lock(&self.state)
             .leader_until
             .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Whether the catalog answered this gateway's membership rounds within the last lease
+    /// (always, for a catalog of its own): without it every request would answer 503, so
+    /// `/_strata/health/ready` says not ready and load balancers send traffic elsewhere.
+    pub fn catalog_reachable(&self) -> bool {
+        self.exclusive
+            || lock(&self.state)
+                .last_reached
+                .is_some_and(|at| at.elapsed() < self.lease)
     }
 
     /// The lease holder as last read (this gateway's id when it leads).
@@ -217,7 +229,9 @@ impl Membership {
             beat,
         })?;
         self.refresh(catalog)?;
-        self.lease_round(catalog)
+        self.lease_round(catalog)?;
+        lock(&self.state).last_reached = Some(Instant::now());
+        Ok(())
     }
 
     fn lease_round(&self, catalog: &Catalog) -> Result<(), metadata::MetaError> {
@@ -380,6 +394,7 @@ mod tests {
         let a = shared(&catalog, 400);
         let b = shared(&catalog, 400);
         assert!(a.is_leader(), "the first gateway takes a free lease");
+        assert!(a.catalog_reachable() && b.catalog_reachable());
         assert!(!b.is_leader());
         assert_eq!(b.leader_id().as_deref(), Some(a.id()));
         // While a renews, b never takes over.

@@ -316,9 +316,9 @@ impl Engine {
         self.signals.note_foreground();
     }
 
-    /// True when enough nodes are up to accept writes.
+    /// True when enough nodes are up to accept writes and the catalog answers.
     pub fn ready(&self) -> bool {
-        self.cluster.up_count() >= self.config.write_quorum
+        self.cluster.up_count() >= self.config.write_quorum && self.members.catalog_reachable()
     }
 
     pub fn cluster(&self) -> &Arc<cluster::Cluster> {
