@@ -316,10 +316,29 @@ def fsync_topology(root: Path, gateways: int):
     return FsyncTopology()
 
 
-def catalog_workloads(label: str, endpoint: str) -> dict:
-    """The shared-catalog comparison's workloads against `endpoint` (comma-separated: in turn)."""
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the processes `pids`."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def catalog_workloads(label: str, endpoint: str, roles: dict) -> dict:
+    """The shared-catalog comparison's workloads against `endpoint` (comma-separated: in turn).
+    `roles` maps a process role to its pids: the CPU each role used during the 4 KiB PUT runs
+    is recorded (cores busy on average), which says what limits the small-object rate."""
     figures = {}
+    before = {role: cpu_seconds(pids) for role, pids in roles.items()}
+    clock = time.monotonic()
     figures["put 4 KiB c=32"] = repeat(f"{label} put 4KiB", "put", endpoint, ["put", *size_args("4KiB", 32)])
+    wall = time.monotonic() - clock
+    figures["put 4 KiB c=32"].cpu = {role: (cpu_seconds(pids) - before[role]) / wall for role, pids in roles.items()}
+    log(f"{label}: cores busy during put 4KiB: {figures['put 4 KiB c=32'].cpu}")
     figures["get 4 KiB c=32"] = repeat(f"{label} get 4KiB", "get", endpoint,
                                        ["get", *size_args("4KiB", 32), "--objects", "256"])
     figures["put 4 KiB c=64"] = repeat(f"{label} put 4KiB c64", "put", endpoint, ["put", *size_args("4KiB", 64)])
@@ -343,12 +362,16 @@ def etcd_suite(root: Path) -> dict:
     """RocksDB catalog (1 gateway) vs etcd catalog with 1 and 2 gateways, same nodes and load."""
     results = {}
     with FsyncCluster(BIN, root / "rocks-cluster") as nodes:
-        results["rocksdb, 1 gateway"] = catalog_workloads("rocksdb 1gw", nodes.endpoint)
+        roles = {"gateway": [nodes.gateway.pid], "nodes": [n.proc.pid for n in nodes.nodes if n.proc]}
+        results["rocksdb, 1 gateway"] = catalog_workloads("rocksdb 1gw", nodes.endpoint, roles)
     for gateways in (1, 2):
         with fsync_topology(root / f"etcd-{gateways}", gateways) as topology:
             endpoint = ",".join(g.endpoint for g in topology.gateways)
             label = f"etcd, {gateways} gateway{'s' if gateways > 1 else ''}"
-            results[label] = catalog_workloads(label, endpoint)
+            roles = {"gateways": [g.proc.pid for g in topology.gateways if g.proc],
+                     "etcd": [m.proc.pid for m in topology.etcd.members if m.proc],
+                     "nodes": [n.proc.pid for n in topology.nodes if n.proc]}
+            results[label] = catalog_workloads(label, endpoint, roles)
     return results
 
 
@@ -382,6 +405,12 @@ def render_etcd(results: dict, started: str, info: dict) -> str:
             lines.append(f"- {key}: 1 → 2 gateways on etcd scales {scaling}; 2 gateways on etcd reach "
                          f"{versus} of the RocksDB gateway's rate.")
         lines.append("")
+    lines += ["CPU during `put 4 KiB c=32` (cores busy on average, of this machine's "
+              f"{os.cpu_count()}; the bench client takes the rest):", ""]
+    for label in labels:
+        cpu = getattr(results[label]["put 4 KiB c=32"], "cpu", {})
+        lines.append(f"- {label}: " + ", ".join(f"{role} {cores:.2f}" for role, cores in cpu.items()))
+    lines.append("")
     lines.append(ETCD_END)
     return "\n".join(lines)
 

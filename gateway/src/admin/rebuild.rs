@@ -18,7 +18,7 @@ use metadata::{BucketId, Catalog, MetaError, WriteCondition};
 use storage::format::ShardHeader;
 
 use super::reconcile::{meta, LeftData, RebuiltObject, Reconciled};
-use super::restore::{read_group, RestoreError, Survey};
+use super::restore::{read_group, single_part_version, RestoreError, Survey};
 use crate::engine::healing::backup::CATALOG_BACKUP_BUCKET;
 use crate::engine::{now_ms, Engine, StorageClass, MIN_PART_SIZE, NULL_VERSION};
 
@@ -235,26 +235,12 @@ impl Rebuild<'_> {
         let (layout, md5) = self.read(&candidate).await?;
         let etag = hex::encode(md5);
         let size = layout.length;
-        let version = VersionRecord {
-            seq: 0,
-            version_id: NULL_VERSION.to_string(),
-            size,
-            etag: etag.clone(),
-            mtime_ms: candidate.time_ms,
-            storage_class: StorageClass::Standard.name().to_string(),
-            content_type: None,
-            headers: Vec::new(),
-            user_metadata: Vec::new(),
-            checksum: None,
-            delete_marker: false,
-            parts: vec![PartLayout {
-                part_number: 1,
-                size,
-                etag: etag.clone(),
-                checksum: None,
-                data: DataLayout::Sharded(layout.clone()),
-            }],
-        };
+        let version = single_part_version(
+            &layout,
+            etag.clone(),
+            candidate.time_ms,
+            StorageClass::Standard.name().to_string(),
+        );
         let intents: Vec<[u8; 16]> = self
             .intents
             .get(&candidate.group)
@@ -441,20 +427,28 @@ impl Rebuild<'_> {
             )
         })
         .await?;
-        for layout in layouts.iter().filter(|l| !l.missing.is_empty()) {
-            let (group, missing) = (layout.group, layout.missing.clone());
-            meta(self.catalog, move |c| {
-                c.queue_repair(
-                    group,
-                    "shards missing at catalog restore",
-                    &missing,
-                    now_ms(),
-                )
-            })
-            .await?;
-        }
-        Ok(())
+        queue_missing_shards(self.catalog, layouts.iter()).await
     }
+}
+
+/// Queues a repair for every group of `layouts` short of shards.
+pub(super) async fn queue_missing_shards<'a>(
+    catalog: &Catalog,
+    layouts: impl Iterator<Item = &'a ShardedLayout>,
+) -> Result<(), RestoreError> {
+    for layout in layouts.filter(|l| !l.missing.is_empty()) {
+        let (group, missing) = (layout.group, layout.missing.clone());
+        meta(catalog, move |c| {
+            c.queue_repair(
+                group,
+                "shards missing at catalog restore",
+                &missing,
+                now_ms(),
+            )
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -27,10 +27,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use metadata::model::{DataLayout, ShardedLayout, NO_NODE};
-use metadata::{BucketId, Catalog, ListQuery, MetaError, WriteCondition};
+use metadata::{BucketId, Catalog, MetaError, WriteCondition};
 use serde::Serialize;
 
-use super::rebuild::{Candidate, Rebuild};
+use super::rebuild::{queue_missing_shards, Candidate, Rebuild};
 use super::restore::{GroupSurvey, RestoreError, Survey};
 use crate::config::ServerConfig;
 use crate::engine::healing::backup::CATALOG_BACKUP_BUCKET;
@@ -237,7 +237,7 @@ async fn check_versions(
     let mut pending = BTreeMap::new();
     for bucket in meta(catalog, |c| c.list_buckets()).await? {
         let bid = bucket.id;
-        let keys = meta(catalog, move |c| all_keys(c, &bid)).await?;
+        let keys = meta(catalog, move |c| c.keys_under(&bid, "")).await?;
         for key in keys {
             let lookup = key.clone();
             let Some(version) = meta(catalog, move |c| c.get_object(&bid, &lookup)).await? else {
@@ -309,20 +309,11 @@ async fn check_versions(
                     )
                 })
                 .await?;
-                for layout in relocated.parts.iter().filter_map(|p| p.data.sharded()) {
-                    if !layout.missing.is_empty() {
-                        let (group, missing) = (layout.group, layout.missing.clone());
-                        meta(catalog, move |c| {
-                            c.queue_repair(
-                                group,
-                                "shards missing at catalog restore",
-                                &missing,
-                                now_ms(),
-                            )
-                        })
-                        .await?;
-                    }
-                }
+                queue_missing_shards(
+                    catalog,
+                    relocated.parts.iter().filter_map(|p| p.data.sharded()),
+                )
+                .await?;
                 out.relocated.push(RelocatedObject {
                     bucket: bucket.name.clone(),
                     key,
@@ -349,26 +340,6 @@ fn shards_in_place(layout: &ShardedLayout, found: &GroupSurvey) -> usize {
             node != NO_NODE && !layout.missing.contains(&index) && found.has(index, node)
         })
         .count()
-}
-
-/// Every key with a live version in bucket `bid`.
-fn all_keys(catalog: &Catalog, bid: &BucketId) -> Result<Vec<String>, MetaError> {
-    let mut keys = Vec::new();
-    let mut query = ListQuery {
-        prefix: String::new(),
-        delimiter: None,
-        start_after: None,
-        max_keys: 1000,
-    };
-    for _ in 0..10_000_000 {
-        let page = catalog.list_objects(bid, &query)?;
-        keys.extend(page.entries.into_iter().map(|(key, _)| key));
-        match (page.is_truncated, keys.last()) {
-            (true, Some(last)) => query.start_after = Some(last.clone()),
-            _ => break,
-        }
-    }
-    Ok(keys)
 }
 
 /// Step 2's input: unreferenced groups with at least k shards, by (bucket, key).

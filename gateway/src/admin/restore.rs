@@ -493,6 +493,35 @@ async fn download(
     Ok((length, hex::encode(hasher.finalize())))
 }
 
+/// A version of one sharded part, `layout`, with no metadata but its ETag and time.
+pub fn single_part_version(
+    layout: &ShardedLayout,
+    etag: String,
+    mtime_ms: u64,
+    storage_class: String,
+) -> VersionRecord {
+    VersionRecord {
+        seq: 0,
+        version_id: NULL_VERSION.to_string(),
+        size: layout.length,
+        etag: etag.clone(),
+        mtime_ms,
+        storage_class,
+        content_type: None,
+        headers: Vec::new(),
+        user_metadata: Vec::new(),
+        checksum: None,
+        delete_marker: false,
+        parts: vec![PartLayout {
+            part_number: 1,
+            size: layout.length,
+            etag,
+            checksum: None,
+            data: DataLayout::Sharded(layout.clone()),
+        }],
+    }
+}
+
 /// Reads the whole shard group `layout` (degraded reads included), handing every chunk to
 /// `inspect` and appending it to `file` when given; returns the number of bytes.
 pub async fn read_group(
@@ -504,26 +533,7 @@ pub async fn read_group(
     if layout.length == 0 {
         return Ok(0);
     }
-    let version = VersionRecord {
-        seq: 0,
-        version_id: NULL_VERSION.to_string(),
-        size: layout.length,
-        etag: String::new(),
-        mtime_ms: 0,
-        storage_class: String::new(),
-        content_type: None,
-        headers: Vec::new(),
-        user_metadata: Vec::new(),
-        checksum: None,
-        delete_marker: false,
-        parts: vec![PartLayout {
-            part_number: 1,
-            size: layout.length,
-            etag: String::new(),
-            checksum: None,
-            data: DataLayout::Sharded(layout.clone()),
-        }],
-    };
+    let version = single_part_version(layout, String::new(), 0, String::new());
     let range = ByteRange {
         start: 0,
         end: layout.length,

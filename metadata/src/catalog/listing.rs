@@ -91,6 +91,27 @@ fn invalid_key(e: std::string::FromUtf8Error) -> MetaError {
 }
 
 impl Catalog {
+    /// Every key of `bucket` that starts with `prefix`, in order (read page by page; at most
+    /// `MAX_PAGES` pages). For admin work over whole buckets, not for requests.
+    pub fn keys_under(&self, bucket: &BucketId, prefix: &str) -> Result<Vec<String>, MetaError> {
+        let mut keys = Vec::new();
+        let mut query = ListQuery {
+            prefix: prefix.to_string(),
+            delimiter: None,
+            start_after: None,
+            max_keys: PAGE_ROWS,
+        };
+        for _ in 0..MAX_PAGES {
+            let page = self.list_objects(bucket, &query)?;
+            keys.extend(page.entries.into_iter().map(|(key, _)| key));
+            match (page.is_truncated, keys.last()) {
+                (true, Some(last)) => query.start_after = Some(last.clone()),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
     /// One page of the live objects of `bucket`.
     pub fn list_objects(&self, bucket: &BucketId, q: &ListQuery) -> Result<ListPage, MetaError> {
         let base = keys::object_key(bucket, q.prefix.as_bytes());

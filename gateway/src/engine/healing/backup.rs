@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use metadata::catalog::ListQuery;
 use metadata::model::BucketRecord;
 use metadata::{MetaError, RocksKvStore};
 use serde::Serialize;
@@ -338,23 +337,7 @@ pub fn backup_keys(
     catalog: &metadata::Catalog,
     bid: &metadata::BucketId,
 ) -> Result<Vec<String>, MetaError> {
-    let mut keys = Vec::new();
-    let mut query = ListQuery {
-        prefix: BACKUP_KEY_PREFIX.to_string(),
-        delimiter: None,
-        start_after: None,
-        max_keys: 1000,
-    };
-    // Bounded: each page advances the marker; 10 000 pages are far more than `keep` allows.
-    for _ in 0..10_000 {
-        let page = catalog.list_objects(bid, &query)?;
-        keys.extend(page.entries.into_iter().map(|(key, _)| key));
-        match (page.is_truncated, keys.last()) {
-            (true, Some(last)) => query.start_after = Some(last.clone()),
-            _ => break,
-        }
-    }
-    Ok(keys)
+    catalog.keys_under(bid, BACKUP_KEY_PREFIX)
 }
 
 /// Checkpoints `store` into `scratch/checkpoint` and packs it into `scratch/catalog.tar`;
