@@ -1,5 +1,6 @@
 //! [`EtcdKvStore`]: the [`KvStore`] on an etcd v3 cluster, for catalogs shared by several
-//! gateways.
+//! gateways. A view's first read is linearizable; its later reads, at the pinned revision, are
+//! serializable (no round through the leader).
 //!
 //! Mapping: row `key` of table `t` is the etcd key `prefix ‖ t.tag() ‖ '/' ‖ key`, so each
 //! table is one contiguous etcd range and bytewise order is kept. A view pins the revision of
@@ -212,6 +213,16 @@ impl EtcdKvStore {
                 options = options.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
             }
         }
+        // A read at a view's pinned revision needs no ReadIndex round through the leader:
+        // the first read of the view was linearizable and fixed the revision, and the state
+        // at a revision never changes, so any member that has applied it answers correctly
+        // (serializable). One that has not says "future revision": ask again linearizably.
+        let linearizable = options.clone();
+        let mut options = if revision > 0 {
+            options.with_serializable()
+        } else {
+            options
+        };
         let mut client = self.client.kv_client();
         self.run(async move {
             // A read is idempotent: a member that died is skipped by trying again (the
@@ -220,6 +231,10 @@ impl EtcdKvStore {
             let response = loop {
                 match client.get(key.clone(), Some(options.clone())).await {
                     Ok(response) => break response,
+                    Err(e) if attempt < RETRIES && e.to_string().contains("future revision") => {
+                        attempt += 1;
+                        options = linearizable.clone();
+                    }
                     Err(e) if attempt < RETRIES => {
                         attempt += 1;
                         tracing::debug!(error = %e, attempt, "etcd read failed, retrying");
