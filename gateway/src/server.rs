@@ -234,7 +234,7 @@ pub(crate) fn build_nodes(
 }
 
 /// The engine's tunables out of the validated configuration.
-pub(crate) fn engine_config(config: &ServerConfig) -> EngineConfig {
+pub fn engine_config(config: &ServerConfig) -> EngineConfig {
     EngineConfig {
         geometry: config.geometry,
         inline_threshold: config.inline_threshold,

@@ -25,8 +25,8 @@ use strata_gateway::config::{ServerArgs, ServerConfig, SettingArgs};
 use strata_gateway::engine::cluster::{Cluster, NodeSpec};
 use strata_gateway::engine::healing::backup::{BackupConfig, CatalogBackup, CATALOG_BACKUP_BUCKET};
 use strata_gateway::engine::{
-    ByteRange, CompletedPart, CreateUploadRequest, Engine, EngineConfig, EngineError, Healer,
-    StorageClass, WriteCondition,
+    ByteRange, CompletedPart, CreateUploadRequest, Engine, EngineError, Healer, StorageClass,
+    WriteCondition,
 };
 
 /// A running gateway: engine, healer, backups, over `DATA/meta` and `DATA/disk<i>`.
@@ -70,16 +70,7 @@ fn start(config: &ServerConfig, keep: usize) -> Gateway {
     let engine = Engine::new(
         catalog,
         Arc::new(Cluster::new(nodes).unwrap()),
-        EngineConfig {
-            geometry: config.geometry,
-            inline_threshold: config.inline_threshold,
-            write_quorum: config.write_quorum,
-            gc_delay: config.gc_delay,
-            shard_timeout: config.shard_timeout,
-            hedge_after: config.hedge_after,
-            region: config.region.clone(),
-            healing: config.healing.clone(),
-        },
+        strata_gateway::server::engine_config(&config),
     )
     .unwrap();
     let backup = CatalogBackup::new(
