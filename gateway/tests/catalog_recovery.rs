@@ -70,7 +70,7 @@ fn start(config: &ServerConfig, keep: usize) -> Gateway {
     let engine = Engine::new(
         catalog,
         Arc::new(Cluster::new(nodes).unwrap()),
-        strata_gateway::server::engine_config(&config),
+        strata_gateway::server::engine_config(config),
     )
     .unwrap();
     let backup = CatalogBackup::new(
