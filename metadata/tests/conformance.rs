@@ -276,6 +276,31 @@ fn conditional_writes(catalog: &Catalog) {
     commit("e3", WriteCondition::IfMatch("\"e2\"".to_string())).unwrap();
     commit("e4", WriteCondition::IfMatch("*".to_string())).unwrap();
     assert_eq!(catalog.get_object(&bid, "k").unwrap().unwrap().etag, "e4");
+
+    // Conditional deletes (DeleteObject with If-Match) check in the delete's transaction.
+    let delete = |cond: WriteCondition| catalog.delete_object_if(&bid, "k", &cond, 0, 0);
+    assert_eq!(
+        delete(WriteCondition::IfMatch("e3".to_string())),
+        Err(MetaError::PreconditionFailed)
+    );
+    assert_eq!(
+        catalog.get_object(&bid, "k").unwrap().unwrap().etag,
+        "e4",
+        "failed delete changed nothing"
+    );
+    let removed = delete(WriteCondition::IfMatch("\"e4\"".to_string())).unwrap();
+    assert_eq!(removed.map(|v| v.etag).as_deref(), Some("e4"));
+    assert_eq!(catalog.get_object(&bid, "k").unwrap(), None);
+    assert_eq!(
+        delete(WriteCondition::IfMatch("*".to_string())),
+        Err(MetaError::PreconditionFailed),
+        "If-Match on a missing key"
+    );
+    assert_eq!(
+        delete(WriteCondition::None),
+        Ok(None),
+        "unconditional: idempotent"
+    );
 }
 
 fn racing_if_none_match_has_one_winner(catalog: &Catalog) {

@@ -315,12 +315,38 @@ impl Engine {
 
     /// Deletes an object; deleting a missing key succeeds (S3 semantics).
     pub async fn delete_object(&self, bucket: &BucketInfo, key: &str) -> Result<(), EngineError> {
+        self.delete_object_if(bucket, key, WriteCondition::None)
+            .await
+    }
+
+    /// Deletes an object if `condition` holds, checked atomically with the delete
+    /// (DeleteObject with `If-Match`): 412 `PreconditionFailed` on another ETag, and for
+    /// `If-Match` on a missing key 404 `NoSuchKey`, as S3's conditional deletes answer.
+    pub async fn delete_object_if(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        condition: WriteCondition,
+    ) -> Result<(), EngineError> {
         let bucket_id = bucket.record.id;
-        let key = key.to_string();
+        let key_owned = key.to_string();
         let gc_delay = self.config.gc_delay.as_millis() as u64;
-        self.meta(move |c| c.delete_object(&bucket_id, &key, now_ms(), gc_delay))
-            .await?;
-        Ok(())
+        let cond = condition.clone();
+        let result = self
+            .meta(move |c| c.delete_object_if(&bucket_id, &key_owned, &cond, now_ms(), gc_delay))
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(EngineError::PreconditionFailed)
+                if matches!(condition, WriteCondition::IfMatch(_)) =>
+            {
+                match self.get_version(&bucket.record, key).await? {
+                    None => Err(EngineError::NoSuchKey),
+                    Some(_) => Err(EngineError::PreconditionFailed),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// One page of a bucket listing (V1 and V2 share it).

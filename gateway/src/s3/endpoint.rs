@@ -5,13 +5,16 @@
 //! service. The key is the rest of the path,
 //! percent-decoded once (S3 clients encode every byte outside the unreserved set, and `+` in a
 //! path is a literal plus). Sub-resources are recognised by query keyword, as S3 does, so
-//! `?uploads`, `?uploadId=…`, `?location`, `?delete` pick the operation. Anything recognised but
-//! not implemented maps to [`Endpoint::NotImplemented`] with the operation's name (→ 501).
+//! `?uploads`, `?uploadId=…`, `?location`, `?delete` pick the operation, from the one list in
+//! [`super::support::SUBRESOURCES`]. Anything recognised but not implemented maps to
+//! [`Endpoint::NotImplemented`] with the operation's name (→ 501); a keyword with a method no
+//! operation takes it with is 405, never another operation.
 
 use http::Method;
 use percent_encoding::percent_decode_str;
 
 use super::error::{S3Error, S3ErrorCode};
+use super::support::{route_subresource, Scope, Support};
 
 /// Longest key S3 accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -290,42 +293,6 @@ fn decode_query_component(s: &str) -> String {
         .into_owned()
 }
 
-/// Bucket-level sub-resources that exist in S3 but not (yet) here.
-const BUCKET_SUBRESOURCES: &[(&str, &str)] = &[
-    ("cors", "BucketCors"),
-    ("encryption", "BucketEncryption"),
-    ("lifecycle", "BucketLifecycle"),
-    ("logging", "BucketLogging"),
-    ("notification", "BucketNotification"),
-    ("object-lock", "ObjectLockConfiguration"),
-    ("ownershipControls", "BucketOwnershipControls"),
-    ("policy", "BucketPolicy"),
-    ("policyStatus", "BucketPolicyStatus"),
-    ("publicAccessBlock", "PublicAccessBlock"),
-    ("replication", "BucketReplication"),
-    ("requestPayment", "BucketRequestPayment"),
-    ("tagging", "BucketTagging"),
-    ("website", "BucketWebsite"),
-    ("accelerate", "BucketAccelerateConfiguration"),
-    ("analytics", "BucketAnalyticsConfiguration"),
-    (
-        "intelligent-tiering",
-        "BucketIntelligentTieringConfiguration",
-    ),
-    ("inventory", "BucketInventoryConfiguration"),
-    ("metrics", "BucketMetricsConfiguration"),
-];
-
-/// Object-level sub-resources that exist in S3 but not (yet) here.
-const OBJECT_SUBRESOURCES: &[(&str, &str)] = &[
-    ("legal-hold", "ObjectLegalHold"),
-    ("retention", "ObjectRetention"),
-    ("restore", "RestoreObject"),
-    ("select", "SelectObjectContent"),
-    ("torrent", "GetObjectTorrent"),
-    ("renameObject", "RenameObject"),
-];
-
 /// The bucket a virtual-hosted request names: `Host` is `{bucket}.{domain}[:port]` for one of
 /// the configured `domains` (compared case-insensitively). `None` for path-style requests (the
 /// Host is a domain itself, an IP address, or unrelated).
@@ -388,38 +355,25 @@ fn parse_bucket_endpoint(
     bucket: String,
     query: &Query,
 ) -> Result<Endpoint, S3Error> {
-    let m = method.clone();
-    if m == Method::GET && query.has("location") {
-        return Ok(Endpoint::GetBucketLocation { bucket });
-    }
-    if m == Method::GET && query.has("versioning") {
-        return Ok(Endpoint::GetBucketVersioning { bucket });
-    }
-    if m == Method::GET && query.has("uploads") {
-        return Ok(Endpoint::ListMultipartUploads { bucket });
-    }
-    if m == Method::POST && query.has("delete") {
-        return Ok(Endpoint::DeleteObjects { bucket });
-    }
-    if m == Method::GET && query.has("versions") {
-        return Ok(Endpoint::ListObjectVersions { bucket });
-    }
-    if query.has("acl") {
-        return match m {
-            Method::GET => Ok(Endpoint::GetBucketAcl { bucket }),
-            Method::PUT => Ok(Endpoint::PutBucketAcl { bucket }),
-            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+    if let Some(routed) = route_subresource(Scope::Bucket, method, |p| query.has(p)) {
+        let row = routed?;
+        if row.support == Support::NotImplemented {
+            return Ok(Endpoint::NotImplemented {
+                operation: row.operation,
+            });
+        }
+        return match row.operation {
+            "GetBucketLocation" => Ok(Endpoint::GetBucketLocation { bucket }),
+            "GetBucketVersioning" => Ok(Endpoint::GetBucketVersioning { bucket }),
+            "ListMultipartUploads" => Ok(Endpoint::ListMultipartUploads { bucket }),
+            "DeleteObjects" => Ok(Endpoint::DeleteObjects { bucket }),
+            "ListObjectVersions" => Ok(Endpoint::ListObjectVersions { bucket }),
+            "GetBucketAcl" => Ok(Endpoint::GetBucketAcl { bucket }),
+            "PutBucketAcl" => Ok(Endpoint::PutBucketAcl { bucket }),
+            other => Err(unrouted(other)),
         };
     }
-    if let Some((_, op)) = BUCKET_SUBRESOURCES.iter().find(|(q, _)| query.has(q)) {
-        return Ok(Endpoint::NotImplemented { operation: op });
-    }
-    if query.has("versioning") {
-        return Ok(Endpoint::NotImplemented {
-            operation: "PutBucketVersioning",
-        });
-    }
-    match m {
+    match *method {
         Method::PUT => Ok(Endpoint::CreateBucket { bucket }),
         Method::HEAD => Ok(Endpoint::HeadBucket { bucket }),
         Method::DELETE => Ok(Endpoint::DeleteBucket { bucket }),
@@ -432,6 +386,13 @@ fn parse_bucket_endpoint(
     }
 }
 
+/// An implemented row of [`super::support::SUBRESOURCES`] that the router has no arm for: a
+/// programming error (the support table's unit test catches it), answered 500.
+fn unrouted(operation: &str) -> S3Error {
+    tracing::error!(operation, "sub-resource row without a route");
+    S3Error::new(S3ErrorCode::InternalError)
+}
+
 fn parse_object_endpoint(
     method: &Method,
     bucket: String,
@@ -439,30 +400,32 @@ fn parse_object_endpoint(
     query: &Query,
     copy_source: bool,
 ) -> Result<Endpoint, S3Error> {
-    if let Some((_, op)) = OBJECT_SUBRESOURCES.iter().find(|(q, _)| query.has(q)) {
-        return Ok(Endpoint::NotImplemented { operation: op });
-    }
-    if query.has("tagging") {
+    let Some(routed) = route_subresource(Scope::Object, method, |p| query.has(p)) else {
         return match *method {
-            Method::GET => Ok(Endpoint::GetObjectTagging { bucket, key }),
-            Method::PUT => Ok(Endpoint::PutObjectTagging { bucket, key }),
-            Method::DELETE => Ok(Endpoint::DeleteObjectTagging { bucket, key }),
+            Method::PUT if copy_source => Ok(Endpoint::CopyObject { bucket, key }),
+            Method::PUT => Ok(Endpoint::PutObject { bucket, key }),
+            Method::GET => Ok(Endpoint::GetObject { bucket, key }),
+            Method::HEAD => Ok(Endpoint::HeadObject { bucket, key }),
+            Method::DELETE => Ok(Endpoint::DeleteObject { bucket, key }),
             _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
         };
+    };
+    let row = routed?;
+    if row.support == Support::NotImplemented {
+        return Ok(Endpoint::NotImplemented {
+            operation: row.operation,
+        });
     }
-    if query.has("acl") {
-        return match *method {
-            Method::GET => Ok(Endpoint::GetObjectAcl { bucket, key }),
-            Method::PUT => Ok(Endpoint::PutObjectAcl { bucket, key }),
-            _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
-        };
-    }
-    if query.has("attributes") && *method == Method::GET {
-        return Ok(Endpoint::GetObjectAttributes { bucket, key });
-    }
-    let upload_id = query.get("uploadId").map(str::to_string);
-    match (method.clone(), upload_id) {
-        (Method::PUT, Some(upload_id)) => {
+    let upload_id = || query.get("uploadId").unwrap_or_default().to_string();
+    match row.operation {
+        "GetObjectTagging" => Ok(Endpoint::GetObjectTagging { bucket, key }),
+        "PutObjectTagging" => Ok(Endpoint::PutObjectTagging { bucket, key }),
+        "DeleteObjectTagging" => Ok(Endpoint::DeleteObjectTagging { bucket, key }),
+        "GetObjectAcl" => Ok(Endpoint::GetObjectAcl { bucket, key }),
+        "PutObjectAcl" => Ok(Endpoint::PutObjectAcl { bucket, key }),
+        "GetObjectAttributes" => Ok(Endpoint::GetObjectAttributes { bucket, key }),
+        "CreateMultipartUpload" => Ok(Endpoint::CreateMultipartUpload { bucket, key }),
+        "UploadPart" => {
             let part_number = query
                 .get("partNumber")
                 .and_then(|n| n.parse::<u32>().ok())
@@ -471,6 +434,7 @@ fn parse_object_endpoint(
                         "Part number must be an integer between 1 and 10000, inclusive",
                     )
                 })?;
+            let upload_id = upload_id();
             if copy_source {
                 return Ok(Endpoint::UploadPartCopy {
                     bucket,
@@ -486,30 +450,22 @@ fn parse_object_endpoint(
                 part_number,
             })
         }
-        (Method::POST, Some(upload_id)) => Ok(Endpoint::CompleteMultipartUpload {
+        "CompleteMultipartUpload" => Ok(Endpoint::CompleteMultipartUpload {
             bucket,
             key,
-            upload_id,
+            upload_id: upload_id(),
         }),
-        (Method::DELETE, Some(upload_id)) => Ok(Endpoint::AbortMultipartUpload {
+        "AbortMultipartUpload" => Ok(Endpoint::AbortMultipartUpload {
             bucket,
             key,
-            upload_id,
+            upload_id: upload_id(),
         }),
-        (Method::GET, Some(upload_id)) => Ok(Endpoint::ListParts {
+        "ListParts" => Ok(Endpoint::ListParts {
             bucket,
             key,
-            upload_id,
+            upload_id: upload_id(),
         }),
-        (Method::POST, None) if query.has("uploads") => {
-            Ok(Endpoint::CreateMultipartUpload { bucket, key })
-        }
-        (Method::PUT, None) if copy_source => Ok(Endpoint::CopyObject { bucket, key }),
-        (Method::PUT, None) => Ok(Endpoint::PutObject { bucket, key }),
-        (Method::GET, None) => Ok(Endpoint::GetObject { bucket, key }),
-        (Method::HEAD, None) => Ok(Endpoint::HeadObject { bucket, key }),
-        (Method::DELETE, None) => Ok(Endpoint::DeleteObject { bucket, key }),
-        _ => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+        other => Err(unrouted(other)),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod payload;
 pub mod post_policy;
 pub mod service;
 pub mod state;
+pub mod support;
 pub mod tagging;
 pub mod unread;
 pub mod xml;

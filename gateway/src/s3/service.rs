@@ -17,6 +17,7 @@ use super::handlers::{
     S3Result,
 };
 pub use super::state::S3Service;
+use super::support::check_request_headers;
 use super::unread;
 use crate::metrics::CountingBody;
 
@@ -126,6 +127,12 @@ async fn dispatch(
         // Browser uploads carry their signature inside the form (the policy), not in headers.
         match parse_endpoint(&parts.method, &path, &query, false) {
             Ok(endpoint @ Endpoint::PostObject { .. }) => {
+                if let Err(error) = check_request_headers(&parts.headers) {
+                    return (
+                        endpoint.name(),
+                        fill_resource(Err(error), endpoint.resource()),
+                    );
+                }
                 let bucket = endpoint.bucket().unwrap_or_default();
                 let outcome = post_object::handle_post_object(&service, parts, body, bucket).await;
                 return (endpoint.name(), fill_resource(outcome, endpoint.resource()));
@@ -145,6 +152,10 @@ async fn dispatch(
     };
     let operation = endpoint.name();
     let resource = endpoint.resource();
+    // Headers of features Strata lacks are refused before any handler runs (support.rs).
+    if let Err(error) = check_request_headers(&parts.headers) {
+        return (operation, fill_resource(Err(error), resource));
+    }
     let req = S3Request {
         engine: service.engine.clone(),
         method: parts.method,

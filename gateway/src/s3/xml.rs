@@ -125,6 +125,9 @@ pub struct DeleteObjectXml {
     pub key: String,
     #[serde(rename = "VersionId")]
     pub version_id: Option<String>,
+    /// Conditional delete of this key (S3's `If-Match` per object).
+    #[serde(rename = "ETag")]
+    pub etag: Option<String>,
 }
 
 /// `<CreateBucketConfiguration>` request body of CreateBucket (only validated: the region is

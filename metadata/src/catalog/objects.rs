@@ -204,9 +204,25 @@ impl Catalog {
         now_ms: u64,
         gc_delay_ms: u64,
     ) -> Result<Option<VersionRecord>, MetaError> {
+        self.delete_object_if(bucket, key, &WriteCondition::None, now_ms, gc_delay_ms)
+    }
+
+    /// [`Catalog::delete_object`] if `cond` holds for the live version, in the same
+    /// transaction (DeleteObject with `If-Match`): `PreconditionFailed` when it does not,
+    /// including `If-Match` on a missing key (the caller tells that case apart).
+    pub fn delete_object_if(
+        &self,
+        bucket: &BucketId,
+        key: &str,
+        cond: &WriteCondition,
+        now_ms: u64,
+        gc_delay_ms: u64,
+    ) -> Result<Option<VersionRecord>, MetaError> {
         let due = now_ms.saturating_add(gc_delay_ms);
         self.transact(|txn| {
-            let Some(head) = get_head(txn, bucket, key)? else {
+            let head = get_head(txn, bucket, key)?;
+            cond.check(head.as_ref())?;
+            let Some(head) = head else {
                 return Ok(None);
             };
             let removed = get_version(txn, bucket, key, head.seq)?;

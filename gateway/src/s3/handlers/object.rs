@@ -346,9 +346,33 @@ pub async fn handle_head_object(req: S3Request, bucket: &str, key: &str) -> S3Re
     read_object(req, bucket, key, false).await
 }
 
+/// The condition of a DeleteObject: `If-Match: "etag"` or `If-Match: *` (the key must exist),
+/// as S3's conditional deletes. `If-None-Match` has no meaning on a delete and S3 defines none:
+/// refused rather than ignored.
+fn delete_condition(headers: &HeaderMap) -> Result<WriteCondition, S3Error> {
+    if header_str(headers, "if-none-match").is_some() {
+        return Err(S3Error::new(S3ErrorCode::NotImplemented)
+            .with_message("If-None-Match is not supported on DeleteObject; use If-Match"));
+    }
+    Ok(match header_str(headers, "if-match") {
+        Some(v) => WriteCondition::IfMatch(unquote_etag(&v)),
+        None => WriteCondition::None,
+    })
+}
+
 pub async fn handle_delete_object(req: S3Request, bucket: &str, key: &str) -> S3Result {
+    let condition = delete_condition(&req.headers)?;
     let bucket = req.engine.bucket(bucket).await?;
-    req.engine.delete_object(&bucket, key).await?;
+    req.engine
+        .delete_object_if(&bucket, key, condition)
+        .await
+        .map_err(|e| {
+            let e = S3Error::from(e);
+            match e.code {
+                S3ErrorCode::NoSuchKey => e.with_extra("Key", key),
+                _ => e,
+            }
+        })?;
     empty_response(StatusCode::NO_CONTENT)
 }
 
@@ -370,7 +394,14 @@ pub async fn handle_delete_objects(req: S3Request, bucket: &str) -> S3Result {
         };
         let result = match target {
             Ok(VersionIdTarget::Null) => engine
-                .delete_object(&resolved, &object.key)
+                .delete_object_if(
+                    &resolved,
+                    &object.key,
+                    match &object.etag {
+                        Some(etag) => WriteCondition::IfMatch(unquote_etag(etag)),
+                        None => WriteCondition::None,
+                    },
+                )
                 .await
                 .map_err(|e| S3Error::from(e).with_resource(format!("/{bucket}/{}", object.key))),
             Ok(VersionIdTarget::Absent) => Ok(()),

@@ -265,6 +265,8 @@ pub async fn handle_post_object(
     }
     let as_headers = fields_as_headers(&fields);
     check_canned_acl(&as_headers)?;
+    // Form fields naming a feature Strata lacks (SSE, Object Lock …) are refused like headers.
+    crate::s3::support::check_request_headers(&as_headers)?;
     let class = storage_class(&as_headers)?;
     let metadata = user_metadata(&as_headers)?;
     let mut headers = stored_headers(&as_headers);
