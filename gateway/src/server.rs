@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::catalog_setup;
-use crate::config::{CatalogConfig, ServerConfig};
+use crate::config::{CatalogConfig, ClientLimits, ServerConfig};
 use crate::credentials::Credentials;
 use crate::engine::cluster::{Cluster, NodeSpec};
 use crate::engine::healing::backup::{BackupConfig, CatalogBackup};
@@ -24,6 +24,7 @@ use crate::engine::members::Membership;
 use crate::engine::{Engine, EngineConfig, Healer};
 use crate::metrics::Metrics;
 use crate::s3::auth::{AuthConfig, Keyring};
+use crate::s3::limits::RequestLimits;
 use crate::s3::service::{handle_s3, S3Service};
 use crate::tls::TlsListener;
 
@@ -99,6 +100,11 @@ pub async fn run_server(mut config: ServerConfig) -> Result<(), String> {
         },
         domains: config.domains.clone(),
         metrics: Metrics::new(config.metrics_access.clone()),
+        limits: RequestLimits::new(
+            config.limits.body_idle_timeout,
+            config.limits.request_timeout,
+            config.limits.max_inflight_bodies,
+        ),
     });
     let listeners = bind_listeners(&config, tls_server).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -125,7 +131,7 @@ pub async fn run_server(mut config: ServerConfig) -> Result<(), String> {
     );
     let app = router(engine, service, backup);
     print_banner(&config, &credentials, &listeners);
-    serve(listeners, app).await?;
+    serve(listeners, app, config.limits.clone()).await?;
     info!("draining done, stopping background work");
     let _ = shutdown_tx.send(true);
     let _ = gc.await;
@@ -178,34 +184,84 @@ async fn bind_listeners(
 }
 
 /// Serves until SIGINT/SIGTERM, then drains in-flight requests on every listener.
-async fn serve(listeners: Listeners, app: Router) -> Result<(), String> {
+async fn serve(listeners: Listeners, app: Router, limits: ClientLimits) -> Result<(), String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         crate::shutdown::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let stopped = |mut stop: watch::Receiver<bool>| async move {
-        let _ = stop.wait_for(|stop| *stop).await;
-    };
     let plain = async {
-        match listeners.plain {
-            Some(listener) => axum::serve(listener, app.clone())
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
-                .await
-                .map_err(|e| format!("server error: {e}")),
-            None => Ok(()),
+        if let Some(listener) = listeners.plain {
+            serve_listener(listener, app.clone(), &limits, stop_rx.clone()).await;
         }
     };
     let tls = async {
-        match listeners.tls {
-            Some(listener) => axum::serve(listener, app.clone())
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
-                .await
-                .map_err(|e| format!("TLS server error: {e}")),
-            None => Ok(()),
+        if let Some(listener) = listeners.tls {
+            serve_listener(listener, app.clone(), &limits, stop_rx.clone()).await;
         }
     };
-    futures::future::try_join(plain, tls).await.map(|_| ())
+    futures::future::join(plain, tls).await;
+    Ok(())
+}
+
+/// One listener's accept loop: each connection is served by hyper's HTTP/1 with the header
+/// limits and the header-read timeout (which hyper starts as soon as a connection waits for a
+/// request head, so it is also the keep-alive idle limit); at most `max_connections` are open,
+/// further ones wait in the kernel's accept queue. On stop, accepting ends and every open
+/// connection finishes its request in progress, then closes (idle ones close at once).
+async fn serve_listener<L>(
+    mut listener: L,
+    app: Router,
+    limits: &ClientLimits,
+    mut stop: watch::Receiver<bool>,
+) where
+    L: axum::serve::Listener,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .keep_alive(true);
+    // hyper's read buffer (about 400 KiB by default) must hold the largest head allowed.
+    if limits.max_header_bytes > 256 * 1024 {
+        http.max_buf_size(limits.max_header_bytes + 64 * 1024);
+    }
+    // hyper keeps up to 100 header slots on the stack; another count moves them to the heap.
+    if limits.max_header_count != 100 {
+        http.max_headers(limits.max_header_count);
+    }
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let (io, _peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let service = TowerToHyperService::new(app.clone().map_request(
+            |request: http::Request<hyper::body::Incoming>| request.map(axum::body::Body::new),
+        ));
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// The shard stores: local directories (embedded) or storage nodes over HTTP (cluster). The

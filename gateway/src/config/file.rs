@@ -43,6 +43,13 @@ pub(crate) struct FileConfig {
     pub(crate) tls_key: Option<PathBuf>,
     pub(crate) tls_listen: Option<SocketAddr>,
     pub(crate) tls_handshake_timeout_ms: Option<u64>,
+    pub(crate) header_read_timeout_ms: Option<u64>,
+    pub(crate) body_idle_timeout_ms: Option<u64>,
+    pub(crate) request_timeout_secs: Option<u64>,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) max_inflight_bodies: Option<usize>,
+    pub(crate) max_header_count: Option<usize>,
+    pub(crate) max_header_bytes: Option<usize>,
     /// Scrubbing of the embedded server's shard directories (storage nodes take flags).
     pub(crate) scrub_enabled: Option<bool>,
     pub(crate) scrub_bytes_per_sec: Option<u64>,

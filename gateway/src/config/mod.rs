@@ -156,6 +156,79 @@ pub struct TlsConfig {
     pub handshake_timeout: Duration,
 }
 
+/// What one client may hold of the server: connections, time and memory (slow and hostile
+/// clients cannot starve the others).
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    /// Time to send a complete request head once the connection is ready for one (also the
+    /// keep-alive idle limit).
+    pub header_read_timeout: Duration,
+    /// Longest wait for the next piece of a request body.
+    pub body_idle_timeout: Duration,
+    /// Deadline of calls that stream no object data.
+    pub request_timeout: Duration,
+    /// Open connections per listener.
+    pub max_connections: usize,
+    /// Requests with a body in progress.
+    pub max_inflight_bodies: usize,
+    pub max_header_count: usize,
+    pub max_header_bytes: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(120),
+            max_connections: 4096,
+            max_inflight_bodies: 256,
+            max_header_count: 100,
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl ClientLimits {
+    fn from_settings(s: &Settings) -> Result<ClientLimits, ConfigError> {
+        let millis = |field: &'static str, value: u64| {
+            if (100..=3_600_000).contains(&value) {
+                Ok(Duration::from_millis(value))
+            } else {
+                Err(invalid(
+                    field,
+                    "must be between 100 and 3600000 milliseconds",
+                ))
+            }
+        };
+        let count = |field: &'static str, value: usize, range: std::ops::RangeInclusive<usize>| {
+            if range.contains(&value) {
+                Ok(value)
+            } else {
+                Err(invalid(
+                    field,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                ))
+            }
+        };
+        if !(1..=24 * 3600).contains(&s.request_timeout_secs) {
+            return Err(invalid(
+                "request_timeout_secs",
+                "must be between 1 and 86400",
+            ));
+        }
+        Ok(ClientLimits {
+            header_read_timeout: millis("header_read_timeout_ms", s.header_read_timeout_ms)?,
+            body_idle_timeout: millis("body_idle_timeout_ms", s.body_idle_timeout_ms)?,
+            request_timeout: Duration::from_secs(s.request_timeout_secs),
+            max_connections: count("max_connections", s.max_connections, 1..=1_000_000)?,
+            max_inflight_bodies: count("max_inflight_bodies", s.max_inflight_bodies, 1..=100_000)?,
+            max_header_count: count("max_header_count", s.max_header_count, 16..=10_000)?,
+            max_header_bytes: count("max_header_bytes", s.max_header_bytes, 8192..=1024 * 1024)?,
+        })
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -195,6 +268,8 @@ pub struct ServerConfig {
     pub catalog: CatalogConfig,
     /// Liveness and background-work lease of gateways sharing a catalog.
     pub leader_lease: Duration,
+    /// Timeouts and caps that protect the S3 port from slow and hostile clients.
+    pub limits: ClientLimits,
 }
 
 /// Who may scrape `/_strata/metrics`. Like MinIO, not public by default: a SigV4/SigV2 request
@@ -431,6 +506,7 @@ impl ServerConfig {
                 "must be between 1 and 604800 (S3's limit)",
             ));
         }
+        let limits = ClientLimits::from_settings(&s)?;
         let bearer_token = args
             .metrics_bearer_token
             .clone()
@@ -495,6 +571,7 @@ impl ServerConfig {
             max_presign_expiry: Duration::from_secs(s.max_presign_expiry_secs),
             catalog,
             leader_lease: Duration::from_millis(s.leader_lease_ms),
+            limits,
         })
     }
 }

@@ -71,6 +71,26 @@ settings! {
     /// A client that has not finished its TLS handshake after this many milliseconds is
     /// disconnected.
     tls_handshake_timeout_ms: u64 = 10_000, "STRATA_TLS_HANDSHAKE_TIMEOUT_MS";
+    /// A connection that has not sent a complete request head this many milliseconds after it
+    /// became ready for one (a new connection, or a keep-alive connection after its previous
+    /// response: the keep-alive idle limit) is closed.
+    header_read_timeout_ms: u64 = 10_000, "STRATA_HEADER_READ_TIMEOUT_MS";
+    /// A request body that brings no data for this many milliseconds while the server waits
+    /// for it is abandoned: 400 RequestTimeout, the partial upload is discarded.
+    body_idle_timeout_ms: u64 = 20_000, "STRATA_BODY_IDLE_TIMEOUT_MS";
+    /// Deadline, in seconds, of a call that streams no object data (listings, deletes,
+    /// tagging, ACLs, bucket calls…), reading of its request document included: 503 after it.
+    request_timeout_secs: u64 = 120, "STRATA_REQUEST_TIMEOUT_SECS";
+    /// Open client connections at most (per listener); further ones wait in the kernel's
+    /// accept queue until one closes. Keep it well below the open-file limit.
+    max_connections: usize = 4096, "STRATA_MAX_CONNECTIONS";
+    /// Requests with a body (uploads, request documents) in progress at most; one more is
+    /// answered 503 SlowDown, which S3 clients retry. Bounds the memory of upload buffers.
+    max_inflight_bodies: usize = 256, "STRATA_MAX_INFLIGHT_BODIES";
+    /// Most header fields in one request (431 beyond).
+    max_header_count: usize = 100, "STRATA_MAX_HEADER_COUNT";
+    /// Largest request head (request line and headers) in bytes (431 beyond).
+    max_header_bytes: usize = 64 * 1024, "STRATA_MAX_HEADER_BYTES";
     /// Scrub the embedded server's shard directories in the background.
     scrub_enabled: bool = true, "STRATA_SCRUB_ENABLED";
     /// Scrub read rate in bytes per second (0: unlimited).

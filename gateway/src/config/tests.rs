@@ -251,3 +251,48 @@ fn catalog_backups_are_scheduled_from_the_file_and_keep_at_least_one() {
     let err = ServerConfig::load(&args).unwrap_err().to_string();
     assert!(err.contains("catalog_backups_kept"), "{err}");
 }
+
+#[test]
+fn client_limits_have_defaults_come_from_the_file_and_are_checked() {
+    let defaults = ServerConfig::load(&ServerArgs::default()).unwrap().limits;
+    let expected = ClientLimits::default();
+    assert_eq!(defaults.header_read_timeout, expected.header_read_timeout);
+    assert_eq!(defaults.body_idle_timeout, expected.body_idle_timeout);
+    assert_eq!(defaults.request_timeout, expected.request_timeout);
+    assert_eq!(defaults.max_connections, expected.max_connections);
+    assert_eq!(defaults.max_inflight_bodies, expected.max_inflight_bodies);
+    assert_eq!(defaults.max_header_count, expected.max_header_count);
+    assert_eq!(defaults.max_header_bytes, expected.max_header_bytes);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("strata.toml");
+    std::fs::write(
+        &path,
+        "header_read_timeout_ms = 1500\nbody_idle_timeout_ms = 2500\nrequest_timeout_secs = 7\n\
+         max_connections = 10\nmax_inflight_bodies = 3\nmax_header_count = 50\n\
+         max_header_bytes = 10000\n",
+    )
+    .unwrap();
+    let mut args = ServerArgs {
+        config: Some(path),
+        ..Default::default()
+    };
+    let limits = ServerConfig::load(&args).unwrap().limits;
+    assert_eq!(limits.header_read_timeout, Duration::from_millis(1500));
+    assert_eq!(limits.body_idle_timeout, Duration::from_millis(2500));
+    assert_eq!(limits.request_timeout, Duration::from_secs(7));
+    assert_eq!(limits.max_connections, 10);
+    assert_eq!(limits.max_inflight_bodies, 3);
+    assert_eq!(limits.max_header_count, 50);
+    assert_eq!(limits.max_header_bytes, 10000);
+    args.settings.max_connections = Some(0);
+    let err = ServerConfig::load(&args).unwrap_err().to_string();
+    assert!(err.contains("max_connections"), "{err}");
+    args.settings.max_connections = None;
+    args.settings.header_read_timeout_ms = Some(0);
+    let err = ServerConfig::load(&args).unwrap_err().to_string();
+    assert!(err.contains("header_read_timeout_ms"), "{err}");
+    args.settings.header_read_timeout_ms = None;
+    args.settings.max_header_bytes = Some(100);
+    let err = ServerConfig::load(&args).unwrap_err().to_string();
+    assert!(err.contains("max_header_bytes"), "{err}");
+}

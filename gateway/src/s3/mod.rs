@@ -9,6 +9,7 @@ pub mod error;
 pub mod escape;
 pub mod handlers;
 pub mod headers;
+pub mod limits;
 pub mod payload;
 pub mod post_policy;
 pub mod service;

@@ -16,6 +16,7 @@ use super::handlers::{
     acl, attributes, bucket, copy, list, multipart, object, post_object, tagging, S3Request,
     S3Result,
 };
+use super::limits::{deadline_exceeded, streams_object_data, IdleTimeoutBody};
 pub use super::state::S3Service;
 use super::support::check_request_headers;
 use super::unread;
@@ -42,9 +43,22 @@ pub async fn handle_s3(
         let is_head = method == Method::HEAD;
         let metrics = Arc::clone(&service.metrics);
         let (request, body_read) = unread::track(request);
-        let request =
-            request.map(|body| Body::new(CountingBody::new(body, metrics.received_bytes())));
-        let (operation, outcome) = dispatch(service, request, &request_id).await;
+        let idle = service.limits.body_idle_timeout;
+        let request = request.map(|body| {
+            Body::new(IdleTimeoutBody::new(
+                CountingBody::new(body, metrics.received_bytes()),
+                idle,
+            ))
+        });
+        // A request with a body takes one of the bounded upload slots until it is answered.
+        let (operation, outcome) = match service.limits.admit(request.headers()) {
+            Ok(slot) => {
+                let answer = dispatch(service, request, &request_id).await;
+                drop(slot);
+                answer
+            }
+            Err(error) => ("SlowDown", Err(error)),
+        };
         // Answered before the body was read to its end: the connection must not carry another
         // request (see `unread`).
         let close_after = close_after || !body_read.to_end();
@@ -165,7 +179,14 @@ async fn dispatch(
         body,
         request_id: request_id.to_string(),
     };
-    let outcome = route(req, endpoint).await;
+    let outcome = if streams_object_data(&endpoint) {
+        route(req, endpoint).await
+    } else {
+        let deadline = service.limits.request_timeout;
+        tokio::time::timeout(deadline, route(req, endpoint))
+            .await
+            .unwrap_or_else(|_| Err(deadline_exceeded(deadline)))
+    };
     (operation, fill_resource(outcome, resource))
 }
 

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use super::auth::{authenticate, AuthConfig, AuthContext, Keyring};
 use super::error::S3Error;
+use super::limits::RequestLimits;
 use crate::engine::{Engine, Healer};
 use crate::metrics::Metrics;
 
@@ -21,6 +22,8 @@ pub struct S3Service {
     pub domains: Vec<String>,
     /// Request counters and latencies (`/_strata/metrics`).
     pub metrics: Arc<Metrics>,
+    /// Body idle timeout, request deadline and the cap on requests with a body in progress.
+    pub limits: RequestLimits,
 }
 
 impl S3Service {
