@@ -8,11 +8,15 @@ closes slow-loris connections (header-read timeout) and answers each stalled upl
 RequestTimeout (body idle timeout); its RSS (sampled from /proc) stays under a bound; afterwards
 no shard of a stalled upload is left (only the well-behaved client's objects remain, no
 temporary files, GC queue empty); the connection cap holds further connections back until a
-slot frees. Printed, never asserted: the well-behaved client's latencies and the peak RSS.
+slot frees; oversized request heads get 431; a request document trickled in is cut by the
+request deadline; uploads beyond the upload slots get 503 SlowDown. Printed, never asserted:
+the well-behaved client's latencies and the peak RSS.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import resource
@@ -359,6 +363,67 @@ def test_oversized_request_heads_get_431(strata_bin, tmp_path):
             sock.close()
             assert answer.startswith(b"HTTP/1.1 431"), answer
         assert support.http_status(server.endpoint + "/_strata/health/live") == 200
+    finally:
+        code = server.stop()
+    assert code == 0, server.log_tail()
+
+
+def test_request_deadline_and_upload_slots(strata_bin, tmp_path):
+    """A request document sent slowly (never idle long enough for the body timeout) is cut by
+    the request deadline (503); with every upload slot held by stalled uploads, one more upload
+    gets 503 SlowDown, and succeeds once the stalled ones have timed out."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from botocore.exceptions import ClientError
+
+    server = start_server(strata_bin, tmp_path, request_timeout_secs=1, body_idle_timeout_ms=3000,
+                          max_inflight_bodies=2)
+    try:
+        s3 = client(server)
+        s3.create_bucket(Bucket="slow")
+        s3.put_object(Bucket="slow", Key="keep", Body=b"x")
+        document = ("<Delete>" + "<Object><Key>keep</Key></Object>" * 20 + "</Delete>").encode()
+        request = AWSRequest(method="POST", url=f"{server.endpoint}/slow?delete", data=document,
+                             headers={"Content-MD5": base64.b64encode(hashlib.md5(document).digest()).decode(),
+                                      "Content-Length": str(len(document))})
+        S3SigV4Auth(Credentials(support.ACCESS_KEY, support.SECRET_KEY), "s3", support.REGION).add_auth(request)
+        head = f"POST /slow?delete HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in request.headers.items()) + "\r\n"
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(head.encode())
+        answer = b""
+        for i in range(min(len(document), 80)):  # one byte every 0.25 s: 20 s at most
+            try:
+                sock.sendall(document[i:i + 1])
+            except OSError:
+                break
+            readable, _, _ = select.select([sock], [], [], 0.25)
+            if readable:
+                answer = read_answer(sock, timeout=10)
+                break
+        else:
+            sock.close()
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:300]
+        assert b"ServiceUnavailable" in answer, answer[:300]
+        assert s3.get_object(Bucket="slow", Key="keep")["Body"].read() == b"x"
+
+        urls = [s3.generate_presigned_url("put_object", Params={"Bucket": "slow", "Key": f"stalled-{i}"},
+                                          ExpiresIn=600) for i in range(2)]
+        stalled = [stalled_upload(url) for url in urls]
+        time.sleep(0.5)
+        strict = boto3.session.Session(aws_access_key_id=support.ACCESS_KEY,
+                                       aws_secret_access_key=support.SECRET_KEY,
+                                       region_name=support.REGION).client(
+            "s3", endpoint_url=server.endpoint, config=Config(retries={"max_attempts": 1}))
+        with pytest.raises(ClientError) as refused:
+            strict.put_object(Bucket="slow", Key="third", Body=b"y" * 1000)
+        assert support.status_code(refused.value) == 503
+        assert support.error_code(refused.value) == "SlowDown"
+        answers = [read_answer(sock, timeout=30) for sock in stalled]
+        assert all(b"RequestTimeout" in a for a in answers), [a[:200] for a in answers]
+        strict.put_object(Bucket="slow", Key="third", Body=b"y" * 1000)
+        assert s3.get_object(Bucket="slow", Key="third")["Body"].read() == b"y" * 1000
     finally:
         code = server.stop()
     assert code == 0, server.log_tail()
