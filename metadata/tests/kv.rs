@@ -40,6 +40,7 @@ kv_conformance!(
     failed_commit_applies_nothing,
     concurrent_increments_lose_nothing,
     racing_creators_have_one_winner,
+    write_skew_is_refused,
 );
 
 fn put(kv: &dyn KvStore, table: Table, key: &[u8], value: &[u8]) {
@@ -277,6 +278,50 @@ fn racing_creators_have_one_winner(kv: Arc<dyn KvStore>) {
             .filter(|&won| won)
             .count();
         assert_eq!(winners, 1, "round {round}");
+    }
+}
+
+/// Write skew: each writer reads two rows and, only if both are still set, clears one of them
+/// (half clear the first, half the second). Serializable transactions leave exactly one writer
+/// clearing a row per round; a back end that applied two commits whose reads overlap the
+/// other's writes (as a careless group commit would) clears both.
+fn write_skew_is_refused(kv: Arc<dyn KvStore>) {
+    for round in 0..6u8 {
+        let (a, b) = (vec![b'a', round], vec![b'b', round]);
+        let mut batch = WriteBatch::new();
+        batch.put(Table::System, a.clone(), b"1".to_vec());
+        batch.put(Table::System, b.clone(), b"1".to_vec());
+        kv.write(batch).unwrap();
+        let start = Arc::new(std::sync::Barrier::new(8));
+        let writers: Vec<_> = (0..8u8)
+            .map(|w| {
+                let (kv, a, b, start) = (Arc::clone(&kv), a.clone(), b.clone(), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    txn::run(kv.as_ref(), |txn| {
+                        let both = txn.get(Table::System, &a)?.as_deref() == Some(b"1".as_slice())
+                            && txn.get(Table::System, &b)?.as_deref() == Some(b"1".as_slice());
+                        if both {
+                            let target = if w % 2 == 0 { a.clone() } else { b.clone() };
+                            txn.put(Table::System, target, b"0".to_vec());
+                        }
+                        Ok(both)
+                    })
+                    .unwrap()
+                })
+            })
+            .collect();
+        let cleared = writers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .filter(|&cleared| cleared)
+            .count();
+        assert_eq!(cleared, 1, "round {round}: writers that cleared a row");
+        let set = [&a, &b]
+            .iter()
+            .filter(|key| kv.get(Table::System, key).unwrap().as_deref() == Some(b"1".as_slice()))
+            .count();
+        assert_eq!(set, 1, "round {round}: rows still set");
     }
 }
 
