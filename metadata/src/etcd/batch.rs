@@ -17,7 +17,8 @@
 //!   under `max_bytes`. A group of one is sent as it is.
 //! - **Read groups.** Up to [`READS_PER_GROUP`] point reads in one read-only `Txn` (one
 //!   linearizable ReadIndex round for all of them), each at its own revision (a view's pinned
-//!   revision, or the latest). If the group fails (a compacted revision, say), each read is
+//!   revision, or the latest). The reads of one request (a view's `get_many`) are never
+//!   split between groups. If the group fails (a compacted revision, say), each read is
 //!   made again alone, so one bad read does not fail the others.
 //!
 //! A request whose caller has given up (timed out) before it leaves is dropped, never sent.
@@ -121,7 +122,9 @@ pub(super) struct PointRead {
 /// A request to the dispatcher.
 pub(super) enum Request {
     Commit(Commit),
-    Read(PointRead),
+    /// Point reads that travel in one group (at most [`READS_PER_GROUP`]): one view's reads
+    /// at the latest revision must all be answered at the same one.
+    Reads(Vec<PointRead>),
 }
 
 /// The handle on the dispatcher task; dropping it ends the task once its queue is empty.
@@ -152,7 +155,7 @@ impl Batcher {
 #[derive(Default)]
 pub(super) struct Queue {
     commits: VecDeque<Commit>,
-    reads: VecDeque<PointRead>,
+    reads: VecDeque<Vec<PointRead>>,
     /// Which kind went last, so neither starves the other.
     reads_last: bool,
 }
@@ -167,7 +170,7 @@ impl Queue {
     fn push(&mut self, request: Request) {
         match request {
             Request::Commit(commit) => self.commits.push_back(commit),
-            Request::Read(read) => self.reads.push_back(read),
+            Request::Reads(reads) => self.reads.push_back(reads),
         }
     }
 
@@ -181,8 +184,14 @@ impl Queue {
         let reads_next = !self.reads.is_empty() && (self.commits.is_empty() || !self.reads_last);
         if reads_next {
             self.reads_last = true;
-            let n = self.reads.len().min(READS_PER_GROUP);
-            return Some(Group::Reads(self.reads.drain(..n).collect()));
+            let mut group: Vec<PointRead> = Vec::new();
+            while let Some(unit) = self.reads.front() {
+                if !group.is_empty() && group.len() + unit.len() > READS_PER_GROUP {
+                    break;
+                }
+                group.extend(self.reads.pop_front().unwrap_or_default());
+            }
+            return Some(Group::Reads(group));
         }
         self.reads_last = false;
         let group = self.commit_group(limits);
@@ -192,7 +201,10 @@ impl Queue {
     /// Requests whose callers gave up are never sent.
     fn drop_abandoned(&mut self) {
         self.commits.retain(|c| !c.reply.is_closed());
-        self.reads.retain(|r| !r.reply.is_closed());
+        for unit in &mut self.reads {
+            unit.retain(|r| !r.reply.is_closed());
+        }
+        self.reads.retain(|unit| !unit.is_empty());
     }
 
     /// The oldest commit and every later one (within [`LOOK_AHEAD`]) that fits beside the
@@ -572,24 +584,29 @@ mod tests {
         drop(ra); // a's caller gave up
         let mut queue = queued(vec![a, b]);
         let mut readers = Vec::new();
-        for i in 0..(READS_PER_GROUP + 1) {
-            let (reply, answer) = oneshot::channel();
-            readers.push(answer);
-            queue.push(Request::Read(PointRead {
-                key: format!("r{i}").into_bytes(),
-                revision: 0,
-                reply,
-            }));
+        // Units of 8, 20, 8 and 1 reads: a unit is never split, so the first group holds 28.
+        for (unit, size) in [8, 20, 8, 1].into_iter().enumerate() {
+            let mut reads = Vec::new();
+            for i in 0..size {
+                let (reply, answer) = oneshot::channel();
+                readers.push(answer);
+                reads.push(PointRead {
+                    key: format!("r{unit}-{i}").into_bytes(),
+                    revision: 0,
+                    reply,
+                });
+            }
+            queue.push(Request::Reads(reads));
         }
         let limits = Limits::ETCD_DEFAULT;
         match queue.next_group(limits) {
-            Some(Group::Reads(reads)) => assert_eq!(reads.len(), READS_PER_GROUP),
+            Some(Group::Reads(reads)) => assert_eq!(reads.len(), 28),
             _ => panic!("reads first"),
         }
         assert_eq!(commits(queue.next_group(limits)), [b"b".to_vec()]);
         match queue.next_group(limits) {
-            Some(Group::Reads(reads)) => assert_eq!(reads.len(), 1),
-            _ => panic!("the last read"),
+            Some(Group::Reads(reads)) => assert_eq!(reads.len(), 9),
+            _ => panic!("the last reads"),
         }
         assert!(queue.next_group(limits).is_none());
     }

@@ -246,16 +246,28 @@ impl EtcdKvStore {
         })
     }
 
-    /// One key at `revision` (0: the latest), through the dispatcher: it shares a round trip
-    /// with other callers' reads when etcd is busy.
-    fn point(&self, table: Table, key: &[u8], revision: i64) -> Result<ReadAnswer, MetaError> {
-        let (reply, answer) = oneshot::channel();
-        self.batcher.submit(Request::Read(PointRead {
-            key: self.etcd_key(table, key),
-            revision,
-            reply,
-        }))?;
-        self.run(answered(answer))
+    /// Keys of one table at `revision` (0: the latest), through the dispatcher: they travel
+    /// in one read group, which they may share with other callers' reads.
+    fn points(&self, keys: &[(Table, &[u8])], revision: i64) -> Result<Vec<ReadAnswer>, MetaError> {
+        let mut reads = Vec::with_capacity(keys.len());
+        let mut answers = Vec::with_capacity(keys.len());
+        for (table, key) in keys {
+            let (reply, answer) = oneshot::channel();
+            reads.push(PointRead {
+                key: self.etcd_key(*table, key),
+                revision,
+                reply,
+            });
+            answers.push(answer);
+        }
+        self.batcher.submit(Request::Reads(reads))?;
+        self.run(async move {
+            let mut out = Vec::with_capacity(answers.len());
+            for answer in answers {
+                out.push(answered(answer).await?);
+            }
+            Ok(out)
+        })
     }
 }
 
@@ -356,12 +368,38 @@ impl EtcdView<'_> {
 
 impl KvView for EtcdView<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<(Vec<u8>, Stamp)>, MetaError> {
-        let answer = self.store.point(table, key, self.revision.get())?;
-        self.pin(answer.revision);
-        Ok(answer.found.map(|kv| {
-            let stamp = Stamp(u64::try_from(kv.mod_revision()).unwrap_or(0));
-            (kv.value().to_vec(), stamp)
-        }))
+        Ok(self.get_many(&[(table, key)])?.pop().flatten())
+    }
+
+    fn get_many(
+        &self,
+        keys: &[(Table, &[u8])],
+    ) -> Result<Vec<Option<(Vec<u8>, Stamp)>>, MetaError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(batch::READS_PER_GROUP) {
+            let mut answers = self.store.points(chunk, self.revision.get())?;
+            if let Some(first) = answers.first() {
+                self.pin(first.revision);
+            }
+            // Reads at the latest revision share one when their group succeeded; if it failed
+            // and they were made one by one, those answered at another revision are read
+            // again at the pinned one, so the view stays one snapshot.
+            let pinned = self.revision.get();
+            for (answer, (table, key)) in answers.iter_mut().zip(chunk) {
+                if answer.revision != pinned {
+                    if let Some(again) = self.store.points(&[(*table, key)], pinned)?.pop() {
+                        *answer = again;
+                    }
+                }
+            }
+            found.extend(answers.into_iter().map(|answer| {
+                answer.found.map(|kv| {
+                    let stamp = Stamp(u64::try_from(kv.mod_revision()).unwrap_or(0));
+                    (kv.value().to_vec(), stamp)
+                })
+            }));
+        }
+        Ok(found)
     }
 
     fn scan(
