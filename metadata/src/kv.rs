@@ -218,6 +218,17 @@ pub trait KvView {
     /// The value stored under `key` and its stamp, if any.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<(Vec<u8>, Stamp)>, MetaError>;
 
+    /// [`KvView::get`] of several keys, answered in their order: one round trip where the
+    /// back end is remote (etcd), the same answers as one `get` each.
+    fn get_many(
+        &self,
+        keys: &[(Table, &[u8])],
+    ) -> Result<Vec<Option<(Vec<u8>, Stamp)>>, MetaError> {
+        keys.iter()
+            .map(|(table, key)| self.get(*table, key))
+            .collect()
+    }
+
     /// Up to `limit` rows with `start <= key < end` (empty `end`: no upper bound), in key
     /// order, and the stamp of the range they cover (see [`covered_end`]).
     fn scan(

@@ -15,14 +15,14 @@
 //!   cannot make the transaction wrong (reporting, hints);
 //! - a closure that writes nothing commits nothing: its reads were one consistent snapshot.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::keys;
-use crate::kv::{covered_end, Check, KvStore, KvView, Limits, Row, Table, WriteBatch};
+use crate::kv::{covered_end, Check, KvStore, KvView, Limits, Row, Stamp, Table, WriteBatch};
 use crate::model;
 use crate::MetaError;
 
@@ -39,6 +39,8 @@ pub struct Txn<'a> {
     limits: Limits,
     checks: Vec<Check>,
     checked_rows: HashSet<(Table, Vec<u8>)>,
+    /// Rows read ahead by [`Txn::prefetch`], not yet checked.
+    fetched: HashMap<(Table, Vec<u8>), Option<(Vec<u8>, Stamp)>>,
     writes: BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>,
     batch: WriteBatch,
 }
@@ -50,6 +52,7 @@ impl<'a> Txn<'a> {
             limits,
             checks: Vec::new(),
             checked_rows: HashSet::new(),
+            fetched: HashMap::new(),
             writes: BTreeMap::new(),
             batch: WriteBatch::new(),
         }
@@ -71,7 +74,10 @@ impl<'a> Txn<'a> {
         if let Some(written) = self.writes.get(&(table, key.to_vec())) {
             return Ok(written.clone());
         }
-        let found = self.view.get(table, key)?;
+        let found = match self.fetched.remove(&(table, key.to_vec())) {
+            Some(found) => found,
+            None => self.view.get(table, key)?,
+        };
         if self.checked_rows.insert((table, key.to_vec())) {
             self.checks.push(Check::Row {
                 table,
@@ -80,6 +86,28 @@ impl<'a> Txn<'a> {
             });
         }
         Ok(found.map(|(value, _)| value))
+    }
+
+    /// Reads `keys` from the view in one go (one round trip on a remote store), so that the
+    /// [`Txn::get`]s that follow need none. Adds no check by itself: a prefetched row is
+    /// checked when it is read with `get`. Keys this transaction wrote or read already are
+    /// skipped.
+    pub fn prefetch(&mut self, keys: &[(Table, &[u8])]) -> Result<(), MetaError> {
+        let wanted: Vec<(Table, &[u8])> = keys
+            .iter()
+            .filter(|(table, key)| {
+                let row = (*table, key.to_vec());
+                !self.writes.contains_key(&row)
+                    && !self.checked_rows.contains(&row)
+                    && !self.fetched.contains_key(&row)
+            })
+            .copied()
+            .collect();
+        let found = self.view.get_many(&wanted)?;
+        for ((table, key), found) in wanted.into_iter().zip(found) {
+            self.fetched.insert((table, key.to_vec()), found);
+        }
+        Ok(())
     }
 
     /// [`Txn::get`] decoded.
@@ -97,6 +125,9 @@ impl<'a> Txn<'a> {
     pub fn peek(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, MetaError> {
         if let Some(written) = self.writes.get(&(table, key.to_vec())) {
             return Ok(written.clone());
+        }
+        if let Some(found) = self.fetched.get(&(table, key.to_vec())) {
+            return Ok(found.as_ref().map(|(value, _)| value.clone()));
         }
         Ok(self.view.get(table, key)?.map(|(value, _)| value))
     }

@@ -40,6 +40,9 @@ kv_conformance!(
     failed_commit_applies_nothing,
     concurrent_increments_lose_nothing,
     racing_creators_have_one_winner,
+    write_skew_is_refused,
+    get_many_reads_one_snapshot,
+    prefetched_rows_are_checked,
 );
 
 fn put(kv: &dyn KvStore, table: Table, key: &[u8], value: &[u8]) {
@@ -278,6 +281,122 @@ fn racing_creators_have_one_winner(kv: Arc<dyn KvStore>) {
             .count();
         assert_eq!(winners, 1, "round {round}");
     }
+}
+
+/// Write skew: each writer reads two rows and, only if both are still set, clears one of them
+/// (half clear the first, half the second). Serializable transactions leave exactly one writer
+/// clearing a row per round; a back end that applied two commits whose reads overlap the
+/// other's writes (as a careless group commit would) clears both.
+fn write_skew_is_refused(kv: Arc<dyn KvStore>) {
+    for round in 0..6u8 {
+        let (a, b) = (vec![b'a', round], vec![b'b', round]);
+        let mut batch = WriteBatch::new();
+        batch.put(Table::System, a.clone(), b"1".to_vec());
+        batch.put(Table::System, b.clone(), b"1".to_vec());
+        kv.write(batch).unwrap();
+        let start = Arc::new(std::sync::Barrier::new(8));
+        let writers: Vec<_> = (0..8u8)
+            .map(|w| {
+                let (kv, a, b, start) = (Arc::clone(&kv), a.clone(), b.clone(), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    start.wait();
+                    txn::run(kv.as_ref(), |txn| {
+                        let both = txn.get(Table::System, &a)?.as_deref() == Some(b"1".as_slice())
+                            && txn.get(Table::System, &b)?.as_deref() == Some(b"1".as_slice());
+                        if both {
+                            let target = if w % 2 == 0 { a.clone() } else { b.clone() };
+                            txn.put(Table::System, target, b"0".to_vec());
+                        }
+                        Ok(both)
+                    })
+                    .unwrap()
+                })
+            })
+            .collect();
+        let cleared = writers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .filter(|&cleared| cleared)
+            .count();
+        assert_eq!(cleared, 1, "round {round}: writers that cleared a row");
+        let set = [&a, &b]
+            .iter()
+            .filter(|key| kv.get(Table::System, key).unwrap().as_deref() == Some(b"1".as_slice()))
+            .count();
+        assert_eq!(set, 1, "round {round}: rows still set");
+    }
+}
+
+fn get_many_reads_one_snapshot(kv: Arc<dyn KvStore>) {
+    put(kv.as_ref(), Table::Objects, b"m1", b"one");
+    put(kv.as_ref(), Table::System, b"m2", b"two");
+    let keys = [
+        (Table::Objects, b"m1".as_slice()),
+        (Table::System, b"m2".as_slice()),
+        (Table::Objects, b"m3".as_slice()),
+    ];
+    let view = kv.view().unwrap();
+    let first = view.get_many(&keys).unwrap();
+    let values: Vec<Option<Vec<u8>>> = first
+        .iter()
+        .map(|f| f.as_ref().map(|(v, _)| v.clone()))
+        .collect();
+    assert_eq!(values, [Some(b"one".to_vec()), Some(b"two".to_vec()), None]);
+    // The same answers (stamps too) as one get each.
+    for ((table, key), found) in keys.iter().zip(&first) {
+        assert_eq!(&view.get(*table, key).unwrap(), found);
+    }
+    put(kv.as_ref(), Table::Objects, b"m1", b"changed");
+    put(kv.as_ref(), Table::Objects, b"m3", b"created");
+    assert_eq!(
+        view.get_many(&keys).unwrap(),
+        first,
+        "the view is a snapshot"
+    );
+    let fresh = kv.view().unwrap().get_many(&keys).unwrap();
+    assert_eq!(
+        fresh[0].as_ref().map(|(v, _)| v.as_slice()),
+        Some(b"changed".as_slice())
+    );
+    assert_eq!(
+        fresh[2].as_ref().map(|(v, _)| v.as_slice()),
+        Some(b"created".as_slice())
+    );
+    // More keys than one etcd read group carries.
+    let many: Vec<Vec<u8>> = (0..70u8).map(|i| vec![b'g', i]).collect();
+    let mut batch = WriteBatch::new();
+    for key in many.iter().step_by(2) {
+        batch.put(Table::Gc, key.clone(), key.clone());
+    }
+    kv.write(batch).unwrap();
+    let wanted: Vec<(Table, &[u8])> = many.iter().map(|k| (Table::Gc, k.as_slice())).collect();
+    let found = kv.view().unwrap().get_many(&wanted).unwrap();
+    assert_eq!(found.len(), 70);
+    for (i, found) in found.iter().enumerate() {
+        let expected = (i % 2 == 0).then(|| many[i].clone());
+        assert_eq!(found.as_ref().map(|(v, _)| v.clone()), expected, "key {i}");
+    }
+}
+
+/// A row read ahead by `prefetch` is checked like any read: changed after the prefetch, the
+/// commit conflicts and the transaction runs again on the new value.
+fn prefetched_rows_are_checked(kv: Arc<dyn KvStore>) {
+    put(kv.as_ref(), Table::Objects, b"pa", b"1");
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let seen = txn::run(kv.as_ref(), |txn| {
+        txn.prefetch(&[(Table::Objects, b"pa"), (Table::Objects, b"pb")])?;
+        if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            put(kv.as_ref(), Table::Objects, b"pa", b"2");
+        }
+        let a = txn.get(Table::Objects, b"pa")?.unwrap();
+        assert_eq!(txn.get(Table::Objects, b"pb")?, None);
+        txn.put(Table::Objects, b"pb".to_vec(), a.clone());
+        Ok(a)
+    })
+    .unwrap();
+    assert_eq!(seen, b"2");
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(kv.get(Table::Objects, b"pb").unwrap(), Some(b"2".to_vec()));
 }
 
 #[test]

@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -328,17 +329,53 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def catalog_workloads(label: str, endpoint: str, roles: dict) -> dict:
+ETCD_COUNTERS = {
+    "Txn": 'grpc_server_handled_total{grpc_code="OK",grpc_method="Txn"',
+    "Range": 'grpc_server_handled_total{grpc_code="OK",grpc_method="Range"',
+    "fsyncs": "etcd_disk_wal_fsync_duration_seconds_count",
+}
+
+
+def etcd_counters(client_urls: list[str]) -> dict:
+    """etcd's own counters, summed over `client_urls` (each member's /metrics): gRPC Txn and
+    Range requests served, and WAL fsyncs."""
+    totals = dict.fromkeys(ETCD_COUNTERS, 0.0)
+    for url in client_urls:
+        try:
+            with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            for name, prefix in ETCD_COUNTERS.items():
+                if line.startswith(prefix):
+                    totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def catalog_workloads(label: str, endpoint: str, roles: dict, etcd_urls: list[str] | None = None) -> dict:
     """The shared-catalog comparison's workloads against `endpoint` (comma-separated: in turn).
     `roles` maps a process role to its pids: the CPU each role used during the 4 KiB PUT runs
-    is recorded (cores busy on average), which says what limits the small-object rate."""
+    is recorded (cores busy on average), which says what limits the small-object rate. With
+    `etcd_urls`, etcd's requests and fsyncs per PUT during those runs are recorded too."""
     figures = {}
     before = {role: cpu_seconds(pids) for role, pids in roles.items()}
+    counted = etcd_counters(etcd_urls) if etcd_urls else None
     clock = time.monotonic()
     figures["put 4 KiB c=32"] = repeat(f"{label} put 4KiB", "put", endpoint, ["put", *size_args("4KiB", 32)])
     wall = time.monotonic() - clock
     figures["put 4 KiB c=32"].cpu = {role: (cpu_seconds(pids) - before[role]) / wall for role, pids in roles.items()}
     log(f"{label}: cores busy during put 4KiB: {figures['put 4 KiB c=32'].cpu}")
+    if counted is not None:
+        puts = sum(r["operations"].get("put", {}).get("count", 0) for r in figures["put 4 KiB c=32"].runs)
+        after = etcd_counters(etcd_urls)
+        members = len(etcd_urls)
+        figures["put 4 KiB c=32"].etcd = {
+            "Txn requests": (after["Txn"] - counted["Txn"]) / max(puts, 1),
+            "Range requests": (after["Range"] - counted["Range"]) / max(puts, 1),
+            "WAL fsyncs per member": (after["fsyncs"] - counted["fsyncs"]) / members / max(puts, 1),
+        }
+        log(f"{label}: etcd per PUT: {figures['put 4 KiB c=32'].etcd}")
     figures["get 4 KiB c=32"] = repeat(f"{label} get 4KiB", "get", endpoint,
                                        ["get", *size_args("4KiB", 32), "--objects", "256"])
     figures["put 4 KiB c=64"] = repeat(f"{label} put 4KiB c64", "put", endpoint, ["put", *size_args("4KiB", 64)])
@@ -371,7 +408,7 @@ def etcd_suite(root: Path) -> dict:
             roles = {"gateways": [g.proc.pid for g in topology.gateways if g.proc],
                      "etcd": [m.proc.pid for m in topology.etcd.members if m.proc],
                      "nodes": [n.proc.pid for n in topology.nodes if n.proc]}
-            results[label] = catalog_workloads(label, endpoint, roles)
+            results[label] = catalog_workloads(label, endpoint, roles, topology.etcd.endpoints)
     return results
 
 
@@ -411,6 +448,14 @@ def render_etcd(results: dict, started: str, info: dict) -> str:
         cpu = getattr(results[label]["put 4 KiB c=32"], "cpu", {})
         lines.append(f"- {label}: " + ", ".join(f"{role} {cores:.2f}" for role, cores in cpu.items()))
     lines.append("")
+    per_put = [(label, getattr(results[label]["put 4 KiB c=32"], "etcd", None)) for label in labels]
+    if any(counts for _, counts in per_put):
+        lines += ["etcd's own counters during `put 4 KiB c=32`, per PUT (gRPC requests served by all members; "
+                  "a grouped request counts once):", ""]
+        for label, counts in per_put:
+            if counts:
+                lines.append(f"- {label}: " + ", ".join(f"{name} {value:.2f}" for name, value in counts.items()))
+        lines.append("")
     lines.append(ETCD_END)
     return "\n".join(lines)
 

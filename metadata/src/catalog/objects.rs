@@ -97,6 +97,7 @@ impl Catalog {
         let assign_seq = version.seq == 0;
         let assign_id = version.version_id.is_empty();
         self.transact(|txn| {
+            prefetch_bucket_and_head(txn, bucket, key)?;
             require_bucket(txn, bucket)?;
             let head = get_head(txn, bucket, key)?;
             cond.check(head.as_ref())?;
@@ -257,6 +258,7 @@ impl Catalog {
         value: Option<String>,
     ) -> Result<Option<VersionRecord>, MetaError> {
         self.transact(|txn| {
+            prefetch_bucket_and_head(txn, bucket, key)?;
             require_bucket(txn, bucket)?;
             let Some(mut version) = live_version(txn, bucket, key)? else {
                 return Ok(None);
@@ -315,6 +317,18 @@ fn live_version(
             "head of {key:?} without version row"
         ))),
     }
+}
+
+/// Reads the bucket's id row and the head row of `key` in one go: a transaction that needs
+/// both then pays one round trip to a remote store instead of two.
+fn prefetch_bucket_and_head(
+    txn: &mut Txn<'_>,
+    bucket: &BucketId,
+    key: &str,
+) -> Result<(), MetaError> {
+    let bucket_row = keys::system_bucket_id_key(bucket);
+    let head_row = keys::object_key(bucket, key.as_bytes());
+    txn.prefetch(&[(Table::System, &bucket_row), (Table::Objects, &head_row)])
 }
 
 fn get_head(

@@ -1,6 +1,7 @@
 //! [`EtcdKvStore`]: the [`KvStore`] on an etcd v3 cluster, for catalogs shared by several
-//! gateways. A view's first read is linearizable; its later reads, at the pinned revision, are
-//! serializable (no round through the leader).
+//! gateways. A view's first read is linearizable; its later reads are made at the revision it
+//! pinned. Commits and point reads of concurrent callers share etcd round trips
+//! ([`batch`]: group commit with nested transactions, grouped reads).
 //!
 //! Mapping: row `key` of table `t` is the etcd key `prefix ‖ t.tag() ‖ '/' ‖ key`, so each
 //! table is one contiguous etcd range and bytewise order is kept. A view pins the revision of
@@ -20,12 +21,19 @@
 //! the cluster is configured otherwise). Calls are synchronous: the client runs on a small
 //! runtime of its own, so the catalog may be called from any thread, async or not.
 
+mod batch;
+
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, GetResponse, KvClient, Txn, TxnOp,
+};
+use tokio::sync::oneshot;
+
+use batch::{Batcher, Commit, Footprint, PointRead, ReadAnswer, Request};
 
 use crate::kv::{check_limits, Check, KvStore, KvView, Limits, Op, Row, Stamp, Table, WriteBatch};
 use crate::MetaError;
@@ -81,7 +89,9 @@ impl EtcdConfig {
 
 /// A catalog store on etcd.
 pub struct EtcdKvStore {
-    // Dropped in this order: the client's handles before the runtime they run on.
+    // Dropped in this order: the dispatcher's handle and the client's before the runtime
+    // they run on.
+    batcher: Batcher,
     client: Client,
     runtime: ClientRuntime,
     config: EtcdConfig,
@@ -107,7 +117,7 @@ fn never_sent(e: &etcd_client::Error) -> bool {
 }
 
 /// Maps a client error: a refused compare never gets here (it is a normal answer).
-fn etcd_error(e: etcd_client::Error) -> MetaError {
+fn etcd_error(e: &etcd_client::Error) -> MetaError {
     let text = e.to_string();
     if text.contains("compacted") {
         return MetaError::Conflict;
@@ -149,12 +159,19 @@ impl EtcdKvStore {
         let client = block_on(runtime.get()?, timeout, async move {
             let mut client = Client::connect(endpoints, Some(options))
                 .await
-                .map_err(etcd_error)?;
+                .map_err(|e| etcd_error(&e))?;
             // Connecting is lazy: one read proves a member answers.
-            client.status().await.map_err(etcd_error)?;
+            client.status().await.map_err(|e| etcd_error(&e))?;
             Ok(client)
         })?;
+        let batcher = Batcher::start(
+            runtime.get()?,
+            client.kv_client(),
+            config.limits,
+            config.timeout,
+        );
         Ok(EtcdKvStore {
+            batcher,
             client,
             runtime,
             config,
@@ -213,36 +230,9 @@ impl EtcdKvStore {
                 options = options.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
             }
         }
-        // A read at a view's pinned revision needs no ReadIndex round through the leader:
-        // the first read of the view was linearizable and fixed the revision, and the state
-        // at a revision never changes, so any member that has applied it answers correctly
-        // (serializable). One that has not says "future revision": ask again linearizably.
-        let linearizable = options.clone();
-        let mut options = if revision > 0 {
-            options.with_serializable()
-        } else {
-            options
-        };
         let mut client = self.client.kv_client();
         self.run(async move {
-            // A read is idempotent: a member that died is skipped by trying again (the
-            // client's balancer routes the next attempt elsewhere), within the call's timeout.
-            let mut attempt = 0;
-            let response = loop {
-                match client.get(key.clone(), Some(options.clone())).await {
-                    Ok(response) => break response,
-                    Err(e) if attempt < RETRIES && e.to_string().contains("future revision") => {
-                        attempt += 1;
-                        options = linearizable.clone();
-                    }
-                    Err(e) if attempt < RETRIES => {
-                        attempt += 1;
-                        tracing::debug!(error = %e, attempt, "etcd read failed, retrying");
-                        tokio::time::sleep(RETRY_PAUSE).await;
-                    }
-                    Err(e) => return Err(etcd_error(e)),
-                }
-            };
+            let response = get_with_retries(&mut client, key, options, revision > 0).await?;
             let revision = response.header().map_or(0, |h| h.revision());
             let rows = response
                 .kvs()
@@ -254,6 +244,73 @@ impl EtcdKvStore {
                 .collect();
             Ok((rows, revision))
         })
+    }
+
+    /// Keys of one table at `revision` (0: the latest), through the dispatcher: they travel
+    /// in one read group, which they may share with other callers' reads.
+    fn points(&self, keys: &[(Table, &[u8])], revision: i64) -> Result<Vec<ReadAnswer>, MetaError> {
+        let mut reads = Vec::with_capacity(keys.len());
+        let mut answers = Vec::with_capacity(keys.len());
+        for (table, key) in keys {
+            let (reply, answer) = oneshot::channel();
+            reads.push(PointRead {
+                key: self.etcd_key(*table, key),
+                revision,
+                reply,
+            });
+            answers.push(answer);
+        }
+        self.batcher.submit(Request::Reads(reads))?;
+        self.run(async move {
+            let mut out = Vec::with_capacity(answers.len());
+            for answer in answers {
+                out.push(answered(answer).await?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// Waits for the dispatcher's answer.
+async fn answered<T>(answer: oneshot::Receiver<Result<T, MetaError>>) -> Result<T, MetaError> {
+    answer
+        .await
+        .map_err(|_| MetaError::Db("the etcd dispatcher dropped a request".to_string()))?
+}
+
+/// A range read, made again on failure within the call's timeout (a read is idempotent; the
+/// client's balancer routes the next attempt to another member). `pinned`: the read is at a
+/// revision an earlier linearizable read returned, so it needs no ReadIndex round through
+/// the leader: the state at a revision never changes, and any member that has applied it
+/// answers correctly (serializable). One that has not says "future revision": the read is
+/// made again linearizably.
+async fn get_with_retries(
+    client: &mut KvClient,
+    key: Vec<u8>,
+    options: GetOptions,
+    pinned: bool,
+) -> Result<GetResponse, MetaError> {
+    let linearizable = options.clone();
+    let mut options = if pinned {
+        options.with_serializable()
+    } else {
+        options
+    };
+    let mut attempt = 0;
+    loop {
+        match client.get(key.clone(), Some(options.clone())).await {
+            Ok(response) => return Ok(response),
+            Err(e) if attempt < RETRIES && e.to_string().contains("future revision") => {
+                attempt += 1;
+                options = linearizable.clone();
+            }
+            Err(e) if attempt < RETRIES => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "etcd read failed, retrying");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Err(e) => return Err(etcd_error(&e)),
+        }
     }
 }
 
@@ -311,14 +368,38 @@ impl EtcdView<'_> {
 
 impl KvView for EtcdView<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<(Vec<u8>, Stamp)>, MetaError> {
-        let (rows, revision) = self.store.range(table, key, None, 1, self.revision.get())?;
-        self.pin(revision);
-        Ok(rows
-            .into_iter()
-            .next()
-            .and_then(|((found, value), modified)| {
-                (found == key).then(|| (value, Stamp(u64::try_from(modified).unwrap_or(0))))
-            }))
+        Ok(self.get_many(&[(table, key)])?.pop().flatten())
+    }
+
+    fn get_many(
+        &self,
+        keys: &[(Table, &[u8])],
+    ) -> Result<Vec<Option<(Vec<u8>, Stamp)>>, MetaError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(batch::READS_PER_GROUP) {
+            let mut answers = self.store.points(chunk, self.revision.get())?;
+            if let Some(first) = answers.first() {
+                self.pin(first.revision);
+            }
+            // Reads at the latest revision share one when their group succeeded; if it failed
+            // and they were made one by one, those answered at another revision are read
+            // again at the pinned one, so the view stays one snapshot.
+            let pinned = self.revision.get();
+            for (answer, (table, key)) in answers.iter_mut().zip(chunk) {
+                if answer.revision != pinned {
+                    if let Some(again) = self.store.points(&[(*table, key)], pinned)?.pop() {
+                        *answer = again;
+                    }
+                }
+            }
+            found.extend(answers.into_iter().map(|answer| {
+                answer.found.map(|kv| {
+                    let stamp = Stamp(u64::try_from(kv.mod_revision()).unwrap_or(0));
+                    (kv.value().to_vec(), stamp)
+                })
+            }));
+        }
+        Ok(found)
     }
 
     fn scan(
@@ -367,11 +448,15 @@ impl KvStore for EtcdKvStore {
             }
         }
         check_limits(self.config.limits, &checks, &deduplicated)?;
+        let mut footprint = Footprint::default();
+        let mut bytes = 0;
         let compares: Vec<Compare> = checks
             .iter()
             .map(|check| match check {
                 Check::Row { table, key, seen } => {
                     let key = self.etcd_key(*table, key);
+                    bytes += key.len();
+                    footprint.reads.push(key.clone());
                     match seen {
                         Some(Stamp(revision)) => Compare::mod_revision(
                             key,
@@ -386,43 +471,45 @@ impl KvStore for EtcdKvStore {
                     start,
                     end,
                     seen: Stamp(revision),
-                } => Compare::mod_revision(
-                    self.etcd_key(*table, start),
-                    CompareOp::Less,
-                    i64::try_from(*revision).unwrap_or(i64::MAX - 1) + 1,
-                )
-                .with_range(self.etcd_end(*table, end)),
+                } => {
+                    let (start, end) = (self.etcd_key(*table, start), self.etcd_end(*table, end));
+                    bytes += start.len() + end.len();
+                    footprint.ranges.push((start.clone(), end.clone()));
+                    Compare::mod_revision(
+                        start,
+                        CompareOp::Less,
+                        i64::try_from(*revision).unwrap_or(i64::MAX - 1) + 1,
+                    )
+                    .with_range(end)
+                }
             })
             .collect();
         let ops: Vec<TxnOp> = deduplicated
             .ops
             .iter()
-            .map(|op| match op {
-                Op::Put { table, key, value } => {
-                    TxnOp::put(self.etcd_key(*table, key), value.clone(), None)
+            .map(|op| {
+                let key = self.etcd_key(op.table(), op.key());
+                bytes += key.len();
+                footprint.writes.push(key.clone());
+                match op {
+                    Op::Put { value, .. } => {
+                        bytes += value.len();
+                        TxnOp::put(key, value.clone(), None)
+                    }
+                    Op::Delete { .. } => TxnOp::delete(key, None),
                 }
-                Op::Delete { table, key } => TxnOp::delete(self.etcd_key(*table, key), None),
             })
             .collect();
-        let txn = Txn::new().when(compares).and_then(ops);
-        let mut client = self.client.kv_client();
-        let succeeded = self.run(async move {
-            let mut attempt = 0;
-            loop {
-                match client.txn(txn.clone()).await {
-                    Ok(response) => return Ok(response.succeeded()),
-                    // The connection was refused: the request never left, so sending it
-                    // again cannot apply it twice.
-                    Err(e) if attempt < RETRIES && never_sent(&e) => {
-                        attempt += 1;
-                        tracing::debug!(error = %e, attempt, "etcd commit not sent, retrying");
-                        tokio::time::sleep(RETRY_PAUSE).await;
-                    }
-                    Err(e) => return Err(etcd_error(e)),
-                }
-            }
-        })?;
-        if succeeded {
+        let width = compares.len().max(ops.len());
+        let (reply, answer) = oneshot::channel();
+        self.batcher.submit(Request::Commit(Commit {
+            txn: Txn::new().when(compares).and_then(ops),
+            footprint,
+            bytes,
+            width,
+            reply,
+        }))?;
+        if self.run(answered(answer))? {
             Ok(())
         } else {
             Err(MetaError::Conflict)
