@@ -29,6 +29,9 @@ use crate::MetaError;
 /// One row of a scan: (key, value).
 pub type Row = (Vec<u8>, Vec<u8>);
 
+/// What a point read found: the value and its stamp, if the row exists.
+pub type Found = Option<(Vec<u8>, Stamp)>;
+
 type TableRows = BTreeMap<Vec<u8>, Vec<u8>>;
 type Tables = BTreeMap<Table, Arc<TableRows>>;
 
@@ -220,10 +223,7 @@ pub trait KvView {
 
     /// [`KvView::get`] of several keys, answered in their order: one round trip where the
     /// back end is remote (etcd), the same answers as one `get` each.
-    fn get_many(
-        &self,
-        keys: &[(Table, &[u8])],
-    ) -> Result<Vec<Option<(Vec<u8>, Stamp)>>, MetaError> {
+    fn get_many(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Found>, MetaError> {
         keys.iter()
             .map(|(table, key)| self.get(*table, key))
             .collect()
@@ -252,6 +252,17 @@ pub trait KvStore: Send + Sync {
     /// What one commit may carry.
     fn limits(&self) -> Limits {
         Limits::UNBOUNDED
+    }
+
+    /// Forgets history no view can still need. A back end that keeps old versions of rows
+    /// until told otherwise (etcd keeps every revision until it is compacted, and refuses
+    /// all writes once its database reaches its space quota) drops those that were replaced
+    /// more than `keep` ago; a view pinned that far back then reads `Conflict` and its
+    /// transaction runs again. Returns the back end's oldest readable revision, or `None` if
+    /// it keeps no history (RocksDB snapshots and memory views need no such care).
+    fn compact_history(&self, keep: std::time::Duration) -> Result<Option<u64>, MetaError> {
+        let _ = keep;
+        Ok(None)
     }
 
     /// One row, read from a fresh view.

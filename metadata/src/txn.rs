@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::keys;
-use crate::kv::{covered_end, Check, KvStore, KvView, Limits, Row, Stamp, Table, WriteBatch};
+use crate::kv::{covered_end, Check, Found, KvStore, KvView, Limits, Row, Table, WriteBatch};
 use crate::model;
 use crate::MetaError;
 
@@ -40,7 +40,7 @@ pub struct Txn<'a> {
     checks: Vec<Check>,
     checked_rows: HashSet<(Table, Vec<u8>)>,
     /// Rows read ahead by [`Txn::prefetch`], not yet checked.
-    fetched: HashMap<(Table, Vec<u8>), Option<(Vec<u8>, Stamp)>>,
+    fetched: HashMap<(Table, Vec<u8>), Found>,
     writes: BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>,
     batch: WriteBatch,
 }

@@ -73,6 +73,8 @@ pub(crate) struct FileConfig {
     /// Catalog backups onto the storage nodes: schedule (0: off) and how many are kept.
     pub(crate) catalog_backup_interval_secs: Option<u64>,
     pub(crate) catalog_backups_kept: Option<usize>,
+    /// History the catalog keeps of replaced rows (etcd compaction).
+    pub(crate) catalog_history_secs: Option<u64>,
     /// Largest clock difference of a signed request (S3's `RequestTimeTooSkewed` window).
     pub(crate) max_clock_skew_secs: Option<u64>,
     /// Longest validity of a presigned URL (`X-Amz-Expires`).

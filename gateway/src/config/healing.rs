@@ -89,6 +89,12 @@ pub(crate) fn healing_config(s: &Settings) -> Result<HealingConfig, ConfigError>
         1,
         "must be at least 1",
     )?;
+    at_least(
+        "catalog_history_secs",
+        s.catalog_history_secs,
+        10,
+        "must be at least 10 (a catalog transaction must outlive its reads)",
+    )?;
     if s.catalog_backups_kept == 0 {
         return Err(invalid(
             "catalog_backups_kept",
@@ -107,6 +113,7 @@ pub(crate) fn healing_config(s: &Settings) -> Result<HealingConfig, ConfigError>
         read_lease_max: Duration::from_secs(s.read_lease_secs),
         catalog_backup_interval: Duration::from_secs(s.catalog_backup_interval_secs),
         catalog_backups_kept: s.catalog_backups_kept,
+        catalog_history: Duration::from_secs(s.catalog_history_secs),
     })
 }
 

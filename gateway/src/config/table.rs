@@ -126,6 +126,9 @@ settings! {
     catalog_backup_interval_secs: u64 = HealingConfig::default().catalog_backup_interval.as_secs(), "STRATA_CATALOG_BACKUP_INTERVAL_SECS";
     /// Catalog backups kept on the storage nodes (older ones are deleted).
     catalog_backups_kept: usize = HealingConfig::default().catalog_backups_kept, "STRATA_CATALOG_BACKUPS_KEPT";
+    /// Seconds of history the catalog keeps of replaced rows (etcd: older revisions are
+    /// compacted by the leading gateway, so etcd's database stops growing with overwrites).
+    catalog_history_secs: u64 = HealingConfig::default().catalog_history.as_secs(), "STRATA_CATALOG_HISTORY_SECS";
     /// Largest clock difference of a signed request, in seconds (S3: 15 minutes).
     max_clock_skew_secs: u64 = 15 * 60, "STRATA_MAX_CLOCK_SKEW_SECS";
     /// Longest validity of a presigned URL (`X-Amz-Expires`), in seconds (S3: 7 days).

@@ -223,6 +223,9 @@ pub struct HealingConfig {
     pub catalog_backup_interval: Duration,
     /// Catalog backups kept on the storage nodes; older ones are deleted (at least 1).
     pub catalog_backups_kept: usize,
+    /// History the catalog keeps of replaced rows (etcd: revisions older than this are
+    /// compacted by the leader; a catalog transaction lasts seconds).
+    pub catalog_history: Duration,
 }
 
 impl Default for HealingConfig {
@@ -239,6 +242,7 @@ impl Default for HealingConfig {
             read_lease_max: Duration::from_secs(3600),
             catalog_backup_interval: Duration::from_secs(3600),
             catalog_backups_kept: 3,
+            catalog_history: Duration::from_secs(300),
         }
     }
 }

@@ -305,6 +305,12 @@ impl Catalog {
         self.inner.kv.as_ref()
     }
 
+    /// Drops the store's history older than `keep` (etcd: compaction), see
+    /// [`KvStore::compact_history`]. Run by the background leader.
+    pub fn compact_history(&self, keep: std::time::Duration) -> Result<Option<u64>, MetaError> {
+        self.kv().compact_history(keep)
+    }
+
     /// Runs `body` as one optimistic transaction on this catalog's store (see [`crate::txn`]).
     fn transact<T>(
         &self,

@@ -24,9 +24,11 @@
 mod batch;
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
+use std::time::Instant;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, GetResponse, KvClient, Txn, TxnOp,
@@ -35,7 +37,9 @@ use tokio::sync::oneshot;
 
 use batch::{Batcher, Commit, Footprint, PointRead, ReadAnswer, Request};
 
-use crate::kv::{check_limits, Check, KvStore, KvView, Limits, Op, Row, Stamp, Table, WriteBatch};
+use crate::kv::{
+    check_limits, Check, Found, KvStore, KvView, Limits, Op, Row, Stamp, Table, WriteBatch,
+};
 use crate::MetaError;
 
 /// How a catalog reaches its etcd cluster.
@@ -95,6 +99,16 @@ pub struct EtcdKvStore {
     client: Client,
     runtime: ClientRuntime,
     config: EtcdConfig,
+    history: Mutex<History>,
+}
+
+/// What [`KvStore::compact_history`] remembers between calls.
+#[derive(Debug, Default)]
+struct History {
+    /// The cluster's revision as sampled at each call, oldest first.
+    samples: VecDeque<(Instant, i64)>,
+    /// The revision this store last compacted to.
+    compacted: i64,
 }
 
 impl std::fmt::Debug for EtcdKvStore {
@@ -175,6 +189,7 @@ impl EtcdKvStore {
             client,
             runtime,
             config,
+            history: Mutex::new(History::default()),
         })
     }
 
@@ -371,10 +386,7 @@ impl KvView for EtcdView<'_> {
         Ok(self.get_many(&[(table, key)])?.pop().flatten())
     }
 
-    fn get_many(
-        &self,
-        keys: &[(Table, &[u8])],
-    ) -> Result<Vec<Option<(Vec<u8>, Stamp)>>, MetaError> {
+    fn get_many(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Found>, MetaError> {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(batch::READS_PER_GROUP) {
             let mut answers = self.store.points(chunk, self.revision.get())?;
@@ -518,5 +530,50 @@ impl KvStore for EtcdKvStore {
 
     fn limits(&self) -> Limits {
         self.config.limits
+    }
+
+    /// Samples the cluster's revision at each call and compacts to the newest sample taken at
+    /// least `keep` ago: etcd then keeps no version of a row replaced before it (its
+    /// database stops growing with every overwrite; the space quota is not reached by
+    /// history). Another gateway or an operator compacting further is fine.
+    fn compact_history(&self, keep: Duration) -> Result<Option<u64>, MetaError> {
+        let (_, current) = self.range(Table::System, b"", None, 1, 0)?;
+        let now = Instant::now();
+        let target = {
+            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            history.samples.push_back((now, current));
+            let mut target = None;
+            while let Some(&(at, revision)) = history.samples.front() {
+                if now.duration_since(at) < keep {
+                    break;
+                }
+                target = Some(revision);
+                history.samples.pop_front();
+            }
+            target.filter(|&revision| revision > history.compacted)
+        };
+        if let Some(revision) = target {
+            let mut client = self.client.kv_client();
+            let compacted = self.run(async move {
+                client
+                    .compact(revision, None)
+                    .await
+                    .map_err(|e| etcd_error(&e))
+            });
+            match compacted {
+                // "required revision has been compacted": compacted further already.
+                Ok(_) | Err(MetaError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+            tracing::debug!(revision, "etcd history compacted");
+            let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+            history.compacted = history.compacted.max(revision);
+        }
+        let compacted = self
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .compacted;
+        Ok(Some(u64::try_from(compacted).unwrap_or(0)))
     }
 }

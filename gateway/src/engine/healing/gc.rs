@@ -40,6 +40,9 @@ const FIRST_SCAN_AFTER: Duration = Duration::from_secs(60);
 const GC_RETRY: Duration = Duration::from_secs(60);
 /// Delay before a GC item whose group a read still leases is looked at again.
 const LEASED_RETRY: Duration = Duration::from_secs(2);
+/// How often the leader samples the catalog's revision and compacts its history (at most
+/// `catalog_history`, so short histories are kept short).
+const COMPACT_EVERY: Duration = Duration::from_secs(60);
 
 impl Healer {
     /// Runs the collector until `shutdown` flips to true.
@@ -54,6 +57,8 @@ impl Healer {
             // (or a crash that left orphans) is found without waiting a whole interval.
             let mut next_scan = tokio::time::Instant::now() + scan_interval.min(FIRST_SCAN_AFTER);
             let interval = GC_INTERVAL.min(scan_interval);
+            let history = healer.engine.config.healing.catalog_history;
+            let mut next_compaction = tokio::time::Instant::now() + COMPACT_EVERY.min(history);
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
@@ -70,6 +75,18 @@ impl Healer {
                 }
                 if let Err(e) = healer.gc_pass().await {
                     warn!(error = %e, "gc pass failed");
+                }
+                if tokio::time::Instant::now() >= next_compaction {
+                    next_compaction = tokio::time::Instant::now() + COMPACT_EVERY.min(history);
+                    match healer
+                        .engine
+                        .meta(move |c| c.compact_history(history))
+                        .await
+                    {
+                        Ok(Some(revision)) => debug!(revision, "catalog history compacted"),
+                        Ok(None) => {}
+                        Err(e) => warn!(error = %e, "catalog history compaction failed"),
+                    }
                 }
                 if tokio::time::Instant::now() >= next_scan {
                     if let Err(e) = healer.maintenance_pass().await {
