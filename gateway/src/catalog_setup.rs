@@ -129,7 +129,7 @@ pub fn open_catalog_and_store(
             Ok((catalog, Some(store)))
         }
         CatalogConfig::Etcd(etcd) => {
-            let store = metadata::EtcdKvStore::connect(etcd.clone()).map_err(|e| {
+            let store = metadata::EtcdKvStore::connect(etcd.as_ref().clone()).map_err(|e| {
                 format!(
                     "cannot reach the etcd catalog at {}: {e}",
                     etcd.endpoints.join(",")

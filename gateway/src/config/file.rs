@@ -83,6 +83,7 @@ pub(crate) struct FileConfig {
     pub(crate) etcd_timeout_ms: Option<u64>,
     pub(crate) etcd_max_txn_ops: Option<usize>,
     pub(crate) etcd_max_request_bytes: Option<usize>,
+    pub(crate) etcd_requests_in_flight: Option<usize>,
     pub(crate) catalog: Option<super::CatalogKind>,
     pub(crate) etcd_endpoints: Option<Vec<String>>,
     pub(crate) etcd_prefix: Option<String>,

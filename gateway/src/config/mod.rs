@@ -130,7 +130,7 @@ pub enum CatalogConfig {
     /// RocksDB in `DATA/meta`.
     Rocks,
     /// etcd, shared with the other gateways of the cluster.
-    Etcd(metadata::EtcdConfig),
+    Etcd(Box<metadata::EtcdConfig>),
 }
 
 /// How the gateway talks to storage nodes.
@@ -744,7 +744,14 @@ fn catalog_config(
     if s.etcd_max_request_bytes < 64 * 1024 {
         return Err(invalid("etcd_max_request_bytes", "must be at least 65536"));
     }
+    if !(1..=64).contains(&s.etcd_requests_in_flight) {
+        return Err(invalid(
+            "etcd_requests_in_flight",
+            "must be between 1 and 64",
+        ));
+    }
     let mut config = metadata::EtcdConfig::new(endpoints);
+    config.in_flight = s.etcd_requests_in_flight;
     config.prefix = prefix.into_bytes();
     config.timeout = Duration::from_millis(s.etcd_timeout_ms);
     config.user = user;
@@ -753,7 +760,7 @@ fn catalog_config(
         max_ops: s.etcd_max_txn_ops,
         max_bytes: s.etcd_max_request_bytes,
     };
-    Ok(CatalogConfig::Etcd(config))
+    Ok(CatalogConfig::Etcd(Box::new(config)))
 }
 
 fn tls_config(

@@ -142,4 +142,7 @@ settings! {
     etcd_max_txn_ops: usize = metadata::Limits::ETCD_DEFAULT.max_ops, "STRATA_ETCD_MAX_TXN_OPS";
     /// The etcd cluster's `--max-request-bytes`.
     etcd_max_request_bytes: usize = metadata::Limits::ETCD_DEFAULT.max_bytes, "STRATA_ETCD_MAX_REQUEST_BYTES";
+    /// etcd requests a gateway keeps on the wire at once (1–64); catalog calls arriving
+    /// meanwhile leave grouped in the next one (group commit).
+    etcd_requests_in_flight: usize = metadata::EtcdConfig::new(Vec::new()).in_flight, "STRATA_ETCD_REQUESTS_IN_FLIGHT";
 }

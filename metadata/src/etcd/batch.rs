@@ -2,7 +2,7 @@
 //! round trip.
 //!
 //! A single dispatcher task takes every commit and point read. It keeps at most
-//! [`IN_FLIGHT`] requests on the wire and forms a group whenever a slot is free, so a lone
+//! `in_flight` requests on the wire (default [`IN_FLIGHT`]) and forms a group whenever a slot is free, so a lone
 //! request leaves at once and waits for nobody; under load, what queued while the slots were
 //! busy leaves together.
 //!
@@ -34,8 +34,11 @@ use super::{etcd_error, get_with_retries, never_sent, RETRIES, RETRY_PAUSE};
 use crate::kv::Limits;
 use crate::MetaError;
 
-/// etcd requests of one store on the wire at once.
-pub(super) const IN_FLIGHT: usize = 4;
+/// etcd requests of one store on the wire at once, by default. One, as RocksDB's committer
+/// thread: on the bench machine (etcd's three members sharing 2 cores with the gateways)
+/// 1 gave the most 4 KiB PUTs/s and the lowest p99, 2 about as many, 4 and 8 fewer
+/// (BENCHMARKS.md); a group waits at most one round trip.
+pub(super) const IN_FLIGHT: usize = 1;
 /// Most point reads in one read group.
 pub(super) const READS_PER_GROUP: usize = 32;
 /// Bytes a nested transaction adds to a request beyond its keys and values (framing).
@@ -138,9 +141,10 @@ impl Batcher {
         client: KvClient,
         limits: Limits,
         timeout: Duration,
+        in_flight: usize,
     ) -> Batcher {
         let (requests, queue) = mpsc::unbounded_channel();
-        runtime.spawn(dispatch(queue, client, limits, timeout));
+        runtime.spawn(dispatch(queue, client, limits, timeout, in_flight.max(1)));
         Batcher { requests }
     }
 
@@ -242,15 +246,16 @@ impl Queue {
     }
 }
 
-/// The dispatcher: takes requests, and whenever one of [`IN_FLIGHT`] slots is free sends the
+/// The dispatcher: takes requests, and whenever one of `in_flight` slots is free sends the
 /// next group in a task of its own.
 async fn dispatch(
     mut requests: mpsc::UnboundedReceiver<Request>,
     client: KvClient,
     limits: Limits,
     timeout: Duration,
+    in_flight: usize,
 ) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let slots = Arc::new(Semaphore::new(in_flight));
     let mut queue = Queue::default();
     loop {
         if queue.is_empty() {

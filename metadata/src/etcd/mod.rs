@@ -58,6 +58,9 @@ pub struct EtcdConfig {
     pub limits: Limits,
     /// TLS to the members (`https://` endpoints), if the cluster serves it.
     pub tls: Option<EtcdTls>,
+    /// etcd requests this store keeps on the wire at once (at least 1); what arrives
+    /// meanwhile waits and leaves grouped with the next one ([`batch`]).
+    pub in_flight: usize,
 }
 
 /// TLS settings of the connection to etcd (PEM contents, not paths).
@@ -87,6 +90,7 @@ impl EtcdConfig {
             user: None,
             limits: Limits::ETCD_DEFAULT,
             tls: None,
+            in_flight: batch::IN_FLIGHT,
         }
     }
 }
@@ -183,6 +187,7 @@ impl EtcdKvStore {
             client.kv_client(),
             config.limits,
             config.timeout,
+            config.in_flight,
         );
         Ok(EtcdKvStore {
             batcher,
