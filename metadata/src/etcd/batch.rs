@@ -322,14 +322,19 @@ fn refused_whole(e: &etcd_client::Error) -> bool {
         || text.contains("duplicate key")
 }
 
+/// One commit sent as it is, not nested.
+async fn send_alone(client: &mut KvClient, commit: Commit, timeout: Duration) {
+    let answer = send_txn(client, commit.txn, timeout).await;
+    // A caller that gave up no longer listens.
+    let _ = commit
+        .reply
+        .send(answer.map(|r| r.succeeded()).map_err(|e| etcd_error(&e)));
+}
+
 async fn send_commits(mut client: KvClient, commits: Vec<Commit>, timeout: Duration) {
     if commits.len() == 1 {
         for commit in commits {
-            let answer = send_txn(&mut client, commit.txn, timeout).await;
-            // A caller that gave up no longer listens.
-            let _ = commit
-                .reply
-                .send(answer.map(|r| r.succeeded()).map_err(|e| etcd_error(&e)));
+            send_alone(&mut client, commit, timeout).await;
         }
         return;
     }
@@ -351,10 +356,7 @@ async fn send_commits(mut client: KvClient, commits: Vec<Commit>, timeout: Durat
         Err(e) if refused_whole(&e) => {
             tracing::warn!(error = %e, members = commits.len(), "etcd refused a group commit; sending its members one by one");
             for commit in commits {
-                let answer = send_txn(&mut client, commit.txn, timeout).await;
-                let _ = commit
-                    .reply
-                    .send(answer.map(|r| r.succeeded()).map_err(|e| etcd_error(&e)));
+                send_alone(&mut client, commit, timeout).await;
             }
         }
         Err(e) => {

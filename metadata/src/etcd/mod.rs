@@ -544,7 +544,7 @@ impl KvStore for EtcdKvStore {
     fn compact_history(&self, keep: Duration) -> Result<Option<u64>, MetaError> {
         let (_, current) = self.range(Table::System, b"", None, 1, 0)?;
         let now = Instant::now();
-        let target = {
+        let (target, mut compacted) = {
             let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
             history.samples.push_back((now, current));
             let mut target = None;
@@ -555,17 +555,20 @@ impl KvStore for EtcdKvStore {
                 target = Some(revision);
                 history.samples.pop_front();
             }
-            target.filter(|&revision| revision > history.compacted)
+            (
+                target.filter(|&revision| revision > history.compacted),
+                history.compacted,
+            )
         };
         if let Some(revision) = target {
             let mut client = self.client.kv_client();
-            let compacted = self.run(async move {
+            let answer = self.run(async move {
                 client
                     .compact(revision, None)
                     .await
                     .map_err(|e| etcd_error(&e))
             });
-            match compacted {
+            match answer {
                 // "required revision has been compacted": compacted further already.
                 Ok(_) | Err(MetaError::Conflict) => {}
                 Err(e) => return Err(e),
@@ -573,12 +576,8 @@ impl KvStore for EtcdKvStore {
             tracing::debug!(revision, "etcd history compacted");
             let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
             history.compacted = history.compacted.max(revision);
+            compacted = history.compacted;
         }
-        let compacted = self
-            .history
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .compacted;
         Ok(Some(u64::try_from(compacted).unwrap_or(0)))
     }
 }
