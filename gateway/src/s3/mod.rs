@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod headers;
 pub mod limits;
 pub mod payload;
+pub mod policy;
 pub mod post_policy;
 pub mod service;
 pub mod state;
