@@ -3,6 +3,7 @@
 //! This layer never touches shards or the catalog: it turns HTTP requests into calls on
 //! [`crate::engine::Engine`] and engine results into S3 responses.
 
+pub mod access;
 pub mod auth;
 pub mod endpoint;
 pub mod error;
