@@ -236,14 +236,14 @@ impl Policy {
     /// a public-access block refuses.
     pub fn is_public(&self) -> bool {
         self.statements.iter().any(|statement| {
-            let to_everyone = match &statement.principal {
+            // `NotPrincipal` in an Allow grants to everyone but the listed principals.
+            let to_everyone = matches!(
+                &statement.principal,
                 Some(PrincipalClause {
                     negated: false,
                     set: PrincipalSet::Anyone,
-                }) => true,
-                Some(PrincipalClause { negated: true, .. }) => true,
-                _ => false,
-            };
+                }) | Some(PrincipalClause { negated: true, .. })
+            );
             statement.effect == Effect::Allow
                 && to_everyone
                 && !statement

@@ -182,8 +182,8 @@ mod tests {
 
     #[test]
     fn variables_are_literal_and_missing_ones_match_nothing() {
-        let keys = ContextKeys::from_pairs([("aws:username", "al*ce")]);
-        let keys = Some(&keys);
+        let context = ContextKeys::from_pairs([("aws:username", "al*ce")]);
+        let keys = Some(&context);
         let pattern = "arn:aws:s3:::home/${aws:username}/*";
         assert!(matches(
             pattern,
@@ -202,10 +202,10 @@ mod tests {
         assert!(!matches("a${*}b", "axxb", Case::Sensitive, keys));
         assert!(!matches("${aws:username", "x", Case::Sensitive, keys));
         assert_eq!(
-            expand("u-${aws:username}", keys.unwrap()).as_deref(),
+            expand("u-${aws:username}", &context).as_deref(),
             Some("u-al*ce")
         );
-        assert_eq!(expand("${nope}", keys.unwrap()), None);
+        assert_eq!(expand("${nope}", &context), None);
     }
 
     #[test]
