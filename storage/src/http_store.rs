@@ -19,15 +19,12 @@
 //! read back are also re-verified against their checksums; a bad one is `None`.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request};
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -44,7 +41,7 @@ use crate::codec::Geometry;
 use crate::error::StorageError;
 use crate::format::{self, ShardHeader};
 use crate::id::ShardId;
-use crate::node::signed_http::{VerifiedBody, VerifiedBodyError};
+use crate::node::signed_http::{ChannelBody, VerifiedBody, VerifiedBodyError};
 use crate::node::wire;
 use crate::node_tls::NodeTlsClient;
 use crate::scrub::ScrubStatus;
@@ -460,11 +457,7 @@ impl ShardStore for HttpShardStore {
         let inner = &self.inner;
         let slot = inner.slot(inner.config.request_timeout).await?;
         let (sender, receiver) = mpsc::channel(UPLOAD_CHANNEL_DEPTH);
-        let body = ChannelBody {
-            receiver,
-            pending: std::collections::VecDeque::new(),
-            remaining: wire_len,
-        };
+        let body = ChannelBody::new(receiver, wire_len);
         let (mut request, mac) =
             inner.request(Method::PUT, &wire::shard_path(id), "", body.boxed())?;
         request
@@ -768,62 +761,5 @@ impl Drop for HttpShardWriter {
     fn drop(&mut self) {
         // Commit took the task; anything still here is an abandoned upload.
         self.fail();
-    }
-}
-
-/// The upload body: sealed pieces from the writer, `remaining` bytes in all. If the writer goes
-/// away before sending them all, the body fails instead of ending, so the request is aborted.
-struct ChannelBody {
-    receiver: mpsc::Receiver<Vec<Bytes>>,
-    pending: std::collections::VecDeque<Bytes>,
-    remaining: u64,
-}
-
-impl Body for ChannelBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        if self.remaining == 0 {
-            return Poll::Ready(None);
-        }
-        // Each round takes one message from the writer or returns: bounded by its messages.
-        while self.pending.is_empty() {
-            match self.receiver.poll_recv(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {
-                    return Poll::Ready(Some(Err(io::Error::new(
-                        io::ErrorKind::ConnectionAborted,
-                        "shard upload abandoned",
-                    ))))
-                }
-                Poll::Ready(Some(pieces)) => self.pending.extend(pieces),
-            }
-        }
-        match self.pending.pop_front() {
-            None => Poll::Pending,
-            Some(chunk) => {
-                let len = chunk.len() as u64;
-                if len > self.remaining {
-                    return Poll::Ready(Some(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "shard upload longer than its header says",
-                    ))));
-                }
-                self.remaining -= len;
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.remaining == 0
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
     }
 }

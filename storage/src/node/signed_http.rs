@@ -1,5 +1,6 @@
 //! HTTP bodies of wire protocol 2 (`crate::signed_body` over hyper): [`SealedBody`], an answer
-//! or request body known up front whose pieces are sealed as they are sent, and
+//! or request body known up front whose pieces are sealed as they are sent; [`ChannelBody`], a
+//! streamed upload whose pieces a writer seals and sends through a channel; and
 //! [`VerifiedBody`], which reads a received body and hands out each chunk's payload only after
 //! its tag verified.
 //!
@@ -11,6 +12,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -72,6 +74,72 @@ impl Body for SealedBody {
 
     fn is_end_stream(&self) -> bool {
         self.signer.is_none() && self.ready.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// A streamed upload body: sealed pieces from a writer, `remaining` bytes in all (its exact
+/// length, sent as `content-length`). If the writer goes away before sending them all, the
+/// body fails instead of ending, so the request is aborted and the final chunk never arrives.
+pub struct ChannelBody {
+    receiver: tokio::sync::mpsc::Receiver<Vec<Bytes>>,
+    pending: VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl ChannelBody {
+    pub fn new(receiver: tokio::sync::mpsc::Receiver<Vec<Bytes>>, wire_len: u64) -> Self {
+        ChannelBody {
+            receiver,
+            pending: VecDeque::new(),
+            remaining: wire_len,
+        }
+    }
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        // Each round hands out a piece or takes one message from the writer: bounded by the
+        // writer's messages.
+        loop {
+            if let Some(piece) = self.pending.pop_front() {
+                let len = piece.len() as u64;
+                if len > self.remaining {
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "shard upload longer than its header says",
+                    ))));
+                }
+                self.remaining -= len;
+                return Poll::Ready(Some(Ok(Frame::data(piece))));
+            }
+            match self.receiver.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "shard upload abandoned",
+                    ))))
+                }
+                Poll::Ready(Some(pieces)) => self.pending.extend(pieces),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
     }
 
     fn size_hint(&self) -> SizeHint {
