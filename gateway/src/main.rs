@@ -68,6 +68,14 @@ struct NodeArgs {
     /// Largest clock difference, in seconds, of a gateway's signed request to this node.
     #[arg(long, env = "STRATA_NODE_MAX_CLOCK_SKEW_SECS", default_value_t = 300)]
     max_clock_skew_secs: u64,
+    /// Serve HTTPS to the gateways with this certificate chain (PEM, leaf first); needs
+    /// --tls-key. Gateways then list the node as https://host:port and trust its CA
+    /// (node_tls_ca).
+    #[arg(long, env = "STRATA_NODE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "STRATA_NODE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// glibc malloc settings for a data path of short-lived 1–4 MiB buffers (shard frames, stripes,
@@ -171,6 +179,13 @@ fn main() {
                     args.scrub_interval_secs,
                 )
                 .map_err(|e| e.to_string())?;
+                let tls = match (&args.tls_cert, &args.tls_key) {
+                    (Some(cert), Some(key)) => Some(
+                        storage::node_tls::load_server_config(cert, key)
+                            .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?,
+                    ),
+                    _ => None,
+                };
                 node_roles::run_storage_node(storage::node::NodeConfig {
                     listen: args.listen,
                     data: args.data,
@@ -178,6 +193,7 @@ fn main() {
                     fsync: !args.no_fsync,
                     max_skew: std::time::Duration::from_secs(args.max_clock_skew_secs.max(1)),
                     scrub,
+                    tls,
                 })
                 .await
             }

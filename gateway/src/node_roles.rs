@@ -18,11 +18,19 @@ pub fn http_nodes(cluster: &ClusterSettings) -> Result<Vec<NodeSpec>, String> {
         max_concurrency: cluster.node_concurrency,
     };
     for node in &cluster.nodes {
-        let store = HttpShardStore::new(
+        // `host:port` is plain HTTP; a node serving TLS is listed as `https://host:port`.
+        let base_url =
+            if node.address.starts_with("https://") || node.address.starts_with("http://") {
+                node.address.clone()
+            } else {
+                format!("http://{}", node.address)
+            };
+        let store = HttpShardStore::with_tls(
             format!("node{}@{}", node.id, node.address),
-            format!("http://{}", node.address),
+            base_url,
             cluster.secret.clone(),
             http,
+            cluster.node_tls.clone(),
         )
         .map_err(|e| format!("node {} ({}): {e}", node.id, node.address))?;
         nodes.push(NodeSpec {
@@ -42,8 +50,13 @@ pub async fn run_storage_node(config: storage::node::NodeConfig) -> Result<(), S
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!(
-        "Strata storage node on http://{local}, data in {}",
+        "Strata storage node on {scheme}://{local}, data in {}",
         config.data.display()
     );
     storage::node::serve_node(config, listener, crate::shutdown::shutdown_signal())

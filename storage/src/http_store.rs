@@ -1,31 +1,34 @@
 //! `HttpShardStore`: the `ShardStore` of one storage node, spoken to over HTTP/1.1 (protocol in
 //! `crate::node`).
 //!
-//! Invariants: every call is signed with the cluster secret and bounded in time — connecting by
+//! Invariants: every call is signed with the cluster secret (wire protocol 2: a fresh nonce per
+//! request, bodies both ways as signed chunk chains, `crate::signed_body`) and bounded in time — connecting by
 //! `connect_timeout`, the first response byte by `request_timeout` (which also bounds the whole
 //! of the small calls: stat, delete, list, health), and each body chunk, sent or received, by
 //! `idle_timeout`; at most `max_concurrency` calls (an open writer counts as one) run against
 //! the node at once, and waiting for a slot counts against the call's timeout. Connections are
 //! pooled and kept alive. A shard upload is streamed: the writer checks each frame's length
-//! locally, sends it through a bounded channel as a body chunk, and the body has a fixed
-//! `content-length`; the writer holds back its last chunk until `commit`, so a writer aborted
-//! or dropped — even after its last frame — leaves the body short, the request fails and the
-//! node discards its temporary file. Frames read back are re-verified against
-//! their checksums; a bad one is `None`.
+//! locally, seals it as the next chunk of the request's chain and sends it through a bounded
+//! channel; the body has a fixed `content-length`, and only `commit` sends the final chunk, so a
+//! writer aborted or dropped — even after its last frame — leaves the body short and unclosed,
+//! the request fails and the node discards its temporary file. No byte of an answer is used
+//! before its chunk verified against the chain seeded by this request's MAC, status and error
+//! kind: an answer that fails (forged, cut, replayed from another request, or from a node that
+//! does not speak wire protocol 2) is `Unavailable` — for a frame read, a failed shard that
+//! the engine reconstructs around, never bytes and never proof of a bad shard on disk. Frames
+//! read back are also re-verified against their checksums; a bad one is `None`.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderValue, Method, Request};
-use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -38,8 +41,11 @@ use crate::codec::Geometry;
 use crate::error::StorageError;
 use crate::format::{self, ShardHeader};
 use crate::id::ShardId;
+use crate::node::signed_http::{ChannelBody, VerifiedBody, VerifiedBodyError};
 use crate::node::wire;
+use crate::node_tls::NodeTlsClient;
 use crate::scrub::ScrubStatus;
+use crate::signed_body::{self, ChunkDecoder, ChunkSigner, Tag};
 use crate::store::{ShardStat, ShardStore, ShardWriter, StoreHealth};
 
 /// Largest error message read from a node.
@@ -99,7 +105,7 @@ struct Inner {
     base_url: String,
     secret: Vec<u8>,
     config: HttpStoreConfig,
-    client: Client<HttpConnector, RequestBody>,
+    client: Client<HttpsConnector<HttpConnector>, RequestBody>,
     slots: Arc<Semaphore>,
 }
 
@@ -110,6 +116,19 @@ impl HttpShardStore {
         base_url: String,
         secret: Vec<u8>,
         cfg: HttpStoreConfig,
+    ) -> Result<Self, StorageError> {
+        Self::with_tls(name, base_url, secret, cfg, None)
+    }
+
+    /// A client of the node at `base_url`: `http://host:port`, or `https://host:port` when
+    /// `tls` says which CA to trust (without it an `https://` address is refused). Connects
+    /// lazily.
+    pub fn with_tls(
+        name: String,
+        base_url: String,
+        secret: Vec<u8>,
+        cfg: HttpStoreConfig,
+        tls: Option<NodeTlsClient>,
     ) -> Result<Self, StorageError> {
         if secret.is_empty() {
             return Err(StorageError::InvalidArgument(
@@ -125,18 +144,58 @@ impl HttpShardStore {
         let uri: http::Uri = base_url.parse().map_err(|err| {
             StorageError::InvalidArgument(format!("node url {base_url:?}: {err}"))
         })?;
-        let plain_http = uri.scheme_str() == Some("http")
+        let scheme_ok = match uri.scheme_str() {
+            Some("http") => true,
+            Some("https") if tls.is_some() => true,
+            Some("https") => {
+                return Err(StorageError::InvalidArgument(format!(
+                    "node url {base_url:?} is https but no CA to trust was configured \
+                     (node_tls_ca)"
+                )))
+            }
+            _ => false,
+        };
+        let well_formed = scheme_ok
             && uri.authority().is_some()
             && matches!(uri.path(), "" | "/")
             && uri.query().is_none();
-        if !plain_http {
+        if !well_formed {
             return Err(StorageError::InvalidArgument(format!(
-                "node url must look like http://host:port, got {base_url:?}"
+                "node url must look like http://host:port or https://host:port, got {base_url:?}"
             )));
         }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(cfg.connect_timeout));
         connector.set_nodelay(true);
+        // The TLS layer below handles https URLs; plain ones pass through it.
+        connector.enforce_http(false);
+        let (tls_config, server_name) = match tls {
+            Some(tls) => ((*tls.config).clone(), tls.server_name),
+            // Never used: an https URL without a CA was refused above.
+            None => (
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|err| StorageError::InvalidArgument(err.to_string()))?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+                None,
+            ),
+        };
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
+            .https_or_http();
+        let builder = match server_name {
+            Some(name) => {
+                let name = rustls::pki_types::ServerName::try_from(name).map_err(|err| {
+                    StorageError::InvalidArgument(format!("node TLS server name: {err}"))
+                })?;
+                builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+            }
+            None => builder,
+        };
+        let connector = builder.enable_http1().wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(cfg.idle_timeout.min(wire::NODE_HEADER_READ_TIMEOUT / 2))
@@ -175,14 +234,14 @@ impl Inner {
         }
     }
 
-    /// A signed request with `body`.
+    /// A signed request with `body`, and its MAC (the seed of the body chains both ways).
     fn request(
         &self,
         method: Method,
         path: &str,
         query: &str,
         body: RequestBody,
-    ) -> Result<Request<RequestBody>, StorageError> {
+    ) -> Result<(Request<RequestBody>, Tag), StorageError> {
         let target = RequestTarget {
             method: method.as_str(),
             path,
@@ -199,13 +258,15 @@ impl Inner {
             HeaderValue::try_from(value)
                 .map_err(|err| StorageError::InvalidArgument(format!("header value: {err}")))
         };
-        Request::builder()
+        let request = Request::builder()
             .method(method)
             .uri(uri)
             .header(cluster_auth::DATE_HEADER, header(signed.date)?)
+            .header(cluster_auth::NONCE_HEADER, header(signed.nonce)?)
             .header(http::header::AUTHORIZATION, header(signed.authorization)?)
             .body(body)
-            .map_err(|err| StorageError::InvalidArgument(format!("request: {err}")))
+            .map_err(|err| StorageError::InvalidArgument(format!("request: {err}")))?;
+        Ok((request, signed.mac))
     }
 
     /// Sends a request and waits for the answer's head (at most `request_timeout`).
@@ -232,64 +293,118 @@ impl Inner {
         }
     }
 
-    /// Reads a whole answer body, each chunk within `idle_timeout`, at most `limit` bytes. The
-    /// buffer is sized from the answer's `Content-Length` (within `limit`) up front: growing it
-    /// by doubling would copy a large frame batch several times and fault in fresh pages at
-    /// each step.
-    async fn read_body(
-        &self,
-        response: http::Response<Incoming>,
-        limit: u64,
-    ) -> Result<Bytes, StorageError> {
-        let expected = response
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<u64>().ok())
-            .unwrap_or(0)
-            .min(limit);
+    /// Reads a plain (unsigned) answer body: only 401s and answers of nodes that do not speak
+    /// wire protocol 2 are plain, and only their text is used, for the error message.
+    async fn read_plain_text(&self, response: http::Response<Incoming>) -> String {
         let mut body = response.into_body();
-        let mut buffer = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0));
-        loop {
-            let frame = tokio::time::timeout(self.config.idle_timeout, body.frame())
-                .await
-                .map_err(|_| StorageError::Timeout)?;
-            match frame {
-                None => return Ok(buffer.freeze()),
-                Some(Err(err)) => {
-                    return Err(StorageError::Unavailable(format!(
-                        "{}: answer body failed: {err}",
-                        self.name
-                    )))
-                }
-                Some(Ok(frame)) => {
+        let mut text = Vec::new();
+        // Each round reads a body frame or ends; stops at MAX_ERROR_BODY bytes.
+        while text.len() < MAX_ERROR_BODY {
+            match tokio::time::timeout(self.config.idle_timeout, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
-                        if (buffer.len() + data.len()) as u64 > limit {
-                            return Err(StorageError::Corrupt(format!(
-                                "{}: answer larger than {limit} bytes",
-                                self.name
-                            )));
-                        }
-                        buffer.extend_from_slice(&data);
+                        text.extend_from_slice(&data);
                     }
                 }
+                _ => break,
             }
         }
+        text.truncate(MAX_ERROR_BODY);
+        String::from_utf8_lossy(&text).trim().to_string()
     }
 
-    /// Turns a non-2xx answer into the error it carries.
-    async fn error_from(&self, response: http::Response<Incoming>) -> StorageError {
+    /// Reads and verifies a whole answer to the request whose MAC is `request_mac`: each chunk
+    /// within `idle_timeout`, at most `limit` payload bytes. Success answers give their payload,
+    /// error answers the error they carry. The buffer is sized from the answer's
+    /// `Content-Length` (within `limit`) up front: growing it by doubling would copy a large
+    /// frame batch several times and fault in fresh pages at each step.
+    async fn read_answer(
+        &self,
+        response: http::Response<Incoming>,
+        request_mac: &Tag,
+        limit: u64,
+    ) -> Result<Bytes, StorageError> {
         let status = response.status();
-        let kind = response
-            .headers()
+        let headers = response.headers();
+        let speaks_v2 = headers
+            .get(cluster_auth::WIRE_VERSION_HEADER)
+            .is_some_and(|value| value.as_bytes() == cluster_auth::WIRE_VERSION.as_bytes());
+        let kind = headers
             .get(wire::ERROR_KIND_HEADER)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let message = match self.read_body(response, MAX_ERROR_BODY as u64).await {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
-            Err(_) => String::new(),
+        let expected = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok())
+            .unwrap_or(0);
+        if !speaks_v2 {
+            let message = self.read_plain_text(response).await;
+            return Err(StorageError::Unavailable(format!(
+                "{} does not speak storage wire protocol {} (an older strata storage-node? \
+                 upgrade nodes and gateways together); it answered {status}: {message}",
+                self.name,
+                cluster_auth::WIRE_VERSION
+            )));
+        }
+        if status == http::StatusCode::UNAUTHORIZED {
+            let message = self.read_plain_text(response).await;
+            return Err(wire::error_from_wire(
+                &self.name,
+                status,
+                kind.as_deref(),
+                message,
+            ));
+        }
+        let refused = |reason: String| {
+            StorageError::Unavailable(format!(
+                "{}: answer failed authentication: {reason}",
+                self.name
+            ))
         };
-        wire::error_from_wire(&self.name, status, kind.as_deref(), message)
+        let seed = cluster_auth::answer_seed(
+            &self.secret,
+            request_mac,
+            status.as_u16(),
+            kind.as_deref().unwrap_or(""),
+        )
+        .map_err(|err| refused(err.to_string()))?;
+        let decoder =
+            ChunkDecoder::new(&self.secret, seed).map_err(|err| refused(err.to_string()))?;
+        let mut body = VerifiedBody::new(response.into_body(), decoder, self.config.idle_timeout);
+        let payload = match body.read_all(limit, expected).await {
+            Ok(payload) => payload,
+            Err(None) => {
+                return Err(StorageError::Corrupt(format!(
+                    "{}: answer larger than {limit} bytes",
+                    self.name
+                )))
+            }
+            Err(Some(VerifiedBodyError::Stalled)) => return Err(StorageError::Timeout),
+            Err(Some(err @ VerifiedBodyError::Auth(_))) => {
+                tracing::warn!(node = %self.name, %status, reason = %err, "refused an answer that failed authentication");
+                return Err(refused(err.to_string()));
+            }
+            Err(Some(VerifiedBodyError::Transport(err))) => {
+                return Err(StorageError::Unavailable(format!(
+                    "{}: answer body failed: {err}",
+                    self.name
+                )))
+            }
+        };
+        if status.is_success() {
+            return Ok(payload);
+        }
+        let end = payload.len().min(MAX_ERROR_BODY);
+        let message = String::from_utf8_lossy(payload.get(..end).unwrap_or_default())
+            .trim()
+            .to_string();
+        Err(wire::error_from_wire(
+            &self.name,
+            status,
+            kind.as_deref(),
+            message,
+        ))
     }
 
     /// A bodiless call whose whole answer must arrive within `request_timeout`.
@@ -302,12 +417,10 @@ impl Inner {
         let deadline = self.config.request_timeout;
         let call = async {
             let _slot = self.slot(deadline).await?;
-            let request = self.request(method, path, query, empty_body())?;
+            let (request, mac) = self.request(method, path, query, empty_body())?;
             let response = self.send(request).await?;
-            if !response.status().is_success() {
-                return Err(self.error_from(response).await);
-            }
-            self.read_body(response, MAX_SMALL_BODY as u64).await
+            self.read_answer(response, &mac, MAX_SMALL_BODY as u64)
+                .await
         };
         tokio::time::timeout(deadline, call)
             .await
@@ -334,18 +447,24 @@ impl ShardStore for HttpShardStore {
     ) -> Result<Box<dyn ShardWriter>, StorageError> {
         let geometry = header.check_for(id)?;
         let encoded = Bytes::from(header.encode());
-        let file_len = format::file_len(encoded.len() as u64, &geometry, header.part_length);
+        let part_length = header.part_length;
+        let stripe_count = geometry.stripe_count(part_length);
+        // The sealed body: the header, then each frame (checksum and shard bytes), each cut
+        // into chunks exactly as `HttpShardWriter` seals them, then the final chunk.
+        let wire_len = signed_body::sealed_len(std::iter::once(encoded.len() as u64).chain(
+            (0..stripe_count).map(|stripe| format::frame_len(&geometry, part_length, stripe)),
+        ));
         let inner = &self.inner;
         let slot = inner.slot(inner.config.request_timeout).await?;
         let (sender, receiver) = mpsc::channel(UPLOAD_CHANNEL_DEPTH);
-        let body = ChannelBody {
-            receiver,
-            remaining: file_len,
-        };
-        let mut request = inner.request(Method::PUT, &wire::shard_path(id), "", body.boxed())?;
+        let body = ChannelBody::new(receiver, wire_len);
+        let (mut request, mac) =
+            inner.request(Method::PUT, &wire::shard_path(id), "", body.boxed())?;
         request
             .headers_mut()
-            .insert(http::header::CONTENT_LENGTH, HeaderValue::from(file_len));
+            .insert(http::header::CONTENT_LENGTH, HeaderValue::from(wire_len));
+        let signer = ChunkSigner::new(&inner.secret, mac)
+            .map_err(|err| StorageError::InvalidArgument(err.to_string()))?;
         let span = tracing::debug_span!("shard_put", node = %inner.name, shard = %id);
         let task_inner = Arc::clone(inner);
         let response = tokio::spawn(
@@ -354,11 +473,10 @@ impl ShardStore for HttpShardStore {
                     Ok(response) => response,
                     Err(err) => return Err(task_inner.transport_error(&err)),
                 };
-                if response.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(task_inner.error_from(response).await)
-                }
+                task_inner
+                    .read_answer(response, &mac, MAX_ERROR_BODY as u64)
+                    .await
+                    .map(drop)
             }
             .instrument(span),
         );
@@ -366,15 +484,16 @@ impl ShardStore for HttpShardStore {
             inner: Arc::clone(inner),
             id,
             geometry,
-            part_length: header.part_length,
-            stripe_count: geometry.stripe_count(header.part_length),
+            part_length,
+            stripe_count,
             next_stripe: 0,
+            signer: Some(signer),
             sender: Some(sender),
             response: Some(response),
-            held: None,
             _slot: slot,
         };
-        writer.push(encoded).await?;
+        let sealed = writer.seal_with(|signer| signer.seal_piece(&encoded))?;
+        writer.send(sealed).await?;
         Ok(Box::new(writer))
     }
 
@@ -390,18 +509,15 @@ impl ShardStore for HttpShardStore {
             let slot_and_head = async {
                 let slot = inner.slot(inner.config.request_timeout).await?;
                 let query = format!("first={first_stripe}&count={count}");
-                let request =
+                let (request, mac) =
                     inner.request(Method::GET, &wire::frames_path(id), &query, empty_body())?;
-                Ok::<_, StorageError>((slot, inner.send(request).await?))
+                Ok::<_, StorageError>((slot, mac, inner.send(request).await?))
             };
-            let (_slot, response) =
+            let (_slot, mac, response) =
                 tokio::time::timeout(inner.config.request_timeout, slot_and_head)
                     .await
                     .map_err(|_| StorageError::Timeout)??;
-            if !response.status().is_success() {
-                return Err(inner.error_from(response).await);
-            }
-            let body = inner.read_body(response, MAX_FRAMES_BODY).await?;
+            let body = inner.read_answer(response, &mac, MAX_FRAMES_BODY).await?;
             let frames = wire::decode_frames(body, count)?;
             let bad = frames.iter().filter(|frame| frame.is_none()).count();
             if bad > 0 {
@@ -505,29 +621,34 @@ struct HttpShardWriter {
     part_length: u64,
     stripe_count: u64,
     next_stripe: u64,
+    /// Seals the body's chunks; taken by `commit` to write the final chunk, which alone lets
+    /// the node commit the shard.
+    signer: Option<ChunkSigner>,
     /// `None` after commit/abort or once sending failed.
-    sender: Option<mpsc::Sender<Bytes>>,
+    sender: Option<mpsc::Sender<Vec<Bytes>>>,
     /// The request task; `None` once its outcome was collected.
     response: Option<JoinHandle<Result<(), StorageError>>>,
-    /// The last chunk handed to the writer, sent only when the next one comes or at commit:
-    /// until then the body is short of its length, so nothing the node received can complete
-    /// the shard without an explicit commit.
-    held: Option<Bytes>,
     _slot: OwnedSemaphorePermit,
 }
 
 impl HttpShardWriter {
-    /// Queues `chunk` and sends the one queued before it.
-    async fn push(&mut self, chunk: Bytes) -> Result<(), StorageError> {
-        match self.held.replace(chunk) {
-            Some(previous) => self.send(previous).await,
-            None => Ok(()),
+    /// Seals the next body pieces with the chain's signer.
+    fn seal_with(
+        &mut self,
+        seal: impl FnOnce(&mut ChunkSigner) -> Vec<Bytes>,
+    ) -> Result<Vec<Bytes>, StorageError> {
+        match self.signer.as_mut() {
+            Some(signer) => Ok(seal(signer)),
+            None => Err(StorageError::Io(format!(
+                "writer of shard {} is already closed",
+                self.id
+            ))),
         }
     }
 
-    /// Sends one body chunk within `idle_timeout`; if the request already ended (the node
+    /// Sends sealed body pieces within `idle_timeout`; if the request already ended (the node
     /// answered early or the connection failed), returns why.
-    async fn send(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+    async fn send(&mut self, chunk: Vec<Bytes>) -> Result<(), StorageError> {
         let (Some(sender), Some(task)) = (self.sender.as_ref(), self.response.as_mut()) else {
             return Err(StorageError::Io(format!(
                 "writer of shard {} is unusable after an earlier failure",
@@ -580,10 +701,10 @@ impl HttpShardWriter {
         }
     }
 
-    /// Abandons the upload: the body ends short of its length, so the request fails and the
-    /// node discards the temporary file.
+    /// Abandons the upload: the body ends short of its length and without its final chunk, so
+    /// the request fails and the node discards the temporary file.
     fn fail(&mut self) {
-        self.held = None;
+        self.signer = None;
         self.sender = None;
         if let Some(task) = self.response.take() {
             task.abort();
@@ -602,8 +723,8 @@ impl ShardWriter for HttpShardWriter {
             shard_bytes.len(),
         )?;
         let checksum = Bytes::copy_from_slice(&format::frame_checksum(&shard_bytes).to_be_bytes());
-        self.push(checksum).await?;
-        self.push(shard_bytes).await?;
+        let sealed = self.seal_with(|signer| signer.seal_prefixed(&checksum, &shard_bytes))?;
+        self.send(sealed).await?;
         self.next_stripe += 1;
         Ok(())
     }
@@ -616,11 +737,16 @@ impl ShardWriter for HttpShardWriter {
                 self.id, self.next_stripe, self.stripe_count
             )));
         }
-        // The last chunk completes the body (it ends by its length); the node answers once
+        // The final chunk completes the body (it ends by its length); the node answers once
         // the shard is durable.
-        if let Some(last) = self.held.take() {
-            self.send(last).await?;
-        }
+        let Some(signer) = self.signer.take() else {
+            return Err(StorageError::Io(format!(
+                "writer of shard {} is already closed",
+                self.id
+            )));
+        };
+        self.send(vec![Bytes::copy_from_slice(&signer.finish())])
+            .await?;
         self.sender = None;
         let wait = self.inner.config.request_timeout;
         self.outcome(wait).await
@@ -635,52 +761,5 @@ impl Drop for HttpShardWriter {
     fn drop(&mut self) {
         // Commit took the task; anything still here is an abandoned upload.
         self.fail();
-    }
-}
-
-/// The upload body: chunks from the writer, `remaining` bytes in all. If the writer goes away
-/// before sending them all, the body fails instead of ending, so the request is aborted.
-struct ChannelBody {
-    receiver: mpsc::Receiver<Bytes>,
-    remaining: u64,
-}
-
-impl Body for ChannelBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        if self.remaining == 0 {
-            return Poll::Ready(None);
-        }
-        match self.receiver.poll_recv(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => Poll::Ready(Some(Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "shard upload abandoned",
-            )))),
-            Poll::Ready(Some(chunk)) => {
-                let len = chunk.len() as u64;
-                if len > self.remaining {
-                    return Poll::Ready(Some(Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "shard upload longer than its header says",
-                    ))));
-                }
-                self.remaining -= len;
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.remaining == 0
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
     }
 }

@@ -14,7 +14,9 @@ pub mod http_store;
 pub mod id;
 pub mod local;
 pub mod node;
+pub mod node_tls;
 pub mod scrub;
+pub mod signed_body;
 pub mod store;
 
 #[cfg(any(test, feature = "testing"))]
@@ -28,5 +30,6 @@ pub use http_store::{HttpShardStore, HttpStoreConfig};
 pub use id::{ShardGroupId, ShardId};
 pub use local::LocalShardStore;
 pub use node::{serve_node, NodeConfig};
+pub use node_tls::NodeTlsClient;
 pub use scrub::{ScrubConfig, ScrubReport, ScrubStatus};
 pub use store::{ShardStat, ShardStore, ShardWriter, StoreHealth};

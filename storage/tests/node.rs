@@ -2,207 +2,25 @@
 //! authentication, strict ids, streamed uploads that fail half-way, and client timeouts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use storage::cluster_auth::{self, RequestTarget};
+use common::{
+    client_config, eventually, raw_exchange, raw_request, request_head, sealed, shard_file,
+    signed_head, signed_put, TestNode, SECRET,
+};
 use storage::conformance::{self, frame_content, sample_geometry, sample_header, write_shard};
 use storage::format;
+use storage::signed_body;
 use storage::{
-    serve_node, HttpShardStore, HttpStoreConfig, NodeConfig, ScrubConfig, ShardGroupId, ShardId,
-    ShardStore, StorageError,
+    serve_node, HttpShardStore, NodeConfig, ScrubConfig, ShardGroupId, ShardId, ShardStore,
+    StorageError,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-const SECRET: &[u8] = b"test cluster secret";
-
-fn client_config() -> HttpStoreConfig {
-    HttpStoreConfig {
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(2),
-        idle_timeout: Duration::from_secs(5),
-        max_concurrency: 8,
-    }
-}
-
-/// A node serving a temporary directory, stopped when dropped.
-struct TestNode {
-    addr: SocketAddr,
-    data: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), StorageError>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl TestNode {
-    async fn start() -> TestNode {
-        Self::start_with(ScrubConfig::default()).await
-    }
-
-    async fn start_with(scrub: ScrubConfig) -> TestNode {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("disk");
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut config = NodeConfig::new(addr, data.clone(), SECRET.to_vec());
-        config.fsync = false;
-        config.scrub = scrub;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_node(config, listener, async move {
-            let _ = stopped.await;
-        }));
-        // The data directory exists once the node is serving.
-        for _ in 0..200 {
-            if data.join("tmp").is_dir() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        TestNode {
-            addr,
-            data,
-            stop: Some(stop),
-            task: Some(task),
-            _dir: dir,
-        }
-    }
-
-    fn client_with(&self, secret: &[u8]) -> HttpShardStore {
-        HttpShardStore::new(
-            format!("node@{}", self.addr),
-            format!("http://{}", self.addr),
-            secret.to_vec(),
-            client_config(),
-        )
-        .unwrap()
-    }
-
-    fn client(&self) -> Arc<dyn ShardStore> {
-        Arc::new(self.client_with(SECRET))
-    }
-
-    /// Shuts the node down and waits for `serve_node` to return.
-    async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let result = tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .expect("serve_node returns after shutdown");
-            result.unwrap().unwrap();
-        }
-    }
-
-    fn tmp_files(&self) -> usize {
-        std::fs::read_dir(self.data.join("tmp"))
-            .map(|dir| dir.count())
-            .unwrap_or(0)
-    }
-
-    fn shard_files(&self) -> usize {
-        count_files(&self.data.join("shards"))
-    }
-}
-
-fn count_files(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                count_files(&path)
-            } else {
-                1
-            }
-        })
-        .sum()
-}
-
-/// Polls `condition` for up to 5 s.
-async fn eventually(what: &str, condition: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-/// The bytes of a complete shard file for `id`, as `write_shard` would send them.
-fn shard_file(id: ShardId, part_len: u64) -> Vec<u8> {
-    let mut bytes = sample_header(id, part_len).encode();
-    for stripe in 0..sample_geometry().stripe_count(part_len) {
-        let frame = frame_content(id, part_len, stripe);
-        bytes.extend_from_slice(&format::frame_checksum(&frame).to_be_bytes());
-        bytes.extend_from_slice(&frame);
-    }
-    bytes
-}
-
-/// Request head for `method target`, signed with `secret` at `when` unless `secret` is None.
-fn request_head(
-    method: &str,
-    target: &str,
-    secret: Option<&[u8]>,
-    when: SystemTime,
-    content_length: Option<usize>,
-) -> String {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let mut head = format!("{method} {target} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
-    if let Some(secret) = secret {
-        let signed = cluster_auth::sign(
-            secret,
-            &RequestTarget {
-                method,
-                path,
-                query,
-            },
-            when,
-        )
-        .unwrap();
-        head.push_str(&format!(
-            "x-strata-date: {}\r\nauthorization: {}\r\n",
-            signed.date, signed.authorization
-        ));
-    }
-    if let Some(len) = content_length {
-        head.push_str(&format!("content-length: {len}\r\n"));
-    }
-    head.push_str("\r\n");
-    head
-}
-
-/// Sends a raw HTTP/1.1 request and returns the status code and the body text.
-async fn raw_request(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
-        .await
-        .expect("node answers")
-        .unwrap();
-    let text = String::from_utf8_lossy(&answer).to_string();
-    let status = text
-        .get(9..12)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_store_passes_the_conformance_suite() {
@@ -309,15 +127,8 @@ async fn uploads_stream_and_abandoned_ones_leave_nothing() {
 async fn a_put_whose_connection_drops_mid_body_stores_nothing() {
     let mut node = TestNode::start().await;
     let id = ShardId::new(ShardGroupId::new_v7(), 0);
-    let file = shard_file(id, 64 * 1024);
     let target = format!("/v1/shards/{}", id.file_name());
-    let head = request_head(
-        "PUT",
-        &target,
-        Some(SECRET),
-        SystemTime::now(),
-        Some(file.len()),
-    );
+    let (head, file) = signed_put(&target, &shard_file(id, 64 * 1024));
     let mut stream = TcpStream::connect(node.addr).await.unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&file[..file.len() / 2]).await.unwrap();
@@ -340,14 +151,8 @@ async fn a_corrupt_or_mismatched_put_body_is_refused_and_stores_nothing() {
     let file = shard_file(id, part_len);
     let target = format!("/v1/shards/{}", id.file_name());
     let header_len = sample_header(id, part_len).encode().len() as u64;
-    let put = |body: Vec<u8>, target: String| {
-        let head = request_head(
-            "PUT",
-            &target,
-            Some(SECRET),
-            SystemTime::now(),
-            Some(body.len()),
-        );
+    let put = |payload: Vec<u8>, target: String| {
+        let (head, body) = signed_put(&target, &payload);
         async move { raw_request(node.addr, &head, &body).await }
     };
 
@@ -367,6 +172,36 @@ async fn a_corrupt_or_mismatched_put_body_is_refused_and_stores_nothing() {
     let other = ShardId::new(id.group, 4);
     let (status, _) = put(file.clone(), format!("/v1/shards/{}", other.file_name())).await;
     assert_eq!(status, 400, "header of another shard");
+
+    // Forged bodies under a properly signed head: a flipped byte, the final chunk cut off
+    // (with a content-length to match, as a man in the middle would send), a body sealed for
+    // another request.
+    let wire_len = signed_body::sealed_len([file.len() as u64]) as usize;
+    let (_, other_mac) = signed_head("PUT", &target, Some(SECRET), SystemTime::now(), None);
+    for forgery in ["flipped", "truncated", "other request"] {
+        let len = match forgery {
+            "truncated" => wire_len - signed_body::CHUNK_OVERHEAD,
+            _ => wire_len,
+        };
+        let (head, mac) = signed_head("PUT", &target, Some(SECRET), SystemTime::now(), Some(len));
+        let mut body = match forgery {
+            "other request" => sealed(SECRET, other_mac, &file),
+            _ => sealed(SECRET, mac, &file),
+        };
+        match forgery {
+            "flipped" => body[200] ^= 0x10,
+            "truncated" => body.truncate(len),
+            _ => {}
+        }
+        let (status, message) = raw_request(node.addr, &head, &body).await;
+        assert_eq!(status, 400, "{forgery}: {message}");
+        assert!(
+            message.contains("authentication") || message.contains("final chunk"),
+            "{forgery}: {message}"
+        );
+        assert_eq!(node.shard_files(), 0, "{forgery}");
+    }
+    eventually("no temporary file", || node.tmp_files() == 0).await;
 
     assert_eq!(node.tmp_files(), 0);
     assert_eq!(node.shard_files(), 0);
@@ -433,10 +268,22 @@ async fn unauthenticated_requests_are_refused_and_touch_nothing() {
     assert_eq!(node.tmp_files(), 0);
     assert_eq!(node.shard_files(), 0);
 
-    // The right secret works on the same node.
-    let (status, body_text) = raw_request(node.addr, &signed_for_health, b"").await;
-    assert_eq!(status, 200);
-    assert!(body_text.starts_with("free_bytes="), "{body_text}");
+    // A version-1 request (old scheme, no nonce) is told which protocol the node speaks.
+    let version_1 = request_head("GET", "/v1/health", Some(SECRET), now, None)
+        .replace("STRATA2-HMAC-SHA256", "STRATA-HMAC-SHA256");
+    let (status, message) = raw_request(node.addr, &version_1, b"").await;
+    assert_eq!(status, 401);
+    assert!(message.contains("wire protocol 1"), "{message}");
+
+    // The right secret works on the same node; the answer is signed for this request only.
+    let (signed_for_health, mac) = signed_head("GET", "/v1/health", Some(SECRET), now, None);
+    let answer = raw_exchange(node.addr, &signed_for_health, b"").await;
+    assert_eq!(answer.status, 200);
+    assert!(answer.head.contains("x-strata-wire: 2"), "{}", answer.head);
+    let text = String::from_utf8(answer.open(&mac).unwrap()).unwrap();
+    assert!(text.starts_with("free_bytes="), "{text}");
+    let (_, other_mac) = signed_head("GET", "/v1/health", Some(SECRET), now, None);
+    assert!(answer.open(&other_mac).is_err(), "bound to its request");
     node.stop().await;
 }
 

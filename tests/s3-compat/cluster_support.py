@@ -103,15 +103,19 @@ def port_open(port: int, timeout: float = 0.5) -> bool:
 
 def node_request(port: int, method: str, path: str, *, secret: str | None, query: str = "",
                  timeout: float = 5.0) -> tuple[int, bytes]:
-    """One request straight to a storage node, signed with the cluster HMAC when `secret` is given.
+    """One request straight to a storage node, signed (wire protocol 2) when `secret` is given.
 
-    MAC = HMAC-SHA256(secret, method "\\n" path "\\n" query "\\n" unix-seconds)."""
+    MAC = HMAC-SHA256(secret, "STRATA-WIRE-2" "\\n" method "\\n" path "\\n" query "\\n"
+    unix-seconds "\\n" nonce). The answer body is returned as sent: a signed chunk chain
+    (storage/src/signed_body.rs), which these tests do not open."""
     headers = {}
     if secret is not None:
         date = str(int(time.time()))
-        message = "\n".join([method, path, query, date]).encode()
+        nonce = os.urandom(16).hex()
+        message = "\n".join(["STRATA-WIRE-2", method, path, query, date, nonce]).encode()
         mac = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-        headers = {"x-strata-date": date, "authorization": f"STRATA-HMAC-SHA256 {mac}"}
+        headers = {"x-strata-date": date, "x-strata-nonce": nonce,
+                   "authorization": f"STRATA2-HMAC-SHA256 {mac}"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path + (f"?{query}" if query else ""), headers=headers)
@@ -169,7 +173,9 @@ class Cluster:
 
     def __init__(self, binary: str, root: Path, *, nodes: int = 6, data_shards: int = 4, parity_shards: int = 2,
                  node_secrets: dict[int, str | None] | None = None, gateway_extra: dict | None = None,
-                 node_args: list[str] | None = None):
+                 node_args: list[str] | None = None, node_tls: tuple[Path, Path, Path] | None = None):
+        """`node_tls`: (ca, cert, key) PEM files: every node serves HTTPS with cert/key, the
+        gateway lists them as https://127.0.0.1:port and trusts `ca` (`node_tls_ca`)."""
         self.binary = binary
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -179,6 +185,11 @@ class Cluster:
         self.secret_file.write_text(CLUSTER_SECRET + "\n")
         self.secret_file.chmod(0o600)
         self.gateway_extra = dict(gateway_extra or {})
+        self.node_scheme = "https://" if node_tls else ""
+        if node_tls:
+            ca, cert, key = node_tls
+            self.gateway_extra.setdefault("node_tls_ca", str(ca))
+            node_args = list(node_args or []) + ["--tls-cert", str(cert), "--tls-key", str(key)]
         self.access_key = support.ACCESS_KEY
         self.secret_key = support.SECRET_KEY
         self.nodes: list[Node] = []
@@ -263,7 +274,7 @@ class Cluster:
         for key, value in settings.items():
             lines.append(f"{key} = {json.dumps(value)}")
         for node in self.nodes:
-            lines += ["", "[[nodes]]", f"id = {node.index}", f'address = "{node.address}"']
+            lines += ["", "[[nodes]]", f"id = {node.index}", f'address = "{self.node_scheme}{node.address}"']
         return "\n".join(lines) + "\n"
 
     def write_config(self) -> None:

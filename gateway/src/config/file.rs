@@ -38,6 +38,10 @@ pub(crate) struct FileConfig {
     pub(crate) request_timeout_ms: Option<u64>,
     pub(crate) idle_timeout_ms: Option<u64>,
     pub(crate) node_concurrency: Option<usize>,
+    /// TLS to storage nodes listed as `https://host:port`: the CA file (PEM) to trust.
+    pub(crate) node_tls_ca: Option<PathBuf>,
+    /// The name expected in every node's certificate (default: the host of its address).
+    pub(crate) node_tls_server_name: Option<String>,
     pub(crate) health_interval_ms: Option<u64>,
     pub(crate) tls_cert: Option<PathBuf>,
     pub(crate) tls_key: Option<PathBuf>,

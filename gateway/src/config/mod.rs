@@ -142,6 +142,9 @@ pub struct ClusterSettings {
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
     pub node_concurrency: usize,
+    /// TLS to the nodes listed as `https://host:port`: the CA to trust (`node_tls_ca`) and an
+    /// optional name to expect in their certificates (`node_tls_server_name`).
+    pub node_tls: Option<storage::node_tls::NodeTlsClient>,
 }
 
 /// HTTPS: like MinIO, setting a certificate and key turns `listen` into an HTTPS listener;
@@ -293,6 +296,23 @@ impl std::fmt::Debug for MetricsAccess {
     }
 }
 
+/// The gateway's TLS client settings for storage nodes, loaded (and checked) at start.
+fn node_tls(
+    ca: Option<PathBuf>,
+    server_name: Option<String>,
+) -> Result<Option<storage::node_tls::NodeTlsClient>, ConfigError> {
+    match (ca, server_name) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(invalid(
+            "node_tls_server_name",
+            "needs node_tls_ca (the CA that signed the nodes' certificates)",
+        )),
+        (Some(ca), server_name) => storage::node_tls::NodeTlsClient::from_ca_file(&ca, server_name)
+            .map(Some)
+            .map_err(|e| invalid("node_tls_ca", e.to_string())),
+    }
+}
+
 /// Reads the cluster secret: `STRATA_CLUSTER_SECRET`, else the config's value or file.
 pub fn cluster_secret(inline: Option<String>, file: Option<&Path>) -> Result<Vec<u8>, ConfigError> {
     if let Some(secret) = std::env::var("STRATA_CLUSTER_SECRET")
@@ -390,6 +410,7 @@ impl ServerConfig {
             request_timeout: Duration::from_millis(s.request_timeout_ms.max(1)),
             idle_timeout: Duration::from_millis(s.idle_timeout_ms.max(1)),
             node_concurrency: s.node_concurrency.max(1),
+            node_tls: node_tls(file.node_tls_ca.take(), file.node_tls_server_name.take())?,
             nodes,
         };
         let mut config = Self::build(args, file)?;
@@ -597,10 +618,17 @@ pub fn check_nodes(nodes: &[NodeEntry], total: usize) -> Result<(), ConfigError>
                 format!("node {}: weight must be positive", node.id),
             ));
         }
-        if node.address.parse::<SocketAddr>().is_err() && !node.address.contains(':') {
+        let host_port = node
+            .address
+            .strip_prefix("https://")
+            .unwrap_or(&node.address);
+        if host_port.parse::<SocketAddr>().is_err() && !host_port.contains(':') {
             return Err(invalid(
                 "nodes",
-                format!("node {}: address must be host:port", node.id),
+                format!(
+                    "node {}: address must be host:port or https://host:port",
+                    node.id
+                ),
             ));
         }
     }

@@ -296,3 +296,50 @@ fn client_limits_have_defaults_come_from_the_file_and_are_checked() {
     let err = ServerConfig::load(&args).unwrap_err().to_string();
     assert!(err.contains("max_header_bytes"), "{err}");
 }
+
+#[test]
+fn node_tls_settings_are_checked_when_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    let nodes: String = (0..6)
+        .map(|i| {
+            format!(
+                "[[nodes]]\nid = {i}\naddress = \"https://127.0.0.1:{}\"\n",
+                7100 + i
+            )
+        })
+        .collect();
+    let base = format!(
+        "data = {:?}\ncluster_secret = \"0123456789abcdef0123\"\n",
+        dir.path().join("data")
+    );
+    let args = ServerArgs {
+        config: Some(path.clone()),
+        ..Default::default()
+    };
+    let load = |extra: &str| {
+        std::fs::write(&path, format!("{base}{extra}\n{nodes}")).unwrap();
+        ServerConfig::load_gateway(&args)
+    };
+    // https:// addresses are accepted; without a CA there is no TLS client (the node stores
+    // refuse https addresses when they are built, naming node_tls_ca).
+    let config = load("").unwrap();
+    let cluster = config.cluster.unwrap();
+    assert!(cluster.node_tls.is_none());
+    assert!(cluster.nodes[0].address.starts_with("https://"));
+    let missing = dir.path().join("missing-ca.pem");
+    for (extra, field) in [
+        (format!("node_tls_ca = {missing:?}"), "node_tls_ca"),
+        (
+            "node_tls_server_name = \"node.example\"".to_string(),
+            "node_tls_server_name",
+        ),
+    ] {
+        let err = load(&extra).unwrap_err();
+        assert!(err.to_string().contains(field), "{extra}: {err}");
+    }
+    std::fs::write(dir.path().join("not-pem.pem"), "hello").unwrap();
+    let not_pem = dir.path().join("not-pem.pem");
+    let err = load(&format!("node_tls_ca = {not_pem:?}")).unwrap_err();
+    assert!(err.to_string().contains("node_tls_ca"), "{err}");
+}

@@ -1,13 +1,21 @@
 //! The storage node (`strata storage-node`): one disk's `LocalShardStore` served over HTTP/1.1
 //! (hyper) to the gateway's `HttpShardStore`.
 //!
-//! # Wire protocol, version 1
+//! # Wire protocol, version 2
 //!
-//! Every request carries `x-strata-date: <unix seconds>` and
-//! `authorization: STRATA-HMAC-SHA256 <hex>`, an HMAC-SHA256 under the cluster secret of
-//! `method \n path \n query \n date` (see `crate::cluster_auth`); a date more than `max_skew`
-//! away from the node's clock is refused. `<id>` is a shard file name, `<group hex>.<index>`,
-//! parsed strictly by `ShardId::parse_file_name`.
+//! Every request carries `x-strata-date: <unix seconds>`, `x-strata-nonce: <32 hex>` and
+//! `authorization: STRATA2-HMAC-SHA256 <hex>`, an HMAC-SHA256 under the cluster secret of
+//! the method, path, query, date and nonce (see `crate::cluster_auth`); a date more than
+//! `max_skew` away from the node's clock is refused. Every body, both ways, is a signed chunk
+//! chain (`crate::signed_body`): the PUT body's chain is seeded by the request MAC, an
+//! answer's by `cluster_auth::answer_seed` (request MAC, status, error kind), so an answer is
+//! bound to the one request it answers. The bodies below are the chains' payloads. Only a 401
+//! answer is plain (it cannot be bound to a request that failed authentication). Every answer
+//! carries `x-strata-wire: 2`; a version-1 peer on either side is refused with a 401 that says
+//! so. With `NodeConfig::tls` the node serves HTTPS (`crate::node_tls`; handshakes bounded by
+//! `node_tls::HANDSHAKE_TIMEOUT`, each in its connection's own task); the protocol inside is
+//! the same. `<id>` is a shard file name, `<group hex>.<index>`, parsed strictly by
+//! `ShardId::parse_file_name`.
 //!
 //! | request | success answer |
 //! |---|---|
@@ -27,17 +35,18 @@
 //! 405 wrong method; 408 a body that stalled; 500 a damaged shard file; 503 read-only data
 //! directory or I/O failure; 507 disk full.
 //!
-//! Invariants: the PUT body is streamed — the node decodes the header (whose id must match the
-//! path and whose length must match `content-length` when given), verifies each frame's checksum
-//! as it arrives and hands it to a `LocalShardWriter`; the shard is committed only if the body
-//! ended exactly after the last frame, otherwise (bad frame, short body, dropped connection) the
-//! writer is aborted and its temporary file removed. Unauthenticated or malformed requests are
+//! Invariants: the PUT body is streamed — the node verifies each chunk's tag as it arrives,
+//! decodes the header (whose id must match the path), verifies each frame's checksum and hands
+//! it to a `LocalShardWriter`; the shard is committed only if the final chunk verified and the
+//! payload ended exactly after the last frame, otherwise (forged or reordered chunk, bad frame,
+//! short or cut body, dropped connection) the writer is aborted and its temporary file removed. Unauthenticated or malformed requests are
 //! answered before the disk is touched. The node runs the scrubber of its store
 //! (`crate::scrub`) unless `scrub.enabled` is off. On shutdown the node stops accepting, lets in-flight
 //! requests finish (up to `DRAIN_TIMEOUT`) and returns.
 
 mod auth;
 mod routes;
+pub mod signed_http;
 pub mod wire;
 
 use std::convert::Infallible;
@@ -80,6 +89,9 @@ pub struct NodeConfig {
     pub max_skew: Duration,
     /// How the node's scrubber re-verifies its shards.
     pub scrub: ScrubConfig,
+    /// Serve HTTPS with this configuration (`crate::node_tls::load_server_config`); `None`:
+    /// plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl NodeConfig {
@@ -92,6 +104,7 @@ impl NodeConfig {
             fsync: true,
             max_skew: DEFAULT_MAX_SKEW,
             scrub: ScrubConfig::default(),
+            tls: None,
         }
     }
 }
@@ -105,6 +118,7 @@ impl std::fmt::Debug for NodeConfig {
             .field("fsync", &self.fsync)
             .field("max_skew", &self.max_skew)
             .field("scrub", &self.scrub)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -158,8 +172,9 @@ pub async fn serve_node(
         max_skew: config.max_skew,
     });
     let local = listener.local_addr().ok();
-    tracing::info!(listen = %config.listen, bound = ?local, data = %config.data.display(), fsync = config.fsync, "storage node serving");
+    tracing::info!(listen = %config.listen, bound = ?local, data = %config.data.display(), fsync = config.fsync, tls = config.tls.is_some(), "storage node serving");
 
+    let acceptor = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -190,8 +205,38 @@ pub async fn serve_node(
             async move { Ok::<_, Infallible>(routes::handle_request(state, request).await) }
                 .instrument(span)
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let Some(acceptor) = acceptor.clone() else {
+            let connection =
+                graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(%peer, error = %err, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        // The handshake runs in the connection's own task, bounded in time, so a client that
+        // connects and stalls holds only its own socket.
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
         tokio::spawn(async move {
+            let stream = match tokio::time::timeout(
+                crate::node_tls::HANDSHAKE_TIMEOUT,
+                acceptor.accept(stream),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    tracing::info!(%peer, error = %err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
             if let Err(err) = connection.await {
                 tracing::debug!(%peer, error = %err, "connection ended with an error");
             }

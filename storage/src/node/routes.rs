@@ -4,27 +4,33 @@
 //!
 //! Invariants: a request is authenticated before anything else; a shard id comes only from
 //! `ShardId::parse_file_name` (so `..`, `/`, `%2e` or uppercase hex never reach the disk); a
-//! shard PUT is written through a `ShardWriter` and committed only after the whole body arrived,
-//! matched the header's length and every frame's checksum — any other outcome aborts the writer,
-//! which removes its temporary file; the body is buffered at most one frame at a time.
+//! shard PUT body is read as a signed chunk chain (`crate::signed_body`) seeded by the request
+//! MAC, and a byte reaches the `ShardWriter` only after its chunk's tag verified; the shard is
+//! committed only after the final chunk verified and the body matched the header's length and
+//! every frame's checksum — any other outcome aborts the writer, which removes its temporary
+//! file; the body is buffered at most one frame (plus one chunk) at a time. Every answer but a
+//! 401 is sent as a signed chunk chain seeded by `cluster_auth::answer_seed` (request MAC,
+//! status, error kind); a 401 cannot be bound to an unauthenticated request and is sent plain.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode};
-use http_body_util::BodyExt;
+use http_body_util::Either;
 use hyper::body::Incoming;
 use tracing::Instrument;
 
 use super::auth::authenticate;
+use super::signed_http::{SealedBody, VerifiedBody, VerifiedBodyError};
 use super::wire::{self, ChunksBody};
 use super::NodeState;
+use crate::cluster_auth::{self, answer_seed};
 use crate::error::StorageError;
 use crate::format::{self, ShardHeader, MAX_HEADER_LEN};
 use crate::id::ShardId;
 use crate::local::MAX_FRAMES_PER_READ;
+use crate::signed_body::{ChunkDecoder, ChunkSigner, Tag};
 use crate::store::{ShardStore, ShardWriter};
 
 /// A PUT body that sends nothing for this long is abandoned (the writer is aborted).
@@ -124,21 +130,86 @@ impl Rejection {
     }
 }
 
-/// Serves one request: authenticate, route, handle. Never fails: errors become responses.
+/// An answer of the node: signed (everything but a 401) or plain.
+pub(super) type NodeBody = Either<SealedBody, ChunksBody>;
+
+/// Serves one request: authenticate, route, handle, sign the answer. Never fails: errors
+/// become responses.
 pub(super) async fn handle_request(
     state: Arc<NodeState>,
     request: http::Request<Incoming>,
-) -> Response<ChunksBody> {
+) -> Response<NodeBody> {
     let (parts, body) = request.into_parts();
-    if let Err(err) = authenticate(&parts, &state.secret, state.max_skew) {
-        tracing::warn!(method = %parts.method, path = parts.uri.path(), reason = %err, "refused unauthenticated request");
-        return Rejection {
-            status: StatusCode::UNAUTHORIZED,
-            kind: wire::UNAUTHORIZED_KIND,
-            message: err.to_string(),
+    let request_mac = match authenticate(&parts, &state.secret, state.max_skew) {
+        Ok(mac) => mac,
+        Err(err) => {
+            tracing::warn!(method = %parts.method, path = parts.uri.path(), reason = %err, "refused unauthenticated request");
+            let mut response = Rejection {
+                status: StatusCode::UNAUTHORIZED,
+                kind: wire::UNAUTHORIZED_KIND,
+                message: err.to_string(),
+            }
+            .into_response();
+            mark_wire_version(&mut response);
+            return response.map(Either::Right);
         }
-        .into_response();
+    };
+    let response = route(&state, request_mac, parts, body).await;
+    seal_answer(&state.secret, &request_mac, response)
+}
+
+/// Adds the `x-strata-wire` header.
+fn mark_wire_version<B>(response: &mut Response<B>) {
+    response.headers_mut().insert(
+        cluster_auth::WIRE_VERSION_HEADER,
+        HeaderValue::from_static(cluster_auth::WIRE_VERSION),
+    );
+}
+
+/// Sends `response`'s body as a chunk chain bound to the request, its status and error kind.
+fn seal_answer(
+    secret: &[u8],
+    request_mac: &Tag,
+    response: Response<ChunksBody>,
+) -> Response<NodeBody> {
+    let (mut parts, body) = response.into_parts();
+    let kind = parts
+        .headers
+        .get(wire::ERROR_KIND_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let signer = answer_seed(secret, request_mac, parts.status.as_u16(), kind)
+        .map_err(|err| err.to_string())
+        .and_then(|seed| ChunkSigner::new(secret, seed).map_err(|err| err.to_string()));
+    match signer {
+        Ok(signer) => {
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+            let mut response = Response::from_parts(
+                parts,
+                Either::Left(SealedBody::new(signer, body.into_chunks())),
+            );
+            mark_wire_version(&mut response);
+            response
+        }
+        Err(reason) => {
+            // Cannot happen with a non-empty secret and a known kind word; the client refuses
+            // the unsigned answer.
+            tracing::error!(%reason, "cannot sign an answer");
+            let mut response =
+                Rejection::plain(StatusCode::INTERNAL_SERVER_ERROR, reason).into_response();
+            mark_wire_version(&mut response);
+            response.map(Either::Right)
+        }
     }
+}
+
+/// Routes an authenticated request to its handler.
+async fn route(
+    state: &Arc<NodeState>,
+    request_mac: Tag,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> Response<ChunksBody> {
     let endpoint = match parse_endpoint(&parts.method, parts.uri.path(), parts.uri.query()) {
         Ok(endpoint) => endpoint,
         Err(rejection) => {
@@ -151,22 +222,23 @@ pub(super) async fn handle_request(
             // Its own task: hyper drops a request's future when the connection fails, and an
             // upload cut short between two awaits of the store could leak its temporary file.
             // Run to completion, it sees the broken body and aborts its writer.
-            let upload_state = Arc::clone(&state);
-            let upload = async move { handle_put_shard(&upload_state, id, &parts, body).await };
+            let upload_state = Arc::clone(state);
+            let upload =
+                async move { handle_put_shard(&upload_state, id, request_mac, body).await };
             match tokio::spawn(upload.in_current_span()).await {
                 Ok(outcome) => outcome,
-                Err(join_error) => Err(Rejection::from_store(&state, join_error.into())),
+                Err(join_error) => Err(Rejection::from_store(state, join_error.into())),
             }
         }
         Endpoint::ReadFrames { id, first, count } => {
-            handle_read_frames(&state, id, first, count).await
+            handle_read_frames(state, id, first, count).await
         }
-        Endpoint::StatShard(id) => handle_stat_shard(&state, id).await,
-        Endpoint::DeleteShard(id) => handle_delete_shard(&state, id).await,
-        Endpoint::ListShards { after, limit } => handle_list_shards(&state, after, limit).await,
-        Endpoint::Health => handle_health(&state).await,
-        Endpoint::ScrubStatus => handle_scrub_status(&state).await,
-        Endpoint::AckScrubReports { up_to } => handle_ack_scrub_reports(&state, up_to).await,
+        Endpoint::StatShard(id) => handle_stat_shard(state, id).await,
+        Endpoint::DeleteShard(id) => handle_delete_shard(state, id).await,
+        Endpoint::ListShards { after, limit } => handle_list_shards(state, after, limit).await,
+        Endpoint::Health => handle_health(state).await,
+        Endpoint::ScrubStatus => handle_scrub_status(state).await,
+        Endpoint::AckScrubReports { up_to } => handle_ack_scrub_reports(state, up_to).await,
     };
     match outcome {
         Ok(response) => response,
@@ -391,25 +463,18 @@ async fn handle_ack_scrub_reports(
     ok(ChunksBody::default())
 }
 
-/// Receives a shard file (header, then frames) and commits it once all of it arrived intact.
+/// Receives a shard file (header, then frames) and commits it once all of it arrived intact
+/// and authenticated.
 async fn handle_put_shard(
     state: &NodeState,
     id: ShardId,
-    parts: &Parts,
+    request_mac: Tag,
     body: Incoming,
 ) -> Result<Response<ChunksBody>, Rejection> {
-    let declared_len = match parts.headers.get(http::header::CONTENT_LENGTH) {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|text| text.parse::<u64>().ok())
-                .ok_or_else(|| Rejection::bad_request("bad content-length"))?,
-        ),
-    };
+    let decoder = ChunkDecoder::new(&state.secret, request_mac)
+        .map_err(|err| Rejection::bad_request(err.to_string()))?;
     let mut body = BodyReader {
-        body,
+        body: VerifiedBody::new(body, decoder, BODY_IDLE_TIMEOUT),
         buffer: BytesMut::new(),
         ended: false,
     };
@@ -425,11 +490,6 @@ async fn handle_put_shard(
         .map_err(|err| Rejection::bad_body(err.to_string()))?;
     let part_length = header.part_length;
     let expected_len = format::file_len(header_len as u64, &geometry, part_length);
-    if declared_len.is_some_and(|declared| declared != expected_len) {
-        return Err(Rejection::bad_request(format!(
-            "content-length does not match the {expected_len} bytes the header describes"
-        )));
-    }
     body.buffer.advance(header_len);
     let mut writer = state
         .store
@@ -499,9 +559,10 @@ async fn receive_frames(
     Ok(())
 }
 
-/// Pulls a request body into a buffer on demand, with an idle timeout per chunk.
+/// Pulls a request body's verified payload into a buffer on demand, with an idle timeout per
+/// read. `ended` is set only once the final chunk verified and the transport body ended.
 struct BodyReader {
-    body: Incoming,
+    body: VerifiedBody<Incoming>,
     buffer: BytesMut,
     ended: bool,
 }
@@ -524,26 +585,24 @@ impl BodyReader {
         }
     }
 
-    /// Reads until the buffer holds `want` bytes or the body ended. Each chunk read consumes
-    /// body bytes, so the loop is bounded by the body's length.
+    /// Reads until the buffer holds `want` bytes or the body ended. Each verified chunk
+    /// consumes body bytes, so the loop is bounded by the body's length.
     async fn fill(&mut self, want: usize) -> Result<(), Rejection> {
         while self.buffer.len() < want && !self.ended {
-            match tokio::time::timeout(BODY_IDLE_TIMEOUT, self.body.frame()).await {
-                Err(_) => {
+            match self.body.next_payload().await {
+                Ok(Some(payload)) => self.buffer.extend_from_slice(&payload),
+                Ok(None) => self.ended = true,
+                Err(VerifiedBodyError::Stalled) => {
                     return Err(Rejection::plain(
                         StatusCode::REQUEST_TIMEOUT,
                         "request body stalled",
                     ))
                 }
-                Ok(None) => self.ended = true,
-                Ok(Some(Err(err))) => {
-                    return Err(Rejection::bad_body(format!("request body failed: {err}")))
+                Err(err @ VerifiedBodyError::Auth(_)) => {
+                    tracing::warn!(reason = %err, "refused a request body that failed authentication");
+                    return Err(Rejection::bad_body(format!("request body: {err}")));
                 }
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.buffer.extend_from_slice(&data);
-                    }
-                }
+                Err(err) => return Err(Rejection::bad_body(format!("request body failed: {err}"))),
             }
         }
         Ok(())

@@ -118,6 +118,13 @@ impl ChunksBody {
     }
 }
 
+impl ChunksBody {
+    /// The chunks not sent yet, in order.
+    pub fn into_chunks(self) -> VecDeque<Bytes> {
+        self.chunks
+    }
+}
+
 impl From<Bytes> for ChunksBody {
     fn from(bytes: Bytes) -> Self {
         ChunksBody::new([bytes])
