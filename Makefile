@@ -56,7 +56,7 @@ test: deps
 # Test modules that start their own servers or clusters: run once, in the embedded pass.
 # (The 2-gateway pass also leaves out the test of the server's own Connection: close answer: the
 # round-robin proxy closes every connection after one response, to alternate requests.)
-CLUSTER_RUN_IGNORES := $(foreach t,cluster_faults docker docker_etcd durability multi_gateway repair scrub_admin slow_clients tls,\
+CLUSTER_RUN_IGNORES := $(foreach t,cluster_faults docker docker_etcd durability multi_gateway repair scrub_admin slow_clients tls cluster_tls,\
   --ignore=tests/s3-compat/test_$(t).py)
 
 test-rust: deps
