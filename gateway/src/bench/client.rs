@@ -75,6 +75,8 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Connections kept open per host (the concurrency is a good value).
     pub pool_size: usize,
+    /// Ask for SSE-S3 (`x-amz-server-side-encryption: AES256`) on every PUT and POST.
+    pub sse_s3: bool,
 }
 
 /// A signing S3 client. Cheap to share behind an `Arc`.
@@ -210,7 +212,12 @@ impl S3Client {
         } else {
             format!("http://{authority}{path}?{query}")
         };
-        let request = Request::builder()
+        let sse = self.config.sse_s3 && (method == Method::PUT || method == Method::POST);
+        let mut request = Request::builder();
+        if sse {
+            request = request.header("x-amz-server-side-encryption", "AES256");
+        }
+        let request = request
             .method(method)
             .uri(uri)
             .header(http::header::HOST, authority)
@@ -368,6 +375,7 @@ mod tests {
             region: "us-east-1".to_string(),
             timeout: Duration::from_secs(5),
             pool_size: 1,
+            sse_s3: false,
         })
         .unwrap()
     }

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod payload;
 pub mod post_policy;
 pub mod service;
+pub mod sse;
 pub mod state;
 pub mod support;
 pub mod tagging;
