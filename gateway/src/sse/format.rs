@@ -174,8 +174,7 @@ impl PartCipher {
     /// Opens consecutive sealed packages from `first` (the exact stored bytes of whole
     /// packages) and appends their plaintext to `out`.
     pub fn open(&self, first: u64, sealed: &[u8], out: &mut Vec<u8>) -> Result<(), SseError> {
-        let mut index = first;
-        for package in sealed.chunks(SEALED_PACKAGE as usize) {
+        for (index, package) in (first..).zip(sealed.chunks(SEALED_PACKAGE as usize)) {
             if index >= self.packages {
                 return Err(SseError::Corrupt("more packages than the part has".into()));
             }
@@ -191,7 +190,6 @@ impl PartCipher {
                 )
                 .map_err(|_| SseError::Corrupt(format!("package {index} fails authentication")))?;
             out.extend_from_slice(&plain);
-            index += 1;
         }
         Ok(())
     }
