@@ -18,7 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::s3::auth::sign_request;
+use crate::s3::auth::sign_request_with;
 
 /// SigV4's unreserved set: `A-Z a-z 0-9 - _ . ~` stay, everything else is escaped.
 const QUERY_SET: &AsciiSet = &NON_ALPHANUMERIC
@@ -169,8 +169,9 @@ impl S3Client {
         path: &str,
         query: &str,
         now: SystemTime,
+        extra: &[(&str, &str)],
     ) -> Result<(String, String), RequestError> {
-        let headers = sign_request(
+        let headers = sign_request_with(
             method.as_str(),
             authority,
             (path, query),
@@ -178,6 +179,7 @@ impl S3Client {
             (&self.config.access_key, &self.config.secret_key),
             &self.config.region,
             now,
+            extra,
         )
         .ok_or(RequestError::Protocol("clock"))?;
         let (mut authorization, mut timestamp) = (String::new(), String::new());
@@ -205,14 +207,19 @@ impl S3Client {
             .authorities
             .get(turn % self.authorities.len().max(1))
             .ok_or(RequestError::Protocol("no endpoint"))?;
+        let sse = self.config.sse_s3 && (method == Method::PUT || method == Method::POST);
+        let extra: &[(&str, &str)] = if sse {
+            &[("x-amz-server-side-encryption", "AES256")]
+        } else {
+            &[]
+        };
         let (authorization, timestamp) =
-            self.sign(authority, &method, path, query, SystemTime::now())?;
+            self.sign(authority, &method, path, query, SystemTime::now(), extra)?;
         let uri = if query.is_empty() {
             format!("http://{authority}{path}")
         } else {
             format!("http://{authority}{path}?{query}")
         };
-        let sse = self.config.sse_s3 && (method == Method::PUT || method == Method::POST);
         let mut request = Request::builder();
         if sse {
             request = request.header("x-amz-server-side-encryption", "AES256");
@@ -389,7 +396,7 @@ mod tests {
         let path = object_path("bucket", "dir/key with space+plus");
         let query = canonical_query(&[("uploadId", "a/b=c"), ("partNumber", "3")]);
         let (authorization, timestamp) = client
-            .sign("127.0.0.1:9000", &Method::PUT, &path, &query, now)
+            .sign("127.0.0.1:9000", &Method::PUT, &path, &query, now, &[])
             .unwrap();
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("127.0.0.1:9000"));
