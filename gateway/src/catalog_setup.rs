@@ -220,6 +220,52 @@ pub fn admin_credentials(catalog: &Catalog, config: &ServerConfig) -> Result<Cre
     Ok(stored)
 }
 
+/// `system` row of the SSE-S3 master keys generated for gateways sharing an etcd catalog
+/// without a configured key file (key-file text).
+const SSE_MASTER_RECORD: &str = "sse-master-keys";
+
+/// The keys of encryption at rest: the configured master key file, else (RocksDB catalog) the
+/// data directory's `sse-master.keys`, created with one random key on first start (mode
+/// 0600, like the credentials), else (shared etcd catalog) one generated keyring stored in the
+/// catalog so that every gateway has the same; `STRATA_SSE_MASTER_KEY` (base64 of 32 bytes)
+/// is added as the active key `env`. The KMS key file, if configured, must exist.
+pub fn sse_keys(catalog: &Catalog, config: &ServerConfig) -> Result<crate::sse::SseKeys, String> {
+    use crate::sse::keys::{decode_key, ensure_key_file, Keyring};
+    let mut master = match (&config.sse.master_key_file, &config.catalog) {
+        (Some(path), _) => Keyring::load(path).map_err(|e| e.to_string())?,
+        (None, CatalogConfig::Rocks) => {
+            let path = config.data.join(crate::sse::DEFAULT_KEY_FILE);
+            ensure_key_file(&path, "default").map_err(|e| e.to_string())?;
+            Keyring::load(&path).map_err(|e| e.to_string())?
+        }
+        (None, CatalogConfig::Etcd(_)) => {
+            let key: [u8; 32] = rand::random();
+            let proposal = format!(
+                "default {}\n",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key)
+            );
+            let stored = catalog
+                .put_system_if_absent(SSE_MASTER_RECORD, proposal.as_bytes())
+                .map_err(|e| format!("cannot record the SSE master key: {e}"))?;
+            let text = String::from_utf8(stored)
+                .map_err(|_| "the shared catalog's SSE master keys are unreadable".to_string())?;
+            Keyring::parse(&text).map_err(|e| e.to_string())?
+        }
+    };
+    if let Ok(value) = std::env::var(crate::sse::MASTER_KEY_ENV) {
+        if !value.trim().is_empty() {
+            let key =
+                decode_key(&value).map_err(|e| format!("{}: {e}", crate::sse::MASTER_KEY_ENV))?;
+            master.push("env", key);
+        }
+    }
+    let kms = match &config.sse.kms_key_file {
+        Some(path) => Some(Keyring::load(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    Ok(crate::sse::SseKeys { master, kms })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -13,4 +13,5 @@ pub mod node_roles;
 pub mod s3;
 pub mod server;
 pub mod shutdown;
+pub mod sse;
 pub mod tls;

@@ -46,6 +46,7 @@ pub async fn run_server(mut config: ServerConfig) -> Result<(), String> {
         let (catalog, rocks) = catalog_setup::open_catalog_and_store(&config)?;
         catalog_setup::agree_on_cluster(&catalog, &mut config)?;
         let credentials = catalog_setup::admin_credentials(&catalog, &config)?;
+        config.sse.keys = catalog_setup::sse_keys(&catalog, &config)?;
         Ok::<_, String>(((catalog, rocks), credentials, config))
     })
     .await
@@ -105,6 +106,7 @@ pub async fn run_server(mut config: ServerConfig) -> Result<(), String> {
             config.limits.request_timeout,
             config.limits.max_inflight_bodies,
         ),
+        sse_c_allow_http: config.sse.c_allow_http,
     });
     let listeners = bind_listeners(&config, tls_server).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -197,7 +199,11 @@ async fn serve(listeners: Listeners, app: Router, limits: ClientLimits) -> Resul
     };
     let tls = async {
         if let Some(listener) = listeners.tls {
-            serve_listener(listener, app.clone(), &limits, stop_rx.clone()).await;
+            // Requests over TLS may carry SSE-C keys.
+            let app = app
+                .clone()
+                .layer(axum::Extension(crate::s3::state::OverTls));
+            serve_listener(listener, app, &limits, stop_rx.clone()).await;
         }
     };
     futures::future::join(plain, tls).await;
@@ -300,6 +306,7 @@ pub fn engine_config(config: &ServerConfig) -> EngineConfig {
         hedge_after: config.hedge_after,
         region: config.region.clone(),
         healing: config.healing.clone(),
+        sse: config.sse.keys.clone(),
     }
 }
 
@@ -341,6 +348,10 @@ fn router(
             get(crate::admin::handle_repair_status),
         )
         .route("/_strata/admin/gc", get(crate::admin::handle_gc_status))
+        .route(
+            "/_strata/admin/sse-rewrap",
+            axum::routing::any(crate::admin::handle_sse_rewrap),
+        )
         .route(
             "/_strata/admin/backup",
             axum::routing::any(

@@ -119,6 +119,7 @@ async fn put_multipart(
                 storage_class: StorageClass::Standard,
                 checksum_algorithm: None,
                 checksum_type: None,
+                encryption: Default::default(),
             },
         )
         .await
@@ -133,6 +134,7 @@ async fn put_multipart(
                 &id,
                 number,
                 data.len() as u64,
+                None,
                 None,
                 None,
                 body_of(data),
@@ -162,7 +164,7 @@ async fn read(
         start: 0,
         end: version.size(),
     };
-    let mut body = engine.open_object(version, range).await?.body;
+    let mut body = engine.open_object(version, range, None).await?.body;
     let mut out = Vec::new();
     while let Some(chunk) = body.next().await {
         out.extend_from_slice(&chunk.map_err(EngineError::Body)?);

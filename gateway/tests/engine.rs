@@ -292,6 +292,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
         storage_class: StorageClass::Standard,
         checksum_algorithm: None,
         checksum_type: None,
+        encryption: Default::default(),
     };
     let upload = h
         .engine
@@ -310,6 +311,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             p1.len() as u64,
             None,
             None,
+            None,
             body_of(&p1),
         )
         .await
@@ -325,6 +327,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             5,
             None,
             None,
+            None,
             body_of(b"aaaaa"),
         )
         .await
@@ -337,6 +340,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             upload.upload_id(),
             2,
             p2.len() as u64,
+            None,
             None,
             None,
             body_of(&p2),
@@ -446,6 +450,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             5,
             None,
             None,
+            None,
             body_of(b"12345"),
         )
         .await
@@ -459,6 +464,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
             upload.upload_id(),
             2,
             5,
+            None,
             None,
             None,
             body_of(b"12345"),

@@ -63,6 +63,7 @@ fn gateway(etcd: &EtcdCluster, stores: &[Arc<dyn ShardStore>]) -> Gateway {
             hedge_after: Duration::from_millis(100),
             region: "us-east-1".into(),
             healing: HealingConfig::default(),
+            sse: Default::default(),
         },
         members.clone(),
     )
@@ -187,6 +188,7 @@ async fn a_conditional_write_raced_from_two_gateways_has_one_winner_and_ids_neve
                     storage_class: StorageClass::Standard,
                     checksum_algorithm: None,
                     checksum_type: None,
+                    encryption: Default::default(),
                 },
             )
             .await
@@ -322,6 +324,7 @@ async fn a_slow_read_on_one_gateway_keeps_replaced_data_from_the_leaders_gc() {
                 start: 0,
                 end: size,
             },
+            None,
         )
         .await
         .unwrap()

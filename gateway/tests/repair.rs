@@ -380,6 +380,7 @@ async fn gc_leaves_only_what_live_objects_need() {
         storage_class: StorageClass::Standard,
         checksum_algorithm: None,
         checksum_type: None,
+        encryption: Default::default(),
     };
     for (key, abort) in [("aborted", true), ("expired", false)] {
         let upload = h
@@ -395,6 +396,7 @@ async fn gc_leaves_only_what_live_objects_need() {
                 upload.upload_id(),
                 1,
                 part.len() as u64,
+                None,
                 None,
                 None,
                 body_of(&part),

@@ -10,8 +10,38 @@ use serde::{Deserialize, Serialize};
 
 use crate::MetaError;
 
-/// Format tag written before every record.
-pub const FORMAT_TAG: u8 = 1;
+/// Format tag written before every record. Format 2 added a trailing
+/// `encryption: Option<EncryptionRecord>` to [`VersionRecord`] and [`UploadRecord`] and a
+/// trailing `default_encryption: Option<BucketEncryption>` to [`BucketRecord`]; a format-1
+/// value of those decodes with `None` there (see [`decode`]), every other record is unchanged.
+pub const FORMAT_TAG: u8 = 2;
+/// The format before encryption at rest.
+pub const FORMAT_TAG_V1: u8 = 1;
+
+/// How the data of a version (or of every part of an upload) is encrypted at rest: opaque key
+/// material the gateway's SSE module reads. `scheme`: 1 SSE-S3, 2 SSE-C, 3 SSE-KMS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionRecord {
+    pub scheme: u8,
+    /// Master key id (SSE-S3), KMS key id (SSE-KMS); empty for SSE-C.
+    pub key_id: String,
+    /// The data key, wrapped under the key named by `key_id` (or derived from the customer key).
+    pub wrapped_key: Vec<u8>,
+    /// SSE-C: the HKDF salt.
+    pub salt: Vec<u8>,
+    /// SSE-C: the value that tells the right customer key from a wrong one.
+    pub key_check: Vec<u8>,
+    /// SSE-C: base64 MD5 of the customer key, as responses echo it.
+    pub key_md5: String,
+}
+
+/// A bucket's default encryption (PutBucketEncryption): `algorithm` is `AES256` or `aws:kms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketEncryption {
+    pub algorithm: String,
+    pub kms_key_id: Option<String>,
+    pub bucket_key_enabled: bool,
+}
 
 /// Bucket id: 16 bytes, never reused.
 pub type BucketId = [u8; 16];
@@ -24,6 +54,7 @@ pub struct BucketRecord {
     pub created_ms: u64,
     pub owner: String,
     pub region: String,
+    pub default_encryption: Option<BucketEncryption>,
 }
 
 /// `objects` table value: the listing index entry of the live version of a key.
@@ -55,6 +86,8 @@ pub struct VersionRecord {
     pub delete_marker: bool,
     /// A single PUT is one part; a multipart object is N parts in order.
     pub parts: Vec<PartLayout>,
+    /// Set when the data is encrypted at rest; `size` and part sizes are plaintext sizes.
+    pub encryption: Option<EncryptionRecord>,
 }
 
 impl VersionRecord {
@@ -131,6 +164,8 @@ pub struct UploadRecord {
     pub storage_class: String,
     pub checksum_algorithm: Option<String>,
     pub checksum_type: Option<String>,
+    /// The upload's data key: every part is encrypted with it.
+    pub encryption: Option<EncryptionRecord>,
 }
 
 /// `system` value under [`crate::keys::system_completed_upload_key`]: the multipart upload
@@ -309,9 +344,25 @@ pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, MetaError> {
 }
 
 /// Decodes a value written by [`encode`]; an unknown tag or trailing bytes are corruption.
+/// A format-1 value is decoded as it is, or — for the three records format 2 extended by one
+/// trailing optional field — with that field absent (postcard writes `None` as one 0 byte).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MetaError> {
     match bytes.split_first() {
-        Some((&FORMAT_TAG, body)) => {
+        Some((&FORMAT_TAG_V1, body)) => decode_body(body).or_else(|first| {
+            let mut extended = Vec::with_capacity(body.len() + 1);
+            extended.extend_from_slice(body);
+            extended.push(0);
+            decode_body(&extended).map_err(|_| first)
+        }),
+        Some((&FORMAT_TAG, body)) => decode_body(body),
+        Some((tag, _)) => Err(MetaError::Corrupt(format!("unknown format tag {tag}"))),
+        None => Err(MetaError::Corrupt("empty record".to_string())),
+    }
+}
+
+fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, MetaError> {
+    {
+        {
             let (record, rest) = postcard::take_from_bytes(body)
                 .map_err(|e| MetaError::Corrupt(format!("cannot decode record: {e}")))?;
             if !rest.is_empty() {
@@ -322,8 +373,6 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MetaError> {
             }
             Ok(record)
         }
-        Some((tag, _)) => Err(MetaError::Corrupt(format!("unknown format tag {tag}"))),
-        None => Err(MetaError::Corrupt("empty record".to_string())),
     }
 }
 
@@ -373,6 +422,7 @@ mod tests {
                     }),
                 },
             ],
+            encryption: None,
         }
     }
 
@@ -385,12 +435,65 @@ mod tests {
         "abababab0402808040a902060001020304050105",
     );
 
+    /// The same version in format 2 (tag 2, `encryption: None` as a trailing 0).
+    fn golden_version_v2_hex() -> String {
+        format!("02{}00", &GOLDEN_VERSION_HEX[2..])
+    }
+
     #[test]
     fn version_record_encoding_is_frozen() {
         let bytes = encode(&sample_version()).unwrap();
-        assert_eq!(hex::encode(&bytes), GOLDEN_VERSION_HEX);
+        assert_eq!(hex::encode(&bytes), golden_version_v2_hex());
+        let back: VersionRecord = decode(&bytes).unwrap();
+        assert_eq!(back, sample_version());
+        // Format 1 still decodes, as an unencrypted version.
         let back: VersionRecord = decode(&hex::decode(GOLDEN_VERSION_HEX).unwrap()).unwrap();
         assert_eq!(back, sample_version());
+    }
+
+    #[test]
+    fn encrypted_version_and_bucket_records_are_frozen() {
+        let mut version = sample_version();
+        version.parts.truncate(1);
+        version.encryption = Some(EncryptionRecord {
+            scheme: 2,
+            key_id: String::new(),
+            wrapped_key: vec![1, 2],
+            salt: vec![3],
+            key_check: vec![4],
+            key_md5: "m".to_string(),
+        });
+        let bytes = encode(&version).unwrap();
+        assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), version);
+        assert!(
+            hex::encode(&bytes).ends_with("0102000201020103010401 6d".replace(' ', "").as_str())
+        );
+        let bucket = BucketRecord {
+            name: "b".to_string(),
+            id: [1; 16],
+            created_ms: 5,
+            owner: "o".to_string(),
+            region: "r".to_string(),
+            default_encryption: Some(BucketEncryption {
+                algorithm: "AES256".to_string(),
+                kms_key_id: None,
+                bucket_key_enabled: false,
+            }),
+        };
+        let bytes = encode(&bucket).unwrap();
+        assert_eq!(
+            hex::encode(&bytes),
+            "020162010101010101010101010101010101010501 6f01720106414553323536 0000"
+                .replace(' ', "")
+        );
+        assert_eq!(decode::<BucketRecord>(&bytes).unwrap(), bucket);
+        // A format-1 bucket (no default encryption) still decodes.
+        let v1 = hex::decode("0201620101010101010101010101010101010105016f0172").unwrap();
+        let mut v1 = v1;
+        v1[0] = FORMAT_TAG_V1;
+        let old: BucketRecord = decode(&v1).unwrap();
+        assert_eq!(old.default_encryption, None);
+        assert_eq!(old.region, "r");
     }
 
     #[test]
@@ -401,15 +504,18 @@ mod tests {
             completed_ms: 1_700_000_000_000,
         };
         let bytes = encode(&record).unwrap();
-        assert_eq!(hex::encode(&bytes), "010275312a80d095ffbc31");
+        assert_eq!(hex::encode(&bytes), "020275312a80d095ffbc31");
         assert_eq!(decode::<CompletedUploadRecord>(&bytes).unwrap(), record);
+        // Unchanged by format 2: the format-1 bytes decode the same.
+        let v1 = hex::decode("010275312a80d095ffbc31").unwrap();
+        assert_eq!(decode::<CompletedUploadRecord>(&v1).unwrap(), record);
     }
 
     #[test]
     fn decode_rejects_unknown_tags_truncation_and_trailing_bytes() {
         let mut bytes = encode(&sample_version()).unwrap();
         let mut wrong_tag = bytes.clone();
-        wrong_tag[0] = 2;
+        wrong_tag[0] = 3;
         assert!(matches!(
             decode::<VersionRecord>(&wrong_tag),
             Err(MetaError::Corrupt(_))
@@ -456,11 +562,12 @@ mod tests {
             created_ms: u64,
             layout: ShardedLayout,
         }
-        let old = encode(&V1 {
+        let mut old = encode(&V1 {
             created_ms: 5,
             layout,
         })
         .unwrap();
+        old[0] = FORMAT_TAG_V1;
         let decoded = decode_intent(&old).unwrap();
         assert_eq!(decoded.owner, "");
         assert_eq!(decoded.created_ms, 5);

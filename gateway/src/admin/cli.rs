@@ -84,6 +84,9 @@ pub enum Topic {
     Backup,
     /// Offline: restore the catalog from the newest backup on the nodes, then reconcile.
     RestoreCatalog,
+    /// Rewrap every SSE-S3 data key under the active master key (after adding a new key to
+    /// the master key file and restarting): `POST /_strata/admin/sse-rewrap`.
+    SseRewrap,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -100,13 +103,14 @@ impl Topic {
             Topic::Gc => "/_strata/admin/gc",
             Topic::Backup => "/_strata/admin/backup",
             Topic::RestoreCatalog => "",
+            Topic::SseRewrap => "/_strata/admin/sse-rewrap",
         }
     }
 
     /// `POST` for `backup` without an action (make one), else `GET` (status).
     fn method(self, action: Option<Action>) -> &'static str {
         match (self, action) {
-            (Topic::Backup, None) => "POST",
+            (Topic::Backup, None) | (Topic::SseRewrap, _) => "POST",
             _ => "GET",
         }
     }
@@ -310,7 +314,9 @@ pub fn render_topic(topic: Topic, answer: &str, now_ms: u64) -> String {
     let table = match topic {
         Topic::Cluster => cluster_table(&value),
         Topic::Scrub => scrub_table(&value, now_ms),
-        Topic::Repair | Topic::Gc | Topic::Backup | Topic::RestoreCatalog => None,
+        Topic::Repair | Topic::Gc | Topic::Backup | Topic::RestoreCatalog | Topic::SseRewrap => {
+            None
+        }
     };
     table.unwrap_or_else(|| render(answer))
 }

@@ -9,6 +9,7 @@
 //! | `GET /_strata/admin/scrub` | every store's scrub progress, totals and pending reports |
 //! | `GET /_strata/metrics` | Prometheus/OpenMetrics text (`crate::metrics`) |
 //! | `POST /_strata/admin/backup` | makes a catalog backup now; `GET`: backup counters |
+//! | `POST /_strata/admin/sse-rewrap` | rewraps SSE-S3 data keys under the active master key |
 //!
 //! `restore` is not an API: `strata admin restore-catalog` runs offline, gateway stopped.
 
@@ -181,6 +182,22 @@ pub async fn handle_backup(
             json_response(StatusCode::METHOD_NOT_ALLOWED, body.to_string())
         }
     }
+}
+
+/// `POST /_strata/admin/sse-rewrap`: rewraps every SSE-S3 data key under the active master key
+/// (after a rotation), in small catalog transactions; answers what it did.
+pub async fn handle_sse_rewrap(
+    State(service): State<Arc<S3Service>>,
+    request: Request<Body>,
+) -> Response<Body> {
+    if request.method() != http::Method::POST {
+        let body = serde_json::json!({ "error": "use POST" });
+        return json_response(StatusCode::METHOD_NOT_ALLOWED, body.to_string());
+    }
+    if let Some(denied) = deny_unsigned(&service, request) {
+        return denied;
+    }
+    json_result(service.engine.rewrap_data_keys().await)
 }
 
 /// `GET /_strata/admin/scrub`: the last scrub status the gateway collected from every store.

@@ -386,6 +386,9 @@ impl Rebuild<'_> {
             checksum: None,
             delete_marker: false,
             parts,
+            // A multipart upload's data key survives in its upload row; a single PUT's wrapped
+            // key lived only in the lost version row (its data stays unreadable).
+            encryption: upload.as_ref().and_then(|u| u.encryption.clone()),
         };
         self.commit(bid, key, version, intents, upload, &layouts)
             .await?;

@@ -519,6 +519,7 @@ pub fn single_part_version(
             checksum: None,
             data: DataLayout::Sharded(layout.clone()),
         }],
+        encryption: None,
     }
 }
 

@@ -18,7 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::s3::auth::sign_request;
+use crate::s3::auth::sign_request_with;
 
 /// SigV4's unreserved set: `A-Z a-z 0-9 - _ . ~` stay, everything else is escaped.
 const QUERY_SET: &AsciiSet = &NON_ALPHANUMERIC
@@ -75,6 +75,8 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Connections kept open per host (the concurrency is a good value).
     pub pool_size: usize,
+    /// Ask for SSE-S3 (`x-amz-server-side-encryption: AES256`) on every PUT and POST.
+    pub sse_s3: bool,
 }
 
 /// A signing S3 client. Cheap to share behind an `Arc`.
@@ -167,8 +169,9 @@ impl S3Client {
         path: &str,
         query: &str,
         now: SystemTime,
+        extra: &[(&str, &str)],
     ) -> Result<(String, String), RequestError> {
-        let headers = sign_request(
+        let headers = sign_request_with(
             method.as_str(),
             authority,
             (path, query),
@@ -176,6 +179,7 @@ impl S3Client {
             (&self.config.access_key, &self.config.secret_key),
             &self.config.region,
             now,
+            extra,
         )
         .ok_or(RequestError::Protocol("clock"))?;
         let (mut authorization, mut timestamp) = (String::new(), String::new());
@@ -203,14 +207,24 @@ impl S3Client {
             .authorities
             .get(turn % self.authorities.len().max(1))
             .ok_or(RequestError::Protocol("no endpoint"))?;
+        let sse = self.config.sse_s3 && (method == Method::PUT || method == Method::POST);
+        let extra: &[(&str, &str)] = if sse {
+            &[("x-amz-server-side-encryption", "AES256")]
+        } else {
+            &[]
+        };
         let (authorization, timestamp) =
-            self.sign(authority, &method, path, query, SystemTime::now())?;
+            self.sign(authority, &method, path, query, SystemTime::now(), extra)?;
         let uri = if query.is_empty() {
             format!("http://{authority}{path}")
         } else {
             format!("http://{authority}{path}?{query}")
         };
-        let request = Request::builder()
+        let mut request = Request::builder();
+        if sse {
+            request = request.header("x-amz-server-side-encryption", "AES256");
+        }
+        let request = request
             .method(method)
             .uri(uri)
             .header(http::header::HOST, authority)
@@ -368,6 +382,7 @@ mod tests {
             region: "us-east-1".to_string(),
             timeout: Duration::from_secs(5),
             pool_size: 1,
+            sse_s3: false,
         })
         .unwrap()
     }
@@ -381,7 +396,7 @@ mod tests {
         let path = object_path("bucket", "dir/key with space+plus");
         let query = canonical_query(&[("uploadId", "a/b=c"), ("partNumber", "3")]);
         let (authorization, timestamp) = client
-            .sign("127.0.0.1:9000", &Method::PUT, &path, &query, now)
+            .sign("127.0.0.1:9000", &Method::PUT, &path, &query, now, &[])
             .unwrap();
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("127.0.0.1:9000"));

@@ -112,6 +112,10 @@ pub struct LoadArgs {
     /// No progress line.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Ask for SSE-S3 encryption at rest on every upload (`x-amz-server-side-encryption:
+    /// AES256`; unsigned, as the payload).
+    #[arg(long)]
+    pub sse_s3: bool,
 }
 
 /// Runs `strata bench …`; the process exit code is 1 if any operation failed.

@@ -484,6 +484,7 @@ pub async fn run(bench: Benchmark, args: LoadArgs) -> Result<bool, String> {
         region: args.region.clone(),
         timeout: Duration::from_secs(args.timeout_secs.max(1)),
         pool_size: args.concurrency,
+        sse_s3: args.sse_s3,
     })?;
     let slot_count = if bench.prepares() { objects } else { 0 };
     let shared = Arc::new(Shared {

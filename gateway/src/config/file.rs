@@ -30,6 +30,9 @@ pub(crate) struct FileConfig {
     pub(crate) gc_delay_secs: Option<u64>,
     pub(crate) shard_timeout_secs: Option<u64>,
     pub(crate) hedge_after_ms: Option<u64>,
+    pub(crate) sse_master_key_file: Option<PathBuf>,
+    pub(crate) sse_kms_key_file: Option<PathBuf>,
+    pub(crate) sse_c_allow_http: Option<bool>,
     /// Cluster mode (`strata gateway`): the storage nodes.
     pub(crate) nodes: Option<Vec<NodeEntry>>,
     pub(crate) cluster_secret: Option<String>,

@@ -273,6 +273,20 @@ pub struct ServerConfig {
     pub leader_lease: Duration,
     /// Timeouts and caps that protect the S3 port from slow and hostile clients.
     pub limits: ClientLimits,
+    /// Encryption at rest: key files, SSE-C over HTTP, and (once loaded) the keys.
+    pub sse: SseSettings,
+}
+
+/// Settings of encryption at rest.
+#[derive(Debug, Clone, Default)]
+pub struct SseSettings {
+    /// `None`: the default (`sse-master.keys` in the data directory, or the shared catalog's).
+    pub master_key_file: Option<PathBuf>,
+    /// `None`: no KMS.
+    pub kms_key_file: Option<PathBuf>,
+    pub c_allow_http: bool,
+    /// Loaded at start (`catalog_setup::sse_keys`); empty until then.
+    pub keys: crate::sse::SseKeys,
 }
 
 /// Who may scrape `/_strata/metrics`. Like MinIO, not public by default: a SigV4/SigV2 request
@@ -593,6 +607,14 @@ impl ServerConfig {
             catalog,
             leader_lease: Duration::from_millis(s.leader_lease_ms),
             limits,
+            sse: SseSettings {
+                master_key_file: Some(s.sse_master_key_file.clone())
+                    .filter(|p| !p.as_os_str().is_empty()),
+                kms_key_file: Some(s.sse_kms_key_file.clone())
+                    .filter(|p| !p.as_os_str().is_empty()),
+                c_allow_http: s.sse_c_allow_http,
+                keys: crate::sse::SseKeys::default(),
+            },
         })
     }
 }

@@ -5,6 +5,8 @@
 //! (`file::FileConfig` holds them). Checks of the values are made where they are turned into
 //! typed configuration (`ServerConfig::build`, `healing`).
 
+use std::path::PathBuf;
+
 use storage::scrub::ScrubConfig;
 
 use super::file::FileConfig;
@@ -129,6 +131,15 @@ settings! {
     /// Seconds of history the catalog keeps of replaced rows (etcd: older revisions are
     /// compacted by the leading gateway, so etcd's database stops growing with overwrites).
     catalog_history_secs: u64 = HealingConfig::default().catalog_history.as_secs(), "STRATA_CATALOG_HISTORY_SECS";
+    /// SSE-S3 master key file: `<id> <base64 of 32 bytes>` per line, the last line is the active
+    /// key. Unset: `sse-master.keys` in the data directory, created on first start (a shared
+    /// etcd catalog instead keeps one generated key for all gateways).
+    sse_master_key_file: PathBuf = PathBuf::new(), "STRATA_SSE_MASTER_KEY_FILE";
+    /// Key file of the local KMS (SSE-KMS): named keys, same format. Unset: SSE-KMS is refused
+    /// with 501 NotImplemented.
+    sse_kms_key_file: PathBuf = PathBuf::new(), "STRATA_SSE_KMS_KEY_FILE";
+    /// Accept SSE-C customer keys over plain HTTP (AWS accepts them only over HTTPS).
+    sse_c_allow_http: bool = false, "STRATA_SSE_C_ALLOW_HTTP";
     /// Largest clock difference of a signed request, in seconds (S3: 15 minutes).
     max_clock_skew_secs: u64 = 15 * 60, "STRATA_MAX_CLOCK_SKEW_SECS";
     /// Longest validity of a presigned URL (`X-Amz-Expires`), in seconds (S3: 7 days).

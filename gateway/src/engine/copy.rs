@@ -15,6 +15,7 @@ use super::objects::{ObjectRead, PendingChecksum, PutObjectRequest};
 use super::view::{BucketInfo, ObjectInfo, PartInfo, StorageClass, UploadInfo};
 use super::{Engine, EngineError};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
+use crate::sse::{CustomerKey, SseRequest};
 
 /// Where and as what CopyObject writes its copy.
 pub struct CopyTarget {
@@ -28,6 +29,8 @@ pub struct CopyTarget {
     /// `x-amz-checksum-algorithm` of the request, if any.
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     pub condition: WriteCondition,
+    /// Encryption of the copy (the source's is undone by the read).
+    pub encryption: SseRequest,
 }
 
 impl Engine {
@@ -66,6 +69,7 @@ impl Engine {
             expected_md5: None,
             checksum: None,
             condition: target.condition,
+            encryption: target.encryption,
         };
         self.store_object(&bucket.record, request, checksum, body)
             .await
@@ -79,6 +83,7 @@ impl Engine {
         upload: &UploadInfo,
         part_number: u32,
         source: ObjectRead,
+        customer: Option<&CustomerKey>,
     ) -> Result<PartInfo, EngineError> {
         let length = source.range.end - source.range.start;
         let (body, checksum) = match upload.checksum_algorithm() {
@@ -95,6 +100,7 @@ impl Engine {
             length,
             None,
             checksum,
+            customer,
             body,
         )
         .await

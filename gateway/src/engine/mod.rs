@@ -32,6 +32,7 @@ pub mod observed;
 mod placement;
 mod read;
 mod signals;
+mod sse;
 mod view;
 mod write;
 
@@ -107,6 +108,9 @@ pub enum EngineError {
     },
     #[error("request body failed: {0}")]
     Body(BodyError),
+    /// Encryption at rest refused or failed (keys, customer key, stored ciphertext).
+    #[error("encryption: {0}")]
+    Sse(crate::sse::SseError),
     /// The catalog is out of reach (no quorum) or too contended right now: nothing was
     /// decided by this request, the client may retry.
     #[error("metadata catalog unavailable: {0}")]
@@ -191,6 +195,8 @@ pub struct EngineConfig {
     pub region: String,
     /// Repair and garbage-collection tunables.
     pub healing: HealingConfig,
+    /// Keys of encryption at rest (SSE-S3 master keys, local KMS keys).
+    pub sse: crate::sse::SseKeys,
 }
 
 /// Tunables of repair, GC and the orphan scan (validated by `config`).

@@ -18,6 +18,7 @@ use super::view::{
 use super::write::DataOwner;
 use super::{now_ms, BodyStream, Engine, EngineError, MAX_PART_NUMBER, MIN_PART_SIZE};
 use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumSlot, ChecksumType};
+use crate::sse::{CustomerKey, SseRequest};
 
 /// One `<Part>` of a CompleteMultipartUpload request.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct CreateUploadRequest {
     pub storage_class: StorageClass,
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     pub checksum_type: Option<ChecksumType>,
+    /// Encryption of every part (the bucket default applies when `None`).
+    pub encryption: SseRequest,
 }
 
 /// A part attempt as callers see it.
@@ -45,6 +48,7 @@ fn part_info(part: &PartRecord) -> PartInfo {
         etag: part.etag.clone(),
         mtime_ms: part.mtime_ms,
         checksum: part.checksum.as_ref().and_then(checksum_from_stored),
+        encryption: None,
     }
 }
 
@@ -116,6 +120,12 @@ impl Engine {
         key: &str,
         request: CreateUploadRequest,
     ) -> Result<UploadInfo, EngineError> {
+        let encryption = self
+            .new_encryption(&super::sse::with_bucket_default(
+                &request.encryption,
+                &bucket.record,
+            ))?
+            .map(|(_, record)| record);
         let (useq, upload_id) = self.meta(|c| c.new_upload_id()).await?;
         let record = UploadRecord {
             upload_id,
@@ -129,6 +139,7 @@ impl Engine {
             storage_class: request.storage_class.name().to_string(),
             checksum_algorithm: request.checksum_algorithm.map(|a| a.name().to_string()),
             checksum_type: request.checksum_type.map(|t| t.name().to_string()),
+            encryption,
         };
         let stored = record.clone();
         self.meta(move |c| c.create_upload(stored)).await?;
@@ -163,6 +174,7 @@ impl Engine {
         length: u64,
         expected_md5: Option<[u8; 16]>,
         checksum: Option<ChecksumSlot>,
+        customer: Option<&CustomerKey>,
         body: BodyStream,
     ) -> Result<PartInfo, EngineError> {
         check_part_number(part_number)?;
@@ -175,6 +187,7 @@ impl Engine {
             length,
             expected_md5,
             pending,
+            customer,
             body,
         )
         .await
@@ -190,16 +203,28 @@ impl Engine {
         length: u64,
         expected_md5: Option<[u8; 16]>,
         checksum: Option<PendingChecksum>,
+        customer: Option<&CustomerKey>,
         body: BodyStream,
     ) -> Result<PartInfo, EngineError> {
         check_part_number(part_number)?;
+        let sealing = self
+            .data_key_of(upload.encryption.as_ref(), customer)?
+            .map(|data_key| super::sse::Sealing {
+                data_key,
+                opaque_etag: upload
+                    .encryption
+                    .as_ref()
+                    .is_some_and(|e| e.scheme == crate::sse::keys::SCHEME_C),
+            });
         let owner = DataOwner {
             bucket: bucket.name.clone(),
             key: upload.key.clone(),
             version: upload.upload_id.clone(),
             part_number,
         };
-        let written = self.write_data(body, length, owner, expected_md5).await?;
+        let written = self
+            .write_sealed(body, length, owner, expected_md5, sealing.as_ref())
+            .await?;
         let attempt = self.meta(|c| c.next_seq()).await?;
         let part = PartRecord {
             part_number,
@@ -212,6 +237,7 @@ impl Engine {
         };
         let stored = part.clone();
         let intent = written.intent;
+        let kind = upload.encryption.as_ref().and_then(crate::sse::SseKind::of);
         let result = self
             .meta(move |c| {
                 let intents: Vec<[u8; 16]> = intent.into_iter().collect();
@@ -224,7 +250,9 @@ impl Engine {
             }
             return Err(e);
         }
-        Ok(part_info(&part))
+        let mut info = part_info(&part);
+        info.encryption = kind;
+        Ok(info)
     }
 
     /// The newest attempt of each part, in part-number order.
@@ -335,6 +363,7 @@ impl Engine {
                     data: p.data,
                 })
                 .collect(),
+            encryption: upload.encryption.clone(),
         };
         self.publish(&bucket.record, key, version, condition, None, Some(upload))
             .await

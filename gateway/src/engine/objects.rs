@@ -14,6 +14,7 @@ use super::view::{checksum_to_stored, BucketInfo, ObjectInfo, ObjectListing, Sto
 use super::write::DataOwner;
 use super::{now_ms, BodyStream, Engine, EngineError};
 use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumHasher, ChecksumSlot, ChecksumType};
+use crate::sse::{CustomerKey, SseRequest};
 
 /// Everything a PutObject needs besides the bucket and the body.
 pub struct PutObjectRequest {
@@ -30,6 +31,8 @@ pub struct PutObjectRequest {
     /// Where the protocol layer leaves the checksum it verified, once the body has ended.
     pub checksum: Option<ChecksumSlot>,
     pub condition: WriteCondition,
+    /// Encryption at rest asked for (the bucket default applies when `None`).
+    pub encryption: SseRequest,
 }
 
 /// An open read: the version it reads and the bytes of the requested range.
@@ -123,8 +126,19 @@ impl Engine {
             version: NULL_VERSION.to_string(),
             part_number: 1,
         };
+        let encryption = self.new_encryption(&super::sse::with_bucket_default(
+            &request.encryption,
+            bucket,
+        ))?;
+        let sealing = super::sse::sealing_of(&encryption);
         let written = self
-            .write_data(body, request.length, owner, request.expected_md5)
+            .write_sealed(
+                body,
+                request.length,
+                owner,
+                request.expected_md5,
+                sealing.as_ref(),
+            )
             .await?;
         let checksum = checksum.and_then(PendingChecksum::finish);
         let seq = self.meta(|c| c.next_seq()).await?;
@@ -149,6 +163,7 @@ impl Engine {
                 checksum,
                 data: written.layout,
             }],
+            encryption: encryption.map(|(_, record)| record),
         };
         self.publish(
             bucket,
@@ -276,16 +291,31 @@ impl Engine {
         .ok_or(EngineError::NoSuchKey)
     }
 
-    /// Opens `range` of a version obtained from [`Engine::head_object`].
+    /// Checks that a request may read `version` with the customer key it gave (SSE-C: the
+    /// right key; otherwise none): HeadObject, and every read before it starts.
+    pub fn check_read_key(
+        &self,
+        version: &ObjectInfo,
+        customer: Option<&CustomerKey>,
+    ) -> Result<(), EngineError> {
+        self.data_key_of(version.record.encryption.as_ref(), customer)
+            .map(|_| ())
+    }
+
+    /// Opens `range` (plaintext) of a version obtained from [`Engine::head_object`];
+    /// `customer` is the request's SSE-C key.
     pub async fn open_object(
         self: &Arc<Self>,
         version: ObjectInfo,
         range: ByteRange,
+        customer: Option<&CustomerKey>,
     ) -> Result<ObjectRead, EngineError> {
+        let data_key = self.data_key_of(version.record.encryption.as_ref(), customer)?;
         let body = if range.start >= range.end {
             Box::pin(futures::stream::empty()) as BodyStream
         } else {
-            self.read_version(&version.record, range).await?
+            self.read_version_with(&version.record, range, data_key)
+                .await?
         };
         Ok(ObjectRead {
             version,

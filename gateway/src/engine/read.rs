@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::{now_ms, BodyError, BodyStream, Engine, EngineError};
+use crate::sse::keys::KeyBytes;
 
 /// A half-open byte range `[start, end)` of an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +51,22 @@ impl Engine {
         version: &VersionRecord,
         range: ByteRange,
     ) -> Result<BodyStream, EngineError> {
+        self.read_version_with(version, range, None).await
+    }
+
+    /// [`Engine::read_version`] of a version encrypted with `data_key` (plaintext range).
+    pub(crate) async fn read_version_with(
+        self: &Arc<Self>,
+        version: &VersionRecord,
+        range: ByteRange,
+        data_key: Option<KeyBytes>,
+    ) -> Result<BodyStream, EngineError> {
         if let [part] = version.parts.as_slice() {
             if let DataLayout::Inline(bytes) = &part.data {
-                let chunk = inline_slice(bytes, range)?;
+                let chunk = match &data_key {
+                    Some(key) => super::sse::open_inline(bytes, part.size, range, key)?,
+                    None => inline_slice(bytes, range)?,
+                };
                 return Ok(Box::pin(futures::stream::once(async move { Ok(chunk) })));
             }
         }
@@ -68,7 +82,7 @@ impl Engine {
         let lease = self.leases.acquire(groups);
         tokio::spawn(async move {
             let _lease = lease;
-            if let Err(e) = engine.produce_range(&parts, range, &tx).await {
+            if let Err(e) = engine.produce_range(&parts, range, data_key, &tx).await {
                 warn!(error = %e, "read failed");
                 let _ = tx.send(Err(Box::new(e) as BodyError)).await;
             }
@@ -95,6 +109,7 @@ impl Engine {
         &self,
         parts: &[metadata::model::PartLayout],
         range: ByteRange,
+        data_key: Option<KeyBytes>,
         tx: &mpsc::Sender<Result<Bytes, BodyError>>,
     ) -> Result<(), EngineError> {
         let mut part_start = 0u64;
@@ -107,17 +122,17 @@ impl Engine {
                     start: lo - part_start,
                     end: hi - part_start,
                 };
-                match &part.data {
-                    DataLayout::Inline(bytes) => {
-                        if tx.send(Ok(inline_slice(bytes, local)?)).await.is_err() {
-                            return Ok(());
-                        }
+                let sent = match (&data_key, &part.data) {
+                    (Some(key), _) => self.produce_encrypted(part, local, key, tx).await?,
+                    (None, DataLayout::Inline(bytes)) => {
+                        tx.send(Ok(inline_slice(bytes, local)?)).await.is_ok()
                     }
-                    DataLayout::Sharded(layout) => {
-                        if !self.produce_sharded(layout, local, tx).await? {
-                            return Ok(());
-                        }
+                    (None, DataLayout::Sharded(layout)) => {
+                        self.produce_sharded(layout, local, tx).await?
                     }
+                };
+                if !sent {
+                    return Ok(());
                 }
             }
             part_start = part_end;
@@ -129,7 +144,7 @@ impl Engine {
     }
 
     /// Streams `range` (part-relative) of one shard group. Returns false when the client left.
-    async fn produce_sharded(
+    pub(super) async fn produce_sharded(
         &self,
         layout: &ShardedLayout,
         range: ByteRange,

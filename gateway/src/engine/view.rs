@@ -12,6 +12,7 @@ use metadata::catalog::{ListPage, UploadListPage};
 use metadata::model::{BucketRecord, StoredChecksum, UploadRecord, VersionRecord};
 
 use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
+use crate::sse::{BucketDefaultEncryption, SseKind};
 
 /// The storage classes this store offers (S3's `x-amz-storage-class`): one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,6 +82,18 @@ impl BucketInfo {
     pub fn created_ms(&self) -> u64 {
         self.record.created_ms
     }
+
+    /// The bucket's default encryption (PutBucketEncryption), if set.
+    pub fn default_encryption(&self) -> Option<BucketDefaultEncryption> {
+        self.record
+            .default_encryption
+            .as_ref()
+            .map(|d| BucketDefaultEncryption {
+                algorithm: d.algorithm.clone(),
+                kms_key_id: d.kms_key_id.clone(),
+                bucket_key_enabled: d.bucket_key_enabled,
+            })
+    }
 }
 
 /// The live version of an object: what HEAD and GET answer with, and what a read or copy opens.
@@ -90,6 +103,11 @@ pub struct ObjectInfo {
 }
 
 impl ObjectInfo {
+    /// How the version is encrypted at rest, if it is.
+    pub fn encryption(&self) -> Option<SseKind> {
+        self.record.encryption.as_ref().and_then(SseKind::of)
+    }
+
     pub fn version_id(&self) -> &str {
         &self.record.version_id
     }
@@ -142,6 +160,7 @@ impl ObjectInfo {
             etag: part.etag.clone(),
             mtime_ms: self.record.mtime_ms,
             checksum: part.checksum.as_ref().and_then(checksum_from_stored),
+            encryption: None,
         })
     }
 
@@ -159,6 +178,8 @@ pub struct PartInfo {
     pub etag: String,
     pub mtime_ms: u64,
     pub checksum: Option<Checksum>,
+    /// Set on the answer of UploadPart/UploadPartCopy: the upload's encryption.
+    pub encryption: Option<SseKind>,
 }
 
 /// An open multipart upload.
@@ -168,6 +189,11 @@ pub struct UploadInfo {
 }
 
 impl UploadInfo {
+    /// How the upload's parts are encrypted at rest, if they are.
+    pub fn encryption(&self) -> Option<SseKind> {
+        self.record.encryption.as_ref().and_then(SseKind::of)
+    }
+
     pub fn upload_id(&self) -> &str {
         &self.record.upload_id
     }

@@ -37,6 +37,15 @@ pub enum Endpoint {
     GetBucketVersioning {
         bucket: String,
     },
+    GetBucketEncryption {
+        bucket: String,
+    },
+    PutBucketEncryption {
+        bucket: String,
+    },
+    DeleteBucketEncryption {
+        bucket: String,
+    },
     ListObjectsV1 {
         bucket: String,
     },
@@ -154,6 +163,9 @@ impl Endpoint {
             E::DeleteBucket { .. } => "DeleteBucket",
             E::GetBucketLocation { .. } => "GetBucketLocation",
             E::GetBucketVersioning { .. } => "GetBucketVersioning",
+            E::GetBucketEncryption { .. } => "GetBucketEncryption",
+            E::PutBucketEncryption { .. } => "PutBucketEncryption",
+            E::DeleteBucketEncryption { .. } => "DeleteBucketEncryption",
             E::ListObjectsV1 { .. } => "ListObjectsV1",
             E::ListObjectsV2 { .. } => "ListObjectsV2",
             E::ListMultipartUploads { .. } => "ListMultipartUploads",
@@ -193,6 +205,9 @@ impl Endpoint {
             | E::DeleteBucket { bucket }
             | E::GetBucketLocation { bucket }
             | E::GetBucketVersioning { bucket }
+            | E::GetBucketEncryption { bucket }
+            | E::PutBucketEncryption { bucket }
+            | E::DeleteBucketEncryption { bucket }
             | E::ListObjectsV1 { bucket }
             | E::ListObjectsV2 { bucket }
             | E::ListMultipartUploads { bucket }
@@ -365,6 +380,9 @@ fn parse_bucket_endpoint(
         return match row.operation {
             "GetBucketLocation" => Ok(Endpoint::GetBucketLocation { bucket }),
             "GetBucketVersioning" => Ok(Endpoint::GetBucketVersioning { bucket }),
+            "GetBucketEncryption" => Ok(Endpoint::GetBucketEncryption { bucket }),
+            "PutBucketEncryption" => Ok(Endpoint::PutBucketEncryption { bucket }),
+            "DeleteBucketEncryption" => Ok(Endpoint::DeleteBucketEncryption { bucket }),
             "ListMultipartUploads" => Ok(Endpoint::ListMultipartUploads { bucket }),
             "DeleteObjects" => Ok(Endpoint::DeleteObjects { bucket }),
             "ListObjectVersions" => Ok(Endpoint::ListObjectVersions { bucket }),

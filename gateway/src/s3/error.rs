@@ -12,8 +12,18 @@ use std::sync::Arc;
 use axum::body::Body;
 use http::{header, HeaderValue, Response, StatusCode};
 
+/// The `<Code>` of a row: its identifier, or the name given with `as "…"` (codes with a dot).
+macro_rules! code_name {
+    ($code:ident) => {
+        stringify!($code)
+    };
+    ($code:ident, $name:literal) => {
+        $name
+    };
+}
+
 macro_rules! s3_error_codes {
-    ($( $code:ident => $status:ident, $message:literal; )*) => {
+    ($( $code:ident $(as $name:literal)? => $status:ident, $message:literal; )*) => {
         /// An S3 error code, named exactly as it appears in `<Code>`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum S3ErrorCode { $( $code, )* }
@@ -21,7 +31,7 @@ macro_rules! s3_error_codes {
         impl S3ErrorCode {
             /// The code as written in the `<Code>` element.
             pub fn as_str(&self) -> &'static str {
-                match self { $( Self::$code => stringify!($code), )* }
+                match self { $( Self::$code => code_name!($code $(, $name)?), )* }
             }
 
             /// The HTTP status AWS answers with for this code.
@@ -63,6 +73,7 @@ s3_error_codes! {
     InvalidPartOrder => BAD_REQUEST, "The list of parts was not in ascending order. The parts list must be specified in order by part number.";
     InvalidRange => RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable.";
     InvalidRequest => BAD_REQUEST, "Invalid Request";
+    KmsNotFoundException as "KMS.NotFoundException" => BAD_REQUEST, "The specified KMS key does not exist.";
     InvalidTag => BAD_REQUEST, "The TagValue you have provided is invalid.";
     InvalidStorageClass => BAD_REQUEST, "The storage class you specified is not valid.";
     KeyTooLongError => BAD_REQUEST, "Your key is too long.";
@@ -83,6 +94,7 @@ s3_error_codes! {
     PreconditionFailed => PRECONDITION_FAILED, "At least one of the pre-conditions you specified did not hold.";
     RequestTimeTooSkewed => FORBIDDEN, "The difference between the request time and the server's time is too large.";
     RequestTimeout => BAD_REQUEST, "Your socket connection to the server was not read from or written to within the timeout period.";
+    ServerSideEncryptionConfigurationNotFoundError => NOT_FOUND, "The server side encryption configuration was not found";
     ServiceUnavailable => SERVICE_UNAVAILABLE, "Please reduce your request rate.";
     SignatureDoesNotMatch => FORBIDDEN, "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
     SlowDown => SERVICE_UNAVAILABLE, "Please reduce your request rate.";

@@ -16,6 +16,7 @@ pub mod payload;
 pub mod policy;
 pub mod post_policy;
 pub mod service;
+pub mod sse;
 pub mod state;
 pub mod support;
 pub mod tagging;

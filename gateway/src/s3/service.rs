@@ -170,7 +170,10 @@ async fn dispatch(
     if let Err(error) = check_request_headers(&parts.headers) {
         return (operation, fill_resource(Err(error), resource));
     }
+    let customer_keys_allowed =
+        service.sse_c_allow_http || parts.extensions.get::<super::state::OverTls>().is_some();
     let req = S3Request {
+        customer_keys_allowed,
         engine: service.engine.clone(),
         method: parts.method,
         headers: parts.headers,
@@ -227,6 +230,15 @@ async fn route(req: S3Request, endpoint: Endpoint) -> S3Result {
         E::HeadBucket { bucket } => bucket::handle_head_bucket(req, &bucket).await,
         E::DeleteBucket { bucket } => bucket::handle_delete_bucket(req, &bucket).await,
         E::GetBucketLocation { bucket } => bucket::handle_get_bucket_location(req, &bucket).await,
+        E::GetBucketEncryption { bucket } => {
+            super::handlers::encryption::handle_get_bucket_encryption(req, &bucket).await
+        }
+        E::PutBucketEncryption { bucket } => {
+            super::handlers::encryption::handle_put_bucket_encryption(req, &bucket).await
+        }
+        E::DeleteBucketEncryption { bucket } => {
+            super::handlers::encryption::handle_delete_bucket_encryption(req, &bucket).await
+        }
         E::GetBucketVersioning { bucket } => {
             bucket::handle_get_bucket_versioning(req, &bucket).await
         }

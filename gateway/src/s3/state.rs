@@ -24,7 +24,13 @@ pub struct S3Service {
     pub metrics: Arc<Metrics>,
     /// Body idle timeout, request deadline and the cap on requests with a body in progress.
     pub limits: RequestLimits,
+    /// Accept SSE-C keys over plain HTTP (AWS refuses them: 400 InvalidRequest).
+    pub sse_c_allow_http: bool,
 }
+
+/// Request extension set by the TLS listener: the request came over HTTPS.
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
 
 impl S3Service {
     /// Authenticates a request against this service's keys (S3 and admin routes alike).

@@ -105,9 +105,9 @@ pub const SUBRESOURCES: &[SubResource] = &[
     row(B, "GET", "cors", "GetBucketCors", NO),
     row(B, "PUT", "cors", "PutBucketCors", NO),
     row(B, "DELETE", "cors", "DeleteBucketCors", NO),
-    row(B, "GET", "encryption", "GetBucketEncryption", NO),
-    row(B, "PUT", "encryption", "PutBucketEncryption", NO),
-    row(B, "DELETE", "encryption", "DeleteBucketEncryption", NO),
+    row(B, "GET", "encryption", "GetBucketEncryption", YES),
+    row(B, "PUT", "encryption", "PutBucketEncryption", YES),
+    row(B, "DELETE", "encryption", "DeleteBucketEncryption", YES),
     row(
         B,
         "GET",
@@ -379,9 +379,10 @@ pub const HEADERS: &[HeaderSupport] = &[
     header("x-amz-bucket-object-lock-enabled", Honoured, "CreateBucket: `true` is 501 NotImplemented"),
     header("x-amz-request-payer", Accepted, "no bucket is requester-pays; AWS accepts it there too"),
     header("x-amz-expected-bucket-owner, x-amz-source-expected-bucket-owner", Accepted, "single tenant: every bucket belongs to the one account"),
-    header("x-amz-server-side-encryption", Refused(NI), "no encryption at rest yet"),
-    header("x-amz-server-side-encryption-*", Refused(NI), "SSE-C and SSE-KMS"),
-    header("x-amz-copy-source-server-side-encryption-*", Refused(NI), "SSE-C copy sources"),
+    header("x-amz-server-side-encryption", Honoured, "`AES256` (SSE-S3); `aws:kms`, `aws:kms:dsse` with a configured key-file KMS, else 501 NotImplemented"),
+    header("x-amz-server-side-encryption-aws-kms-key-id", Honoured, "a key of the configured KMS key file; unknown: 400 KMS.NotFoundException"),
+    header("x-amz-server-side-encryption-customer-*", Honoured, "SSE-C (AES256, key and key MD5); over HTTPS only unless `sse_c_allow_http`"),
+    header("x-amz-copy-source-server-side-encryption-customer-*", Honoured, "SSE-C key of a copy source"),
     header("x-amz-object-lock-mode", Refused(IR), "no bucket has Object Lock (AWS: \"Bucket is missing Object Lock Configuration\")"),
     header("x-amz-object-lock-retain-until-date", Refused(IR), "as above"),
     header("x-amz-object-lock-legal-hold", Refused(IR), "as above"),
@@ -596,13 +597,10 @@ mod tests {
             h.insert(name, value.parse().unwrap());
             check_request_headers(&h).map_err(|e| e.code)
         };
-        assert_eq!(
-            with("x-amz-server-side-encryption", "AES256"),
-            Err(S3ErrorCode::NotImplemented)
-        );
+        assert_eq!(with("x-amz-server-side-encryption", "AES256"), Ok(()));
         assert_eq!(
             with("x-amz-server-side-encryption-customer-key-md5", "x"),
-            Err(S3ErrorCode::NotImplemented)
+            Ok(())
         );
         assert_eq!(
             with("x-amz-object-lock-mode", "GOVERNANCE"),

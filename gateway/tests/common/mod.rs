@@ -83,6 +83,7 @@ pub fn harness_with(
             hedge_after: Duration::from_millis(100),
             region: "us-east-1".into(),
             healing,
+            sse: Default::default(),
         },
     )
     .unwrap();
@@ -129,6 +130,7 @@ pub fn put_request(key: &str, len: usize) -> PutObjectRequest {
         expected_md5: None,
         checksum: None,
         condition: WriteCondition::None,
+        encryption: Default::default(),
     }
 }
 
@@ -172,7 +174,7 @@ pub async fn read_range(
         start: 0,
         end: version.size(),
     });
-    let mut body = engine.open_object(version, range).await?.body;
+    let mut body = engine.open_object(version, range, None).await?.body;
     let mut out = Vec::new();
     while let Some(chunk) = body.next().await {
         out.extend_from_slice(&chunk.map_err(EngineError::Body)?);

@@ -25,6 +25,7 @@
 
 mod background;
 mod cleanup;
+mod encryption;
 mod listing;
 mod members;
 mod multipart;
@@ -35,6 +36,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use encryption::{RewrapStep, RewrapTable};
 pub use listing::{ListPage, ListQuery, UploadListPage, UploadListQuery};
 pub use members::{GatewayRecord, LeaderRecord};
 pub use objects::WriteCondition;
@@ -242,6 +244,7 @@ impl Catalog {
             created_ms: now_ms,
             owner: owner.to_string(),
             region: region.to_string(),
+            default_encryption: None,
         };
         self.transact(|txn| {
             if txn.get(Table::Buckets, name.as_bytes())?.is_some() {

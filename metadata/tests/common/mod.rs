@@ -98,6 +98,7 @@ pub fn inline_version(etag: &str, data: &[u8]) -> VersionRecord {
             checksum: None,
             data: DataLayout::Inline(data.to_vec()),
         }],
+        encryption: None,
     }
 }
 
@@ -128,6 +129,7 @@ pub fn start_upload(catalog: &Catalog, bid: &[u8; 16], key: &str) -> UploadRecor
         storage_class: "STANDARD".to_string(),
         checksum_algorithm: None,
         checksum_type: None,
+        encryption: None,
     };
     catalog.create_upload(rec.clone()).unwrap();
     rec

@@ -285,6 +285,8 @@ impl CatalogBackup {
             expected_md5: None,
             checksum: None,
             condition: WriteCondition::None,
+            // Read back offline by `restore-catalog`, without the gateway's keys.
+            encryption: crate::sse::SseRequest::None,
         };
         self.engine
             .store_object(&bucket, request, None, file_body(file))

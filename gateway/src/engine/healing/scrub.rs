@@ -367,6 +367,7 @@ mod tests {
                 hedge_after: Duration::from_millis(100),
                 region: "us-east-1".into(),
                 healing: Default::default(),
+                sse: Default::default(),
             },
         )
         .unwrap();

@@ -25,7 +25,7 @@ pub use post::{verify_post_signature, PostSignature};
 #[cfg(test)]
 pub(crate) use sigv4::derive_signing_key;
 pub(crate) use sigv4::{chunk_signature, trailer_signature};
-pub use sigv4::{sign_request, EMPTY_SHA256_HEX};
+pub use sigv4::{sign_request, sign_request_with, EMPTY_SHA256_HEX};
 
 /// Who sent the request and how its payload must be verified.
 #[derive(Debug, Clone)]

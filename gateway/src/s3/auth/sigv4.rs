@@ -235,6 +235,30 @@ pub fn sign_request(
     region: &str,
     now: SystemTime,
 ) -> Option<Vec<(&'static str, String)>> {
+    sign_request_with(
+        method,
+        host,
+        target,
+        payload_hash,
+        credentials,
+        region,
+        now,
+        &[],
+    )
+}
+
+/// [`sign_request`] that also signs `extra` headers (lowercase names, sent by the caller).
+#[allow(clippy::too_many_arguments)]
+pub fn sign_request_with(
+    method: &str,
+    host: &str,
+    target: (&str, &str),
+    payload_hash: &str,
+    credentials: (&str, &str),
+    region: &str,
+    now: SystemTime,
+    extra: &[(&str, &str)],
+) -> Option<Vec<(&'static str, String)>> {
     let (path, query) = target;
     let (access_key, secret_key) = credentials;
     let timestamp = format_amz_date(now)?;
@@ -244,16 +268,29 @@ pub fn sign_request(
         date,
         region: region.to_owned(),
     };
-    let signed_headers = "host;x-amz-content-sha256;x-amz-date";
-    let headers_block =
-        format!("host:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{timestamp}\n");
+    let mut signed: Vec<(&str, &str)> = vec![
+        ("host", host),
+        ("x-amz-content-sha256", payload_hash),
+        ("x-amz-date", timestamp.as_str()),
+    ];
+    signed.extend_from_slice(extra);
+    signed.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let signed_headers = signed
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(";");
+    let headers_block: String = signed
+        .iter()
+        .map(|(name, value)| format!("{name}:{}\n", value.trim()))
+        .collect();
     let query = canonical_query(&RawQuery::parse(query), false);
     let canonical = canonical_request(
         method,
         path,
         &query,
         &headers_block,
-        signed_headers,
+        &signed_headers,
         payload_hash,
     );
     let key = derive_signing_key(secret_key, &scope.date, region);

@@ -20,6 +20,7 @@ use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{
     evaluate_preconditions, header_str, quote_etag, stored_headers, user_metadata, Precondition,
 };
+use crate::s3::sse;
 use crate::s3::tagging::{replace_stored_tags, request_tags};
 use crate::s3::xml::{iso8601, XmlWriter};
 
@@ -169,8 +170,20 @@ pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Re
     let condition = write_condition(&req.headers)?;
     let class = storage_class(&req.headers)?;
     let new_tags = request_tags(&req.headers)?;
+    let encryption = sse::write_request(&req.headers, req.customer_keys_allowed)?;
+    let source_key = sse::customer_key(
+        &req.headers,
+        sse::COPY_SOURCE_CUSTOMER,
+        req.customer_keys_allowed,
+    )?;
     let (source, version) = resolve_source(&req.engine, &req.headers).await?;
-    if !replace_metadata && source.bucket == bucket && source.key == key {
+    req.engine
+        .check_read_key(&version, source_key.as_ref())
+        .map_err(|e| {
+            S3Error::from(e).with_resource(format!("/{}/{}", source.bucket, source.key))
+        })?;
+    let changes_encryption = encryption != crate::sse::SseRequest::None;
+    if !replace_metadata && !changes_encryption && source.bucket == bucket && source.key == key {
         return Err(S3Error::new(S3ErrorCode::InvalidRequest).with_message(
             "This copy request is illegal because it is trying to copy an object to itself \
              without changing the object's metadata, storage class, website redirect location \
@@ -200,6 +213,7 @@ pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Re
     replace_stored_tags(&mut headers, &tags);
     let size = version.size();
     let destination = req.engine.bucket(bucket).await?;
+    let expected = req.engine.expected_encryption(&destination, &encryption);
     let read = req
         .engine
         .open_object(
@@ -208,6 +222,7 @@ pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Re
                 start: 0,
                 end: size,
             },
+            source_key.as_ref(),
         )
         .await?;
     let target = CopyTarget {
@@ -218,9 +233,10 @@ pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Re
         storage_class: class,
         checksum_algorithm: algorithm,
         condition,
+        encryption,
     };
     let engine = req.engine.clone();
-    xml_with_keep_alive(req.request_id.clone(), async move {
+    let mut response = xml_with_keep_alive(req.request_id.clone(), async move {
         let object = engine
             .copy_object(&destination, read, target)
             .await
@@ -234,7 +250,9 @@ pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Re
         }
         Ok(w.finish("CopyObjectResult"))
     })
-    .await
+    .await?;
+    sse::put_response_headers(response.headers_mut(), expected.as_ref());
+    Ok(response)
 }
 
 pub async fn handle_upload_part_copy(
@@ -247,7 +265,14 @@ pub async fn handle_upload_part_copy(
     let resource = format!("/{bucket}/{key}");
     let destination = req.engine.bucket(bucket).await?;
     let upload = req.engine.get_upload(&destination, key, upload_id).await?;
+    let target_key = sse::customer_key(&req.headers, sse::CUSTOMER, req.customer_keys_allowed)?;
+    let source_key = sse::customer_key(
+        &req.headers,
+        sse::COPY_SOURCE_CUSTOMER,
+        req.customer_keys_allowed,
+    )?;
     let (_, version) = resolve_source(&req.engine, &req.headers).await?;
+    req.engine.check_read_key(&version, source_key.as_ref())?;
     let range = match header_str(&req.headers, "x-amz-copy-source-range") {
         Some(value) => parse_copy_range(&value, version.size())?,
         None => ByteRange {
@@ -262,11 +287,21 @@ pub async fn handle_upload_part_copy(
              source: 5368709120",
         ));
     }
-    let read = req.engine.open_object(version, range).await?;
+    let read = req
+        .engine
+        .open_object(version, range, source_key.as_ref())
+        .await?;
     let engine = req.engine.clone();
-    xml_with_keep_alive(req.request_id.clone(), async move {
+    let kind = upload.encryption();
+    let mut response = xml_with_keep_alive(req.request_id.clone(), async move {
         let part = engine
-            .copy_part(&destination, &upload, part_number, read)
+            .copy_part(
+                &destination,
+                &upload,
+                part_number,
+                read,
+                target_key.as_ref(),
+            )
             .await
             .map_err(|e| S3Error::from(e).with_resource(&resource))?;
         let mut w = XmlWriter::new("CopyPartResult");
@@ -277,7 +312,9 @@ pub async fn handle_upload_part_copy(
         }
         Ok(w.finish("CopyPartResult"))
     })
-    .await
+    .await?;
+    sse::put_response_headers(response.headers_mut(), kind.as_ref());
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod acl;
 pub mod attributes;
 pub mod bucket;
 pub mod copy;
+pub mod encryption;
 pub mod keep_alive;
 pub mod list;
 pub mod multipart;
@@ -39,6 +40,9 @@ pub struct S3Request {
     pub body: Body,
     /// The `x-amz-request-id` this request is answered with.
     pub request_id: String,
+    /// The request may carry SSE-C keys: it came over TLS, or the server allows them over
+    /// plain HTTP (`sse_c_allow_http`).
+    pub customer_keys_allowed: bool,
 }
 
 /// Result type of every handler.
@@ -70,6 +74,7 @@ impl From<EngineError> for S3Error {
             E::InvalidPart(message) => {
                 return S3Error::new(S3ErrorCode::InvalidPart).with_message(message)
             }
+            E::Sse(error) => return crate::s3::sse::s3_error(error),
             E::Body(body) => {
                 return match s3_error_of(&body) {
                     Some(s3) => s3,

@@ -17,6 +17,7 @@ use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{header_str, put_header, quote_etag, unquote_etag, user_metadata};
 use crate::s3::payload::body::prepare_body;
 use crate::s3::payload::checksum::verify_content_md5;
+use crate::s3::sse;
 use crate::s3::xml::{iso8601, parse, CompleteMultipartUploadXml, XmlWriter};
 
 /// Largest CompleteMultipartUpload document we read (10,000 parts with checksums).
@@ -50,6 +51,7 @@ pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &
         storage_class: storage_class(&req.headers)?,
         checksum_algorithm: algorithm,
         checksum_type,
+        encryption: sse::write_request(&req.headers, req.customer_keys_allowed)?,
     };
     let resolved = req.engine.bucket(bucket).await?;
     let upload = req.engine.create_upload(&resolved, key, request).await?;
@@ -68,6 +70,7 @@ pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &
     if let Some(kind) = checksum_type {
         put_header(response.headers_mut(), "x-amz-checksum-type", kind.name());
     }
+    sse::put_response_headers(response.headers_mut(), upload.encryption().as_ref());
     Ok(response)
 }
 
@@ -84,6 +87,7 @@ pub async fn handle_upload_part(
         .content_length
         .ok_or_else(|| S3Error::new(S3ErrorCode::MissingContentLength))?;
     let checksum = checksum_slot(&prepared);
+    let customer = sse::customer_key(&req.headers, sse::CUSTOMER, req.customer_keys_allowed)?;
     // Refused before the bucket is looked up, as the engine always did.
     check_part_number(part_number)?;
     let bucket = req.engine.bucket(bucket).await?;
@@ -97,6 +101,7 @@ pub async fn handle_upload_part(
             length,
             expected_md5,
             checksum,
+            customer.as_ref(),
             prepared.stream,
         )
         .await?;
@@ -107,6 +112,7 @@ pub async fn handle_upload_part(
         put_checksum_headers(response.headers_mut(), checksum);
         response.headers_mut().remove("x-amz-checksum-type");
     }
+    sse::put_response_headers(response.headers_mut(), part.encryption.as_ref());
     Ok(response)
 }
 
@@ -204,7 +210,9 @@ pub async fn handle_complete_multipart_upload(
         )
         .text("ChecksumType", checksum.kind.name());
     }
-    xml_response(w.finish("CompleteMultipartUploadResult"))
+    let mut response = xml_response(w.finish("CompleteMultipartUploadResult"))?;
+    sse::put_response_headers(response.headers_mut(), object.encryption().as_ref());
+    Ok(response)
 }
 
 pub async fn handle_abort_multipart_upload(

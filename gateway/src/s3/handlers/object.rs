@@ -20,6 +20,7 @@ use crate::s3::headers::{
 };
 use crate::s3::payload::body::{prepare_body, PreparedBody};
 use crate::s3::payload::checksum::verify_content_md5;
+use crate::s3::sse;
 use crate::s3::tagging::{replace_stored_tags, request_tags, stored_tags, TAGGING_HEADER};
 use crate::s3::xml::{parse, DeleteXml, XmlWriter};
 
@@ -144,6 +145,7 @@ pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Res
     let expected_md5 = verify_content_md5(&req.headers)?;
     let condition = write_condition(&req.headers)?;
     let headers = new_object_headers(&req.headers)?;
+    let encryption = sse::write_request(&req.headers, req.customer_keys_allowed)?;
     let prepared = prepare_body(req.body, &req.headers, &req.auth)?;
     let length = prepared
         .content_length
@@ -159,6 +161,7 @@ pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Res
         expected_md5,
         checksum: checksum_slot(&prepared),
         condition,
+        encryption,
     };
     let object = req
         .engine
@@ -170,6 +173,7 @@ pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Res
     if let Some(checksum) = &object.checksum() {
         put_checksum_headers(headers, checksum);
     }
+    sse::put_response_headers(headers, object.encryption().as_ref());
     Ok(response)
 }
 
@@ -248,6 +252,8 @@ async fn read_object(req: S3Request, bucket: &str, key: &str, with_body: bool) -
         .head_object(bucket, key)
         .await
         .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
+    let customer = sse::customer_key(&req.headers, sse::CUSTOMER, req.customer_keys_allowed)?;
+    req.engine.check_read_key(&version, customer.as_ref())?;
     match evaluate_preconditions(&req.headers, &version) {
         Precondition::Proceed => {}
         Precondition::Failed => {
@@ -267,6 +273,7 @@ async fn read_object(req: S3Request, bucket: &str, key: &str, with_body: bool) -
     let range_header = header_str(&req.headers, "range");
     let mut headers = HeaderMap::new();
     object_headers(&mut headers, &version);
+    sse::put_response_headers(&mut headers, version.encryption().as_ref());
     let range = match req.query.get("partNumber") {
         Some(_) if range_header.is_some() => {
             return Err(S3Error::new(S3ErrorCode::InvalidRequest)
@@ -325,7 +332,10 @@ async fn read_object(req: S3Request, bucket: &str, key: &str, with_body: bool) -
         &(byte_range.end - byte_range.start).to_string(),
     );
     let body = if with_body {
-        let read = req.engine.open_object(version, byte_range).await?;
+        let read = req
+            .engine
+            .open_object(version, byte_range, customer.as_ref())
+            .await?;
         Body::from_stream(read.body)
     } else {
         Body::empty()

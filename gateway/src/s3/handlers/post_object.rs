@@ -313,6 +313,8 @@ pub async fn handle_post_object(
         expected_md5: None,
         checksum,
         condition: WriteCondition::None,
+        // A form's own encryption fields are not read: the bucket default applies.
+        encryption: crate::sse::SseRequest::None,
     };
     let object = service
         .engine
