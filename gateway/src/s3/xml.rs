@@ -178,10 +178,10 @@ mod tests {
     #[test]
     fn escapes_text_and_control_characters() {
         let mut w = XmlWriter::new("R");
-        w.text("Key", "a&b<c>\"'\u{1}");
+        w.text("Key", "a&b<c>\"'\u{1}\r\n");
         let doc = w.finish("R");
         assert!(
-            doc.contains("<Key>a&amp;b&lt;c&gt;&quot;&apos;&#x1;</Key>"),
+            doc.contains("<Key>a&amp;b&lt;c&gt;&quot;&apos;&#x1;&#xD;\n</Key>"),
             "{doc}"
         );
     }
