@@ -39,8 +39,14 @@ fn check_header(input: &[u8]) {
         return;
     };
     assert!(header.validate().is_ok());
-    assert_eq!(header.encode(), input[..len], "header does not re-encode as read");
-    let geometry = header.geometry().expect("a decoded header has a valid geometry");
+    assert_eq!(
+        header.encode(),
+        input[..len],
+        "header does not re-encode as read"
+    );
+    let geometry = header
+        .geometry()
+        .expect("a decoded header has a valid geometry");
     let part = header.part_length;
     let count = geometry.stripe_count(part);
     let file = format::file_len(len as u64, &geometry, part);
@@ -73,7 +79,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = wire::decode_stat(&bytes, header.shard_id());
         }
     }
-    let _ = wire::decode_stat(&bytes, storage::ShardId::new(storage::ShardGroupId([0; 16]), 0));
+    let _ = wire::decode_stat(
+        &bytes,
+        storage::ShardId::new(storage::ShardGroupId([0; 16]), 0),
+    );
     let _ = wire::decode_list(&bytes);
     let _ = wire::decode_health(&bytes);
     let _ = wire::decode_scrub_status(&bytes);

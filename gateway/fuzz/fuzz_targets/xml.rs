@@ -40,7 +40,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(error) => assert!(
-            matches!(error.code, S3ErrorCode::MalformedXML | S3ErrorCode::InvalidTag),
+            matches!(
+                error.code,
+                S3ErrorCode::MalformedXML | S3ErrorCode::InvalidTag
+            ),
             "{:?}",
             error.code
         ),

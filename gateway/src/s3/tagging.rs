@@ -272,17 +272,24 @@ mod tests {
     fn tags_xml_cannot_carry_are_invalid() {
         let raw_nul = b"<Tagging><TagSet><Tag><Key>user</Key><Value>js\x01\x00mith</Value></Tag></TagSet></Tagging>";
         assert_eq!(code(parse_tagging_xml(raw_nul)), S3ErrorCode::InvalidTag);
-        let escaped = b"<Tagging><TagSet><Tag><Key>k&#x1F;</Key><Value>v</Value></Tag></TagSet></Tagging>";
+        let escaped =
+            b"<Tagging><TagSet><Tag><Key>k&#x1F;</Key><Value>v</Value></Tag></TagSet></Tagging>";
         assert!(matches!(
             code(parse_tagging_xml(escaped)),
             S3ErrorCode::InvalidTag | S3ErrorCode::MalformedXML
         ));
         assert_eq!(code(parse_query_form("k=a%00b")), S3ErrorCode::InvalidTag);
-        assert_eq!(code(parse_query_form("k%EF%BF%BF=v")), S3ErrorCode::InvalidTag);
+        assert_eq!(
+            code(parse_query_form("k%EF%BF%BF=v")),
+            S3ErrorCode::InvalidTag
+        );
         // Tab, line feed and carriage return are XML characters and round-trip.
         let tags = vec![("k".to_string(), "a\tb\nc\rd".to_string())];
         assert!(validate(&tags).is_ok());
-        assert_eq!(parse_tagging_xml(tagging_xml(&tags).as_bytes()).unwrap(), tags);
+        assert_eq!(
+            parse_tagging_xml(tagging_xml(&tags).as_bytes()).unwrap(),
+            tags
+        );
     }
 
     #[test]
