@@ -9,7 +9,8 @@ CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/release/strata
 export STRATA_VENV ?= $(CURDIR)/.venv
 
-.PHONY: run test build deps test-rust test-compat lint fmt cluster cluster-stop docker-up docker-down bench
+.PHONY: run test build deps test-rust test-compat lint fmt cluster cluster-stop docker-up docker-down bench \
+  fuzz fuzz-smoke fuzz-build fuzz-run
 
 # System packages: libclang for bindgen (rocksdb), a C++ compiler, python venv support, curl,
 # openssl (the HTTPS tests make a throwaway CA with it), rclone (a client of the s3-compat matrix),
@@ -45,6 +46,7 @@ run: build
 test: deps
 	$(CARGO) build --release --locked -p strata-gateway
 	$(CARGO) test --release --locked --workspace
+	$(MAKE) --no-print-directory fuzz-smoke
 	STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh
 	@echo "== the client suite again, against a 6-node cluster (gateway + storage-node processes) =="
 	S3COMPAT_CLUSTER=1 STRATA_BIN=$(BIN) bash tests/s3-compat/run.sh $(CLUSTER_RUN_IGNORES)
@@ -69,6 +71,47 @@ test-compat: build
 # 6-node cluster on free ports, fsync on. Rewrites the generated section of BENCHMARKS.md.
 bench: build
 	STRATA_BIN=$(BIN) bash tests/bench/run.sh
+
+# Fuzzing (gateway/fuzz, its own cargo workspace): libFuzzer through libfuzzer-sys on the stable
+# toolchain, with the sanitizer-coverage flags `cargo fuzz build -s none` would pass. Its own
+# target dir (other RUSTFLAGS); `--target` keeps build scripts and proc-macros uninstrumented.
+# The gateway is built without its default features there, so RocksDB and jemalloc (C/C++) are
+# not compiled again. Every target starts from its committed seeds (gateway/fuzz/seeds/<t>) and
+# the corpus of earlier runs (kept in the target dir); a crash, panic, leak, timeout (10 s per
+# input) or RSS above the limit fails the run and leaves the input in $(FUZZ_TARGET_DIR)/artifacts/<t>/.
+#   make fuzz-smoke                      every target for FUZZ_SMOKE_SECONDS (part of `make test`)
+#   make fuzz FUZZ_SECONDS=3600 [FUZZ_TARGETS=auth]   longer runs
+FUZZ_DIR := gateway/fuzz
+FUZZ_TARGET_DIR ?= $(HOME)/.cache/strata/fuzz-target
+FUZZ_TARGETS ?= auth aws_chunked xml range_conditional continuation_token post_policy post_form storage_wire
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_SECONDS ?= 300
+FUZZ_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+  -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks
+FUZZ_FLAGS := -rss_limit_mb=2048 -malloc_limit_mb=2048 -max_len=65536 -timeout=10 -print_final_stats=1
+
+fuzz-build:
+	cd $(FUZZ_DIR) && CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) RUSTFLAGS="$(FUZZ_RUSTFLAGS)" \
+	  $(CARGO) build --release --locked --target $(FUZZ_TRIPLE) --bins
+
+fuzz-smoke: fuzz-build
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_RUN_SECONDS=$(FUZZ_SMOKE_SECONDS)
+
+fuzz: fuzz-build
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_RUN_SECONDS=$(FUZZ_SECONDS)
+
+fuzz-run:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p "$(FUZZ_TARGET_DIR)/corpus/$$t" "$(FUZZ_TARGET_DIR)/artifacts/$$t"; \
+	  echo "== fuzz $$t ($(FUZZ_RUN_SECONDS) s)"; \
+	  "$(FUZZ_TARGET_DIR)/$(FUZZ_TRIPLE)/release/$$t" $(FUZZ_FLAGS) -max_total_time=$(FUZZ_RUN_SECONDS) \
+	    -artifact_prefix="$(FUZZ_TARGET_DIR)/artifacts/$$t/" \
+	    "$(FUZZ_TARGET_DIR)/corpus/$$t" "$(FUZZ_DIR)/seeds/$$t" > "$(FUZZ_TARGET_DIR)/$$t.log" 2>&1 \
+	    || { tail -n 40 "$(FUZZ_TARGET_DIR)/$$t.log"; echo "fuzz target $$t failed; input in $(FUZZ_TARGET_DIR)/artifacts/$$t/"; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^stat::average_exec_per_sec' "$(FUZZ_TARGET_DIR)/$$t.log" | tr '\n' ' '; echo; \
+	done
 
 lint:
 	$(CARGO) fmt --all -- --check

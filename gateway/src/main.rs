@@ -10,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 /// returns to near its baseline, where glibc's arenas kept hundreds of MB (issue 13; numbers
 /// in the commit that made this change). RocksDB's C++ keeps glibc malloc and the settings of
 /// [`MALLOC_SETTINGS`].
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(all(feature = "jemalloc", target_os = "linux", target_env = "gnu"))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -12,10 +12,15 @@
 
 pub mod catalog;
 mod etcd;
+#[cfg(feature = "rocksdb")]
 mod group_commit;
 pub mod keys;
 pub mod kv;
 pub mod model;
+#[cfg(feature = "rocksdb")]
+mod rocks;
+#[cfg(not(feature = "rocksdb"))]
+#[path = "rocks_disabled.rs"]
 mod rocks;
 pub mod txn;
 

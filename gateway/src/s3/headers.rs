@@ -235,10 +235,15 @@ fn etag_matches(list: &str, etag: &str) -> bool {
 /// a true If-Match overrides a false If-Unmodified-Since, and a present If-None-Match makes
 /// If-Modified-Since irrelevant.
 pub fn evaluate_preconditions(headers: &HeaderMap, version: &ObjectInfo) -> Precondition {
-    let mtime = version.mtime_ms() / 1000;
+    evaluate_preconditions_for(headers, version.etag(), version.mtime_ms())
+}
+
+/// [`evaluate_preconditions`] against an object's unquoted ETag and modification time.
+pub fn evaluate_preconditions_for(headers: &HeaderMap, etag: &str, mtime_ms: u64) -> Precondition {
+    let mtime = mtime_ms / 1000;
     let if_match = header_str(headers, "if-match");
     if let Some(list) = &if_match {
-        if !etag_matches(list, version.etag()) {
+        if !etag_matches(list, etag) {
             return Precondition::Failed;
         }
     } else if let Some(since) =
@@ -250,7 +255,7 @@ pub fn evaluate_preconditions(headers: &HeaderMap, version: &ObjectInfo) -> Prec
     }
     let if_none_match = header_str(headers, "if-none-match");
     if let Some(list) = &if_none_match {
-        if etag_matches(list, version.etag()) {
+        if etag_matches(list, etag) {
             return Precondition::NotModified;
         }
     } else if let Some(since) =

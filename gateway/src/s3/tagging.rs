@@ -8,7 +8,9 @@
 //! `x-amz-tagging-count` instead.
 //!
 //! Limits (S3 "Categorizing your storage using tags"): at most 10 tags per object, keys of
-//! 1–128 Unicode characters, values of at most 256, keys unique. Anything else is `InvalidTag`.
+//! 1–128 Unicode characters, values of at most 256, keys unique, and no character that an XML
+//! 1.0 document cannot carry (GetObjectTagging must be able to send the tag set back). Anything
+//! else is `InvalidTag`.
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
@@ -48,10 +50,10 @@ pub fn validate(tags: &TagSet) -> Result<(), S3Error> {
     }
     for (index, (key, value)) in tags.iter().enumerate() {
         let key_chars = key.chars().count();
-        if key_chars == 0 || key_chars > MAX_KEY_CHARS {
+        if key_chars == 0 || key_chars > MAX_KEY_CHARS || !key.chars().all(is_xml_char) {
             return Err(invalid_tag("The TagKey you have provided is invalid"));
         }
-        if value.chars().count() > MAX_VALUE_CHARS {
+        if value.chars().count() > MAX_VALUE_CHARS || !value.chars().all(is_xml_char) {
             return Err(invalid_tag("The TagValue you have provided is invalid"));
         }
         if tags.iter().take(index).any(|(other, _)| other == key) {
@@ -61,6 +63,13 @@ pub fn validate(tags: &TagSet) -> Result<(), S3Error> {
         }
     }
     Ok(())
+}
+
+/// True for the characters of XML 1.0's `Char` production: no control character but tab, line
+/// feed and carriage return, no U+FFFE or U+FFFF. A tag holding any other one would be written
+/// into a `<Tagging>` answer that no XML parser (ours included) accepts.
+fn is_xml_char(c: char) -> bool {
+    !matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
 }
 
 /// Decodes one URL-form component (`+` is a space, as `urlencode` writes it).
@@ -254,6 +263,32 @@ mod tests {
         assert_eq!(
             parse_tagging_xml(b"<Tagging><TagSet></TagSet></Tagging>").unwrap(),
             Vec::new()
+        );
+    }
+
+    /// Found by the `xml` fuzz target: a NUL (raw in the request document) was accepted, and
+    /// GetObjectTagging then wrote `&#x0;`, which no XML parser accepts.
+    #[test]
+    fn tags_xml_cannot_carry_are_invalid() {
+        let raw_nul = b"<Tagging><TagSet><Tag><Key>user</Key><Value>js\x01\x00mith</Value></Tag></TagSet></Tagging>";
+        assert_eq!(code(parse_tagging_xml(raw_nul)), S3ErrorCode::InvalidTag);
+        let escaped =
+            b"<Tagging><TagSet><Tag><Key>k&#x1F;</Key><Value>v</Value></Tag></TagSet></Tagging>";
+        assert!(matches!(
+            code(parse_tagging_xml(escaped)),
+            S3ErrorCode::InvalidTag | S3ErrorCode::MalformedXML
+        ));
+        assert_eq!(code(parse_query_form("k=a%00b")), S3ErrorCode::InvalidTag);
+        assert_eq!(
+            code(parse_query_form("k%EF%BF%BF=v")),
+            S3ErrorCode::InvalidTag
+        );
+        // Tab, line feed and carriage return are XML characters and round-trip.
+        let tags = vec![("k".to_string(), "a\tb\nc\rd".to_string())];
+        assert!(validate(&tags).is_ok());
+        assert_eq!(
+            parse_tagging_xml(tagging_xml(&tags).as_bytes()).unwrap(),
+            tags
         );
     }
 

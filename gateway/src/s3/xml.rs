@@ -164,7 +164,27 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(
 /// Parses a request document; any failure is `MalformedXML`.
 pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, S3Error> {
     let text = std::str::from_utf8(body).map_err(|_| malformed())?;
+    check_prolog_only(text)?;
     quick_xml::de::from_str(text).map_err(|_| malformed())
+}
+
+/// Refuses a DOCTYPE or XML declaration once the root element has started (XML allows them in
+/// the prolog only): quick-xml 0.38's deserializer panics (`unreachable!` in `read_text`) on a
+/// DOCTYPE between two pieces of text, e.g. `<a><b>x<!DOCTYPE d>y` (found by the `xml` fuzz
+/// target). One pass over the events; it ends at the end of the (size-capped) body.
+fn check_prolog_only(text: &str) -> Result<(), S3Error> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut started = false;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(_) | Event::Empty(_)) => started = true,
+            Ok(Event::DocType(_) | Event::Decl(_)) if started => return Err(malformed()),
+            Ok(Event::Eof) => return Ok(()),
+            Ok(_) => {}
+            Err(_) => return Err(malformed()),
+        }
+    }
 }
 
 fn malformed() -> S3Error {
@@ -178,10 +198,10 @@ mod tests {
     #[test]
     fn escapes_text_and_control_characters() {
         let mut w = XmlWriter::new("R");
-        w.text("Key", "a&b<c>\"'\u{1}");
+        w.text("Key", "a&b<c>\"'\u{1}\r\n");
         let doc = w.finish("R");
         assert!(
-            doc.contains("<Key>a&amp;b&lt;c&gt;&quot;&apos;&#x1;</Key>"),
+            doc.contains("<Key>a&amp;b&lt;c&gt;&quot;&apos;&#x1;&#xD;\n</Key>"),
             "{doc}"
         );
     }
@@ -200,6 +220,30 @@ mod tests {
         assert!(parsed.quiet);
         assert_eq!(parsed.objects.len(), 2);
         assert!(parse::<DeleteXml>(b"<Delete><Object>").is_err());
+    }
+
+    /// Found by the `xml` fuzz target: quick-xml's deserializer panicked on a DOCTYPE between
+    /// two pieces of text; now every such document is `MalformedXML`.
+    #[test]
+    fn doctype_or_declaration_inside_the_root_is_malformed() {
+        for doc in [
+            &b"<><Object><Key>\0<!DOCTYPEg>R"[..],
+            b"<Delete><Object><Key>a<!DOCTYPE d>b</Key></Object></Delete>",
+            b"<Delete><Object><Key>a<?xml version=\"1.0\"?>b</Key></Object></Delete>",
+        ] {
+            assert_eq!(
+                parse::<DeleteXml>(doc).unwrap_err().code,
+                S3ErrorCode::MalformedXML
+            );
+        }
+        // Processing instructions and comments may sit inside elements.
+        let parsed: DeleteXml =
+            parse(b"<Delete><Object><Key>a<?pi x?>b<!-- c -->c</Key></Object></Delete>").unwrap();
+        assert_eq!(parsed.objects[0].key, "abc");
+        let parsed: DeleteXml =
+            parse(b"<?xml version=\"1.0\"?><!DOCTYPE Delete><Delete><Object><Key>k</Key></Object></Delete>")
+                .unwrap();
+        assert_eq!(parsed.objects[0].key, "k");
     }
 
     #[test]

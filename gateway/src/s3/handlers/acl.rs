@@ -89,7 +89,7 @@ struct GranteeXml {
 }
 
 /// True when a PutAcl document grants FULL_CONTROL to `owner` and nothing else.
-fn policy_is_owner_only(body: &[u8], owner: &str) -> Result<bool, S3Error> {
+pub fn policy_is_owner_only(body: &[u8], owner: &str) -> Result<bool, S3Error> {
     let policy: AccessControlPolicyXml = parse(body)?;
     Ok(!policy.list.grants.is_empty()
         && policy

@@ -78,11 +78,14 @@ fn delimiter(req: &S3Request) -> Option<String> {
         .map(str::to_string)
 }
 
-fn encode_token(key: &str) -> String {
+/// The V2 continuation token that resumes a listing after `key`.
+pub fn encode_token(key: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{TOKEN_TAG}{key}"))
 }
 
-fn decode_token(token: &str) -> Result<String, S3Error> {
+/// The key a V2 continuation token resumes after; `InvalidArgument` for anything
+/// [`encode_token`] did not make.
+pub fn decode_token(token: &str) -> Result<String, S3Error> {
     let invalid = || {
         S3Error::new(S3ErrorCode::InvalidArgument)
             .with_message("The continuation token provided is incorrect")

@@ -171,26 +171,17 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-pub async fn handle_post_object(
-    service: &S3Service,
-    parts: http::request::Parts,
-    body: Body,
-    bucket: &str,
-) -> S3Result {
-    let content_type = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let boundary = multer::parse_boundary(content_type).map_err(form_error)?;
-    let mut form = multer::Multipart::new(body.into_data_stream(), boundary);
+/// Reads the form up to its `file` part: the fields before it (lowercase names, each at most
+/// [`MAX_FIELD_BYTES`] of UTF-8, at most [`MAX_FIELDS`] of them) and the file part itself,
+/// `None` when the form has none.
+pub async fn read_form_fields(
+    form: &mut multer::Multipart<'static>,
+) -> Result<(Vec<(String, String)>, Option<multer::Field<'static>>), S3Error> {
     let mut fields: Vec<(String, String)> = Vec::new();
-    let mut file = None;
     while let Some(mut part) = form.next_field().await.map_err(form_error)? {
         let name = part.name().unwrap_or("").to_ascii_lowercase();
         if name == "file" {
-            file = Some(part);
-            break;
+            return Ok((fields, Some(part)));
         }
         if fields.len() >= MAX_FIELDS {
             return Err(malformed("Too many form fields before the file."));
@@ -207,6 +198,23 @@ pub async fn handle_post_object(
             .map_err(|_| malformed(&format!("The form field {name} is not valid UTF-8.")))?;
         fields.push((name, value));
     }
+    Ok((fields, None))
+}
+
+pub async fn handle_post_object(
+    service: &S3Service,
+    parts: http::request::Parts,
+    body: Body,
+    bucket: &str,
+) -> S3Result {
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let boundary = multer::parse_boundary(content_type).map_err(form_error)?;
+    let mut form = multer::Multipart::new(body.into_data_stream(), boundary);
+    let (fields, file) = read_form_fields(&mut form).await?;
     let mut file =
         file.ok_or_else(|| S3Error::new(S3ErrorCode::IncorrectNumberOfFilesInPostRequest))?;
     let raw_key = field(&fields, "key").ok_or_else(|| {
