@@ -129,6 +129,13 @@ pub fn permissions(
         }
         E::ListObjectVersions { bucket } => one(on_bucket("s3:ListBucketVersions", bucket)),
         E::GetBucketAcl { bucket } => one(on_bucket("s3:GetBucketAcl", bucket)),
+        E::GetBucketEncryption { bucket } => {
+            one(on_bucket("s3:GetEncryptionConfiguration", bucket))
+        }
+        // AWS has no separate delete action: removing the configuration is a put.
+        E::PutBucketEncryption { bucket } | E::DeleteBucketEncryption { bucket } => {
+            one(on_bucket("s3:PutEncryptionConfiguration", bucket))
+        }
         E::PutBucketAcl { bucket } => one(on_bucket("s3:PutBucketAcl", bucket)),
         E::PostObject { .. } => (Vec::new(), Some(Deferred::PutFormKey)),
         E::DeleteObjects { .. } => (Vec::new(), Some(Deferred::DeletePerKey)),
@@ -230,6 +237,9 @@ mod tests {
             E::ListObjectVersions { bucket: b() },
             E::GetBucketAcl { bucket: b() },
             E::PutBucketAcl { bucket: b() },
+            E::GetBucketEncryption { bucket: b() },
+            E::PutBucketEncryption { bucket: b() },
+            E::DeleteBucketEncryption { bucket: b() },
             E::PostObject { bucket: b() },
             E::DeleteObjects { bucket: b() },
             E::PutObject {
