@@ -7,12 +7,16 @@
 //! fields behind them; bits 1-7 are the frame count a frames answer must hold.
 //! Properties: no panic; a decoded header is valid, re-encodes to the bytes it was read from,
 //! and its frame layout arithmetic does not overflow; frames decode to exactly the count asked.
+//! Signed bodies (wire protocol 2, `storage::signed_body`): arbitrary bytes never open (nor
+//! panic); the input sealed in pieces cut where the control byte says opens to exactly the
+//! input, and one flipped byte anywhere in the sealed body makes it fail.
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use storage::format::{self, ShardHeader, FIXED_HEADER_LEN};
 use storage::node::wire;
+use storage::signed_body::{open_body, ChunkSigner, Tag};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Offset of the fixed part's checksum (the fixed header without it).
@@ -86,4 +90,39 @@ fuzz_target!(|data: &[u8]| {
     let _ = wire::decode_list(&bytes);
     let _ = wire::decode_health(&bytes);
     let _ = wire::decode_scrub_status(&bytes);
+    check_signed_body(control, &bytes);
 });
+
+const SECRET: &[u8] = b"fuzz cluster secret";
+const SEED: Tag = [7; 32];
+
+fn check_signed_body(control: u8, input: &[u8]) {
+    // Arbitrary bytes: a forged body (no MAC can match without the secret).
+    assert!(
+        open_body(SECRET, SEED, input).is_err(),
+        "unsealed bytes opened"
+    );
+    // The input sealed in pieces of `step` bytes (16 to 4,096) opens to itself.
+    let step = (usize::from(control) + 1) * 16;
+    let mut signer = ChunkSigner::new(SECRET, SEED).expect("non-empty secret");
+    let mut sealed = Vec::new();
+    for piece in input.chunks(step) {
+        for wire_piece in signer.seal_piece(&Bytes::copy_from_slice(piece)) {
+            sealed.extend_from_slice(&wire_piece);
+        }
+    }
+    sealed.extend_from_slice(&signer.finish());
+    assert_eq!(
+        open_body(SECRET, SEED, &sealed).expect("a sealed body opens"),
+        input
+    );
+    // One flipped bit anywhere is refused.
+    if !sealed.is_empty() {
+        let at = usize::from(control) * 7919 % sealed.len();
+        sealed[at] ^= 1 << (control % 8);
+        assert!(
+            open_body(SECRET, SEED, &sealed).is_err(),
+            "a flipped bit at {at} opened"
+        );
+    }
+}
