@@ -65,6 +65,33 @@ def test_v4_presigned_post_201_with_filename_and_metadata(s3v4, s3, bucket):
     assert got["ContentType"] == "image/png" and got["Metadata"] == {"origin": "form"}
 
 
+def test_post_with_sse_s3_field_stores_the_object_encrypted(s3v4, s3, bucket):
+    body = support.data(70 * 1024, 5)
+    post = s3v4.generate_presigned_post(
+        bucket, "sse/form.bin",
+        Fields={"x-amz-server-side-encryption": "AES256"},
+        Conditions=[{"x-amz-server-side-encryption": "AES256"}],
+        ExpiresIn=600)
+    status, headers, answer = post_form(post["url"], post["fields"], "form.bin", body)
+    assert status == 204, answer
+    assert headers.get("x-amz-server-side-encryption") == "AES256"
+    got = s3.get_object(Bucket=bucket, Key="sse/form.bin")
+    assert got["ServerSideEncryption"] == "AES256" and got["Body"].read() == body
+
+
+def test_post_with_sse_c_fields_over_plain_http_is_refused(s3v4, bucket):
+    key = bytes(range(32))
+    fields = {"x-amz-server-side-encryption-customer-algorithm": "AES256",
+              "x-amz-server-side-encryption-customer-key": base64.b64encode(key).decode(),
+              "x-amz-server-side-encryption-customer-key-md5":
+                  base64.b64encode(hashlib.md5(key).digest()).decode()}
+    post = s3v4.generate_presigned_post(
+        bucket, "sse/customer.bin", Fields=fields, Conditions=[{k: v} for k, v in fields.items()],
+        ExpiresIn=600)
+    status, _, answer = post_form(post["url"], post["fields"], "c.bin", b"secret")
+    assert status == 400 and b"<Code>InvalidRequest</Code>" in answer, answer
+
+
 def test_default_boto3_post_in_us_east_1_is_sigv2_and_answers_204(s3, bucket):
     post = s3.generate_presigned_post(bucket, "v2/key.bin", ExpiresIn=600)
     assert "AWSAccessKeyId" in post["fields"] and "signature" in post["fields"], "boto3's us-east-1 default"

@@ -275,6 +275,14 @@ pub async fn handle_post_object(
     check_canned_acl(&as_headers)?;
     // Form fields naming a feature Strata lacks (SSE, Object Lock …) are refused like headers.
     crate::s3::support::check_request_headers(&as_headers)?;
+    // SSE fields of the form (x-amz-server-side-encryption, the customer-key trio) are
+    // honoured like the same headers on PutObject, customer keys only over TLS.
+    let customer_keys_allowed = service.sse_c_allow_http
+        || parts
+            .extensions
+            .get::<crate::s3::state::OverTls>()
+            .is_some();
+    let encryption = crate::s3::sse::write_request(&as_headers, customer_keys_allowed)?;
     let class = storage_class(&as_headers)?;
     let metadata = user_metadata(&as_headers)?;
     let mut headers = stored_headers(&as_headers);
@@ -321,8 +329,7 @@ pub async fn handle_post_object(
         expected_md5: None,
         checksum,
         condition: WriteCondition::None,
-        // A form's own encryption fields are not read: the bucket default applies.
-        encryption: crate::sse::SseRequest::None,
+        encryption,
     };
     let object = service
         .engine
@@ -331,7 +338,9 @@ pub async fn handle_post_object(
         .map_err(|e| S3Error::from(e).with_resource(format!("/{bucket}/{key}")))?;
     let etag = quote_etag(object.etag());
     let location = object_url(&parts, bucket, &key);
-    post_response(&fields, bucket, &key, &etag, &location)
+    let mut response = post_response(&fields, bucket, &key, &etag, &location)?;
+    crate::s3::sse::put_response_headers(response.headers_mut(), object.encryption().as_ref());
+    Ok(response)
 }
 
 /// `http://host/bucket/key` of the new object (path style, as S3's Location).
