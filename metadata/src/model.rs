@@ -360,20 +360,17 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MetaError> {
     }
 }
 
+/// Decodes one postcard body that must be consumed exactly.
 fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, MetaError> {
-    {
-        {
-            let (record, rest) = postcard::take_from_bytes(body)
-                .map_err(|e| MetaError::Corrupt(format!("cannot decode record: {e}")))?;
-            if !rest.is_empty() {
-                return Err(MetaError::Corrupt(format!(
-                    "{} trailing bytes after record",
-                    rest.len()
-                )));
-            }
-            Ok(record)
-        }
+    let (record, rest) = postcard::take_from_bytes(body)
+        .map_err(|e| MetaError::Corrupt(format!("cannot decode record: {e}")))?;
+    if !rest.is_empty() {
+        return Err(MetaError::Corrupt(format!(
+            "{} trailing bytes after record",
+            rest.len()
+        )));
     }
+    Ok(record)
 }
 
 #[cfg(test)]
