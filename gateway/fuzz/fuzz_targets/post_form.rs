@@ -9,8 +9,8 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use strata_gateway::s3::auth::{verify_post_signature, AuthConfig, Keyring, PostSignature};
-use strata_gateway::s3::handlers::post_object::read_form_fields;
+use strata_gateway::s3::auth::{verify_post_signature, AuthConfig, Keyring};
+use strata_gateway::s3::handlers::post_object::{post_signature, read_form_fields};
 use strata_gateway::s3::post_policy::parse_policy;
 
 const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -53,15 +53,7 @@ fuzz_target!(|data: &[u8]| {
         let Some(policy) = field(&fields, "policy") else {
             return;
         };
-        let signature = PostSignature {
-            policy,
-            algorithm: field(&fields, "x-amz-algorithm"),
-            credential: field(&fields, "x-amz-credential"),
-            date: field(&fields, "x-amz-date"),
-            v4_signature: field(&fields, "x-amz-signature"),
-            access_key_id: field(&fields, "awsaccesskeyid"),
-            v2_signature: field(&fields, "signature"),
-        };
+        let signature = post_signature(policy, &fields);
         let _ = verify_post_signature(&signature, &keyring, &AuthConfig::default());
         if let Ok(parsed) = parse_policy(policy) {
             let _ = parsed.check(std::time::SystemTime::UNIX_EPOCH, &fields, "examplebucket");

@@ -164,6 +164,19 @@ fn fields_as_headers(fields: &[(String, String)]) -> HeaderMap {
     headers
 }
 
+/// The signature fields of a form (lowercase names), as the policy check reads them.
+pub fn post_signature<'a>(policy: &'a str, fields: &'a [(String, String)]) -> PostSignature<'a> {
+    PostSignature {
+        policy,
+        algorithm: field(fields, "x-amz-algorithm"),
+        credential: field(fields, "x-amz-credential"),
+        date: field(fields, "x-amz-date"),
+        v4_signature: field(fields, "x-amz-signature"),
+        access_key_id: field(fields, "awsaccesskeyid"),
+        v2_signature: field(fields, "signature"),
+    }
+}
+
 fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields
         .iter()
@@ -227,16 +240,11 @@ pub async fn handle_post_object(
         S3Error::new(S3ErrorCode::AccessDenied)
             .with_message("Bucket POST must contain a field named 'policy'.")
     })?;
-    let signature = PostSignature {
-        policy: policy_text,
-        algorithm: field(&fields, "x-amz-algorithm"),
-        credential: field(&fields, "x-amz-credential"),
-        date: field(&fields, "x-amz-date"),
-        v4_signature: field(&fields, "x-amz-signature"),
-        access_key_id: field(&fields, "awsaccesskeyid"),
-        v2_signature: field(&fields, "signature"),
-    };
-    verify_post_signature(&signature, &service.keyring, &service.auth)?;
+    verify_post_signature(
+        &post_signature(policy_text, &fields),
+        &service.keyring,
+        &service.auth,
+    )?;
     let policy = parse_policy(policy_text)?;
     // `${filename}` is replaced before the policy sees the key, so a `starts-with $key`
     // condition constrains the key that will actually be written (as S3 does).
