@@ -9,14 +9,13 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::*;
-use storage::{Geometry, ShardStore};
+use storage::ShardStore;
 use strata_gateway::engine::cluster::{Cluster, NodeSpec};
 use strata_gateway::engine::{
-    ByteRange, CompletedPart, CreateUploadRequest, Engine, EngineConfig, EngineError,
-    HealingConfig, StorageClass, WriteCondition,
+    ByteRange, CompletedPart, CreateUploadRequest, Engine, EngineError, HealingConfig,
+    StorageClass, WriteCondition,
 };
 use strata_gateway::sse::keys::Keyring;
 use strata_gateway::sse::{CustomerKey, SseError, SseKeys, SseRequest};
@@ -43,17 +42,7 @@ fn engine_with(h: &Harness, ids: &[(&str, u8)]) -> Arc<Engine> {
     Engine::new(
         h.catalog.clone(),
         Arc::new(Cluster::new(specs).unwrap()),
-        EngineConfig {
-            geometry: Geometry::new(4, 2, BLOCK).unwrap(),
-            inline_threshold: 4096,
-            write_quorum: 5,
-            gc_delay: Duration::ZERO,
-            shard_timeout: Duration::from_secs(2),
-            hedge_after: Duration::from_millis(100),
-            region: "us-east-1".into(),
-            healing: HealingConfig::default(),
-            sse: SseKeys { master, kms: None },
-        },
+        engine_config(HealingConfig::default(), SseKeys { master, kms: None }),
     )
     .unwrap()
 }

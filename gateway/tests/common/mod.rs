@@ -19,6 +19,7 @@ use strata_gateway::engine::{
     BodyError, BodyStream, BucketInfo, ByteRange, Engine, EngineConfig, EngineError, Healer,
     HealingConfig, PutObjectRequest, StorageClass, WriteCondition,
 };
+use strata_gateway::sse::SseKeys;
 
 /// Erasure block size of every harness (small, so a few KiB span several stripes).
 pub const BLOCK: usize = 16 * 1024;
@@ -74,17 +75,7 @@ pub fn harness_with(
     let engine = Engine::new(
         catalog.clone(),
         Arc::new(Cluster::new(specs).unwrap()),
-        EngineConfig {
-            geometry: Geometry::new(4, 2, BLOCK).unwrap(),
-            inline_threshold: 4096,
-            write_quorum: 5,
-            gc_delay: Duration::ZERO,
-            shard_timeout: Duration::from_secs(2),
-            hedge_after: Duration::from_millis(100),
-            region: "us-east-1".into(),
-            healing,
-            sse: Default::default(),
-        },
+        engine_config(healing, SseKeys::default()),
     )
     .unwrap();
     Harness {
@@ -94,6 +85,22 @@ pub fn harness_with(
         faults,
         locals,
         dir,
+    }
+}
+
+/// The engine settings of every harness: 4+2 in [`BLOCK`] stripes, 4 KiB inline, W = 5, no GC
+/// delay, short timeouts.
+pub fn engine_config(healing: HealingConfig, sse: SseKeys) -> EngineConfig {
+    EngineConfig {
+        geometry: Geometry::new(4, 2, BLOCK).unwrap(),
+        inline_threshold: 4096,
+        write_quorum: 5,
+        gc_delay: Duration::ZERO,
+        shard_timeout: Duration::from_secs(2),
+        hedge_after: Duration::from_millis(100),
+        region: "us-east-1".into(),
+        healing,
+        sse,
     }
 }
 
