@@ -657,6 +657,17 @@ pub fn render(answer: &str) -> String {
 }
 
 fn render_object(value: &Value, indent: &str, out: &mut String) {
+    // A list of records (users, keys, policies) is a table.
+    if let Value::Array(rows) = value {
+        if rows.iter().all(Value::is_object) {
+            if rows.is_empty() {
+                let _ = writeln!(out, "{indent}(none)");
+            } else {
+                render_table(rows, indent, out);
+            }
+            return;
+        }
+    }
     let Value::Object(map) = value else {
         let _ = writeln!(out, "{indent}{}", scalar(value));
         return;
@@ -778,6 +789,10 @@ mod tests {
         assert!(text.contains("  1   down   false           -"), "{text}");
         assert!(text.contains("queue:\n  length: 3\n"), "{text}");
         assert_eq!(render("not json"), "not json\n");
+        // A top-level list of records (user list, key list) is a table too.
+        let users = render(r#"[{"name":"alice","policies":["readwrite"]}]"#);
+        assert!(users.starts_with("name   policies"), "{users}");
+        assert_eq!(render("[]"), "(none)\n");
     }
 
     #[test]

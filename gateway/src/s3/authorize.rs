@@ -97,6 +97,37 @@ impl Access {
         }
     }
 
+    /// Whether a policy that applies to requests on `bucket` asks about an existing object's
+    /// tags (`s3:ExistingObjectTag/<key>`): then the caller must read them first
+    /// ([`Access::add_existing_tags`]) so that such a condition is decided on the real tags.
+    pub fn needs_existing_tags(&self, bucket: &str) -> bool {
+        const PREFIX: &str = "s3:ExistingObjectTag/";
+        let in_user = self.caller.user.as_ref().is_some_and(|user| {
+            user.policies
+                .iter()
+                .any(|p| p.uses_condition_key_prefix(PREFIX))
+        });
+        let in_session = self
+            .caller
+            .session_policy
+            .as_ref()
+            .is_some_and(|p| p.uses_condition_key_prefix(PREFIX));
+        let in_bucket = self
+            .directory
+            .bucket(bucket)
+            .and_then(|entry| entry.policy.as_ref())
+            .is_some_and(|p| p.uses_condition_key_prefix(PREFIX));
+        in_user || in_session || in_bucket
+    }
+
+    /// Adds the existing object's tags as `s3:ExistingObjectTag/<key>` condition keys.
+    pub fn add_existing_tags(&mut self, tags: &[(String, String)]) {
+        for (name, value) in tags {
+            self.keys
+                .insert(&format!("s3:ExistingObjectTag/{name}"), value.clone());
+        }
+    }
+
     pub fn caller(&self) -> &Caller {
         &self.caller
     }

@@ -177,7 +177,16 @@ async fn dispatch(
         return (operation, fill_resource(Err(error), resource));
     }
     // The one authorization decision every operation passes (authorize.rs).
-    let access = Arc::new(service.access(&parts, &query, auth.scheme, caller, directory));
+    let mut access = service.access(&parts, &query, auth.scheme, caller, directory);
+    if let (Some(bucket), Some(key)) = (endpoint.bucket(), endpoint.key()) {
+        if access.needs_existing_tags(bucket) {
+            // Only policies that ask about them cost this read; a missing object has no tags.
+            if let Ok(object) = service.engine.head_object(bucket, key).await {
+                access.add_existing_tags(&super::tagging::stored_tags(object.headers()));
+            }
+        }
+    }
+    let access = Arc::new(access);
     let traits = request_traits(&parts.headers, query.pairs());
     let expected_owner = endpoint.bucket().map_or(Ok(()), |bucket| {
         access.check_expected_owner(&parts.headers, "x-amz-expected-bucket-owner", bucket)

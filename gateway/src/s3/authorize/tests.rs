@@ -231,3 +231,38 @@ fn explicit_deny_beats_every_allow_and_session_policies_narrow() {
     };
     assert!(who.require_endpoint(&put, plain).is_err());
 }
+
+#[test]
+fn existing_object_tags_are_read_only_for_policies_that_ask_and_then_decide() {
+    let mut snapshot = crate::identity::tests::sample();
+    snapshot.buckets.push(crate::identity::tests::bucket(
+        "tagged",
+        "alice-id",
+        Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::tagged/*","Condition":{"StringEquals":{"s3:ExistingObjectTag/secret":"yes"}}}]}"#),
+    ));
+    let directory = Arc::new(crate::identity::build(
+        &snapshot,
+        &crate::identity::tests::master(),
+        "ROOTKEY",
+        "root-secret",
+    ));
+    let alice = Caller {
+        user: directory.user_of_key("AKALICE"),
+        session_policy: None,
+        access_key: "AKALICE".into(),
+    };
+    let get = Endpoint::GetObject {
+        bucket: "tagged".into(),
+        key: "k".into(),
+    };
+    let plain = RequestTraits::default();
+    let mut who = Access::new(directory.clone(), alice.clone(), ContextKeys::new());
+    assert!(who.needs_existing_tags("tagged"));
+    assert!(!who.needs_existing_tags("alices"));
+    assert!(who.require_endpoint(&get, plain).is_ok());
+    who.add_existing_tags(&[("secret".to_string(), "yes".to_string())]);
+    assert!(who.require_endpoint(&get, plain).is_err());
+    let mut other = Access::new(directory, alice, ContextKeys::new());
+    other.add_existing_tags(&[("secret".to_string(), "no".to_string())]);
+    assert!(other.require_endpoint(&get, plain).is_ok());
+}

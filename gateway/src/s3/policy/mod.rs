@@ -231,6 +231,18 @@ impl Policy {
         }
     }
 
+    /// Whether any condition names a key starting with `prefix` (compared case-insensitively):
+    /// the authorizer reads an object's tags only for policies that ask about them.
+    pub fn uses_condition_key_prefix(&self, prefix: &str) -> bool {
+        let prefix = prefix.to_ascii_lowercase();
+        self.statements.iter().any(|statement| {
+            statement
+                .conditions
+                .iter()
+                .any(|c| c.key().to_ascii_lowercase().starts_with(&prefix))
+        })
+    }
+
     /// Whether the policy grants anything to everyone (anonymous callers included) without a
     /// condition that limits who the caller is: `GetBucketPolicyStatus`'s `IsPublic`, and what
     /// a public-access block refuses.
