@@ -120,6 +120,7 @@ async fn put_multipart(
                 checksum_algorithm: None,
                 checksum_type: None,
                 encryption: Default::default(),
+                access: None,
             },
         )
         .await

@@ -293,6 +293,7 @@ async fn multipart_upload_checks_parts_and_reads_back() {
         checksum_algorithm: None,
         checksum_type: None,
         encryption: Default::default(),
+        access: None,
     };
     let upload = h
         .engine

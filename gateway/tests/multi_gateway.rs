@@ -189,6 +189,7 @@ async fn a_conditional_write_raced_from_two_gateways_has_one_winner_and_ids_neve
                     checksum_algorithm: None,
                     checksum_type: None,
                     encryption: Default::default(),
+                    access: None,
                 },
             )
             .await

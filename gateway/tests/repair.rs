@@ -381,6 +381,7 @@ async fn gc_leaves_only_what_live_objects_need() {
         checksum_algorithm: None,
         checksum_type: None,
         encryption: Default::default(),
+        access: None,
     };
     for (key, abort) in [("aborted", true), ("expired", false)] {
         let upload = h

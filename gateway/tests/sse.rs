@@ -207,6 +207,7 @@ async fn sse_c_and_multipart() {
                 checksum_algorithm: None,
                 checksum_type: None,
                 encryption: SseRequest::S3,
+                access: None,
             },
         )
         .await

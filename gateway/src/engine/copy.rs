@@ -70,6 +70,7 @@ impl Engine {
             checksum: None,
             condition: target.condition,
             encryption: target.encryption,
+            access: None,
         };
         self.store_object(&bucket.record, request, checksum, body)
             .await

@@ -52,8 +52,8 @@ pub use multipart::{check_part_number, CompletedPart, CreateUploadRequest, State
 pub use objects::{ObjectRead, PutObjectRequest, NULL_VERSION};
 pub use read::ByteRange;
 pub use view::{
-    BucketInfo, ListedObject, ObjectInfo, ObjectListing, PartInfo, StorageClass, UploadInfo,
-    UploadListing,
+    BucketInfo, ListedObject, ObjectAccess, ObjectInfo, ObjectListing, PartInfo, StorageClass,
+    UploadInfo, UploadListing,
 };
 
 /// Error carried by a request body stream (the S3 layer puts its own typed error inside).

@@ -38,6 +38,8 @@ pub struct CreateUploadRequest {
     pub checksum_type: Option<ChecksumType>,
     /// Encryption of every part (the bucket default applies when `None`).
     pub encryption: SseRequest,
+    /// The completed object's owner and ACL (`None`: the bucket owner's, private).
+    pub access: Option<super::ObjectAccess>,
 }
 
 /// A part attempt as callers see it.
@@ -140,7 +142,7 @@ impl Engine {
             checksum_algorithm: request.checksum_algorithm.map(|a| a.name().to_string()),
             checksum_type: request.checksum_type.map(|t| t.name().to_string()),
             encryption,
-            access: None,
+            access: request.access.map(super::ObjectAccess::into_record),
         };
         let stored = record.clone();
         self.meta(move |c| c.create_upload(stored)).await?;

@@ -10,7 +10,9 @@ use metadata::catalog::{ListQuery, WriteCondition};
 use metadata::model::{BucketRecord, PartLayout, StoredChecksum, VersionRecord};
 
 use super::read::ByteRange;
-use super::view::{checksum_to_stored, BucketInfo, ObjectInfo, ObjectListing, StorageClass};
+use super::view::{
+    checksum_to_stored, BucketInfo, ObjectAccess, ObjectInfo, ObjectListing, StorageClass,
+};
 use super::write::DataOwner;
 use super::{now_ms, BodyStream, Engine, EngineError};
 use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumHasher, ChecksumSlot, ChecksumType};
@@ -33,6 +35,8 @@ pub struct PutObjectRequest {
     pub condition: WriteCondition,
     /// Encryption at rest asked for (the bucket default applies when `None`).
     pub encryption: SseRequest,
+    /// The new version's owner and ACL (`None`: the bucket owner's, private).
+    pub access: Option<ObjectAccess>,
 }
 
 /// An open read: the version it reads and the bytes of the requested range.
@@ -164,7 +168,7 @@ impl Engine {
                 data: written.layout,
             }],
             encryption: encryption.map(|(_, record)| record),
-            access: None,
+            access: request.access.clone().map(ObjectAccess::into_record),
         };
         self.publish(
             bucket,
@@ -338,6 +342,24 @@ impl Engine {
         let key = key.to_string();
         let name = name.to_string();
         self.meta(move |c| c.set_version_header(&bucket_id, &key, &name, value))
+            .await?
+            .filter(|v| !v.delete_marker)
+            .map(|record| ObjectInfo { record })
+            .ok_or(EngineError::NoSuchKey)
+    }
+
+    /// Replaces the owner and ACL of the live version in place (PutObjectAcl): same ETag and
+    /// mtime. `NoSuchKey` if there is none.
+    pub async fn set_object_access(
+        &self,
+        bucket: &BucketInfo,
+        key: &str,
+        access: ObjectAccess,
+    ) -> Result<ObjectInfo, EngineError> {
+        let bucket_id = bucket.record.id;
+        let key = key.to_string();
+        let record = access.into_record();
+        self.meta(move |c| c.set_version_access(&bucket_id, &key, record))
             .await?
             .filter(|v| !v.delete_marker)
             .map(|record| ObjectInfo { record })

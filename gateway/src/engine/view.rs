@@ -102,7 +102,32 @@ pub struct ObjectInfo {
     pub(super) record: VersionRecord,
 }
 
+/// The owner and access control list of a version, as the S3 layer reads and sets them
+/// (`acl`: the stored ACL bytes of `s3::acl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectAccess {
+    pub owner: String,
+    pub acl: Option<Vec<u8>>,
+}
+
+impl ObjectAccess {
+    pub(super) fn into_record(self) -> metadata::model::ObjectAccess {
+        metadata::model::ObjectAccess {
+            owner: self.owner,
+            acl: self.acl,
+        }
+    }
+}
+
 impl ObjectInfo {
+    /// The version's owner and ACL, if any were set when it was written (or since).
+    pub fn access(&self) -> Option<ObjectAccess> {
+        self.record.access.as_ref().map(|a| ObjectAccess {
+            owner: a.owner.clone(),
+            acl: a.acl.clone(),
+        })
+    }
+
     /// How the version is encrypted at rest, if it is.
     pub fn encryption(&self) -> Option<SseKind> {
         self.record.encryption.as_ref().and_then(SseKind::of)

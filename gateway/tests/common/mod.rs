@@ -138,6 +138,7 @@ pub fn put_request(key: &str, len: usize) -> PutObjectRequest {
         checksum: None,
         condition: WriteCondition::None,
         encryption: Default::default(),
+        access: None,
     }
 }
 

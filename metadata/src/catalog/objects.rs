@@ -17,8 +17,8 @@ use super::{consume_intents, queue_gc, referenced_groups, require_bucket, Catalo
 use crate::keys;
 use crate::kv::Table;
 use crate::model::{
-    BucketId, CleanupJob, CompletedUploadRecord, LayoutOwner, ObjectHead, UploadRecord,
-    VersionRecord,
+    BucketId, CleanupJob, CompletedUploadRecord, LayoutOwner, ObjectAccess, ObjectHead,
+    UploadRecord, VersionRecord,
 };
 use crate::txn::Txn;
 use crate::MetaError;
@@ -278,6 +278,30 @@ impl Catalog {
 }
 
 impl Catalog {
+    /// Replaces the owner and ACL of the live version of `key` in place (same seq, ETag and
+    /// mtime, one transaction). `Ok(None)` if `key` has no live version.
+    pub fn set_version_access(
+        &self,
+        bucket: &BucketId,
+        key: &str,
+        access: ObjectAccess,
+    ) -> Result<Option<VersionRecord>, MetaError> {
+        self.transact(|txn| {
+            prefetch_bucket_and_head(txn, bucket, key)?;
+            require_bucket(txn, bucket)?;
+            let Some(mut version) = live_version(txn, bucket, key)? else {
+                return Ok(None);
+            };
+            version.access = Some(access.clone());
+            txn.put_record(
+                Table::Versions,
+                keys::version_key(bucket, key.as_bytes(), version.seq),
+                &version,
+            )?;
+            Ok(Some(version))
+        })
+    }
+
     /// The live version of `key` if multipart upload `upload_id` made it (and nothing has
     /// replaced or deleted it since): what a repeated CompleteMultipartUpload answers with.
     pub fn completed_upload(

@@ -287,6 +287,7 @@ impl CatalogBackup {
             condition: WriteCondition::None,
             // Read back offline by `restore-catalog`, without the gateway's keys.
             encryption: crate::sse::SseRequest::None,
+            access: None,
         };
         self.engine
             .store_object(&bucket, request, None, file_body(file))

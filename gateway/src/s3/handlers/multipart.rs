@@ -52,6 +52,7 @@ pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &
         checksum_algorithm: algorithm,
         checksum_type,
         encryption: sse::write_request(&req.headers, req.customer_keys_allowed)?,
+        access: None,
     };
     let resolved = req.engine.bucket(bucket).await?;
     let upload = req.engine.create_upload(&resolved, key, request).await?;

@@ -162,6 +162,7 @@ pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Res
         checksum: checksum_slot(&prepared),
         condition,
         encryption,
+        access: None,
     };
     let object = req
         .engine

@@ -372,6 +372,7 @@ pub async fn handle_post_object(
         checksum,
         condition: WriteCondition::None,
         encryption,
+        access: None,
     };
     let object = service
         .engine
