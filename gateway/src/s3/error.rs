@@ -64,6 +64,7 @@ s3_error_codes! {
     InternalError => INTERNAL_SERVER_ERROR, "We encountered an internal error. Please try again.";
     InvalidAccessKeyId => FORBIDDEN, "The AWS Access Key Id you provided does not exist in our records.";
     InvalidArgument => BAD_REQUEST, "Invalid Argument";
+    InvalidBucketAclWithObjectOwnership => BAD_REQUEST, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting";
     InvalidBucketName => BAD_REQUEST, "The specified bucket is not valid.";
     InvalidChunkSizeError => FORBIDDEN, "Only the last chunk is allowed to have a size less than 8192 bytes.";
     InvalidDigest => BAD_REQUEST, "The Content-MD5 you specified is not valid.";
@@ -81,6 +82,7 @@ s3_error_codes! {
     InvalidTag => BAD_REQUEST, "The TagValue you have provided is invalid.";
     InvalidStorageClass => BAD_REQUEST, "The storage class you specified is not valid.";
     KeyTooLongError => BAD_REQUEST, "Your key is too long.";
+    MalformedACLError => BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
     MalformedTrailerError => BAD_REQUEST, "The request contained trailing data that was not well-formed or did not conform to our published schema.";
     MalformedPOSTRequest => BAD_REQUEST, "The body of your POST request is not well-formed multipart/form-data.";
     MalformedXML => BAD_REQUEST, "The XML you provided was not well-formed or did not validate against our published schema.";
@@ -91,10 +93,12 @@ s3_error_codes! {
     MissingSecurityHeader => BAD_REQUEST, "Your request is missing a required header.";
     NoSuchBucket => NOT_FOUND, "The specified bucket does not exist.";
     NoSuchKey => NOT_FOUND, "The specified key does not exist.";
+    NoSuchPublicAccessBlockConfiguration => NOT_FOUND, "The public access block configuration was not found";
     NoSuchUpload => NOT_FOUND, "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.";
     NoSuchVersion => NOT_FOUND, "The specified version does not exist.";
     NotImplemented => NOT_IMPLEMENTED, "A header you provided implies functionality that is not implemented.";
     NotModified => NOT_MODIFIED, "Not Modified";
+    OwnershipControlsNotFoundError => NOT_FOUND, "The bucket ownership controls were not found";
     PreconditionFailed => PRECONDITION_FAILED, "At least one of the pre-conditions you specified did not hold.";
     RequestTimeTooSkewed => FORBIDDEN, "The difference between the request time and the server's time is too large.";
     RequestTimeout => BAD_REQUEST, "Your socket connection to the server was not read from or written to within the timeout period.";
@@ -102,6 +106,7 @@ s3_error_codes! {
     ServiceUnavailable => SERVICE_UNAVAILABLE, "Please reduce your request rate.";
     SignatureDoesNotMatch => FORBIDDEN, "The request signature we calculated does not match the signature you provided. Check your key and signing method.";
     SlowDown => SERVICE_UNAVAILABLE, "Please reduce your request rate.";
+    UnresolvableGrantByEmailAddress => BAD_REQUEST, "The email address you provided does not match any account on record.";
     XAmzContentSHA256Mismatch => BAD_REQUEST, "The provided 'x-amz-content-sha256' header does not match what was computed.";
 }
 

@@ -4,6 +4,7 @@
 //! [`crate::engine::Engine`] and engine results into S3 responses.
 
 pub mod access;
+pub mod acl;
 pub mod auth;
 pub mod authorize;
 pub mod context_keys;

@@ -37,6 +37,21 @@ impl XmlWriter {
         self
     }
 
+    /// `<name k="v" …>`: each attribute value is escaped (names are the caller's constants).
+    pub fn open_with_attributes(&mut self, name: &str, attributes: &[(&str, &str)]) -> &mut Self {
+        self.out.push('<');
+        self.out.push_str(name);
+        for (key, value) in attributes {
+            self.out.push(' ');
+            self.out.push_str(key);
+            self.out.push_str("=\"");
+            escape_into(&mut self.out, value);
+            self.out.push('"');
+        }
+        self.out.push('>');
+        self
+    }
+
     pub fn close(&mut self, name: &str) -> &mut Self {
         self.out.push_str("</");
         self.out.push_str(name);
@@ -202,6 +217,18 @@ mod tests {
         let doc = w.finish("R");
         assert!(
             doc.contains("<Key>a&amp;b&lt;c&gt;&quot;&apos;&#x1;&#xD;\n</Key>"),
+            "{doc}"
+        );
+    }
+
+    #[test]
+    fn escapes_attribute_values() {
+        let mut w = XmlWriter::new("R");
+        w.open_with_attributes("G", &[("a", "x\"<&"), ("b:c", "y")])
+            .close("G");
+        let doc = w.finish("R");
+        assert!(
+            doc.contains("<G a=\"x&quot;&lt;&amp;\" b:c=\"y\"></G>"),
             "{doc}"
         );
     }
