@@ -346,7 +346,10 @@ mod tests {
 
     /// A token sealed by the version-1 code with `MASTER`, key id "k1" and nonce 0..12. If this
     /// test fails, tokens already handed out would no longer open: change the version instead.
-    const GOLDEN_TOKEN: &str = "";
+    const GOLDEN_TOKEN: &str = "AQJrMQABAgMEBQYHCAkKC-S_yAobHf1s49LJTZOl63FWlgTnamEqOSPc8CJa-wkvi56_W4k\
+        VXTTHJ1VcR5O7ewy1nl7yy3DZxDN9c0gre8iu6jyUnuHqRtg6yry8R-BvhCUu0HCmhUMwM2FrMxOk3CRbCk5Ipjxa4r\
+        FhzGRO4D9VtxxJAZ0P3Z62jn7eDayMC81P_xsGkMv6uv92lFR5kkm81MNblBO_IrK8Ar3grYPkUN9pigvsbnN_FEw60aX\
+        ZBLhKVLtjopMiRT7zX-Hbvg";
 
     #[test]
     fn golden_token_layout_is_frozen() {
@@ -357,6 +360,23 @@ mod tests {
         let bytes = URL_SAFE_NO_PAD.decode(GOLDEN_TOKEN).unwrap();
         assert_eq!(&bytes[..4], &[TOKEN_FORMAT_VERSION, 2, b'k', b'1']);
         assert_eq!(&bytes[4..16], &nonce);
+        // The sealed plaintext is the claims' JSON with the short field names.
+        let plain = TokenKey::derive(&MASTER, "k1")
+            .cipher()
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &bytes[16..],
+                    aad: &bytes[..4],
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(plain).unwrap(),
+            r#"{"p":"AKIAPARENT","a":"ASIAAAAAAAAAAAAAAAAA","#.to_string()
+                + r#""s":"secret/key+0123456789012345678901234567","e":1796688000,"#
+                + r#""sp":"{\"Version\":\"2012-10-17\",\"Statement\":[]}","sn":"session-1"}"#
+        );
         assert_eq!(
             keys.open(GOLDEN_TOKEN, at(NOW_UNIX)).unwrap(),
             sample_claims()
