@@ -20,6 +20,7 @@ pub mod post_policy;
 pub mod service;
 pub mod sse;
 pub mod state;
+pub mod sts;
 pub mod support;
 pub mod tagging;
 pub mod unread;
