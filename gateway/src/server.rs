@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use crate::s3::auth::AuthConfig;
 use crate::s3::limits::RequestLimits;
 use crate::s3::service::{handle_s3, S3Service};
+use crate::s3::sts::{TokenKey, TokenKeys};
 use crate::tls::TlsListener;
 
 /// Starts everything and serves until SIGINT/SIGTERM; in-flight requests finish first.
@@ -101,6 +102,7 @@ pub async fn run_server(mut config: ServerConfig) -> Result<(), String> {
         engine: engine.clone(),
         healer: healer.clone(),
         identity,
+        sts_keys: token_keys(&config.sse.keys.master)?,
         auth: AuthConfig {
             strict_region: config.strict_region.then(|| config.region.clone()),
             max_skew: config.max_clock_skew,
@@ -281,6 +283,20 @@ async fn serve_listener<L>(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// The STS session-token keys: one derived from each SSE master key, the active one sealing.
+fn token_keys(master: &crate::sse::keys::Keyring) -> Result<TokenKeys, String> {
+    let (active_id, active) = master
+        .active()
+        .ok_or("no SSE master key to derive STS session-token keys from")?;
+    let retired: Vec<TokenKey> = master
+        .ids()
+        .iter()
+        .filter(|id| id.as_str() != active_id)
+        .filter_map(|id| master.get(id).map(|key| TokenKey::derive(key, id)))
+        .collect();
+    TokenKeys::new(TokenKey::derive(active, active_id), retired).map_err(|e| e.to_string())
 }
 
 /// The shard stores: local directories (embedded) or storage nodes over HTTP (cluster). The

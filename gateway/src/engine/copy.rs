@@ -31,6 +31,8 @@ pub struct CopyTarget {
     pub condition: WriteCondition,
     /// Encryption of the copy (the source's is undone by the read).
     pub encryption: SseRequest,
+    /// The copy's owner and ACL (`None`: the bucket owner's, private).
+    pub access: Option<super::ObjectAccess>,
 }
 
 impl Engine {
@@ -70,7 +72,7 @@ impl Engine {
             checksum: None,
             condition: target.condition,
             encryption: target.encryption,
-            access: None,
+            access: target.access,
         };
         self.store_object(&bucket.record, request, checksum, body)
             .await

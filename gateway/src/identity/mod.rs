@@ -25,6 +25,7 @@ use metadata::{Catalog, MetaError};
 use rand::distr::{Alphanumeric, SampleString};
 use tracing::warn;
 
+use crate::s3::acl::{Acl, ObjectOwnership, PublicAccessBlock};
 use crate::s3::auth::Keyring;
 use crate::s3::policy::{builtin_policy_document, Policy, PolicyKind, Principal};
 use crate::sse::keys::Keyring as MasterKeyring;
@@ -80,6 +81,19 @@ pub struct BucketEntry {
     pub access: BucketAccess,
     /// The bucket policy, parsed.
     pub policy: Option<Arc<Policy>>,
+    /// The bucket ACL, decoded (`None`: private to the owner).
+    pub acl: Option<Acl>,
+    /// Object Ownership (never set: `BucketOwnerEnforced`, AWS's default; ACLs disabled).
+    pub ownership: ObjectOwnership,
+    /// The public access block (never set: nothing blocked).
+    pub public_access_block: PublicAccessBlock,
+}
+
+impl BucketEntry {
+    /// Whether the bucket's ACLs (and its objects') take part in authorization.
+    pub fn acls_enabled(&self) -> bool {
+        self.ownership.acls_enabled()
+    }
 }
 
 /// One access key's state.
@@ -625,6 +639,31 @@ pub(crate) fn build(
             let policy = access.policy.as_deref().and_then(|doc| {
                 parse_stored(doc, PolicyKind::Bucket(&record.name), "bucket policy")
             });
+            let acl = access.acl.as_deref().and_then(|bytes| {
+                Acl::decode(bytes)
+                    .inspect_err(|error| {
+                        warn!(bucket = %record.name, %error, "stored bucket ACL unreadable; private")
+                    })
+                    .ok()
+            });
+            let ownership = access
+                .ownership
+                .as_deref()
+                .and_then(ObjectOwnership::parse)
+                .unwrap_or_default();
+            // An unreadable block blocks everything rather than nothing.
+            let public_access_block = match access.public_access_block.as_deref() {
+                None => PublicAccessBlock::default(),
+                Some(bytes) => PublicAccessBlock::decode(bytes).unwrap_or_else(|error| {
+                    warn!(bucket = %record.name, %error, "stored public access block unreadable");
+                    PublicAccessBlock {
+                        block_public_acls: true,
+                        ignore_public_acls: true,
+                        block_public_policy: true,
+                        restrict_public_buckets: true,
+                    }
+                }),
+            };
             (
                 record.name.clone(),
                 Arc::new(BucketEntry {
@@ -633,6 +672,9 @@ pub(crate) fn build(
                     region: record.region.clone(),
                     access,
                     policy,
+                    acl,
+                    ownership,
+                    public_access_block,
                 }),
             )
         })

@@ -141,6 +141,19 @@ pub fn permissions(
         E::PutBucketPolicy { bucket } => one(on_bucket("s3:PutBucketPolicy", bucket)),
         E::DeleteBucketPolicy { bucket } => one(on_bucket("s3:DeleteBucketPolicy", bucket)),
         E::GetBucketPolicyStatus { bucket } => one(on_bucket("s3:GetBucketPolicyStatus", bucket)),
+        E::GetBucketOwnershipControls { bucket } => {
+            one(on_bucket("s3:GetBucketOwnershipControls", bucket))
+        }
+        // AWS has no separate delete actions for these two: removing is a put.
+        E::PutBucketOwnershipControls { bucket } | E::DeleteBucketOwnershipControls { bucket } => {
+            one(on_bucket("s3:PutBucketOwnershipControls", bucket))
+        }
+        E::GetPublicAccessBlock { bucket } => {
+            one(on_bucket("s3:GetBucketPublicAccessBlock", bucket))
+        }
+        E::PutPublicAccessBlock { bucket } | E::DeletePublicAccessBlock { bucket } => {
+            one(on_bucket("s3:PutBucketPublicAccessBlock", bucket))
+        }
         E::PostObject { .. } => (Vec::new(), Some(Deferred::PutFormKey)),
         E::DeleteObjects { .. } => (Vec::new(), Some(Deferred::DeletePerKey)),
         E::PutObject { bucket, key }
@@ -251,6 +264,12 @@ pub(crate) mod tests {
             E::PutBucketPolicy { bucket: b() },
             E::DeleteBucketPolicy { bucket: b() },
             E::GetBucketPolicyStatus { bucket: b() },
+            E::GetBucketOwnershipControls { bucket: b() },
+            E::PutBucketOwnershipControls { bucket: b() },
+            E::DeleteBucketOwnershipControls { bucket: b() },
+            E::GetPublicAccessBlock { bucket: b() },
+            E::PutPublicAccessBlock { bucket: b() },
+            E::DeletePublicAccessBlock { bucket: b() },
             E::GetBucketEncryption { bucket: b() },
             E::PutBucketEncryption { bucket: b() },
             E::DeleteBucketEncryption { bucket: b() },

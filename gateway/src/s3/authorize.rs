@@ -17,6 +17,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 
 use super::access::{self, Deferred, Permission, RequestTraits};
+use super::acl::{Acl, AclTarget};
 use super::endpoint::Endpoint;
 use super::error::{S3Error, S3ErrorCode};
 use super::policy::{combine, ContextKeys, Decision, Policy, Principal, Request};
@@ -68,6 +69,8 @@ pub struct Access {
     caller: Caller,
     principal: Principal,
     keys: ContextKeys,
+    /// The addressed object's ACL, read first when its bucket has ACLs enabled.
+    object_acl: Option<Acl>,
 }
 
 /// The traits of a request that change the permissions it needs.
@@ -94,6 +97,7 @@ impl Access {
             caller,
             principal,
             keys,
+            object_acl: None,
         }
     }
 
@@ -166,6 +170,14 @@ impl Access {
             }
             if let Some(entry) = entry {
                 decisions.push(self.bucket_decision(entry, &request));
+                if let (true, Some(acl)) = (entry.acls_enabled(), &self.object_acl) {
+                    decisions.push(entry.public_access_block.evaluate_acl(
+                        acl,
+                        &self.principal,
+                        permission.action,
+                        AclTarget::Object,
+                    ));
+                }
             }
             combine(decisions)
         };
@@ -177,20 +189,52 @@ impl Access {
         }
     }
 
-    /// What the bucket itself says: its policy, then its owner's full control.
+    /// What the bucket itself says: its policy, its owner's full control, its ACL.
     fn bucket_decision(&self, entry: &BucketEntry, request: &Request<'_>) -> Decision {
         let from_policy = entry
             .policy
             .as_ref()
-            .map_or(Decision::NotApplicable, |policy| policy.evaluate(request));
+            .map_or(Decision::NotApplicable, |policy| {
+                let decision = policy.evaluate(request);
+                // RestrictPublicBuckets: a public policy grants nothing to callers outside the
+                // account (every user is in it; the anonymous caller is not). Denies still hold.
+                let restricted = entry.public_access_block.restrict_public_buckets
+                    && self.caller.user.is_none()
+                    && policy.is_public();
+                if restricted && decision == Decision::Allow {
+                    Decision::NotApplicable
+                } else {
+                    decision
+                }
+            });
         if from_policy == Decision::Deny {
             return Decision::Deny;
         }
         let owns = self.caller.user.is_some() && entry.owner == self.caller.canonical_id();
-        if owns {
+        if owns || from_policy == Decision::Allow {
             return Decision::Allow;
         }
-        from_policy
+        match (&entry.acl, entry.acls_enabled()) {
+            (Some(acl), true) => entry.public_access_block.evaluate_acl(
+                acl,
+                &self.principal,
+                request.action,
+                AclTarget::Bucket,
+            ),
+            _ => Decision::NotApplicable,
+        }
+    }
+
+    /// Whether the decision needs the addressed object's ACL: its bucket has ACLs enabled.
+    pub fn needs_object_acl(&self, bucket: &str) -> bool {
+        self.directory
+            .bucket(bucket)
+            .is_some_and(|entry| entry.acls_enabled())
+    }
+
+    /// The addressed object's ACL (from its stored access record).
+    pub fn set_object_acl(&mut self, acl: Option<Acl>) {
+        self.object_acl = acl;
     }
 
     /// `Ok` if this request may exercise `permission`, else `AccessDenied`.

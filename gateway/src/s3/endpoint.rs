@@ -76,6 +76,24 @@ pub enum Endpoint {
     GetBucketPolicyStatus {
         bucket: String,
     },
+    GetBucketOwnershipControls {
+        bucket: String,
+    },
+    PutBucketOwnershipControls {
+        bucket: String,
+    },
+    DeleteBucketOwnershipControls {
+        bucket: String,
+    },
+    GetPublicAccessBlock {
+        bucket: String,
+    },
+    PutPublicAccessBlock {
+        bucket: String,
+    },
+    DeletePublicAccessBlock {
+        bucket: String,
+    },
     /// Browser-based upload: `POST /{bucket}` with a multipart/form-data body.
     PostObject {
         bucket: String,
@@ -188,6 +206,12 @@ impl Endpoint {
             E::PutBucketPolicy { .. } => "PutBucketPolicy",
             E::DeleteBucketPolicy { .. } => "DeleteBucketPolicy",
             E::GetBucketPolicyStatus { .. } => "GetBucketPolicyStatus",
+            E::GetBucketOwnershipControls { .. } => "GetBucketOwnershipControls",
+            E::PutBucketOwnershipControls { .. } => "PutBucketOwnershipControls",
+            E::DeleteBucketOwnershipControls { .. } => "DeleteBucketOwnershipControls",
+            E::GetPublicAccessBlock { .. } => "GetPublicAccessBlock",
+            E::PutPublicAccessBlock { .. } => "PutPublicAccessBlock",
+            E::DeletePublicAccessBlock { .. } => "DeletePublicAccessBlock",
             E::PostObject { .. } => "PostObject",
             E::DeleteObjects { .. } => "DeleteObjects",
             E::PutObject { .. } => "PutObject",
@@ -234,6 +258,12 @@ impl Endpoint {
             | E::PutBucketPolicy { bucket }
             | E::DeleteBucketPolicy { bucket }
             | E::GetBucketPolicyStatus { bucket }
+            | E::GetBucketOwnershipControls { bucket }
+            | E::PutBucketOwnershipControls { bucket }
+            | E::DeleteBucketOwnershipControls { bucket }
+            | E::GetPublicAccessBlock { bucket }
+            | E::PutPublicAccessBlock { bucket }
+            | E::DeletePublicAccessBlock { bucket }
             | E::PostObject { bucket }
             | E::DeleteObjects { bucket } => Some(bucket),
             E::PutObject { bucket, .. }
@@ -417,6 +447,14 @@ fn parse_bucket_endpoint(
             "PutBucketPolicy" => Ok(Endpoint::PutBucketPolicy { bucket }),
             "DeleteBucketPolicy" => Ok(Endpoint::DeleteBucketPolicy { bucket }),
             "GetBucketPolicyStatus" => Ok(Endpoint::GetBucketPolicyStatus { bucket }),
+            "GetBucketOwnershipControls" => Ok(Endpoint::GetBucketOwnershipControls { bucket }),
+            "PutBucketOwnershipControls" => Ok(Endpoint::PutBucketOwnershipControls { bucket }),
+            "DeleteBucketOwnershipControls" => {
+                Ok(Endpoint::DeleteBucketOwnershipControls { bucket })
+            }
+            "GetPublicAccessBlock" => Ok(Endpoint::GetPublicAccessBlock { bucket }),
+            "PutPublicAccessBlock" => Ok(Endpoint::PutPublicAccessBlock { bucket }),
+            "DeletePublicAccessBlock" => Ok(Endpoint::DeletePublicAccessBlock { bucket }),
             other => Err(unrouted(other)),
         };
     }

@@ -14,8 +14,8 @@ use super::authorize::request_traits;
 use super::endpoint::{parse_endpoint, virtual_host_bucket, Endpoint, Query};
 use super::error::{S3Error, S3ErrorCode};
 use super::handlers::{
-    acl, attributes, bucket, copy, list, multipart, object, policy, post_object, tagging,
-    S3Request, S3Result,
+    access_settings, acl, attributes, bucket, copy, list, multipart, object, policy, post_object,
+    tagging, S3Request, S3Result,
 };
 use super::limits::{deadline_exceeded, streams_object_data, IdleTimeoutBody};
 use super::state::Authenticated;
@@ -157,6 +157,14 @@ async fn dispatch(
             Err(error) => return ("BadRequest", Err(error)),
         }
     }
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if path == "/" && super::sts::is_sts_request(&parts.method, content_type, parts.uri.query()) {
+        let answer = super::handlers::sts::handle_sts(&service, parts, body, request_id).await;
+        return ("STS", Ok(answer));
+    }
     let Authenticated {
         auth,
         caller,
@@ -179,10 +187,16 @@ async fn dispatch(
     // The one authorization decision every operation passes (authorize.rs).
     let mut access = service.access(&parts, &query, auth.scheme, caller, directory);
     if let (Some(bucket), Some(key)) = (endpoint.bucket(), endpoint.key()) {
-        if access.needs_existing_tags(bucket) {
-            // Only policies that ask about them cost this read; a missing object has no tags.
+        let (tags, acl) = (
+            access.needs_existing_tags(bucket),
+            access.needs_object_acl(bucket),
+        );
+        if tags || acl {
+            // Only policies that ask about tags, and buckets with ACLs enabled, cost this
+            // read; a missing object has no tags and no ACL.
             if let Ok(object) = service.engine.head_object(bucket, key).await {
                 access.add_existing_tags(&super::tagging::stored_tags(object.headers()));
+                access.set_object_acl(super::handlers::acl::stored_object_acl(&object));
             }
         }
     }
@@ -329,6 +343,24 @@ async fn route(req: S3Request, endpoint: Endpoint) -> S3Result {
         E::DeleteBucketPolicy { bucket } => policy::handle_delete_bucket_policy(req, &bucket).await,
         E::GetBucketPolicyStatus { bucket } => {
             policy::handle_get_bucket_policy_status(req, &bucket).await
+        }
+        E::GetBucketOwnershipControls { bucket } => {
+            access_settings::handle_get_ownership_controls(req, &bucket).await
+        }
+        E::PutBucketOwnershipControls { bucket } => {
+            access_settings::handle_put_ownership_controls(req, &bucket).await
+        }
+        E::DeleteBucketOwnershipControls { bucket } => {
+            access_settings::handle_delete_ownership_controls(req, &bucket).await
+        }
+        E::GetPublicAccessBlock { bucket } => {
+            access_settings::handle_get_public_access_block(req, &bucket).await
+        }
+        E::PutPublicAccessBlock { bucket } => {
+            access_settings::handle_put_public_access_block(req, &bucket).await
+        }
+        E::DeletePublicAccessBlock { bucket } => {
+            access_settings::handle_delete_public_access_block(req, &bucket).await
         }
         E::GetObjectAcl { bucket, key } => acl::handle_get_object_acl(req, &bucket, &key).await,
         E::PutObjectAcl { bucket, key } => acl::handle_put_object_acl(req, &bucket, &key).await,

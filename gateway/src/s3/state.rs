@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::auth::{authenticate, is_unsigned, security_token, AuthConfig, AuthContext};
+use super::auth::{authenticate, is_unsigned, security_token, AuthConfig, AuthContext, Keyring};
 use super::authorize::{Access, Caller};
 use super::context_keys::{request_keys, Connection, SigningScheme};
 use super::endpoint::Query;
 use super::error::{S3Error, S3ErrorCode};
 use super::limits::RequestLimits;
+use super::policy::{Policy, PolicyKind};
+use super::sts::TokenKeys;
 use crate::engine::{Engine, Healer};
 use crate::identity::{Directory, IdentityService};
 use crate::metrics::Metrics;
@@ -22,6 +24,8 @@ pub struct S3Service {
     pub healer: Arc<Healer>,
     /// Users, keys, policies and buckets' access settings.
     pub identity: Arc<IdentityService>,
+    /// Seals and opens STS session tokens (derived from the SSE master keys).
+    pub sts_keys: TokenKeys,
     pub auth: AuthConfig,
     /// Domains of virtual-hosted-style addressing (`{bucket}.{domain}`); empty: path style only.
     pub domains: Vec<String>,
@@ -69,8 +73,8 @@ impl S3Service {
                 directory,
             });
         }
-        if security_token(&parts.uri, &parts.headers).is_some() {
-            return Err(S3Error::new(S3ErrorCode::InvalidToken));
+        if let Some(token) = security_token(&parts.uri, &parts.headers) {
+            return self.authenticate_session(parts, &token, directory);
         }
         let auth = authenticate(
             &parts.method,
@@ -86,6 +90,52 @@ impl S3Service {
         let caller = Caller {
             user: Some(user),
             session_policy: None,
+            access_key: auth.access_key.clone(),
+        };
+        Ok(Authenticated {
+            auth,
+            caller,
+            directory,
+        })
+    }
+
+    /// Authenticates a request signed with STS temporary credentials: the token names the
+    /// temporary key and secret, its parent key (which must still be active) and its session
+    /// policy; the request must be signed with exactly that temporary key.
+    fn authenticate_session(
+        &self,
+        parts: &http::request::Parts,
+        token: &str,
+        directory: Arc<Directory>,
+    ) -> Result<Authenticated, S3Error> {
+        let now = SystemTime::now();
+        let claims = self.sts_keys.open(token, now).map_err(|e| match e.code {
+            "ExpiredToken" => S3Error::new(S3ErrorCode::ExpiredToken),
+            _ => S3Error::new(S3ErrorCode::InvalidToken),
+        })?;
+        let parent = directory
+            .user_of_key(&claims.parent_access_key)
+            .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidAccessKeyId))?;
+        let session_keys =
+            Keyring::new(vec![(claims.access_key.clone(), claims.secret_key.clone())]);
+        let auth = authenticate(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &session_keys,
+            &self.auth,
+            now,
+        )?;
+        let session_policy = match &claims.session_policy {
+            None => None,
+            Some(text) => Some(Arc::new(
+                Policy::parse(text.as_bytes(), PolicyKind::Identity)
+                    .map_err(|_| S3Error::new(S3ErrorCode::InvalidToken))?,
+            )),
+        };
+        let caller = Caller {
+            user: Some(parent),
+            session_policy,
             access_key: auth.access_key.clone(),
         };
         Ok(Authenticated {

@@ -233,30 +233,30 @@ pub const SUBRESOURCES: &[SubResource] = &[
         "GET",
         "ownershipControls",
         "GetBucketOwnershipControls",
-        NO,
+        YES,
     ),
     row(
         B,
         "PUT",
         "ownershipControls",
         "PutBucketOwnershipControls",
-        NO,
+        YES,
     ),
     row(
         B,
         "DELETE",
         "ownershipControls",
         "DeleteBucketOwnershipControls",
-        NO,
+        YES,
     ),
-    row(B, "GET", "publicAccessBlock", "GetPublicAccessBlock", NO),
-    row(B, "PUT", "publicAccessBlock", "PutPublicAccessBlock", NO),
+    row(B, "GET", "publicAccessBlock", "GetPublicAccessBlock", YES),
+    row(B, "PUT", "publicAccessBlock", "PutPublicAccessBlock", YES),
     row(
         B,
         "DELETE",
         "publicAccessBlock",
         "DeletePublicAccessBlock",
-        NO,
+        YES,
     ),
     row(B, "GET", "replication", "GetBucketReplication", NO),
     row(B, "PUT", "replication", "PutBucketReplication", NO),
@@ -370,8 +370,8 @@ pub const HEADERS: &[HeaderSupport] = &[
     header("cache-control, content-disposition, content-encoding, content-language, expires, content-type", Honoured, "stored and returned"),
     header("x-amz-storage-class", Honoured, "STANDARD only; others 400 InvalidStorageClass"),
     header("x-amz-tagging", Honoured, "object tags on PUT, copy, multipart"),
-    header("x-amz-acl", Honoured, "owner-only canned ACLs; others 400 AccessControlListNotSupported"),
-    header("x-amz-grant-*", Refused(S3ErrorCode::AccessControlListNotSupported), "ACLs are disabled (bucket owner enforced)"),
+    header("x-amz-acl", Honoured, "canned ACLs; with ACLs disabled (BucketOwnerEnforced, the default) only owner-only ones, others 400 AccessControlListNotSupported"),
+    header("x-amz-grant-*", Honoured, "explicit grants (id=, uri=); with ACLs disabled 400 AccessControlListNotSupported"),
     header("x-amz-copy-source, x-amz-copy-source-range, x-amz-copy-source-if-*", Honoured, "CopyObject, UploadPartCopy"),
     header("x-amz-metadata-directive, x-amz-tagging-directive", Honoured, "CopyObject"),
     header("range, if-match, if-none-match, if-modified-since, if-unmodified-since", Honoured, "GET/HEAD; If-Match/If-None-Match: * on PUT and Complete; If-Match on DeleteObject"),
@@ -393,7 +393,7 @@ pub const HEADERS: &[HeaderSupport] = &[
     header("x-amz-if-match-last-modified-time", Refused(NI), "directory buckets only on AWS"),
     header("x-amz-if-match-size", Refused(NI), "directory buckets only on AWS"),
     header("x-amz-if-match-initiated-time", Refused(NI), "directory buckets only on AWS"),
-    header("x-amz-object-ownership", RefusedUnless(NI, &["BucketOwnerEnforced"]), "CreateBucket: ACLs are disabled, as with AWS's default"),
+    header("x-amz-object-ownership", Honoured, "CreateBucket: BucketOwnerEnforced (the default), BucketOwnerPreferred, ObjectWriter"),
 ];
 
 /// Refuses a request carrying a header whose feature Strata lacks, with the documented error.
@@ -606,14 +606,9 @@ mod tests {
             with("x-amz-object-lock-mode", "GOVERNANCE"),
             Err(S3ErrorCode::InvalidRequest)
         );
-        assert_eq!(
-            with("x-amz-object-ownership", "ObjectWriter"),
-            Err(S3ErrorCode::NotImplemented)
-        );
-        assert_eq!(
-            with("x-amz-object-ownership", "bucketownerenforced"),
-            Ok(())
-        );
+        // Object Ownership and grants are honoured now (checked by the handlers).
+        assert_eq!(with("x-amz-object-ownership", "ObjectWriter"), Ok(()));
+        assert_eq!(with("x-amz-grant-read", "id=abc"), Ok(()));
         assert_eq!(with("x-amz-request-payer", "requester"), Ok(()));
         assert_eq!(with("x-amz-meta-a", "b"), Ok(()));
         assert_eq!(

@@ -146,11 +146,12 @@ pub fn authenticate(
     cfg: &AuthConfig,
     now: SystemTime,
 ) -> Result<AuthContext, S3Error> {
-    authenticate_service(method, uri, headers, keyring, cfg, now, "s3")
+    authenticate_service(method, uri, headers, keyring, cfg, now, ("s3", None))
 }
 
 /// [`authenticate`] for a request to `service` (`s3`, or `sts` for the STS calls): a SigV4
-/// scope must name that service.
+/// scope must name that service. `body_sha256`: the SHA-256 of a body the caller already read
+/// (STS forms), used when the request has no `x-amz-content-sha256` header.
 pub fn authenticate_service(
     method: &Method,
     uri: &Uri,
@@ -158,7 +159,7 @@ pub fn authenticate_service(
     keyring: &Keyring,
     cfg: &AuthConfig,
     now: SystemTime,
-    service: &'static str,
+    (service, body_sha256): (&'static str, Option<[u8; 32]>),
 ) -> Result<AuthContext, S3Error> {
     let query = uri.query().unwrap_or("");
     let params = RawQuery::parse(query);
@@ -176,6 +177,7 @@ pub fn authenticate_service(
         cfg,
         now,
         service,
+        body_sha256,
     };
     match (authorization, v4_query, v2_query) {
         (Some(_), true, _) | (Some(_), _, true) | (None, true, true) => {
@@ -227,6 +229,8 @@ pub(crate) struct Request<'a> {
     pub now: SystemTime,
     /// The service SigV4 scopes must name (`s3`, `sts`).
     pub service: &'static str,
+    /// The SHA-256 of the body when the caller has read it already (STS).
+    pub body_sha256: Option<[u8; 32]>,
 }
 
 impl Request<'_> {

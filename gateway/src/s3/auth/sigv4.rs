@@ -597,6 +597,13 @@ enum PayloadKind {
 /// Reads `x-amz-content-sha256`: the canonical request's last line and the payload mode.
 fn payload_hash_and_mode(request: &Request<'_>) -> Result<(String, PayloadKind), S3Error> {
     let Some(value) = header_str(request.headers, "x-amz-content-sha256")? else {
+        // STS clients sign the body without the header: the caller read and hashed it.
+        if let Some(digest) = request.body_sha256 {
+            return Ok((
+                hex::encode(digest),
+                PayloadKind::Fixed(PayloadMode::Sha256Hex(digest)),
+            ));
+        }
         // S3 requires the header. Tolerate its absence only where the body is known empty.
         let has_body = request
             .headers

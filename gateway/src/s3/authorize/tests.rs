@@ -46,6 +46,12 @@ fn rename_bucket(endpoint: Endpoint, name: &str) -> Endpoint {
         | E::PutBucketPolicy { bucket }
         | E::DeleteBucketPolicy { bucket }
         | E::GetBucketPolicyStatus { bucket }
+        | E::GetBucketOwnershipControls { bucket }
+        | E::PutBucketOwnershipControls { bucket }
+        | E::DeleteBucketOwnershipControls { bucket }
+        | E::GetPublicAccessBlock { bucket }
+        | E::PutPublicAccessBlock { bucket }
+        | E::DeletePublicAccessBlock { bucket }
         | E::GetBucketEncryption { bucket }
         | E::PutBucketEncryption { bucket }
         | E::DeleteBucketEncryption { bucket }

@@ -1,197 +1,187 @@
-//! Access control lists: GetBucketAcl, PutBucketAcl, GetObjectAcl, PutObjectAcl and the
-//! `x-amz-acl` / `x-amz-grant-*` headers of writes.
+//! Access control lists: GetBucketAcl, PutBucketAcl, GetObjectAcl, PutObjectAcl, and the
+//! `x-amz-acl` / `x-amz-grant-*` headers of writes (PutObject, CopyObject,
+//! CreateMultipartUpload, POST uploads, CreateBucket).
 //!
-//! Strata has one owner per bucket and no ACLs, which is exactly S3's default for new buckets
-//! since 2023 (Object Ownership = BucketOwnerEnforced). So we answer like such a bucket: reads
-//! return the owner with FULL_CONTROL; writes that ask for that same state (`private`,
-//! `bucket-owner-full-control`, or a policy granting only FULL_CONTROL to the owner) succeed and
-//! change nothing; any other canned ACL, grant header or grant is refused with S3's
-//! `AccessControlListNotSupported` (400), never silently ignored (an object a user believes is
-//! `public-read` must not quietly stay private).
+//! A bucket's Object Ownership decides whether ACLs exist at all (`s3::acl::ObjectOwnership`):
+//! under `BucketOwnerEnforced` (AWS's default for new buckets, and every bucket that never set
+//! it) ACLs are disabled — reads return the owner with FULL_CONTROL, writes that ask for that
+//! same state succeed and change nothing, anything else is `AccessControlListNotSupported`.
+//! Under `ObjectWriter` / `BucketOwnerPreferred` ACLs are stored (bucket ACLs in the bucket's
+//! access record, object ACLs in the version's) and the authorizer honours them
+//! (`authorize.rs`). A public access block refuses public ACLs (`BlockPublicAcls`) and makes
+//! the authorizer ignore public grants (`IgnorePublicAcls`).
 
 use http::{HeaderMap, StatusCode};
-use serde::Deserialize;
 
 use super::{empty_response, read_request_document, xml_response, S3Request, S3Result};
+use crate::engine::{Engine, ObjectAccess, ObjectInfo};
+use crate::identity::BucketEntry;
+use crate::s3::acl::{acl_from_headers, acl_from_request, Acl, ObjectOwnership, Owner};
+use crate::s3::authorize::Access;
 use crate::s3::error::{S3Error, S3ErrorCode};
-use crate::s3::headers::header_str;
-use crate::s3::xml::{parse, XmlWriter};
+use crate::s3::handlers::policy::identity_error;
 
-/// Canned ACLs that describe the only state a Strata object or bucket can be in.
-const OWNER_ONLY_ACLS: &[&str] = &["private", "bucket-owner-full-control"];
 /// Largest PutBucketAcl/PutObjectAcl document read.
 const MAX_ACL_BODY: usize = 64 * 1024;
 
-fn not_supported() -> S3Error {
-    S3Error::new(S3ErrorCode::AccessControlListNotSupported)
+/// The owner record of a canonical id (display name from the directory).
+pub fn owner_of(access: &Access, id: &str) -> Owner {
+    Owner::new(id, access.display_name(id))
 }
 
-/// Accepts a write's `x-amz-acl` only when it means "owner only"; refuses grant headers.
-pub fn check_canned_acl(headers: &HeaderMap) -> Result<(), S3Error> {
-    if headers
-        .keys()
-        .any(|name| name.as_str().starts_with("x-amz-grant-"))
-    {
-        return Err(not_supported());
+fn bucket_entry<'a>(access: &'a Access, bucket: &str) -> Result<&'a BucketEntry, S3Error> {
+    access
+        .directory()
+        .bucket(bucket)
+        .map(|entry| entry.as_ref())
+        .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchBucket).with_extra("BucketName", bucket))
+}
+
+/// The ACL stored with a version, if it has one that can be read.
+pub fn stored_object_acl(object: &ObjectInfo) -> Option<Acl> {
+    object
+        .access()
+        .and_then(|access| access.acl)
+        .and_then(|bytes| Acl::decode(&bytes).ok())
+}
+
+/// The owner and ACL a new object gets from a write's headers (`x-amz-acl`, grants): checked
+/// against the bucket's Object Ownership and public access block. `None`: the default (the
+/// bucket owner's, private).
+pub fn object_access_for_write(
+    access: &Access,
+    bucket: &str,
+    headers: &HeaderMap,
+) -> Result<Option<ObjectAccess>, S3Error> {
+    let entry = bucket_entry(access, bucket)?;
+    let bucket_owner = owner_of(access, &entry.owner);
+    let (writer_id, writer_name) = access.owner();
+    let writer = Owner::new(writer_id, writer_name);
+    let canned = headers.get("x-amz-acl").and_then(|v| v.to_str().ok());
+    let owner = entry
+        .ownership
+        .object_owner(&writer, &bucket_owner, canned)
+        .clone();
+    let Some(acl) = acl_from_headers(headers, &owner, Some(&bucket_owner))? else {
+        return Ok((owner.id != bucket_owner.id).then(|| ObjectAccess {
+            owner: owner.id.clone(),
+            acl: None,
+        }));
+    };
+    entry.ownership.check_acl_write(&acl, &bucket_owner)?;
+    entry.public_access_block.check_acl_write(&acl)?;
+    if !entry.acls_enabled() {
+        return Ok(None);
     }
-    match header_str(headers, "x-amz-acl") {
-        None => Ok(()),
-        Some(acl) if OWNER_ONLY_ACLS.contains(&acl.trim()) => Ok(()),
-        Some(_) => Err(not_supported()),
-    }
+    Ok(Some(ObjectAccess {
+        owner: owner.id.clone(),
+        acl: Some(acl.encode()),
+    }))
 }
 
-/// The `<AccessControlPolicy>` of an owner-only resource.
-fn owner_only_policy(owner: &str) -> String {
-    let mut w = XmlWriter::new("AccessControlPolicy");
-    w.open("Owner")
-        .text("ID", owner)
-        .text("DisplayName", owner)
-        .close("Owner");
-    w.open("AccessControlList").open("Grant");
-    // XmlWriter has no attribute API; this fixed, escaped-free literal is the grantee type.
-    w.open(
-        "Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\"",
-    );
-    w.text("ID", owner)
-        .text("DisplayName", owner)
-        .close("Grantee")
-        .text("Permission", "FULL_CONTROL")
-        .close("Grant")
-        .close("AccessControlList");
-    w.finish("AccessControlPolicy")
-}
-
-#[derive(Debug, Deserialize)]
-struct AccessControlPolicyXml {
-    #[serde(rename = "AccessControlList", default)]
-    list: AccessControlListXml,
-}
-
-#[derive(Debug, Deserialize, Default)]
-struct AccessControlListXml {
-    #[serde(rename = "Grant", default)]
-    grants: Vec<GrantXml>,
-}
-
-#[derive(Debug, Deserialize)]
-struct GrantXml {
-    #[serde(rename = "Grantee")]
-    grantee: GranteeXml,
-    #[serde(rename = "Permission")]
-    permission: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct GranteeXml {
-    #[serde(rename = "ID")]
-    id: Option<String>,
-}
-
-/// True when a PutAcl document grants FULL_CONTROL to `owner` and nothing else.
-pub fn policy_is_owner_only(body: &[u8], owner: &str) -> Result<bool, S3Error> {
-    let policy: AccessControlPolicyXml = parse(body)?;
-    Ok(!policy.list.grants.is_empty()
-        && policy
-            .list
-            .grants
-            .iter()
-            .all(|g| g.permission == "FULL_CONTROL" && g.grantee.id.as_deref() == Some(owner)))
-}
-
-/// Shared by PutBucketAcl and PutObjectAcl once the resource is known to exist.
-async fn put_acl(req: S3Request, owner: &str) -> S3Result {
-    check_canned_acl(&req.headers)?;
-    let has_header = req.headers.contains_key("x-amz-acl");
-    let body = read_request_document(req.body, &req.headers, &req.auth, MAX_ACL_BODY).await?;
-    match (has_header, body.is_empty()) {
-        (true, true) => {}
-        (true, false) => {
-            return Err(S3Error::new(S3ErrorCode::InvalidRequest)
-                .with_message("Specifying both Canned ACLs and Header Grants is not allowed"))
-        }
-        (false, true) => {
-            return Err(S3Error::new(S3ErrorCode::MissingSecurityHeader)
-                .with_extra("MissingHeaderName", "x-amz-acl"))
-        }
-        (false, false) => {
-            if !policy_is_owner_only(&body, owner)? {
-                return Err(not_supported());
-            }
-        }
-    }
-    empty_response(StatusCode::OK)
+/// The access settings a CreateBucket asks for: Object Ownership (`x-amz-object-ownership`)
+/// and an ACL (`x-amz-acl`, grants), as `(ownership, stored ACL)`. An ACL other than the
+/// owner's FULL_CONTROL needs ACLs enabled (`InvalidBucketAclWithObjectOwnership`).
+pub fn bucket_access_for_create(
+    access: &Access,
+    headers: &HeaderMap,
+) -> Result<(Option<ObjectOwnership>, Option<Acl>), S3Error> {
+    let ownership = ObjectOwnership::from_header(headers)?;
+    let (id, name) = access.owner();
+    let creator = Owner::new(id, name);
+    let Some(acl) = acl_from_headers(headers, &creator, None)? else {
+        return Ok((ownership, None));
+    };
+    let effective = ownership.unwrap_or_default();
+    effective.check_create_bucket_acl(&acl)?;
+    let stored =
+        (effective.acls_enabled() && !acl.is_full_control_only_for(&creator.id)).then_some(acl);
+    Ok((ownership, stored))
 }
 
 pub async fn handle_get_bucket_acl(req: S3Request, bucket: &str) -> S3Result {
-    let record = req.engine.bucket(bucket).await?;
-    xml_response(owner_only_policy(record.owner()))
+    let entry = bucket_entry(&req.access, bucket)?;
+    let owner = owner_of(&req.access, &entry.owner);
+    let acl = match (&entry.acl, entry.acls_enabled()) {
+        (Some(acl), true) => acl.clone(),
+        _ => Acl::private(&owner),
+    };
+    xml_response(acl.to_xml())
 }
 
 pub async fn handle_put_bucket_acl(req: S3Request, bucket: &str) -> S3Result {
-    let record = req.engine.bucket(bucket).await?;
-    put_acl(req, record.owner()).await
+    let entry = bucket_entry(&req.access, bucket)?;
+    let owner = owner_of(&req.access, &entry.owner);
+    let (ownership, block) = (entry.ownership, entry.public_access_block);
+    let body = read_request_document(req.body, &req.headers, &req.auth, MAX_ACL_BODY).await?;
+    let acl = acl_from_request(&req.headers, &body, &owner, None)?;
+    ownership.check_acl_write(&acl, &owner)?;
+    block.check_acl_write(&acl)?;
+    if !ownership.acls_enabled() {
+        // The owner-only ACL of a bucket whose ACLs are disabled: nothing to change.
+        return empty_response(StatusCode::OK);
+    }
+    let stored = acl.encode();
+    req.identity
+        .update_bucket_access(bucket, move |access| {
+            access.acl = Some(stored.clone());
+            Ok(())
+        })
+        .await
+        .map_err(identity_error)?;
+    empty_response(StatusCode::OK)
+}
+
+/// The addressed object (NoSuchKey with its key otherwise). (Takes the engine, not the
+/// request: the body is not `Sync`, so `&S3Request` cannot be held across an await.)
+async fn object_of(engine: &Engine, bucket: &str, key: &str) -> Result<ObjectInfo, S3Error> {
+    engine
+        .head_object(bucket, key)
+        .await
+        .map_err(|e| S3Error::from(e).with_extra("Key", key))
 }
 
 pub async fn handle_get_object_acl(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    let record = req.engine.bucket(bucket).await?;
-    req.engine
-        .head_object(bucket, key)
-        .await
-        .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
-    xml_response(owner_only_policy(record.owner()))
+    let entry = bucket_entry(&req.access, bucket)?;
+    let object = object_of(&req.engine, bucket, key).await?;
+    let owner_id = object
+        .access()
+        .map_or_else(|| entry.owner.clone(), |access| access.owner);
+    let owner = owner_of(&req.access, &owner_id);
+    let acl = match (stored_object_acl(&object), entry.acls_enabled()) {
+        (Some(acl), true) => acl,
+        _ => Acl::private(&owner),
+    };
+    xml_response(acl.to_xml())
 }
 
 pub async fn handle_put_object_acl(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    let record = req.engine.bucket(bucket).await?;
+    let entry = bucket_entry(&req.access, bucket)?;
+    let bucket_owner = owner_of(&req.access, &entry.owner);
+    let (ownership, block) = (entry.ownership, entry.public_access_block);
+    let object = object_of(&req.engine, bucket, key).await?;
+    let owner_id = object
+        .access()
+        .map_or_else(|| entry.owner.clone(), |access| access.owner);
+    let owner = owner_of(&req.access, &owner_id);
+    let body = read_request_document(req.body, &req.headers, &req.auth, MAX_ACL_BODY).await?;
+    let acl = acl_from_request(&req.headers, &body, &owner, Some(&bucket_owner))?;
+    ownership.check_acl_write(&acl, &bucket_owner)?;
+    block.check_acl_write(&acl)?;
+    if !ownership.acls_enabled() {
+        return empty_response(StatusCode::OK);
+    }
+    let resolved = req.engine.bucket(bucket).await?;
     req.engine
-        .head_object(bucket, key)
+        .set_object_access(
+            &resolved,
+            key,
+            ObjectAccess {
+                owner: owner.id.clone(),
+                acl: Some(acl.encode()),
+            },
+        )
         .await
         .map_err(|e| S3Error::from(e).with_extra("Key", key))?;
-    put_acl(req, record.owner()).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-
-    #[test]
-    fn only_owner_only_canned_acls_pass() {
-        let mut headers = HeaderMap::new();
-        assert!(check_canned_acl(&headers).is_ok());
-        for acl in OWNER_ONLY_ACLS {
-            headers.insert("x-amz-acl", HeaderValue::from_static(acl));
-            assert!(check_canned_acl(&headers).is_ok(), "{acl}");
-        }
-        for acl in [
-            "public-read",
-            "public-read-write",
-            "authenticated-read",
-            "bogus",
-        ] {
-            headers.insert("x-amz-acl", HeaderValue::from_static(acl));
-            assert_eq!(
-                check_canned_acl(&headers).unwrap_err().code,
-                S3ErrorCode::AccessControlListNotSupported
-            );
-        }
-        let mut grants = HeaderMap::new();
-        grants.insert("x-amz-grant-read", HeaderValue::from_static("uri=x"));
-        assert!(check_canned_acl(&grants).is_err());
-    }
-
-    #[test]
-    fn policies_granting_only_the_owner_full_control_pass() {
-        let doc = owner_only_policy("alice");
-        assert!(policy_is_owner_only(doc.as_bytes(), "alice").unwrap());
-        assert!(!policy_is_owner_only(doc.as_bytes(), "bob").unwrap());
-        let public = doc.replace(
-            "</AccessControlList>",
-            "<Grant><Grantee><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee>\
-             <Permission>READ</Permission></Grant></AccessControlList>",
-        );
-        assert!(!policy_is_owner_only(public.as_bytes(), "alice").unwrap());
-        assert!(policy_is_owner_only(b"<AccessControlPolicy>", "alice").is_err());
-    }
+    empty_response(StatusCode::OK)
 }

@@ -133,7 +133,7 @@ const MAX_CREATE_BUCKET_BODY: usize = 64 * 1024;
 
 pub async fn handle_create_bucket(req: S3Request, bucket: &str) -> S3Result {
     validate_bucket_name(bucket)?;
-    super::acl::check_canned_acl(&req.headers)?;
+    let (ownership, acl) = super::acl::bucket_access_for_create(&req.access, &req.headers)?;
     // Object Lock does not exist here yet: making a plain bucket would silently drop the
     // retention the client asked for, so refuse it (boto3 `ObjectLockEnabledForBucket=True`).
     if header_str(&req.headers, "x-amz-bucket-object-lock-enabled")
@@ -163,8 +163,21 @@ pub async fn handle_create_bucket(req: S3Request, bucket: &str) -> S3Result {
         );
     }
     let owner = req.access.owner().0;
+    let identity = req.identity.clone();
     match engine.create_bucket(bucket, &owner).await {
-        Ok(_) => {}
+        Ok(_) if ownership.is_none() && acl.is_none() => {}
+        Ok(_) => {
+            // The settings asked for at creation (a second small commit).
+            let stored_acl = acl.map(|acl| acl.encode());
+            identity
+                .update_bucket_access(bucket, move |access| {
+                    access.ownership = ownership.map(|o| o.as_str().to_string());
+                    access.acl = stored_acl.clone();
+                    Ok(())
+                })
+                .await
+                .map_err(super::policy::identity_error)?;
+        }
         Err(EngineError::BucketExists) => {
             let existing = engine.bucket(bucket).await?;
             let code = if existing.owner() != owner {

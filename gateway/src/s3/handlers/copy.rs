@@ -10,7 +10,7 @@
 use http::HeaderMap;
 use percent_encoding::percent_decode_str;
 
-use super::acl::check_canned_acl;
+use super::acl::object_access_for_write;
 use super::keep_alive::xml_with_keep_alive;
 use super::object::{storage_class, write_condition};
 use super::{S3Request, S3Result};
@@ -181,7 +181,7 @@ fn replace_directive(headers: &HeaderMap, name: &str, what: &str) -> Result<bool
 
 pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Result {
     let resource = format!("/{bucket}/{key}");
-    check_canned_acl(&req.headers)?;
+    let access = object_access_for_write(&req.access, bucket, &req.headers)?;
     let replace_metadata = replace_directive(&req.headers, "x-amz-metadata-directive", "metadata")?;
     let replace_tags = replace_directive(&req.headers, "x-amz-tagging-directive", "tagging")?;
     let algorithm = requested_algorithm(&req.headers)?;
@@ -252,6 +252,7 @@ pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Re
         checksum_algorithm: algorithm,
         condition,
         encryption,
+        access,
     };
     let engine = req.engine.clone();
     let mut response = xml_with_keep_alive(req.request_id.clone(), async move {

@@ -3,6 +3,7 @@
 //! A handler gets the parsed request ([`S3Request`]), calls the engine and builds the response.
 //! `From<EngineError> for S3Error` is the one mapping from engine errors to S3 errors.
 
+pub mod access_settings;
 pub mod acl;
 pub mod attributes;
 pub mod bucket;
@@ -14,6 +15,7 @@ pub mod multipart;
 pub mod object;
 pub mod policy;
 pub mod post_object;
+pub mod sts;
 pub mod tagging;
 
 use std::sync::Arc;

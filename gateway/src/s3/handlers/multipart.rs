@@ -6,7 +6,7 @@
 
 use http::{HeaderMap, StatusCode};
 
-use super::acl::check_canned_acl;
+use super::acl::object_access_for_write;
 use super::object::{
     checksum_slot, new_object_headers, put_checksum_headers, storage_class, write_condition,
 };
@@ -26,7 +26,7 @@ const MAX_COMPLETE_BODY: usize = 4 * 1024 * 1024;
 const MAX_PARTS: usize = 1000;
 
 pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    check_canned_acl(&req.headers)?;
+    let access = object_access_for_write(&req.access, bucket, &req.headers)?;
     let algorithm = match header_str(&req.headers, "x-amz-checksum-algorithm") {
         None => None,
         Some(name) => Some(ChecksumAlgorithm::from_name(&name).ok_or_else(|| {
@@ -52,7 +52,7 @@ pub async fn handle_create_multipart_upload(req: S3Request, bucket: &str, key: &
         checksum_algorithm: algorithm,
         checksum_type,
         encryption: sse::write_request(&req.headers, req.customer_keys_allowed)?,
-        access: None,
+        access,
     };
     let resolved = req.engine.bucket(bucket).await?;
     let upload = req.engine.create_upload(&resolved, key, request).await?;

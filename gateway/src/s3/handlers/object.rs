@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use http::{HeaderMap, Response, StatusCode};
 
-use super::acl::check_canned_acl;
+use super::acl::object_access_for_write;
 use super::{empty_response, internal, read_request_document, xml_response, S3Request, S3Result};
 use crate::checksum::{Checksum, ChecksumSlot};
 use crate::engine::{
@@ -141,7 +141,7 @@ pub fn new_object_headers(headers: &HeaderMap) -> Result<Vec<(String, String)>, 
 }
 
 pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    check_canned_acl(&req.headers)?;
+    let access = object_access_for_write(&req.access, bucket, &req.headers)?;
     let expected_md5 = verify_content_md5(&req.headers)?;
     let condition = write_condition(&req.headers)?;
     let headers = new_object_headers(&req.headers)?;
@@ -162,7 +162,7 @@ pub async fn handle_put_object(req: S3Request, bucket: &str, key: &str) -> S3Res
         checksum: checksum_slot(&prepared),
         condition,
         encryption,
-        access: None,
+        access,
     };
     let object = req
         .engine

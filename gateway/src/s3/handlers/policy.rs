@@ -42,8 +42,19 @@ pub async fn handle_put_bucket_policy(req: S3Request, bucket: &str) -> S3Result 
         MAX_BUCKET_POLICY_BYTES + 1,
     )
     .await?;
-    Policy::parse(&body, PolicyKind::Bucket(bucket))
+    let policy = Policy::parse(&body, PolicyKind::Bucket(bucket))
         .map_err(|e| S3Error::new(S3ErrorCode::MalformedPolicy).with_message(e.to_string()))?;
+    let blocked = req
+        .access
+        .directory()
+        .bucket(bucket)
+        .is_some_and(|entry| entry.public_access_block.block_public_policy);
+    if blocked && policy.is_public() {
+        // BlockPublicPolicy: S3 refuses a public policy with 403 AccessDenied.
+        return Err(S3Error::new(S3ErrorCode::AccessDenied).with_message(
+            "The bucket's public access block refuses a policy that grants public access",
+        ));
+    }
     let text = String::from_utf8(body.to_vec()).map_err(|_| {
         S3Error::new(S3ErrorCode::MalformedPolicy).with_message("Policy is not valid UTF-8")
     })?;

@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::acl::check_canned_acl;
+use super::acl::object_access_for_write;
 use super::object::storage_class;
 use super::{empty_response, internal, S3Result};
 use crate::checksum::{ChecksumAlgorithm, ChecksumHasher, ChecksumSlot};
@@ -314,7 +314,7 @@ pub async fn handle_post_object(
         return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
     }
     let as_headers = form_headers;
-    check_canned_acl(&as_headers)?;
+    let object_access = object_access_for_write(&access, bucket, &as_headers)?;
     // Form fields naming a feature Strata lacks (SSE, Object Lock …) are refused like headers.
     crate::s3::support::check_request_headers(&as_headers)?;
     // SSE fields of the form (x-amz-server-side-encryption, the customer-key trio) are
@@ -372,7 +372,7 @@ pub async fn handle_post_object(
         checksum,
         condition: WriteCondition::None,
         encryption,
-        access: None,
+        access: object_access,
     };
     let object = service
         .engine
