@@ -8,6 +8,7 @@ pub mod checksum;
 pub mod config;
 pub mod credentials;
 pub mod engine;
+pub mod identity;
 pub mod metrics;
 pub mod node_roles;
 pub mod s3;

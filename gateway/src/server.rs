@@ -22,8 +22,9 @@ use crate::engine::cluster::{Cluster, NodeSpec};
 use crate::engine::healing::backup::{BackupConfig, CatalogBackup};
 use crate::engine::members::Membership;
 use crate::engine::{Engine, EngineConfig, Healer};
+use crate::identity::IdentityService;
 use crate::metrics::Metrics;
-use crate::s3::auth::{AuthConfig, Keyring};
+use crate::s3::auth::AuthConfig;
 use crate::s3::limits::RequestLimits;
 use crate::s3::service::{handle_s3, S3Service};
 use crate::tls::TlsListener;
@@ -87,13 +88,19 @@ pub async fn run_server(mut config: ServerConfig) -> Result<(), String> {
             },
         )
     });
+    let identity = IdentityService::new(
+        catalog.clone(),
+        config.sse.keys.master.clone(),
+        credentials.access_key.clone(),
+        credentials.secret_key.clone(),
+        matches!(config.catalog, CatalogConfig::Etcd(_)),
+    )
+    .await
+    .map_err(|e| format!("cannot load users and keys: {e}"))?;
     let service = Arc::new(S3Service {
         engine: engine.clone(),
         healer: healer.clone(),
-        keyring: Keyring::new(vec![(
-            credentials.access_key.clone(),
-            credentials.secret_key.clone(),
-        )]),
+        identity,
         auth: AuthConfig {
             strict_region: config.strict_region.then(|| config.region.clone()),
             max_skew: config.max_clock_skew,
@@ -221,7 +228,7 @@ async fn serve_listener<L>(
     limits: &ClientLimits,
     mut stop: watch::Receiver<bool>,
 ) where
-    L: axum::serve::Listener,
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
 {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
@@ -251,12 +258,18 @@ async fn serve_listener<L>(
             },
             _ = stop.wait_for(|stop| *stop) => break,
         };
-        let (io, _peer) = tokio::select! {
+        let (io, peer) = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stop| *stop) => break,
         };
+        // Policies see the client's address (`aws:SourceIp`).
+        let peer = crate::s3::state::PeerAddr(peer.ip());
         let service = TowerToHyperService::new(app.clone().map_request(
-            |request: http::Request<hyper::body::Incoming>| request.map(axum::body::Body::new),
+            move |request: http::Request<hyper::body::Incoming>| {
+                let mut request = request.map(axum::body::Body::new);
+                request.extensions_mut().insert(peer);
+                request
+            },
         ));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
         tokio::spawn(async move {
@@ -348,6 +361,14 @@ fn router(
             get(crate::admin::handle_repair_status),
         )
         .route("/_strata/admin/gc", get(crate::admin::handle_gc_status))
+        .route(
+            "/_strata/admin/{section}",
+            axum::routing::any(crate::admin::identity::handle_identity),
+        )
+        .route(
+            "/_strata/admin/{section}/{*rest}",
+            axum::routing::any(crate::admin::identity::handle_identity),
+        )
         .route(
             "/_strata/admin/sse-rewrap",
             axum::routing::any(crate::admin::handle_sse_rewrap),

@@ -48,11 +48,13 @@ pub enum Table {
     Repair,
     Placement,
     System,
+    /// Users, access keys and named identity policies (`catalog::identity`).
+    Identity,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Buckets,
         Table::Objects,
         Table::Versions,
@@ -63,6 +65,7 @@ impl Table {
         Table::Repair,
         Table::Placement,
         Table::System,
+        Table::Identity,
     ];
 
     /// The column family name.
@@ -78,6 +81,7 @@ impl Table {
             Table::Repair => "repair",
             Table::Placement => "placement",
             Table::System => "system",
+            Table::Identity => "identity",
         }
     }
 
@@ -94,6 +98,7 @@ impl Table {
             Table::Repair => b'r',
             Table::Placement => b'l',
             Table::System => b's',
+            Table::Identity => b'a',
         }
     }
 }

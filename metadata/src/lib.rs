@@ -48,6 +48,22 @@ pub enum MetaError {
     BucketNotEmpty,
     #[error("no such multipart upload")]
     NoSuchUpload,
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("user already exists")]
+    UserExists,
+    #[error("no such access key")]
+    NoSuchAccessKey,
+    #[error("access key already exists")]
+    AccessKeyExists,
+    #[error("no such policy")]
+    NoSuchPolicy,
+    /// A named policy still attached to a user cannot be deleted.
+    #[error("policy {0} is attached to user {1}")]
+    PolicyInUse(String, String),
+    /// A user already has the most access keys allowed.
+    #[error("user has the most access keys allowed ({0})")]
+    TooManyKeys(usize),
     #[error("precondition failed")]
     PreconditionFailed,
     #[error("corrupt metadata: {0}")]

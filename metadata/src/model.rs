@@ -10,13 +10,42 @@ use serde::{Deserialize, Serialize};
 
 use crate::MetaError;
 
-/// Format tag written before every record. Format 2 added a trailing
-/// `encryption: Option<EncryptionRecord>` to [`VersionRecord`] and [`UploadRecord`] and a
-/// trailing `default_encryption: Option<BucketEncryption>` to [`BucketRecord`]; a format-1
-/// value of those decodes with `None` there (see [`decode`]), every other record is unchanged.
-pub const FORMAT_TAG: u8 = 2;
+/// Format tag written before every record. Each format added at most one trailing optional
+/// field to a record, so a value of an older format decodes with `None` there (see [`decode`]):
+/// - format 2 added `encryption: Option<EncryptionRecord>` to [`VersionRecord`] and
+///   [`UploadRecord`] and `default_encryption: Option<BucketEncryption>` to [`BucketRecord`];
+/// - format 3 added `access: Option<ObjectAccess>` to [`VersionRecord`] and [`UploadRecord`]
+///   and `access: Option<BucketAccess>` to [`BucketRecord`] (owners, ACLs, policies).
+///
+/// Every other record is unchanged since format 1.
+pub const FORMAT_TAG: u8 = 3;
 /// The format before encryption at rest.
 pub const FORMAT_TAG_V1: u8 = 1;
+/// The format before access control (owners, ACLs, policies).
+pub const FORMAT_TAG_V2: u8 = 2;
+
+/// Who may do what to a bucket, beyond its owner: opaque documents the gateway's access module
+/// reads and writes (the catalog knows nothing of their meaning).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketAccess {
+    /// The bucket policy, as stored by PutBucketPolicy (JSON text).
+    pub policy: Option<String>,
+    /// The bucket's access control list, in the gateway's stored ACL format.
+    pub acl: Option<Vec<u8>>,
+    /// The Object Ownership setting (`BucketOwnerEnforced`, …); `None`: never set.
+    pub ownership: Option<String>,
+    /// The Public Access Block configuration, in the gateway's stored format.
+    pub public_access_block: Option<Vec<u8>>,
+}
+
+/// The owner and access control list of a version (or of the object an upload will make).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectAccess {
+    /// The writer's canonical id (the bucket owner's under `BucketOwnerEnforced`).
+    pub owner: String,
+    /// The object's access control list, in the gateway's stored ACL format; `None`: private.
+    pub acl: Option<Vec<u8>>,
+}
 
 /// How the data of a version (or of every part of an upload) is encrypted at rest: opaque key
 /// material the gateway's SSE module reads. `scheme`: 1 SSE-S3, 2 SSE-C, 3 SSE-KMS.
@@ -55,6 +84,42 @@ pub struct BucketRecord {
     pub owner: String,
     pub region: String,
     pub default_encryption: Option<BucketEncryption>,
+    /// Policy, ACL, ownership controls and public access block; `None` before any was set.
+    pub access: Option<BucketAccess>,
+}
+
+/// `identity` table value under `u/<name>`: a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: String,
+    /// The id ACL grants and owners name (64 lower-case hex characters).
+    pub canonical_id: String,
+    pub created_ms: u64,
+    /// Names of the identity policies attached (named policies or the gateway's built-ins).
+    pub policies: Vec<String>,
+    /// The user's access key ids (so deleting the user deletes them in the same commit).
+    pub access_keys: Vec<String>,
+}
+
+/// `identity` table value under `k/<access key id>`: an access key of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKeyRecord {
+    pub access_key: String,
+    pub user: String,
+    /// The secret key, sealed by the gateway under its master key (SigV4 needs the secret
+    /// itself, so it cannot be hashed).
+    pub sealed_secret: Vec<u8>,
+    /// A disabled key authenticates nothing.
+    pub active: bool,
+    pub created_ms: u64,
+}
+
+/// `identity` table value under `p/<name>`: a named identity policy (its JSON text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    pub name: String,
+    pub document: String,
+    pub created_ms: u64,
 }
 
 /// `objects` table value: the listing index entry of the live version of a key.
@@ -88,6 +153,9 @@ pub struct VersionRecord {
     pub parts: Vec<PartLayout>,
     /// Set when the data is encrypted at rest; `size` and part sizes are plaintext sizes.
     pub encryption: Option<EncryptionRecord>,
+    /// The version's owner and ACL; `None`: written before access control (the bucket owner's,
+    /// private).
+    pub access: Option<ObjectAccess>,
 }
 
 impl VersionRecord {
@@ -166,6 +234,8 @@ pub struct UploadRecord {
     pub checksum_type: Option<String>,
     /// The upload's data key: every part is encrypted with it.
     pub encryption: Option<EncryptionRecord>,
+    /// The owner and ACL the completed object gets.
+    pub access: Option<ObjectAccess>,
 }
 
 /// `system` value under [`crate::keys::system_completed_upload_key`]: the multipart upload
@@ -344,16 +414,22 @@ pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, MetaError> {
 }
 
 /// Decodes a value written by [`encode`]; an unknown tag or trailing bytes are corruption.
-/// A format-1 value is decoded as it is, or — for the three records format 2 extended by one
-/// trailing optional field — with that field absent (postcard writes `None` as one 0 byte).
+/// A value of an older format is decoded as it is, or — for the records later formats extended
+/// by trailing optional fields — with those fields absent (postcard writes `None` as one 0
+/// byte, so each missing field is one appended 0).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MetaError> {
     match bytes.split_first() {
-        Some((&FORMAT_TAG_V1, body)) => decode_body(body).or_else(|first| {
-            let mut extended = Vec::with_capacity(body.len() + 1);
-            extended.extend_from_slice(body);
-            extended.push(0);
-            decode_body(&extended).map_err(|_| first)
-        }),
+        Some((&tag, body)) if (FORMAT_TAG_V1..FORMAT_TAG).contains(&tag) => decode_body(body)
+            .or_else(|first| {
+                // One more `None` per format since `tag`, tried fewest first.
+                (1..=usize::from(FORMAT_TAG - tag))
+                    .find_map(|missing| {
+                        let mut extended = body.to_vec();
+                        extended.resize(body.len() + missing, 0);
+                        decode_body(&extended).ok()
+                    })
+                    .ok_or(first)
+            }),
         Some((&FORMAT_TAG, body)) => decode_body(body),
         Some((tag, _)) => Err(MetaError::Corrupt(format!("unknown format tag {tag}"))),
         None => Err(MetaError::Corrupt("empty record".to_string())),
@@ -420,6 +496,7 @@ mod tests {
                 },
             ],
             encryption: None,
+            access: None,
         }
     }
 
@@ -437,15 +514,55 @@ mod tests {
         format!("02{}00", &GOLDEN_VERSION_HEX[2..])
     }
 
+    /// The same version in format 3 (tag 3, `encryption` and `access` `None`: two trailing 0s).
+    fn golden_version_v3_hex() -> String {
+        format!("03{}0000", &GOLDEN_VERSION_HEX[2..])
+    }
+
     #[test]
     fn version_record_encoding_is_frozen() {
         let bytes = encode(&sample_version()).unwrap();
-        assert_eq!(hex::encode(&bytes), golden_version_v2_hex());
+        assert_eq!(hex::encode(&bytes), golden_version_v3_hex());
         let back: VersionRecord = decode(&bytes).unwrap();
         assert_eq!(back, sample_version());
-        // Format 1 still decodes, as an unencrypted version.
+        // Formats 1 and 2 still decode, as a version without encryption or access record.
         let back: VersionRecord = decode(&hex::decode(GOLDEN_VERSION_HEX).unwrap()).unwrap();
         assert_eq!(back, sample_version());
+        let back: VersionRecord = decode(&hex::decode(golden_version_v2_hex()).unwrap()).unwrap();
+        assert_eq!(back, sample_version());
+    }
+
+    #[test]
+    fn access_records_are_frozen() {
+        let mut version = sample_version();
+        version.access = Some(ObjectAccess {
+            owner: "c1".to_string(),
+            acl: Some(vec![7, 8]),
+        });
+        let bytes = encode(&version).unwrap();
+        assert!(hex::encode(&bytes).ends_with("0001026331010207 08".replace(' ', "").as_str()));
+        assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), version);
+        let bucket = BucketRecord {
+            name: "b".to_string(),
+            id: [1; 16],
+            created_ms: 5,
+            owner: "o".to_string(),
+            region: "r".to_string(),
+            default_encryption: None,
+            access: Some(BucketAccess {
+                policy: Some("{}".to_string()),
+                acl: None,
+                ownership: Some("X".to_string()),
+                public_access_block: Some(vec![1]),
+            }),
+        };
+        let bytes = encode(&bucket).unwrap();
+        assert_eq!(
+            hex::encode(&bytes),
+            "030162010101010101010101010101010101010501 6f0172 00 01 01027b7d 00 010158 010101"
+                .replace(' ', "")
+        );
+        assert_eq!(decode::<BucketRecord>(&bytes).unwrap(), bucket);
     }
 
     #[test]
@@ -463,7 +580,7 @@ mod tests {
         let bytes = encode(&version).unwrap();
         assert_eq!(decode::<VersionRecord>(&bytes).unwrap(), version);
         assert!(
-            hex::encode(&bytes).ends_with("0102000201020103010401 6d".replace(' ', "").as_str())
+            hex::encode(&bytes).ends_with("0102000201020103010401 6d 00".replace(' ', "").as_str())
         );
         let bucket = BucketRecord {
             name: "b".to_string(),
@@ -476,13 +593,18 @@ mod tests {
                 kms_key_id: None,
                 bucket_key_enabled: false,
             }),
+            access: None,
         };
         let bytes = encode(&bucket).unwrap();
         assert_eq!(
             hex::encode(&bytes),
-            "020162010101010101010101010101010101010501 6f01720106414553323536 0000"
+            "030162010101010101010101010101010101010501 6f01720106414553323536 0000 00"
                 .replace(' ', "")
         );
+        // The same bucket in format 2 (no access record) still decodes.
+        let mut v2 = bytes[..bytes.len() - 1].to_vec();
+        v2[0] = FORMAT_TAG_V2;
+        assert_eq!(decode::<BucketRecord>(&v2).unwrap(), bucket);
         assert_eq!(decode::<BucketRecord>(&bytes).unwrap(), bucket);
         // A format-1 bucket (no default encryption) still decodes.
         let v1 = hex::decode("0201620101010101010101010101010101010105016f0172").unwrap();
@@ -501,9 +623,9 @@ mod tests {
             completed_ms: 1_700_000_000_000,
         };
         let bytes = encode(&record).unwrap();
-        assert_eq!(hex::encode(&bytes), "020275312a80d095ffbc31");
+        assert_eq!(hex::encode(&bytes), "030275312a80d095ffbc31");
         assert_eq!(decode::<CompletedUploadRecord>(&bytes).unwrap(), record);
-        // Unchanged by format 2: the format-1 bytes decode the same.
+        // Unchanged by formats 2 and 3: the format-1 bytes decode the same.
         let v1 = hex::decode("010275312a80d095ffbc31").unwrap();
         assert_eq!(decode::<CompletedUploadRecord>(&v1).unwrap(), record);
     }
@@ -512,7 +634,7 @@ mod tests {
     fn decode_rejects_unknown_tags_truncation_and_trailing_bytes() {
         let mut bytes = encode(&sample_version()).unwrap();
         let mut wrong_tag = bytes.clone();
-        wrong_tag[0] = 3;
+        wrong_tag[0] = 4;
         assert!(matches!(
             decode::<VersionRecord>(&wrong_tag),
             Err(MetaError::Corrupt(_))

@@ -20,7 +20,107 @@ conformance!(
     intents_and_gc_queue,
     system_values_and_sequence,
     stored_header_changes_in_place,
+    users_keys_policies_and_the_access_generation,
 );
+
+fn user(name: &str) -> metadata::model::UserRecord {
+    metadata::model::UserRecord {
+        name: name.to_string(),
+        canonical_id: format!("c-{name}"),
+        created_ms: 1,
+        policies: Vec::new(),
+        access_keys: Vec::new(),
+    }
+}
+
+fn key(access: &str, user: &str) -> metadata::model::AccessKeyRecord {
+    metadata::model::AccessKeyRecord {
+        access_key: access.to_string(),
+        user: user.to_string(),
+        sealed_secret: vec![1, 2, 3],
+        active: true,
+        created_ms: 2,
+    }
+}
+
+fn users_keys_policies_and_the_access_generation(catalog: &Catalog) {
+    let g0 = catalog.identity_generation().unwrap();
+    catalog.create_user(&user("alice")).unwrap();
+    assert_eq!(
+        catalog.create_user(&user("alice")),
+        Err(MetaError::UserExists)
+    );
+    assert_eq!(
+        catalog.create_access_key(&key("AK1", "nobody")),
+        Err(MetaError::NoSuchUser)
+    );
+    catalog.create_access_key(&key("AK1", "alice")).unwrap();
+    catalog.create_access_key(&key("AK2", "alice")).unwrap();
+    assert_eq!(
+        catalog.create_access_key(&key("AK1", "alice")),
+        Err(MetaError::AccessKeyExists)
+    );
+    let g1 = catalog.identity_generation().unwrap();
+    assert!(g1 > g0);
+    assert_eq!(
+        catalog.get_user("alice").unwrap().unwrap().access_keys,
+        vec!["AK1".to_string(), "AK2".to_string()]
+    );
+    assert!(!catalog.set_access_key_active("AK1", false).unwrap().active);
+    assert!(!catalog.get_access_key("AK1").unwrap().unwrap().active);
+    assert!(catalog.identity_generation().unwrap() > g1);
+    let builtin = |name: &str| name == "readonly";
+    assert_eq!(
+        catalog.set_user_policies("alice", &["mine".to_string()], &builtin),
+        Err(MetaError::NoSuchPolicy)
+    );
+    catalog
+        .put_policy(&metadata::model::PolicyRecord {
+            name: "mine".to_string(),
+            document: "{}".to_string(),
+            created_ms: 3,
+        })
+        .unwrap();
+    let names = ["mine".to_string(), "readonly".to_string()];
+    catalog
+        .set_user_policies("alice", &names, &builtin)
+        .unwrap();
+    assert!(matches!(
+        catalog.delete_policy("mine"),
+        Err(MetaError::PolicyInUse(_, _))
+    ));
+    catalog.create_bucket("owned", "c-alice", "r", 4).unwrap();
+    let before = catalog.identity_generation().unwrap();
+    let updated = catalog
+        .update_bucket_access("owned", &|access| {
+            access.policy = Some("{\"Statement\":[]}".to_string());
+            Ok(())
+        })
+        .unwrap();
+    assert!(updated.access.unwrap().policy.is_some());
+    assert!(catalog.identity_generation().unwrap() > before);
+    let snapshot = catalog.load_identity().unwrap();
+    assert_eq!(snapshot.generation, catalog.identity_generation().unwrap());
+    assert_eq!(snapshot.users.len(), 1);
+    assert_eq!(snapshot.users[0].policies, names.to_vec());
+    assert_eq!(snapshot.keys.len(), 2);
+    assert_eq!(snapshot.policies.len(), 1);
+    assert_eq!(snapshot.buckets.len(), 1);
+    catalog.delete_access_key("AK2").unwrap();
+    assert_eq!(
+        catalog.delete_access_key("AK2"),
+        Err(MetaError::NoSuchAccessKey)
+    );
+    assert_eq!(
+        catalog.get_user("alice").unwrap().unwrap().access_keys,
+        vec!["AK1".to_string()]
+    );
+    catalog.delete_user("alice").unwrap();
+    assert_eq!(catalog.get_access_key("AK1").unwrap(), None);
+    catalog.delete_policy("mine").unwrap();
+    let empty = catalog.load_identity().unwrap();
+    assert!(empty.users.is_empty() && empty.keys.is_empty() && empty.policies.is_empty());
+}
 
 fn bucket_lifecycle(catalog: &Catalog) {
     let b1 = catalog

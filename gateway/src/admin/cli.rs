@@ -1,4 +1,5 @@
-//! `strata admin <cluster|repair|scrub|gc|backup> status` and `strata admin backup`: a client
+//! `strata admin <cluster|repair|scrub|gc|backup> status`, `strata admin backup` and
+//! `strata admin <user|key|policy> <create|list|delete|enable|disable|attach> [NAME]`: a client
 //! of the admin API of a running gateway. Each call is one SigV4-signed request to
 //! `/_strata/admin/<topic>` (`POST` for `backup` without an action, which makes a backup; `GET`
 //! otherwise), signed by `s3::auth::sign_request` (the same canonical request the server
@@ -21,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
@@ -39,10 +40,23 @@ pub struct AdminArgs {
     /// What to show or do.
     #[arg(value_enum)]
     pub topic: Topic,
-    /// The action: only `status`. Without it, `backup` makes a backup and the other topics
-    /// show their status.
+    /// The action: `status` for the cluster topics (without it, `backup` makes a backup and
+    /// the others show their status); `create`, `list`, `delete`, `enable`, `disable`,
+    /// `attach` for `user`, `key` and `policy`.
     #[arg(value_enum)]
     pub action: Option<Action>,
+    /// user/key/policy: the user name, access key id or policy name acted on.
+    pub name: Option<String>,
+    /// user create, user attach: a policy to attach (repeat for several; built-ins:
+    /// readwrite, readonly, writeonly).
+    #[arg(long = "policy")]
+    pub policies: Vec<String>,
+    /// key list: only this user's keys.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// policy create: the file holding the policy document (JSON).
+    #[arg(long)]
+    pub document: Option<PathBuf>,
     /// restore-catalog: the stopped gateway's (or embedded server's) configuration file; an
     /// embedded server run without one is named by --data.
     #[arg(long)]
@@ -87,11 +101,100 @@ pub enum Topic {
     /// Rewrap every SSE-S3 data key under the active master key (after adding a new key to
     /// the master key file and restarting): `POST /_strata/admin/sse-rewrap`.
     SseRewrap,
+    /// Users: create (with a first key pair), list, delete, attach policies.
+    User,
+    /// Access keys: create, list, enable, disable, delete.
+    Key,
+    /// Named identity policies: create (from --document), list, delete.
+    Policy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Action {
     Status,
+    Create,
+    List,
+    Delete,
+    Enable,
+    Disable,
+    Attach,
+}
+
+/// One admin call: method, path and JSON (or policy) body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub method: &'static str,
+    pub path: String,
+    pub body: Vec<u8>,
+}
+
+/// The call `strata admin user|key|policy ACTION [NAME]` makes.
+pub fn identity_call(args: &AdminArgs) -> Result<Call, String> {
+    let need_name = || {
+        args.name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| "this command needs a NAME".to_string())
+    };
+    let json = |value: serde_json::Value| value.to_string().into_bytes();
+    let call = |method, path: String, body| Call { method, path, body };
+    let action = args.action.unwrap_or(Action::List);
+    Ok(match (args.topic, action) {
+        (Topic::User, Action::List) => call("GET", "/_strata/admin/users".into(), Vec::new()),
+        (Topic::User, Action::Create) => call(
+            "POST",
+            "/_strata/admin/users".into(),
+            json(serde_json::json!({"name": need_name()?, "policies": args.policies})),
+        ),
+        (Topic::User, Action::Delete) => call(
+            "DELETE",
+            format!("/_strata/admin/users/{}", need_name()?),
+            Vec::new(),
+        ),
+        (Topic::User, Action::Attach) => call(
+            "PUT",
+            format!("/_strata/admin/users/{}/policies", need_name()?),
+            json(serde_json::json!({"policies": args.policies})),
+        ),
+        (Topic::Key, Action::List) => call("GET", "/_strata/admin/keys".into(), Vec::new()),
+        (Topic::Key, Action::Create) => call(
+            "POST",
+            "/_strata/admin/keys".into(),
+            json(serde_json::json!({"user": need_name()?})),
+        ),
+        (Topic::Key, Action::Enable | Action::Disable) => call(
+            "PUT",
+            format!("/_strata/admin/keys/{}", need_name()?),
+            json(serde_json::json!({
+                "status": if action == Action::Enable { "active" } else { "disabled" }
+            })),
+        ),
+        (Topic::Key, Action::Delete) => call(
+            "DELETE",
+            format!("/_strata/admin/keys/{}", need_name()?),
+            Vec::new(),
+        ),
+        (Topic::Policy, Action::List) => call("GET", "/_strata/admin/policies".into(), Vec::new()),
+        (Topic::Policy, Action::Create) => {
+            let file = args
+                .document
+                .as_ref()
+                .ok_or("policy create needs --document FILE")?;
+            let body =
+                std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            call(
+                "PUT",
+                format!("/_strata/admin/policies/{}", need_name()?),
+                body,
+            )
+        }
+        (Topic::Policy, Action::Delete) => call(
+            "DELETE",
+            format!("/_strata/admin/policies/{}", need_name()?),
+            Vec::new(),
+        ),
+        (topic, action) => return Err(format!("{topic:?} has no action {action:?}",)),
+    })
 }
 
 impl Topic {
@@ -102,7 +205,7 @@ impl Topic {
             Topic::Scrub => "/_strata/admin/scrub",
             Topic::Gc => "/_strata/admin/gc",
             Topic::Backup => "/_strata/admin/backup",
-            Topic::RestoreCatalog => "",
+            Topic::RestoreCatalog | Topic::User | Topic::Key | Topic::Policy => "",
             Topic::SseRewrap => "/_strata/admin/sse-rewrap",
         }
     }
@@ -136,7 +239,10 @@ pub fn run(args: AdminArgs) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(fetch(&args)) {
+    match runtime
+        .block_on(fetch(&args))
+        .and_then(|answer| only_users_keys(&args, answer))
+    {
         Ok(answer) => {
             if args.json {
                 println!("{answer}");
@@ -150,6 +256,16 @@ pub fn run(args: AdminArgs) -> i32 {
             1
         }
     }
+}
+
+/// `key list --user NAME`: the keys of that user only.
+fn only_users_keys(args: &AdminArgs, answer: String) -> Result<String, String> {
+    let (Topic::Key, Some(user)) = (args.topic, &args.user) else {
+        return Ok(answer);
+    };
+    let mut keys: Vec<Value> = serde_json::from_str(&answer).map_err(|e| e.to_string())?;
+    keys.retain(|key| key.get("user").and_then(Value::as_str) == Some(user.as_str()));
+    serde_json::to_string_pretty(&keys).map_err(|e| e.to_string())
 }
 
 /// The access and secret key to sign with.
@@ -209,16 +325,29 @@ fn endpoint(args: &AdminArgs) -> Result<(String, String), String> {
 
 /// Fetches the topic's JSON (pretty-printed).
 async fn fetch(args: &AdminArgs) -> Result<String, String> {
+    let call = match args.topic {
+        Topic::User | Topic::Key | Topic::Policy => identity_call(args)?,
+        topic => Call {
+            method: topic.method(args.action),
+            path: topic.path().to_string(),
+            body: Vec::new(),
+        },
+    };
     let (access, secret) = credentials(args)?;
     let (authority, base) = endpoint(args)?;
-    let path = args.topic.path();
+    let path = call.path.as_str();
     let url = format!("{base}{path}");
-    let method = args.topic.method(args.action);
+    let method = call.method;
+    let payload_hash = if call.body.is_empty() {
+        EMPTY_SHA256_HEX.to_string()
+    } else {
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&call.body))
+    };
     let signed = sign_request(
         method,
         &authority,
         (path, ""),
-        EMPTY_SHA256_HEX,
+        &payload_hash,
         (&access, &secret),
         &args.region,
         SystemTime::now(),
@@ -232,7 +361,7 @@ async fn fetch(args: &AdminArgs) -> Result<String, String> {
         request = request.header(name, value);
     }
     let request = request
-        .body(Empty::<Bytes>::new())
+        .body(Full::new(Bytes::from(call.body)))
         .map_err(|err| format!("bad request for {url}: {err}"))?;
     let client = Client::builder(TokioExecutor::new()).build_http();
     let deadline = Duration::from_secs(args.timeout.max(1));
@@ -314,9 +443,14 @@ pub fn render_topic(topic: Topic, answer: &str, now_ms: u64) -> String {
     let table = match topic {
         Topic::Cluster => cluster_table(&value),
         Topic::Scrub => scrub_table(&value, now_ms),
-        Topic::Repair | Topic::Gc | Topic::Backup | Topic::RestoreCatalog | Topic::SseRewrap => {
-            None
-        }
+        Topic::Repair
+        | Topic::Gc
+        | Topic::Backup
+        | Topic::RestoreCatalog
+        | Topic::SseRewrap
+        | Topic::User
+        | Topic::Key
+        | Topic::Policy => None,
     };
     table.unwrap_or_else(|| render(answer))
 }
@@ -721,11 +855,67 @@ mod tests {
         assert!(text.contains("502") && text.contains("plain"), "{text}");
     }
 
+    fn args(topic: Topic, action: Option<Action>, name: Option<&str>) -> AdminArgs {
+        AdminArgs {
+            topic,
+            action,
+            name: name.map(str::to_string),
+            policies: Vec::new(),
+            user: None,
+            document: None,
+            config: None,
+            force: false,
+            endpoint: None,
+            access_key: None,
+            secret_key: None,
+            data: None,
+            region: "us-east-1".into(),
+            json: false,
+            timeout: 1,
+        }
+    }
+
+    #[test]
+    fn identity_verbs_become_admin_calls() {
+        let mut create = args(Topic::User, Some(Action::Create), Some("alice"));
+        create.policies = vec!["readonly".into()];
+        let call = identity_call(&create).unwrap();
+        assert_eq!(
+            (call.method, call.path.as_str()),
+            ("POST", "/_strata/admin/users")
+        );
+        let body: Value = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(body["name"], "alice");
+        assert_eq!(body["policies"][0], "readonly");
+        let disable = identity_call(&args(Topic::Key, Some(Action::Disable), Some("SK1"))).unwrap();
+        assert_eq!(
+            (disable.method, disable.path.as_str()),
+            ("PUT", "/_strata/admin/keys/SK1")
+        );
+        assert_eq!(disable.body, br#"{"status":"disabled"}"#);
+        let list = identity_call(&args(Topic::Key, None, None)).unwrap();
+        assert_eq!((list.method, list.body.len()), ("GET", 0));
+        assert!(identity_call(&args(Topic::User, Some(Action::Delete), None)).is_err());
+        assert!(identity_call(&args(Topic::Policy, Some(Action::Create), Some("p"))).is_err());
+        assert!(identity_call(&args(Topic::Policy, Some(Action::Disable), Some("p"))).is_err());
+        let mut keys = args(Topic::Key, Some(Action::List), None);
+        keys.user = Some("bob".into());
+        let answer = r#"[{"user":"bob","access_key":"A"},{"user":"al","access_key":"B"}]"#;
+        let only: Vec<Value> =
+            serde_json::from_str(&only_users_keys(&keys, answer.into()).unwrap()).unwrap();
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0]["access_key"], "A");
+    }
+
     #[test]
     fn endpoints_must_be_plain_http() {
         let mut args = AdminArgs {
             topic: Topic::Scrub,
             action: Some(Action::Status),
+            name: None,
+            policies: Vec::new(),
+            user: None,
+            document: None,
             config: None,
             force: false,
             endpoint: Some("http://127.0.0.1:9000/".into()),

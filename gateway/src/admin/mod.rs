@@ -14,6 +14,7 @@
 //! `restore` is not an API: `strata admin restore-catalog` runs offline, gateway stopped.
 
 pub mod cli;
+pub mod identity;
 mod rebuild;
 pub mod reconcile;
 pub mod restore;
@@ -63,7 +64,7 @@ struct ScrubOverview {
     stores_detail: Vec<StoreScrubView>,
 }
 
-fn json_response(status: StatusCode, body: String) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, body: String) -> Response<Body> {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -78,7 +79,7 @@ pub async fn handle_cluster_status(
     State(service): State<Arc<S3Service>>,
     request: Request<Body>,
 ) -> Response<Body> {
-    if let Some(denied) = deny_unsigned(&service, request) {
+    if let Some(denied) = deny_unsigned(&service, request).await {
         return denied;
     }
     let engine = &service.engine;
@@ -108,11 +109,25 @@ pub async fn handle_cluster_status(
     to_json(&status)
 }
 
-/// The S3 error answer for a request that is not signed with the server's keys, else `None`.
-fn deny_unsigned(service: &S3Service, request: Request<Body>) -> Option<Response<Body>> {
+/// The S3 error answer for a request not signed with the root (admin) credentials, else
+/// `None`: the admin API is the root's alone.
+async fn deny_unsigned(service: &S3Service, request: Request<Body>) -> Option<Response<Body>> {
     let (parts, _) = request.into_parts();
-    let error = service.authenticate(&parts).err()?;
+    let error = require_admin(service, &parts).await.err()?;
     Some(error.to_response(&new_request_id(), false))
+}
+
+/// `Ok` for a request signed with the root credentials; `AccessDenied` for anyone else.
+pub(crate) async fn require_admin(
+    service: &S3Service,
+    parts: &http::request::Parts,
+) -> Result<(), S3Error> {
+    let authenticated = service.authenticate(parts).await?;
+    match &authenticated.caller.user {
+        Some(user) if user.admin && authenticated.caller.session_policy.is_none() => Ok(()),
+        _ => Err(S3Error::new(S3ErrorCode::AccessDenied)
+            .with_message("The admin API needs the root credentials")),
+    }
 }
 
 /// A status as JSON, or its error as a 500 with `{"error": …}`.
@@ -123,7 +138,7 @@ fn json_result<T: Serialize, E: std::fmt::Display>(status: Result<T, E>) -> Resp
     }
 }
 
-fn to_json<T: Serialize>(value: &T) -> Response<Body> {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Response<Body> {
     match serde_json::to_string_pretty(value) {
         Ok(body) => json_response(StatusCode::OK, body),
         Err(e) => error_json(&e.to_string()),
@@ -140,7 +155,7 @@ pub async fn handle_repair_status(
     State(service): State<Arc<S3Service>>,
     request: Request<Body>,
 ) -> Response<Body> {
-    if let Some(denied) = deny_unsigned(&service, request) {
+    if let Some(denied) = deny_unsigned(&service, request).await {
         return denied;
     }
     json_result(service.healer.repair_status().await)
@@ -151,7 +166,7 @@ pub async fn handle_gc_status(
     State(service): State<Arc<S3Service>>,
     request: Request<Body>,
 ) -> Response<Body> {
-    if let Some(denied) = deny_unsigned(&service, request) {
+    if let Some(denied) = deny_unsigned(&service, request).await {
         return denied;
     }
     json_result(service.healer.gc_status().await)
@@ -165,7 +180,7 @@ pub async fn handle_backup(
     request: Request<Body>,
 ) -> Response<Body> {
     let method = request.method().clone();
-    if let Some(denied) = deny_unsigned(&service, request) {
+    if let Some(denied) = deny_unsigned(&service, request).await {
         return denied;
     }
     let Some(backup) = backup else {
@@ -194,7 +209,7 @@ pub async fn handle_sse_rewrap(
         let body = serde_json::json!({ "error": "use POST" });
         return json_response(StatusCode::METHOD_NOT_ALLOWED, body.to_string());
     }
-    if let Some(denied) = deny_unsigned(&service, request) {
+    if let Some(denied) = deny_unsigned(&service, request).await {
         return denied;
     }
     json_result(service.engine.rewrap_data_keys().await)
@@ -205,7 +220,7 @@ pub async fn handle_scrub_status(
     State(service): State<Arc<S3Service>>,
     request: Request<Body>,
 ) -> Response<Body> {
-    if let Some(denied) = deny_unsigned(&service, request) {
+    if let Some(denied) = deny_unsigned(&service, request).await {
         return denied;
     }
     let healer = &service.healer;
@@ -254,7 +269,7 @@ pub async fn handle_metrics(
         let denied = if is_bearer {
             Err(S3Error::new(S3ErrorCode::AccessDenied).with_message("Invalid bearer token"))
         } else {
-            service.authenticate(&parts).map(drop)
+            require_admin(&service, &parts).await
         };
         if let Err(error) = denied {
             return error.to_response(&new_request_id(), false);

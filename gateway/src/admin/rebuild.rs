@@ -389,6 +389,7 @@ impl Rebuild<'_> {
             // A multipart upload's data key survives in its upload row; a single PUT's wrapped
             // key lived only in the lost version row (its data stays unreadable).
             encryption: upload.as_ref().and_then(|u| u.encryption.clone()),
+            access: upload.as_ref().and_then(|u| u.access.clone()),
         };
         self.commit(bid, key, version, intents, upload, &layouts)
             .await?;

@@ -520,6 +520,7 @@ pub fn single_part_version(
             data: DataLayout::Sharded(layout.clone()),
         }],
         encryption: None,
+        access: None,
     }
 }
 

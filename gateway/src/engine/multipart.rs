@@ -140,6 +140,7 @@ impl Engine {
             checksum_algorithm: request.checksum_algorithm.map(|a| a.name().to_string()),
             checksum_type: request.checksum_type.map(|t| t.name().to_string()),
             encryption,
+            access: None,
         };
         let stored = record.clone();
         self.meta(move |c| c.create_upload(stored)).await?;
@@ -364,6 +365,7 @@ impl Engine {
                 })
                 .collect(),
             encryption: upload.encryption.clone(),
+            access: upload.access.clone(),
         };
         self.publish(&bucket.record, key, version, condition, None, Some(upload))
             .await

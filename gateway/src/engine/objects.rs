@@ -164,6 +164,7 @@ impl Engine {
                 data: written.layout,
             }],
             encryption: encryption.map(|(_, record)| record),
+            access: None,
         };
         self.publish(
             bucket,

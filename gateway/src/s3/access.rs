@@ -137,6 +137,10 @@ pub fn permissions(
             one(on_bucket("s3:PutEncryptionConfiguration", bucket))
         }
         E::PutBucketAcl { bucket } => one(on_bucket("s3:PutBucketAcl", bucket)),
+        E::GetBucketPolicy { bucket } => one(on_bucket("s3:GetBucketPolicy", bucket)),
+        E::PutBucketPolicy { bucket } => one(on_bucket("s3:PutBucketPolicy", bucket)),
+        E::DeleteBucketPolicy { bucket } => one(on_bucket("s3:DeleteBucketPolicy", bucket)),
+        E::GetBucketPolicyStatus { bucket } => one(on_bucket("s3:GetBucketPolicyStatus", bucket)),
         E::PostObject { .. } => (Vec::new(), Some(Deferred::PutFormKey)),
         E::DeleteObjects { .. } => (Vec::new(), Some(Deferred::DeletePerKey)),
         E::PutObject { bucket, key }
@@ -208,18 +212,24 @@ pub fn permissions(
         E::ListParts { bucket, key, .. } => {
             one(on_object("s3:ListMultipartUploadParts", bucket, key))
         }
-        // Unimplemented operations answer 501 whoever asks; they read and change nothing.
-        E::NotImplemented { .. } => (Vec::new(), None),
+        // Unimplemented operations read and change nothing, but only a caller who may list
+        // buckets learns that they answer 501 (a caller with no rights gets 403, as for
+        // every other operation).
+        E::NotImplemented { .. } => one(Permission {
+            action: "s3:ListAllMyBuckets",
+            resource: SERVICE_RESOURCE.to_string(),
+        }),
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::policy::resource_kind;
     use super::super::policy::ResourceKind;
     use super::*;
 
-    fn every_endpoint() -> Vec<Endpoint> {
+    /// One value of every endpoint variant (the authorization tests walk it too).
+    pub(crate) fn every_endpoint() -> Vec<Endpoint> {
         let b = || "b".to_string();
         let k = || "k".to_string();
         let u = || "u".to_string();
@@ -237,6 +247,10 @@ mod tests {
             E::ListObjectVersions { bucket: b() },
             E::GetBucketAcl { bucket: b() },
             E::PutBucketAcl { bucket: b() },
+            E::GetBucketPolicy { bucket: b() },
+            E::PutBucketPolicy { bucket: b() },
+            E::DeleteBucketPolicy { bucket: b() },
+            E::GetBucketPolicyStatus { bucket: b() },
             E::GetBucketEncryption { bucket: b() },
             E::PutBucketEncryption { bucket: b() },
             E::DeleteBucketEncryption { bucket: b() },

@@ -64,6 +64,18 @@ pub enum Endpoint {
     PutBucketAcl {
         bucket: String,
     },
+    GetBucketPolicy {
+        bucket: String,
+    },
+    PutBucketPolicy {
+        bucket: String,
+    },
+    DeleteBucketPolicy {
+        bucket: String,
+    },
+    GetBucketPolicyStatus {
+        bucket: String,
+    },
     /// Browser-based upload: `POST /{bucket}` with a multipart/form-data body.
     PostObject {
         bucket: String,
@@ -172,6 +184,10 @@ impl Endpoint {
             E::ListObjectVersions { .. } => "ListObjectVersions",
             E::GetBucketAcl { .. } => "GetBucketAcl",
             E::PutBucketAcl { .. } => "PutBucketAcl",
+            E::GetBucketPolicy { .. } => "GetBucketPolicy",
+            E::PutBucketPolicy { .. } => "PutBucketPolicy",
+            E::DeleteBucketPolicy { .. } => "DeleteBucketPolicy",
+            E::GetBucketPolicyStatus { .. } => "GetBucketPolicyStatus",
             E::PostObject { .. } => "PostObject",
             E::DeleteObjects { .. } => "DeleteObjects",
             E::PutObject { .. } => "PutObject",
@@ -214,6 +230,10 @@ impl Endpoint {
             | E::ListObjectVersions { bucket }
             | E::GetBucketAcl { bucket }
             | E::PutBucketAcl { bucket }
+            | E::GetBucketPolicy { bucket }
+            | E::PutBucketPolicy { bucket }
+            | E::DeleteBucketPolicy { bucket }
+            | E::GetBucketPolicyStatus { bucket }
             | E::PostObject { bucket }
             | E::DeleteObjects { bucket } => Some(bucket),
             E::PutObject { bucket, .. }
@@ -298,6 +318,11 @@ impl Query {
 
     pub fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(k, _)| k == name)
+    }
+
+    /// Every decoded name/value pair, in request order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
     }
 }
 
@@ -388,6 +413,10 @@ fn parse_bucket_endpoint(
             "ListObjectVersions" => Ok(Endpoint::ListObjectVersions { bucket }),
             "GetBucketAcl" => Ok(Endpoint::GetBucketAcl { bucket }),
             "PutBucketAcl" => Ok(Endpoint::PutBucketAcl { bucket }),
+            "GetBucketPolicy" => Ok(Endpoint::GetBucketPolicy { bucket }),
+            "PutBucketPolicy" => Ok(Endpoint::PutBucketPolicy { bucket }),
+            "DeleteBucketPolicy" => Ok(Endpoint::DeleteBucketPolicy { bucket }),
+            "GetBucketPolicyStatus" => Ok(Endpoint::GetBucketPolicyStatus { bucket }),
             other => Err(unrouted(other)),
         };
     }

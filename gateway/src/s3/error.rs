@@ -74,6 +74,10 @@ s3_error_codes! {
     InvalidRange => RANGE_NOT_SATISFIABLE, "The requested range is not satisfiable.";
     InvalidRequest => BAD_REQUEST, "Invalid Request";
     KmsNotFoundException as "KMS.NotFoundException" => BAD_REQUEST, "The specified KMS key does not exist.";
+    InvalidToken => BAD_REQUEST, "The provided token is malformed or otherwise invalid.";
+    ExpiredToken => BAD_REQUEST, "The provided token has expired.";
+    MalformedPolicy => BAD_REQUEST, "Policies must be valid JSON and the first byte must be '{'";
+    NoSuchBucketPolicy => NOT_FOUND, "The bucket policy does not exist";
     InvalidTag => BAD_REQUEST, "The TagValue you have provided is invalid.";
     InvalidStorageClass => BAD_REQUEST, "The storage class you specified is not valid.";
     KeyTooLongError => BAD_REQUEST, "Your key is too long.";

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod authorize;
 pub mod context_keys;
 pub mod endpoint;
 pub mod error;

@@ -10,13 +10,15 @@ use axum::extract::State;
 use http::{HeaderValue, Method, Request, Response};
 use tracing::{info, Instrument};
 
+use super::authorize::request_traits;
 use super::endpoint::{parse_endpoint, virtual_host_bucket, Endpoint, Query};
 use super::error::{S3Error, S3ErrorCode};
 use super::handlers::{
-    acl, attributes, bucket, copy, list, multipart, object, post_object, tagging, S3Request,
-    S3Result,
+    acl, attributes, bucket, copy, list, multipart, object, policy, post_object, tagging,
+    S3Request, S3Result,
 };
 use super::limits::{deadline_exceeded, streams_object_data, IdleTimeoutBody};
+use super::state::Authenticated;
 pub use super::state::S3Service;
 use super::support::check_request_headers;
 use super::unread;
@@ -155,8 +157,12 @@ async fn dispatch(
             Err(error) => return ("BadRequest", Err(error)),
         }
     }
-    let auth = match service.authenticate(&parts) {
-        Ok(auth) => auth,
+    let Authenticated {
+        auth,
+        caller,
+        directory,
+    } = match service.authenticate(&parts).await {
+        Ok(authenticated) => authenticated,
         Err(error) => return ("Unauthenticated", Err(error)),
     };
     let copy = parts.headers.contains_key("x-amz-copy-source");
@@ -170,15 +176,33 @@ async fn dispatch(
     if let Err(error) = check_request_headers(&parts.headers) {
         return (operation, fill_resource(Err(error), resource));
     }
+    // The one authorization decision every operation passes (authorize.rs).
+    let access = Arc::new(service.access(&parts, &query, auth.scheme, caller, directory));
+    let traits = request_traits(&parts.headers, query.pairs());
+    let expected_owner = endpoint.bucket().map_or(Ok(()), |bucket| {
+        access.check_expected_owner(&parts.headers, "x-amz-expected-bucket-owner", bucket)
+    });
+    if let Err(error) = access
+        .require_endpoint(&endpoint, traits)
+        .and(expected_owner)
+    {
+        return (operation, fill_resource(Err(error), resource));
+    }
+    let changes_buckets = matches!(
+        endpoint,
+        Endpoint::CreateBucket { .. } | Endpoint::DeleteBucket { .. }
+    );
     let customer_keys_allowed =
         service.sse_c_allow_http || parts.extensions.get::<super::state::OverTls>().is_some();
     let req = S3Request {
         customer_keys_allowed,
         engine: service.engine.clone(),
+        identity: service.identity.clone(),
         method: parts.method,
         headers: parts.headers,
         query,
         auth,
+        access,
         body,
         request_id: request_id.to_string(),
     };
@@ -190,6 +214,11 @@ async fn dispatch(
             .await
             .unwrap_or_else(|_| Err(deadline_exceeded(deadline)))
     };
+    if changes_buckets && outcome.is_ok() {
+        // Bucket owners are part of the access directory: this gateway's next request must
+        // know the new bucket (other gateways see the generation change).
+        service.identity.note_change().await;
+    }
     (operation, fill_resource(outcome, resource))
 }
 
@@ -286,6 +315,12 @@ async fn route(req: S3Request, endpoint: Endpoint) -> S3Result {
         E::ListObjectVersions { bucket } => list::handle_list_object_versions(req, &bucket).await,
         E::GetBucketAcl { bucket } => acl::handle_get_bucket_acl(req, &bucket).await,
         E::PutBucketAcl { bucket } => acl::handle_put_bucket_acl(req, &bucket).await,
+        E::GetBucketPolicy { bucket } => policy::handle_get_bucket_policy(req, &bucket).await,
+        E::PutBucketPolicy { bucket } => policy::handle_put_bucket_policy(req, &bucket).await,
+        E::DeleteBucketPolicy { bucket } => policy::handle_delete_bucket_policy(req, &bucket).await,
+        E::GetBucketPolicyStatus { bucket } => {
+            policy::handle_get_bucket_policy_status(req, &bucket).await
+        }
         E::GetObjectAcl { bucket, key } => acl::handle_get_object_acl(req, &bucket, &key).await,
         E::PutObjectAcl { bucket, key } => acl::handle_put_object_acl(req, &bucket, &key).await,
         E::GetObjectTagging { bucket, key } => {

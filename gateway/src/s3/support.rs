@@ -78,6 +78,10 @@ pub const SUBRESOURCES: &[SubResource] = &[
     row(B, "GET", "versions", "ListObjectVersions", YES),
     row(B, "GET", "acl", "GetBucketAcl", YES),
     row(B, "PUT", "acl", "PutBucketAcl", YES),
+    row(B, "GET", "policy", "GetBucketPolicy", YES),
+    row(B, "PUT", "policy", "PutBucketPolicy", YES),
+    row(B, "DELETE", "policy", "DeleteBucketPolicy", YES),
+    row(B, "GET", "policyStatus", "GetBucketPolicyStatus", YES),
     // Bucket operations Strata does not implement.
     row(
         B,
@@ -245,10 +249,6 @@ pub const SUBRESOURCES: &[SubResource] = &[
         "DeleteBucketOwnershipControls",
         NO,
     ),
-    row(B, "GET", "policy", "GetBucketPolicy", NO),
-    row(B, "PUT", "policy", "PutBucketPolicy", NO),
-    row(B, "DELETE", "policy", "DeleteBucketPolicy", NO),
-    row(B, "GET", "policyStatus", "GetBucketPolicyStatus", NO),
     row(B, "GET", "publicAccessBlock", "GetPublicAccessBlock", NO),
     row(B, "PUT", "publicAccessBlock", "PutPublicAccessBlock", NO),
     row(
@@ -378,7 +378,7 @@ pub const HEADERS: &[HeaderSupport] = &[
     header("x-amz-object-attributes, x-amz-max-parts, x-amz-part-number-marker", Honoured, "GetObjectAttributes"),
     header("x-amz-bucket-object-lock-enabled", Honoured, "CreateBucket: `true` is 501 NotImplemented"),
     header("x-amz-request-payer", Accepted, "no bucket is requester-pays; AWS accepts it there too"),
-    header("x-amz-expected-bucket-owner, x-amz-source-expected-bucket-owner", Accepted, "single tenant: every bucket belongs to the one account"),
+    header("x-amz-expected-bucket-owner, x-amz-source-expected-bucket-owner", Honoured, "the account id (000000000000) or the owner's canonical id; anything else 403 AccessDenied"),
     header("x-amz-server-side-encryption", Honoured, "`AES256` (SSE-S3); `aws:kms`, `aws:kms:dsse` with a configured key-file KMS, else 501 NotImplemented"),
     header("x-amz-server-side-encryption-aws-kms-key-id", Honoured, "a key of the configured KMS key file; unknown: 400 KMS.NotFoundException"),
     header("x-amz-server-side-encryption-customer-*", Honoured, "SSE-C (AES256, key and key MD5); over HTTPS only unless `sse_c_allow_http`"),

@@ -26,6 +26,7 @@
 mod background;
 mod cleanup;
 mod encryption;
+mod identity;
 mod listing;
 mod members;
 mod multipart;
@@ -37,6 +38,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use encryption::{RewrapStep, RewrapTable};
+pub use identity::{IdentitySnapshot, MAX_KEYS_PER_USER};
 pub use listing::{ListPage, ListQuery, UploadListPage, UploadListQuery};
 pub use members::{GatewayRecord, LeaderRecord};
 pub use objects::WriteCondition;
@@ -245,6 +247,7 @@ impl Catalog {
             owner: owner.to_string(),
             region: region.to_string(),
             default_encryption: None,
+            access: None,
         };
         self.transact(|txn| {
             if txn.get(Table::Buckets, name.as_bytes())?.is_some() {
@@ -256,7 +259,7 @@ impl Catalog {
                 keys::system_bucket_id_key(&record.id),
                 name.as_bytes(),
             );
-            Ok(())
+            identity::bump_generation(txn)
         })?;
         Ok(record)
     }
@@ -294,6 +297,7 @@ impl Catalog {
             txn.get(Table::System, &keys::system_bucket_id_key(&bid))?;
             txn.delete(Table::Buckets, name.as_bytes());
             txn.delete(Table::System, keys::system_bucket_id_key(&bid));
+            identity::bump_generation(txn)?;
             let job = model::CleanupJob::Bucket {
                 bucket: bid,
                 stage: 0,

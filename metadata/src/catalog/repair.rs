@@ -485,7 +485,7 @@ fn load_owner(
                     Table::Versions,
                     &keys::version_key(bucket, key.as_bytes(), *seq),
                 )?
-                .map(|version| (owner.clone(), OwnerRecord::Version(version))))
+                .map(|version| (owner.clone(), OwnerRecord::Version(Box::new(version)))))
         }
         LayoutOwner::Part {
             bucket,
@@ -522,9 +522,9 @@ fn load_owner(
     }
 }
 
-/// The record a [`LayoutOwner`] names.
+/// The record a [`LayoutOwner`] names (the version boxed: it is the larger record).
 enum OwnerRecord {
-    Version(VersionRecord),
+    Version(Box<VersionRecord>),
     Part(PartRecord),
 }
 

@@ -99,6 +99,7 @@ pub fn inline_version(etag: &str, data: &[u8]) -> VersionRecord {
             data: DataLayout::Inline(data.to_vec()),
         }],
         encryption: None,
+        access: None,
     }
 }
 
@@ -130,6 +131,7 @@ pub fn start_upload(catalog: &Catalog, bid: &[u8; 16], key: &str) -> UploadRecor
         checksum_algorithm: None,
         checksum_type: None,
         encryption: None,
+        access: None,
     };
     catalog.create_upload(rec.clone()).unwrap();
     rec

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Method, Uri};
 
+use crate::s3::context_keys::SigningScheme;
 use crate::s3::error::{S3Error, S3ErrorCode};
 
 pub use keyring::{AuthConfig, Keyring};
@@ -30,8 +31,52 @@ pub use sigv4::{sign_request, sign_request_with, EMPTY_SHA256_HEX};
 /// Who sent the request and how its payload must be verified.
 #[derive(Debug, Clone)]
 pub struct AuthContext {
+    /// The access key that signed; empty for an unsigned (anonymous) request.
     pub access_key: String,
     pub payload: PayloadMode,
+    /// How the request was signed (`s3:signatureversion`, `s3:authType`).
+    pub scheme: SigningScheme,
+}
+
+impl AuthContext {
+    /// The context of an unsigned request: the anonymous principal, payload not signed.
+    pub fn anonymous() -> Self {
+        Self {
+            access_key: String::new(),
+            payload: PayloadMode::Unsigned,
+            scheme: SigningScheme::Unsigned,
+        }
+    }
+}
+
+/// True when a request carries no signature at all (no `Authorization` header, no SigV4 or
+/// SigV2 query parameters): it is evaluated as the anonymous principal.
+pub fn is_unsigned(uri: &Uri, headers: &HeaderMap) -> bool {
+    if headers.contains_key(http::header::AUTHORIZATION) {
+        return false;
+    }
+    let params = RawQuery::parse(uri.query().unwrap_or(""));
+    ![
+        "X-Amz-Algorithm",
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "AWSAccessKeyId",
+        "Signature",
+    ]
+    .iter()
+    .any(|name| params.get(name).is_some())
+}
+
+/// The STS session token a request carries (`X-Amz-Security-Token` header or query
+/// parameter), if any.
+pub fn security_token(uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get("x-amz-security-token") {
+        return value.to_str().ok().map(str::to_owned);
+    }
+    let params = RawQuery::parse(uri.query().unwrap_or(""));
+    params
+        .get("X-Amz-Security-Token")
+        .or_else(|| params.get("x-amz-security-token"))
 }
 
 /// How the request payload is protected, from `x-amz-content-sha256` (and the scheme).
@@ -101,6 +146,20 @@ pub fn authenticate(
     cfg: &AuthConfig,
     now: SystemTime,
 ) -> Result<AuthContext, S3Error> {
+    authenticate_service(method, uri, headers, keyring, cfg, now, "s3")
+}
+
+/// [`authenticate`] for a request to `service` (`s3`, or `sts` for the STS calls): a SigV4
+/// scope must name that service.
+pub fn authenticate_service(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    keyring: &Keyring,
+    cfg: &AuthConfig,
+    now: SystemTime,
+    service: &'static str,
+) -> Result<AuthContext, S3Error> {
     let query = uri.query().unwrap_or("");
     let params = RawQuery::parse(query);
     let authorization = header_str(headers, "authorization")?;
@@ -116,6 +175,7 @@ pub fn authenticate(
         keyring,
         cfg,
         now,
+        service,
     };
     match (authorization, v4_query, v2_query) {
         (Some(_), true, _) | (Some(_), _, true) | (None, true, true) => {
@@ -128,9 +188,9 @@ pub fn authenticate(
         }
         (Some(value), false, false) => {
             if value.starts_with("AWS4-HMAC-SHA256 ") {
-                sigv4::authenticate_header(&request, value)
+                sigv4::authenticate_header(&request, value).map(scheme(SigningScheme::V4Header))
             } else if let Some(rest) = value.strip_prefix("AWS ") {
-                sigv2::authenticate_header(&request, rest)
+                sigv2::authenticate_header(&request, rest).map(scheme(SigningScheme::V2Header))
             } else if value.starts_with("AWS4-ECDSA-P256-SHA256") {
                 Err(S3Error::new(S3ErrorCode::NotImplemented)
                     .with_message("SigV4a (AWS4-ECDSA-P256-SHA256) is not supported."))
@@ -141,10 +201,19 @@ pub fn authenticate(
                     .with_extra("ArgumentValue", value.chars().take(64).collect::<String>()))
             }
         }
-        (None, true, false) => presign::authenticate_query(&request),
-        (None, false, true) => sigv2::authenticate_query(&request),
+        (None, true, false) => {
+            presign::authenticate_query(&request).map(scheme(SigningScheme::V4Query))
+        }
+        (None, false, true) => {
+            sigv2::authenticate_query(&request).map(scheme(SigningScheme::V2Query))
+        }
         (None, false, false) => Err(S3Error::new(S3ErrorCode::AccessDenied)),
     }
+}
+
+/// Records which scheme verified a request.
+fn scheme(scheme: SigningScheme) -> impl FnOnce(AuthContext) -> AuthContext {
+    move |context| AuthContext { scheme, ..context }
 }
 
 /// Everything a scheme needs to verify one request.
@@ -156,6 +225,8 @@ pub(crate) struct Request<'a> {
     pub keyring: &'a Keyring,
     pub cfg: &'a AuthConfig,
     pub now: SystemTime,
+    /// The service SigV4 scopes must name (`s3`, `sts`).
+    pub service: &'static str,
 }
 
 impl Request<'_> {

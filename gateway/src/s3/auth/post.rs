@@ -51,9 +51,16 @@ pub fn verify_post_signature(
         let signature = form
             .v4_signature
             .ok_or_else(|| invalid("Bucket POST must contain a field named 'x-amz-signature'."))?;
-        let scope = parse_credential(credential).map_err(|m| {
-            S3Error::new(S3ErrorCode::AuthorizationQueryParametersError).with_message(m)
-        })?;
+        let scope = parse_credential(credential)
+            .and_then(|scope| match scope.service.as_str() {
+                "s3" => Ok(scope),
+                other => Err(format!(
+                    "incorrect service \"{other}\". This endpoint belongs to \"s3\"."
+                )),
+            })
+            .map_err(|m| {
+                S3Error::new(S3ErrorCode::AuthorizationQueryParametersError).with_message(m)
+            })?;
         if parse_amz_date(date).is_none() || !date.starts_with(&scope.date) {
             return Err(invalid("Invalid x-amz-date in the form."));
         }

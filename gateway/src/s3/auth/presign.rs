@@ -8,10 +8,11 @@
 use std::time::Duration;
 
 use super::sigv4::{
-    check_region, is_lowercase, parse_credential, parse_signature_hex, parse_signed_headers,
-    verify, SignedParts,
+    check_region, check_service, is_lowercase, parse_credential, parse_signature_hex,
+    parse_signed_headers, verify, SignedParts,
 };
 use super::{header_str, parse_amz_date, AuthContext, PayloadMode, Request};
+use crate::s3::context_keys::SigningScheme;
 use crate::s3::error::{S3Error, S3ErrorCode};
 
 fn query_error(message: impl Into<String>) -> S3Error {
@@ -46,11 +47,13 @@ pub(super) fn authenticate_query(request: &Request<'_>) -> Result<AuthContext, S
             "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"",
         ));
     }
-    let scope = parse_credential(&credential).map_err(|detail| {
-        query_error(format!(
-            "Error parsing the X-Amz-Credential parameter; {detail}"
-        ))
-    })?;
+    let scope = parse_credential(&credential)
+        .and_then(|scope| check_service(request, &scope).map(|()| scope))
+        .map_err(|detail| {
+            query_error(format!(
+                "Error parsing the X-Amz-Credential parameter; {detail}"
+            ))
+        })?;
     check_region(
         request,
         &scope,
@@ -132,5 +135,6 @@ pub(super) fn authenticate_query(request: &Request<'_>) -> Result<AuthContext, S
     Ok(AuthContext {
         access_key: parts.scope.access_key,
         payload,
+        scheme: SigningScheme::V4Query,
     })
 }

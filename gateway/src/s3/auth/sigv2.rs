@@ -21,6 +21,7 @@ use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
 use super::{decode, header_str, AuthContext, PayloadMode, Request};
+use crate::s3::context_keys::SigningScheme;
 use crate::s3::error::{S3Error, S3ErrorCode};
 
 /// Query parameters that are part of the SigV2 canonical resource.
@@ -164,6 +165,7 @@ fn verify(
                 return Ok(AuthContext {
                     access_key: access_key.to_owned(),
                     payload: PayloadMode::Unsigned,
+                    scheme: SigningScheme::V2Header,
                 });
             }
             first_string_to_sign.get_or_insert(string_to_sign);

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{header_str, parse_amz_date, AuthContext, PayloadMode, RawQuery, Request, SigningKey};
+use crate::s3::context_keys::SigningScheme;
 use crate::s3::error::{S3Error, S3ErrorCode};
 
 /// SHA-256 of the empty string, hex.
@@ -57,14 +58,22 @@ pub(crate) struct CredentialScope {
     pub access_key: String,
     pub date: String,
     pub region: String,
+    /// `s3`, or `sts` for the STS calls served on the S3 port.
+    pub service: String,
 }
 
 impl CredentialScope {
-    /// `date/region/s3/aws4_request`.
+    /// `date/region/service/aws4_request`.
     pub fn scope(&self) -> String {
-        format!("{}/{}/s3/aws4_request", self.date, self.region)
+        format!(
+            "{}/{}/{}/aws4_request",
+            self.date, self.region, self.service
+        )
     }
 }
+
+/// Services whose requests this endpoint verifies: S3, and STS on the same port (MinIO-style).
+const SERVICES: &[&str] = &["s3", "sts"];
 
 /// Parses a credential; `Err(message)` says what is wrong, the caller picks the error code.
 pub(crate) fn parse_credential(credential: &str) -> Result<CredentialScope, String> {
@@ -85,7 +94,7 @@ pub(crate) fn parse_credential(credential: &str) -> Result<CredentialScope, Stri
     if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("incorrect date format \"{date}\". This date in the credential must be in the format \"yyyyMMdd\"."));
     }
-    if service != "s3" {
+    if !SERVICES.contains(&service) {
         return Err(format!(
             "incorrect service \"{service}\". This endpoint belongs to \"s3\"."
         ));
@@ -99,14 +108,38 @@ pub(crate) fn parse_credential(credential: &str) -> Result<CredentialScope, Stri
         access_key: access_key.to_owned(),
         date: date.to_owned(),
         region: region.to_owned(),
+        service: service.to_owned(),
     })
+}
+
+/// `AuthorizationHeaderMalformed`-style refusal of a scope naming another service than the
+/// request is for (an S3 request signed for `sts`, or the reverse).
+pub(crate) fn check_service(request: &Request<'_>, scope: &CredentialScope) -> Result<(), String> {
+    if scope.service == request.service {
+        Ok(())
+    } else {
+        Err(format!(
+            "incorrect service \"{}\". This endpoint belongs to \"{}\".",
+            scope.service, request.service
+        ))
+    }
 }
 
 /// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), "s3"), "aws4_request")`.
 pub(crate) fn derive_signing_key(secret: &str, date: &str, region: &str) -> [u8; 32] {
+    derive_service_signing_key(secret, date, region, "s3")
+}
+
+/// The signing key of `service` (`s3`, `sts`).
+pub(crate) fn derive_service_signing_key(
+    secret: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+) -> [u8; 32] {
     let k_date = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k_region = hmac_sha256(&k_date, region.as_bytes());
-    let k_service = hmac_sha256(&k_region, b"s3");
+    let k_service = hmac_sha256(&k_region, service.as_bytes());
     hmac_sha256(&k_service, b"aws4_request")
 }
 
@@ -164,11 +197,24 @@ pub(crate) fn verify(
     parts: &SignedParts<'_>,
 ) -> Result<SigningKey, S3Error> {
     let secret = request.secret_of(&parts.scope.access_key)?;
+    // The cache is keyed by region; an STS key is cached under `region/sts`.
+    let region_key = if parts.scope.service == "s3" {
+        parts.scope.region.clone()
+    } else {
+        format!("{}/{}", parts.scope.region, parts.scope.service)
+    };
     let key = SigningKey(request.keyring.signing_key(
         &parts.scope.access_key,
         &parts.scope.date,
-        &parts.scope.region,
-        || derive_signing_key(secret, &parts.scope.date, &parts.scope.region),
+        &region_key,
+        || {
+            derive_service_signing_key(
+                secret,
+                &parts.scope.date,
+                &parts.scope.region,
+                &parts.scope.service,
+            )
+        },
     ));
     let headers_block = canonical_headers(request, &parts.signed_headers)?;
     let query = canonical_query(request.query, parts.presigned);
@@ -267,6 +313,7 @@ pub fn sign_request_with(
         access_key: access_key.to_owned(),
         date,
         region: region.to_owned(),
+        service: "s3".to_owned(),
     };
     let mut signed: Vec<(&str, &str)> = vec![
         ("host", host),
@@ -466,6 +513,7 @@ pub(super) fn authenticate_header(
         ));
     };
     let scope = parse_credential(credential).map_err(|detail| malformed(&detail))?;
+    check_service(request, &scope).map_err(|detail| malformed(&detail))?;
     check_region(request, &scope, S3ErrorCode::AuthorizationHeaderMalformed)?;
     // The key must exist before anything else is checked, as S3 does.
     request.secret_of(&scope.access_key)?;
@@ -520,6 +568,7 @@ pub(super) fn authenticate_header(
     Ok(AuthContext {
         access_key: parts.scope.access_key,
         payload,
+        scheme: SigningScheme::V4Header,
     })
 }
 

@@ -91,8 +91,10 @@ pub async fn handle_list_buckets(req: S3Request) -> S3Result {
         .list_buckets()
         .await
         .map_err(|e| S3Error::from(e).with_resource("/"))?;
+    // A caller sees the buckets they own or may list (authorize.rs), root every bucket.
     let mut selected = buckets.iter().filter(|b| {
-        b.name().starts_with(&prefix)
+        req.access.lists_bucket(b.name())
+            && b.name().starts_with(&prefix)
             && after.as_ref().is_none_or(|after| b.name() > after.as_str())
             && region.as_ref().is_none_or(|region| b.region() == region)
     });
@@ -102,7 +104,7 @@ pub async fn handle_list_buckets(req: S3Request) -> S3Result {
         .collect();
     let truncated = selected.next().is_some();
     let mut w = XmlWriter::new("ListAllMyBucketsResult");
-    write_owner(&mut w, &req.auth.access_key);
+    write_owner(&mut w, &super::caller_owner(&req));
     w.open("Buckets");
     for bucket in &page {
         w.open("Bucket")
@@ -160,7 +162,7 @@ pub async fn handle_create_bucket(req: S3Request, bucket: &str) -> S3Result {
             "CreateBucketConfiguration"
         );
     }
-    let owner = req.auth.access_key.clone();
+    let owner = req.access.owner().0;
     match engine.create_bucket(bucket, &owner).await {
         Ok(_) => {}
         Err(EngineError::BucketExists) => {

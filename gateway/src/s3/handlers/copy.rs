@@ -16,6 +16,8 @@ use super::object::{storage_class, write_condition};
 use super::{S3Request, S3Result};
 use crate::checksum::ChecksumAlgorithm;
 use crate::engine::{ByteRange, CopyTarget, Engine, ObjectInfo, MAX_PART_SIZE};
+use crate::s3::access::copy_source_permission;
+use crate::s3::authorize::Access;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{
     evaluate_preconditions, header_str, quote_etag, stored_headers, user_metadata, Precondition,
@@ -106,10 +108,26 @@ pub fn parse_copy_range(value: &str, size: u64) -> Result<ByteRange, S3Error> {
 /// be held across an await in a `Send` future.)
 async fn resolve_source(
     engine: &Engine,
+    access: &Access,
     headers: &HeaderMap,
 ) -> Result<(CopySource, ObjectInfo), S3Error> {
     let raw = header_str(headers, "x-amz-copy-source").unwrap_or_default();
     let source = parse_copy_source(&raw)?;
+    // A copy reads its source: the caller needs the read right there too (access.rs).
+    let has_version = raw.split_once('?').is_some();
+    access
+        .require(
+            &copy_source_permission(&source.bucket, &source.key, has_version),
+            Some(&source.bucket),
+        )
+        .and_then(|()| {
+            access.check_expected_owner(
+                headers,
+                "x-amz-source-expected-bucket-owner",
+                &source.bucket,
+            )
+        })
+        .map_err(|e| e.with_resource(format!("/{}/{}", source.bucket, source.key)))?;
     let version = engine
         .head_object(&source.bucket, &source.key)
         .await
@@ -176,7 +194,7 @@ pub async fn handle_copy_object(req: S3Request, bucket: &str, key: &str) -> S3Re
         sse::COPY_SOURCE_CUSTOMER,
         req.customer_keys_allowed,
     )?;
-    let (source, version) = resolve_source(&req.engine, &req.headers).await?;
+    let (source, version) = resolve_source(&req.engine, &req.access, &req.headers).await?;
     req.engine
         .check_read_key(&version, source_key.as_ref())
         .map_err(|e| {
@@ -271,7 +289,7 @@ pub async fn handle_upload_part_copy(
         sse::COPY_SOURCE_CUSTOMER,
         req.customer_keys_allowed,
     )?;
-    let (_, version) = resolve_source(&req.engine, &req.headers).await?;
+    let (_, version) = resolve_source(&req.engine, &req.access, &req.headers).await?;
     req.engine.check_read_key(&version, source_key.as_ref())?;
     let range = match header_str(&req.headers, "x-amz-copy-source-range") {
         Some(value) => parse_copy_range(&value, version.size())?,

@@ -12,7 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::{write_owner, xml_response, S3Request, S3Result};
+use super::{
+    bucket_owner, write_owner, write_principal, xml_response, OwnerView, S3Request, S3Result,
+};
 use crate::engine::{ListQuery, ObjectListing, UploadListQuery, NULL_VERSION};
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::quote_etag;
@@ -100,7 +102,12 @@ pub fn decode_token(token: &str) -> Result<String, S3Error> {
         .ok_or_else(invalid)
 }
 
-fn write_entries(w: &mut XmlWriter, page: &ObjectListing, enc: &Encoder, owner: Option<&str>) {
+fn write_entries(
+    w: &mut XmlWriter,
+    page: &ObjectListing,
+    enc: &Encoder,
+    owner: Option<&OwnerView>,
+) {
     for head in &page.entries {
         w.open("Contents")
             .text("Key", &enc.apply(&head.key))
@@ -168,8 +175,8 @@ pub async fn handle_list_objects_v2(req: S3Request, bucket: &str) -> S3Result {
             w.text("NextContinuationToken", &encode_token(next));
         }
     }
-    let owner = fetch_owner.then_some(req.auth.access_key.as_str());
-    write_entries(&mut w, &page, &enc, owner);
+    let owner = fetch_owner.then(|| bucket_owner(&req, bucket));
+    write_entries(&mut w, &page, &enc, owner.as_ref());
     xml_response(w.finish("ListBucketResult"))
 }
 
@@ -209,12 +216,14 @@ pub async fn handle_list_objects_v1(req: S3Request, bucket: &str) -> S3Result {
             w.text("NextMarker", &enc.apply(next));
         }
     }
-    write_entries(&mut w, &page, &enc, Some(req.auth.access_key.as_str()));
+    let owner = bucket_owner(&req, bucket);
+    write_entries(&mut w, &page, &enc, Some(&owner));
     xml_response(w.finish("ListBucketResult"))
 }
 
 pub async fn handle_list_object_versions(req: S3Request, bucket: &str) -> S3Result {
     let enc = Encoder::from(&req)?;
+    let owner = bucket_owner(&req, bucket);
     let max = max_keys(&req, "max-keys")?;
     let prefix = req.query.get("prefix").unwrap_or("").to_string();
     let delim = delimiter(&req);
@@ -275,7 +284,7 @@ pub async fn handle_list_object_versions(req: S3Request, bucket: &str) -> S3Resu
             .text("ETag", &quote_etag(&head.etag))
             .text("Size", &head.size.to_string())
             .text("StorageClass", head.storage_class.name());
-        write_owner(&mut w, &req.auth.access_key);
+        write_owner(&mut w, &owner);
         w.close("Version");
     }
     for prefix in &page.common_prefixes {
@@ -288,6 +297,7 @@ pub async fn handle_list_object_versions(req: S3Request, bucket: &str) -> S3Resu
 
 pub async fn handle_list_multipart_uploads(req: S3Request, bucket: &str) -> S3Result {
     let enc = Encoder::from(&req)?;
+    let owner = bucket_owner(&req, bucket);
     let max = max_keys(&req, "max-uploads")?;
     let prefix = req.query.get("prefix").unwrap_or("").to_string();
     let delim = delimiter(&req);
@@ -337,11 +347,8 @@ pub async fn handle_list_multipart_uploads(req: S3Request, bucket: &str) -> S3Re
         w.open("Upload")
             .text("Key", &enc.apply(upload.key()))
             .text("UploadId", upload.upload_id());
-        w.open("Initiator")
-            .text("ID", &req.auth.access_key)
-            .text("DisplayName", &req.auth.access_key)
-            .close("Initiator");
-        write_owner(&mut w, &req.auth.access_key);
+        write_principal(&mut w, "Initiator", &owner);
+        write_owner(&mut w, &owner);
         w.text("StorageClass", upload.storage_class().name())
             .text("Initiated", &iso8601(upload.initiated_ms()));
         if let Some(algorithm) = upload.checksum_algorithm() {

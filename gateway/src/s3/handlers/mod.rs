@@ -12,6 +12,7 @@ pub mod keep_alive;
 pub mod list;
 pub mod multipart;
 pub mod object;
+pub mod policy;
 pub mod post_object;
 pub mod tagging;
 
@@ -37,6 +38,11 @@ pub struct S3Request {
     pub headers: HeaderMap,
     pub query: Query,
     pub auth: AuthContext,
+    /// The request's authorizer (its dispatch decision is made; handlers use it for the
+    /// checks they make later: DeleteObjects per key, copy sources, ListBuckets filtering).
+    pub access: Arc<crate::s3::authorize::Access>,
+    /// Users, keys and buckets' access settings (bucket policies, ACLs are changed here).
+    pub identity: Arc<crate::identity::IdentityService>,
     pub body: Body,
     /// The `x-amz-request-id` this request is answered with.
     pub request_id: String,
@@ -164,11 +170,41 @@ pub async fn read_request_document(
 }
 
 /// The owner block used in listings (single-tenant: the request's access key).
-pub fn write_owner(w: &mut XmlWriter, owner: &str) {
-    w.open("Owner")
-        .text("ID", owner)
-        .text("DisplayName", owner)
-        .close("Owner");
+pub fn write_owner(w: &mut XmlWriter, owner: &OwnerView) {
+    write_principal(w, "Owner", owner);
+}
+
+/// `<{element}><ID>…</ID><DisplayName>…</DisplayName></{element}>` (Owner, Initiator).
+pub fn write_principal(w: &mut XmlWriter, element: &str, who: &OwnerView) {
+    w.open(element)
+        .text("ID", &who.id)
+        .text("DisplayName", &who.display_name)
+        .close(element);
+}
+
+/// An owner as listings show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerView {
+    pub id: String,
+    pub display_name: String,
+}
+
+/// The owner of `bucket` (and, buckets enforcing bucket ownership, of its objects and
+/// uploads); the caller when the bucket is unknown.
+pub fn bucket_owner(req: &S3Request, bucket: &str) -> OwnerView {
+    let id = req
+        .access
+        .directory()
+        .bucket(bucket)
+        .map_or_else(|| req.access.owner().0, |entry| entry.owner.clone());
+    let display_name = req.access.display_name(&id);
+    OwnerView { id, display_name }
+}
+
+/// The caller as an owner.
+pub fn caller_owner(req: &S3Request) -> OwnerView {
+    let (id, display_name) = req.access.owner();
+    OwnerView { id, display_name }
 }
 
 #[cfg(test)]

@@ -269,11 +269,9 @@ pub async fn handle_list_parts(
     }
     w.text("MaxParts", &max_parts.to_string())
         .text("IsTruncated", if truncated { "true" } else { "false" });
-    w.open("Initiator")
-        .text("ID", &req.auth.access_key)
-        .text("DisplayName", &req.auth.access_key)
-        .close("Initiator");
-    write_owner(&mut w, &req.auth.access_key);
+    let owner = super::bucket_owner(&req, bucket);
+    super::write_principal(&mut w, "Initiator", &owner);
+    write_owner(&mut w, &owner);
     w.text("StorageClass", upload.storage_class().name());
     if let Some(algorithm) = upload.checksum_algorithm() {
         w.text("ChecksumAlgorithm", algorithm.name());

@@ -388,6 +388,7 @@ pub async fn handle_delete_object(req: S3Request, bucket: &str, key: &str) -> S3
 
 pub async fn handle_delete_objects(req: S3Request, bucket: &str) -> S3Result {
     let engine = Arc::clone(&req.engine);
+    let req_access = Arc::clone(&req.access);
     let body = read_request_document(req.body, &req.headers, &req.auth, MAX_DELETE_BODY).await?;
     let request: DeleteXml = parse(&body)?;
     if request.objects.is_empty() || request.objects.len() > MAX_DELETE_KEYS {
@@ -402,6 +403,19 @@ pub async fn handle_delete_objects(req: S3Request, bucket: &str) -> S3Result {
             None => Ok(VersionIdTarget::Null),
             Some(value) => classify_version_id(value),
         };
+        // The deferred per-key check of DeleteObjects (access.rs): each key is its own decision.
+        let permission = crate::s3::access::Permission {
+            action: if object.version_id.is_some() {
+                "s3:DeleteObjectVersion"
+            } else {
+                "s3:DeleteObject"
+            },
+            resource: crate::s3::access::object_arn(bucket, &object.key),
+        };
+        let target = target.and_then(|target| {
+            req_access.require(&permission, Some(bucket))?;
+            Ok(target)
+        });
         let result = match target {
             Ok(VersionIdTarget::Null) => engine
                 .delete_object_if(

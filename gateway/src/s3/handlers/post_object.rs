@@ -23,6 +23,8 @@ use super::{empty_response, internal, S3Result};
 use crate::checksum::{ChecksumAlgorithm, ChecksumHasher, ChecksumSlot};
 use crate::engine::{BodyError, BodyStream, PutObjectRequest, WriteCondition, MAX_PART_SIZE};
 use crate::s3::auth::{verify_post_signature, PostSignature};
+use crate::s3::authorize::Caller;
+use crate::s3::context_keys::SigningScheme;
 use crate::s3::endpoint::MAX_KEY_LEN;
 use crate::s3::error::{S3Error, S3ErrorCode};
 use crate::s3::headers::{quote_etag, stored_headers, user_metadata};
@@ -235,29 +237,61 @@ pub async fn handle_post_object(
             .with_message("Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields.")
             .with_extra("ArgumentName", "key")
     })?;
-    let policy_text = field(&fields, "policy").ok_or_else(|| {
-        // Anonymous POSTs would need a public bucket; Strata has none.
-        S3Error::new(S3ErrorCode::AccessDenied)
-            .with_message("Bucket POST must contain a field named 'policy'.")
-    })?;
-    verify_post_signature(
-        &post_signature(policy_text, &fields),
-        &service.keyring,
-        &service.auth,
-    )?;
-    let policy = parse_policy(policy_text)?;
+    // A form without a policy is unsigned: the anonymous caller, allowed only where a bucket
+    // policy lets everyone write.
+    let directory = service
+        .identity
+        .current()
+        .await
+        .map_err(|e| S3Error::new(S3ErrorCode::ServiceUnavailable).with_source(e))?;
+    let filename = file.file_name().unwrap_or("").to_string();
     // `${filename}` is replaced before the policy sees the key, so a `starts-with $key`
     // condition constrains the key that will actually be written (as S3 does).
-    let filename = file.file_name().unwrap_or("").to_string();
     let key = raw_key.replace("${filename}", &filename);
-    let checked: Vec<(String, String)> = fields
-        .iter()
-        .map(|(name, value)| match name.as_str() {
-            "key" => (name.clone(), key.clone()),
-            _ => (name.clone(), value.clone()),
-        })
-        .collect();
-    policy.check(SystemTime::now(), &checked, bucket)?;
+    let (caller, scheme, length_range) = match field(&fields, "policy") {
+        None => (Caller::anonymous(), SigningScheme::Unsigned, None),
+        Some(policy_text) => {
+            let access_key = verify_post_signature(
+                &post_signature(policy_text, &fields),
+                &directory.keyring,
+                &service.auth,
+            )?;
+            let policy = parse_policy(policy_text)?;
+            let checked: Vec<(String, String)> = fields
+                .iter()
+                .map(|(name, value)| match name.as_str() {
+                    "key" => (name.clone(), key.clone()),
+                    _ => (name.clone(), value.clone()),
+                })
+                .collect();
+            policy.check(SystemTime::now(), &checked, bucket)?;
+            let user = directory
+                .user_of_key(&access_key)
+                .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidAccessKeyId))?;
+            let caller = Caller {
+                user: Some(user),
+                session_policy: None,
+                access_key,
+            };
+            (
+                caller,
+                SigningScheme::PostPolicy,
+                policy.content_length_range(),
+            )
+        }
+    };
+    let query = crate::s3::endpoint::Query::parse(None);
+    let access = service.access(&parts, &query, scheme, caller, directory);
+    let form_headers = fields_as_headers(&fields);
+    let traits = crate::s3::authorize::request_traits(&form_headers, &[]);
+    // The form's key is known only now: the deferred `s3:PutObject` check (access.rs).
+    access.require_endpoint(
+        &crate::s3::endpoint::Endpoint::PutObject {
+            bucket: bucket.to_string(),
+            key: key.clone(),
+        },
+        traits,
+    )?;
     // An `x-amz-checksum-<algorithm>` field is the expected checksum of the file.
     let mut stated_checksum = None;
     for algorithm in ChecksumAlgorithm::all() {
@@ -279,7 +313,7 @@ pub async fn handle_post_object(
     if key.len() > MAX_KEY_LEN {
         return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
     }
-    let as_headers = fields_as_headers(&fields);
+    let as_headers = form_headers;
     check_canned_acl(&as_headers)?;
     // Form fields naming a feature Strata lacks (SSE, Object Lock …) are refused like headers.
     crate::s3::support::check_request_headers(&as_headers)?;
@@ -299,7 +333,7 @@ pub async fn handle_post_object(
     }
     // A missing bucket is known before the file is spooled.
     let resolved = service.engine.bucket(bucket).await?;
-    let (min, max) = policy.content_length_range().unwrap_or((0, MAX_PART_SIZE));
+    let (min, max) = length_range.unwrap_or((0, MAX_PART_SIZE));
     let mut hasher = stated_checksum
         .as_ref()
         .map(|(algorithm, _)| algorithm.hasher());

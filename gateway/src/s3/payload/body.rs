@@ -326,6 +326,7 @@ mod tests {
         AuthContext {
             access_key: "AK".to_owned(),
             payload,
+            scheme: crate::s3::context_keys::SigningScheme::V4Header,
         }
     }
 

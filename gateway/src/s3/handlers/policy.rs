@@ -1,0 +1,96 @@
+//! Bucket policies: PutBucketPolicy, GetBucketPolicy, DeleteBucketPolicy and
+//! GetBucketPolicyStatus. A policy is validated in full when stored (`MalformedPolicy` naming
+//! the problem) and kept as the client sent it, so GetBucketPolicy returns the same text; the
+//! authorizer (`authorize.rs`) evaluates the parsed form from the access directory.
+
+use http::{HeaderValue, StatusCode};
+
+use super::{empty_response, read_request_document, xml_response, S3Request, S3Result};
+use crate::identity::IdentityError;
+use crate::s3::error::{S3Error, S3ErrorCode};
+use crate::s3::policy::{Policy, PolicyKind, MAX_BUCKET_POLICY_BYTES};
+use crate::s3::xml::XmlWriter;
+
+/// The S3 answer for a failed access-setting change.
+pub fn identity_error(error: IdentityError) -> S3Error {
+    match error {
+        IdentityError::Meta(metadata::MetaError::NoSuchBucket) => {
+            S3Error::new(S3ErrorCode::NoSuchBucket)
+        }
+        IdentityError::Meta(metadata::MetaError::Unavailable(_)) => {
+            S3Error::new(S3ErrorCode::ServiceUnavailable).with_source(error)
+        }
+        other => S3Error::new(S3ErrorCode::InternalError).with_source(other),
+    }
+}
+
+/// The bucket's stored policy text, `NoSuchBucket` / `NoSuchBucketPolicy` otherwise.
+fn stored_policy(req: &S3Request, bucket: &str) -> Result<Option<String>, S3Error> {
+    let entry =
+        req.access.directory().bucket(bucket).ok_or_else(|| {
+            S3Error::new(S3ErrorCode::NoSuchBucket).with_extra("BucketName", bucket)
+        })?;
+    Ok(entry.access.policy.clone())
+}
+
+pub async fn handle_put_bucket_policy(req: S3Request, bucket: &str) -> S3Result {
+    // Reading a little more than the limit tells "too large" from "exactly at the limit".
+    let body = read_request_document(
+        req.body,
+        &req.headers,
+        &req.auth,
+        MAX_BUCKET_POLICY_BYTES + 1,
+    )
+    .await?;
+    Policy::parse(&body, PolicyKind::Bucket(bucket))
+        .map_err(|e| S3Error::new(S3ErrorCode::MalformedPolicy).with_message(e.to_string()))?;
+    let text = String::from_utf8(body.to_vec()).map_err(|_| {
+        S3Error::new(S3ErrorCode::MalformedPolicy).with_message("Policy is not valid UTF-8")
+    })?;
+    req.identity
+        .update_bucket_access(bucket, move |access| {
+            access.policy = Some(text.clone());
+            Ok(())
+        })
+        .await
+        .map_err(identity_error)?;
+    empty_response(StatusCode::NO_CONTENT)
+}
+
+pub async fn handle_get_bucket_policy(req: S3Request, bucket: &str) -> S3Result {
+    let text = stored_policy(&req, bucket)?.ok_or_else(|| {
+        S3Error::new(S3ErrorCode::NoSuchBucketPolicy).with_extra("BucketName", bucket)
+    })?;
+    let mut response = http::Response::new(axum::body::Body::from(text));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+pub async fn handle_delete_bucket_policy(req: S3Request, bucket: &str) -> S3Result {
+    req.identity
+        .update_bucket_access(bucket, |access| {
+            access.policy = None;
+            Ok(())
+        })
+        .await
+        .map_err(identity_error)?;
+    empty_response(StatusCode::NO_CONTENT)
+}
+
+pub async fn handle_get_bucket_policy_status(req: S3Request, bucket: &str) -> S3Result {
+    stored_policy(&req, bucket)?.ok_or_else(|| {
+        S3Error::new(S3ErrorCode::NoSuchBucketPolicy).with_extra("BucketName", bucket)
+    })?;
+    let public = req
+        .access
+        .directory()
+        .bucket(bucket)
+        .and_then(|entry| entry.policy.as_ref())
+        .is_some_and(|policy| policy.is_public());
+    let mut w = XmlWriter::new("PolicyStatus");
+    w.text("IsPublic", if public { "true" } else { "false" });
+    xml_response(w.finish("PolicyStatus"))
+}
