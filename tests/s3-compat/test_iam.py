@@ -574,6 +574,27 @@ def test_key_disable_enable_delete(admin, new_user, make_client, s3, bucket):
     assert user.name not in [u["name"] for u in json.loads(admin("user", "list").stdout)]
 
 
+@pytest.mark.client("boto3")
+def test_attached_policies_take_effect_on_the_next_request(admin, new_user, new_policy, client_of, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    user = new_user("attached")
+    client = client_of(user)
+    refused(lambda: client.get_object(Bucket=bucket, Key="k"))
+    reader = new_policy("reader", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]})
+    admin("user", "attach", user.name, "--policy", reader)
+    for _ in range(2):  # both gateways, in the 2-gateway run
+        assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+    refused(lambda: client.put_object(Bucket=bucket, Key="k", Body=b"overwritten"))
+    in_use = admin("policy", "delete", reader, check=False)
+    assert in_use.returncode == 1 and "PolicyInUse" in in_use.stderr, in_use.stderr
+    admin("user", "attach", user.name)  # replaces the list: no policy left
+    for _ in range(2):
+        refused(lambda: client.get_object(Bucket=bucket, Key="k"))
+    admin("policy", "delete", reader)
+    assert reader not in [p["name"] for p in json.loads(admin("policy", "list").stdout)]
+
+
 # --- 7. the admin API is the root's alone ---------------------------------------------------
 
 def test_admin_api_refuses_non_root_keys(admin, new_user):
