@@ -17,6 +17,7 @@ import hashlib
 import re
 from pathlib import Path
 
+import botocore
 import pytest
 
 import support
@@ -199,9 +200,14 @@ def test_allowed_header_values_and_acknowledgements_pass(s3, endpoint, bucket):
                      headers={"x-amz-object-ownership": "BucketOwnerEnforced"})
     assert response.status == 200, response.body
     s3.delete_bucket(Bucket=fresh)
+    # Every bucket belongs to the one account (000000000000): that owner passes, another is
+    # refused as S3 refuses a wrong expected owner (403 AccessDenied).
     s3.put_object(Bucket=bucket, Key="payer", Body=b"x", RequestPayer="requester",
-                  ExpectedBucketOwner="123456789012")
-    assert s3.get_object(Bucket=bucket, Key="payer")["Body"].read() == b"x"
+                  ExpectedBucketOwner="000000000000")
+    assert s3.get_object(Bucket=bucket, Key="payer", ExpectedBucketOwner="000000000000")["Body"].read() == b"x"
+    with pytest.raises(botocore.exceptions.ClientError) as wrong_owner:
+        s3.get_object(Bucket=bucket, Key="payer", ExpectedBucketOwner="123456789012")
+    assert wrong_owner.value.response["Error"]["Code"] == "AccessDenied"
 
 
 def test_version_ids_on_an_unversioned_bucket(s3, endpoint, bucket):

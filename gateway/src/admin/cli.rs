@@ -398,8 +398,18 @@ fn refusal(status: http::StatusCode, body: &[u8], url: &str) -> String {
         let end = text.get(start..)?.find(&format!("</{name}>"))? + start;
         text.get(start..end).map(str::to_owned)
     };
-    let code = tag("Code");
-    let message = tag("Message").unwrap_or_default();
+    // The identity calls answer JSON `{"code", "error"}`.
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    let json_field = |name: &str| {
+        json.as_ref()
+            .and_then(|v| v.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let code = tag("Code").or_else(|| json_field("code"));
+    let message = tag("Message")
+        .or_else(|| json_field("error"))
+        .unwrap_or_default();
     match code.as_deref() {
         Some("SignatureDoesNotMatch") | Some("InvalidAccessKeyId") | Some("AccessDenied") => {
             format!(
@@ -407,7 +417,7 @@ fn refusal(status: http::StatusCode, body: &[u8], url: &str) -> String {
                 code.unwrap_or_default()
             )
         }
-        _ if status == http::StatusCode::NOT_FOUND => format!(
+        None if status == http::StatusCode::NOT_FOUND => format!(
             "{url} does not exist on this server (an older version, or not an admin API): {status}"
         ),
         Some(code) => format!("{url} answered {status}: {code}: {message}"),
@@ -868,6 +878,13 @@ mod tests {
         );
         let text = refusal(http::StatusCode::BAD_GATEWAY, b"plain", "http://x/y");
         assert!(text.contains("502") && text.contains("plain"), "{text}");
+        // An identity call's JSON error names its code, even on a 404.
+        let text = refusal(
+            http::StatusCode::NOT_FOUND,
+            br#"{"code":"NoSuchUser","error":"no such user"}"#,
+            "http://x/_strata/admin/users/bob",
+        );
+        assert!(text.contains("NoSuchUser: no such user"), "{text}");
     }
 
     fn args(topic: Topic, action: Option<Action>, name: Option<&str>) -> AdminArgs {

@@ -217,6 +217,7 @@ async fn dispatch(
     );
     let customer_keys_allowed =
         service.sse_c_allow_http || parts.extensions.get::<super::state::OverTls>().is_some();
+    let missing_key_hidden = hides_missing_keys(&endpoint, &access);
     let req = S3Request {
         customer_keys_allowed,
         engine: service.engine.clone(),
@@ -237,12 +238,39 @@ async fn dispatch(
             .await
             .unwrap_or_else(|_| Err(deadline_exceeded(deadline)))
     };
+    // As S3: a missing key is 404 only to a caller who may list the bucket (who could learn
+    // it anyway); anyone else gets 403, so reads cannot probe which keys exist.
+    let outcome = match outcome {
+        Err(error) if missing_key_hidden && error.code == S3ErrorCode::NoSuchKey => {
+            Err(S3Error::new(S3ErrorCode::AccessDenied))
+        }
+        outcome => outcome,
+    };
     if changes_buckets && outcome.is_ok() {
         // Bucket owners are part of the access directory: this gateway's next request must
         // know the new bucket (other gateways see the generation change).
         service.identity.note_change().await;
     }
     (operation, fill_resource(outcome, resource))
+}
+
+/// Whether a `NoSuchKey` answer to `endpoint` must become `AccessDenied`: an object read by
+/// a caller without `s3:ListBucket` on the bucket.
+fn hides_missing_keys(endpoint: &Endpoint, access: &super::authorize::Access) -> bool {
+    use Endpoint as E;
+    let bucket = match endpoint {
+        E::GetObject { bucket, .. }
+        | E::HeadObject { bucket, .. }
+        | E::GetObjectAttributes { bucket, .. }
+        | E::GetObjectTagging { bucket, .. }
+        | E::GetObjectAcl { bucket, .. } => bucket,
+        _ => return false,
+    };
+    let list = super::access::Permission {
+        action: "s3:ListBucket",
+        resource: super::access::bucket_arn(bucket),
+    };
+    access.decide(&list, Some(bucket)) != super::policy::Decision::Allow
 }
 
 /// Gives an error the request's `<Resource>` unless the handler named another one.

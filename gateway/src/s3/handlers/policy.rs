@@ -44,6 +44,15 @@ pub async fn handle_put_bucket_policy(req: S3Request, bucket: &str) -> S3Result 
     .await?;
     let policy = Policy::parse(&body, PolicyKind::Bucket(bucket))
         .map_err(|e| S3Error::new(S3ErrorCode::MalformedPolicy).with_message(e.to_string()))?;
+    // As IAM: a principal naming a user of this account that does not exist is refused.
+    let user_prefix = format!("arn:aws:iam::{}:user/", crate::identity::ACCOUNT_ID);
+    if let Some(unknown) = policy.principal_names().find(|name| {
+        name.strip_prefix(&user_prefix)
+            .is_some_and(|user| req.access.directory().user(user).is_none())
+    }) {
+        return Err(S3Error::new(S3ErrorCode::MalformedPolicy)
+            .with_message(format!("Invalid principal in policy: {unknown}")));
+    }
     let blocked = req
         .access
         .directory()

@@ -152,7 +152,11 @@ pub struct Policy {
 }
 
 impl PrincipalSet {
-    fn contains(&self, principal: &Principal) -> bool {
+    /// Whether the set names `principal`. An account (`"123456789012"`,
+    /// `arn:aws:iam::123456789012:root`) names the account's root for an `Allow` — as on AWS,
+    /// granting to an account delegates to it, and its users still need their own identity
+    /// policy — but every principal of the account for a `Deny`.
+    fn contains(&self, principal: &Principal, effect: Effect) -> bool {
         match (self, principal) {
             (PrincipalSet::Anyone, _) => true,
             (PrincipalSet::Listed { .. }, Principal::Anonymous) => false,
@@ -168,10 +172,11 @@ impl PrincipalSet {
                 },
             ) => {
                 let account_root = format!("arn:aws:iam::{account}:root");
-                users
-                    .iter()
-                    .any(|name| name == arn || name == account || *name == account_root)
-                    || canonical_ids.iter().any(|id| id == canonical_id)
+                let is_root = *arn == account_root;
+                let names_account = |name: &String| name == account || *name == account_root;
+                users.iter().any(|name| {
+                    name == arn || (names_account(name) && (is_root || effect == Effect::Deny))
+                }) || canonical_ids.iter().any(|id| id == canonical_id)
             }
         }
     }
@@ -179,10 +184,9 @@ impl PrincipalSet {
 
 impl Statement {
     fn applies(&self, request: &Request<'_>) -> bool {
-        let principal_ok = self
-            .principal
-            .as_ref()
-            .is_none_or(|clause| clause.set.contains(request.principal) != clause.negated);
+        let principal_ok = self.principal.as_ref().is_none_or(|clause| {
+            clause.set.contains(request.principal, self.effect) != clause.negated
+        });
         let action_ok = self
             .action
             .patterns
@@ -229,6 +233,18 @@ impl Policy {
         } else {
             Decision::NotApplicable
         }
+    }
+
+    /// Every user or account principal the policy names (in Principal or NotPrincipal).
+    pub fn principal_names(&self) -> impl Iterator<Item = &str> {
+        self.statements
+            .iter()
+            .filter_map(|statement| statement.principal.as_ref())
+            .flat_map(|clause| match &clause.set {
+                PrincipalSet::Anyone => [].iter(),
+                PrincipalSet::Listed { users, .. } => users.iter(),
+            })
+            .map(String::as_str)
     }
 
     /// Whether any condition names a key starting with `prefix` (compared case-insensitively):

@@ -147,6 +147,8 @@ fn principals_by_arn_account_root_canonical_id_and_not_principal() {
         ask(&policy, &user("bob"), "s3:GetObject", object, &keys),
         Decision::NotApplicable
     );
+    // Granting to the account delegates to it: its root is allowed, its users still need
+    // their own identity policy (AWS), so the grant alone does not reach bob.
     assert_eq!(
         ask(
             &policy,
@@ -155,7 +157,32 @@ fn principals_by_arn_account_root_canonical_id_and_not_principal() {
             "arn:aws:s3:::photos",
             &keys
         ),
+        Decision::NotApplicable
+    );
+    let root = Principal::User {
+        arn: format!("arn:aws:iam::{ACCOUNT}:root"),
+        account: ACCOUNT.to_string(),
+        canonical_id: "canon-root".to_string(),
+    };
+    assert_eq!(
+        ask(
+            &policy,
+            &root,
+            "s3:ListBucket",
+            "arn:aws:s3:::photos",
+            &keys
+        ),
         Decision::Allow
+    );
+    // A Deny naming the account reaches every principal of it.
+    let deny = bucket_policy(
+        r#"{"Version":"2012-10-17","Statement":[
+          {"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::photos/*"}
+        ]}"#,
+    );
+    assert_eq!(
+        ask(&deny, &user("bob"), "s3:GetObject", object, &keys),
+        Decision::Deny
     );
     assert_eq!(
         ask(
@@ -245,9 +272,9 @@ fn conditions_source_ip_secure_transport_and_username_variables() {
         r#"{"Version":"2012-10-17","Statement":[
           {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::photos/*",
            "Condition":{"IpAddress":{"aws:SourceIp":["10.0.0.0/8","2001:db8::/32"]},"Bool":{"aws:SecureTransport":true}}},
-          {"Effect":"Allow","Principal":{"AWS":"000000000000"},"Action":"s3:ListBucket","Resource":"arn:aws:s3:::photos",
+          {"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::000000000000:user/alice","arn:aws:iam::000000000000:user/bob"]},"Action":"s3:ListBucket","Resource":"arn:aws:s3:::photos",
            "Condition":{"StringLike":{"s3:prefix":["home/${aws:username}/*"]}}},
-          {"Effect":"Allow","Principal":{"AWS":"000000000000"},"Action":["s3:PutObject","s3:GetObject"],"Resource":"arn:aws:s3:::photos/home/${aws:username}/*"}
+          {"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::000000000000:user/alice","arn:aws:iam::000000000000:user/bob"]},"Action":["s3:PutObject","s3:GetObject"],"Resource":"arn:aws:s3:::photos/home/${aws:username}/*"}
         ]}"#,
     );
     let mut keys = ContextKeys::from_pairs([
