@@ -48,6 +48,18 @@ pub enum IdentityError {
     Task(String),
 }
 
+impl IdentityError {
+    /// The bucket whose access settings were to change does not exist.
+    pub fn is_no_such_bucket(&self) -> bool {
+        matches!(self, IdentityError::Meta(MetaError::NoSuchBucket))
+    }
+
+    /// The catalog cannot be reached (the caller may retry).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, IdentityError::Meta(MetaError::Unavailable(_)))
+    }
+}
+
 /// A user as requests see it.
 #[derive(Debug)]
 pub struct UserEntry {

@@ -13,14 +13,12 @@ use crate::s3::xml::XmlWriter;
 
 /// The S3 answer for a failed access-setting change.
 pub fn identity_error(error: IdentityError) -> S3Error {
-    match error {
-        IdentityError::Meta(metadata::MetaError::NoSuchBucket) => {
-            S3Error::new(S3ErrorCode::NoSuchBucket)
-        }
-        IdentityError::Meta(metadata::MetaError::Unavailable(_)) => {
-            S3Error::new(S3ErrorCode::ServiceUnavailable).with_source(error)
-        }
-        other => S3Error::new(S3ErrorCode::InternalError).with_source(other),
+    if error.is_no_such_bucket() {
+        S3Error::new(S3ErrorCode::NoSuchBucket)
+    } else if error.is_unavailable() {
+        S3Error::new(S3ErrorCode::ServiceUnavailable).with_source(error)
+    } else {
+        S3Error::new(S3ErrorCode::InternalError).with_source(error)
     }
 }
 
