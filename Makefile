@@ -9,7 +9,7 @@ CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/release/strata
 export STRATA_VENV ?= $(CURDIR)/.venv
 
-.PHONY: run test build deps test-rust test-compat lint fmt cluster cluster-stop docker-up docker-down bench \
+.PHONY: run test build deps test-rust test-compat lint fmt cluster cluster-stop docker-up docker-down bench bench-auth \
   fuzz fuzz-smoke fuzz-build fuzz-run
 
 # System packages: libclang for bindgen (rocksdb), a C++ compiler, python venv support, curl,
@@ -71,6 +71,11 @@ test-compat: build
 # 6-node cluster on free ports, fsync on. Rewrites the generated section of BENCHMARKS.md.
 bench: build
 	STRATA_BIN=$(BIN) bash tests/bench/run.sh
+
+# What authorization costs: 4 KiB GET as root, as a user, and under a 20-statement bucket
+# policy (~3 min). Results: BENCHMARKS.md, "Authorization cost".
+bench-auth: build
+	STRATA_BIN=$(BIN) bash -c 'source tests/s3-compat/venv.sh && ensure_venv .venv tests/s3-compat/requirements.txt && .venv/bin/python tests/bench/auth_cost.py'
 
 # Fuzzing (gateway/fuzz, its own cargo workspace): libFuzzer through libfuzzer-sys on the stable
 # toolchain, with the sanitizer-coverage flags `cargo fuzz build -s none` would pass. Its own

@@ -57,7 +57,7 @@ impl Caller {
             .map_or("", |user| user.canonical_id.as_str())
     }
 
-    fn is_root(&self) -> bool {
+    pub fn is_root(&self) -> bool {
         self.user.as_ref().is_some_and(|user| user.admin)
     }
 }

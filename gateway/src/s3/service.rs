@@ -217,7 +217,8 @@ async fn dispatch(
     );
     let customer_keys_allowed =
         service.sse_c_allow_http || parts.extensions.get::<super::state::OverTls>().is_some();
-    let missing_key_hidden = hides_missing_keys(&endpoint, &access);
+    let read_of_key = reads_a_key(&endpoint).map(str::to_string);
+    let access_after = Arc::clone(&access);
     let req = S3Request {
         customer_keys_allowed,
         engine: service.engine.clone(),
@@ -240,11 +241,13 @@ async fn dispatch(
     };
     // As S3: a missing key is 404 only to a caller who may list the bucket (who could learn
     // it anyway); anyone else gets 403, so reads cannot probe which keys exist.
-    let outcome = match outcome {
-        Err(error) if missing_key_hidden && error.code == S3ErrorCode::NoSuchKey => {
+    let outcome = match (outcome, read_of_key) {
+        (Err(error), Some(bucket))
+            if error.code == S3ErrorCode::NoSuchKey && !may_list(&access_after, &bucket) =>
+        {
             Err(S3Error::new(S3ErrorCode::AccessDenied))
         }
-        outcome => outcome,
+        (outcome, _) => outcome,
     };
     if changes_buckets && outcome.is_ok() {
         // Bucket owners are part of the access directory: this gateway's next request must
@@ -254,23 +257,27 @@ async fn dispatch(
     (operation, fill_resource(outcome, resource))
 }
 
-/// Whether a `NoSuchKey` answer to `endpoint` must become `AccessDenied`: an object read by
-/// a caller without `s3:ListBucket` on the bucket.
-fn hides_missing_keys(endpoint: &Endpoint, access: &super::authorize::Access) -> bool {
+/// The bucket of an object read whose `NoSuchKey` depends on the right to list (S3 answers
+/// 403 instead to a caller without `s3:ListBucket`).
+fn reads_a_key(endpoint: &Endpoint) -> Option<&str> {
     use Endpoint as E;
-    let bucket = match endpoint {
+    match endpoint {
         E::GetObject { bucket, .. }
         | E::HeadObject { bucket, .. }
         | E::GetObjectAttributes { bucket, .. }
         | E::GetObjectTagging { bucket, .. }
-        | E::GetObjectAcl { bucket, .. } => bucket,
-        _ => return false,
-    };
+        | E::GetObjectAcl { bucket, .. } => Some(bucket),
+        _ => None,
+    }
+}
+
+/// Whether the caller may list `bucket` (decided only when a read found no key).
+fn may_list(access: &super::authorize::Access, bucket: &str) -> bool {
     let list = super::access::Permission {
         action: "s3:ListBucket",
         resource: super::access::bucket_arn(bucket),
     };
-    access.decide(&list, Some(bucket)) != super::policy::Decision::Allow
+    access.decide(&list, Some(bucket)) == super::policy::Decision::Allow
 }
 
 /// Gives an error the request's `<Resource>` unless the handler named another one.

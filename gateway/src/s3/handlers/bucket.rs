@@ -163,6 +163,7 @@ pub async fn handle_create_bucket(req: S3Request, bucket: &str) -> S3Result {
         );
     }
     let owner = req.access.owner().0;
+    let req_is_root = req.access.caller().is_root();
     let identity = req.identity.clone();
     match engine.create_bucket(bucket, &owner).await {
         Ok(_) if ownership.is_none() && acl.is_none() => {}
@@ -180,7 +181,8 @@ pub async fn handle_create_bucket(req: S3Request, bucket: &str) -> S3Result {
         }
         Err(EngineError::BucketExists) => {
             let existing = engine.bucket(bucket).await?;
-            let code = if existing.owner() != owner {
+            // The root key acts for every owner (it may do anything to any bucket).
+            let code = if existing.owner() != owner && !req_is_root {
                 S3ErrorCode::BucketAlreadyExists
             } else if existing.region() == "us-east-1" {
                 // Legacy us-east-1 behaviour: re-creating a bucket you own succeeds (aws-cli

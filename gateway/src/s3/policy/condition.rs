@@ -56,6 +56,11 @@ impl ContextKeys {
         self.values.get(&normalize_key(key)).map(Vec::as_slice)
     }
 
+    /// All values of a key already in [`normalize_key`] form (no allocation per lookup).
+    pub fn get_normalized(&self, normalized: &str) -> Option<&[String]> {
+        self.values.get(normalized).map(Vec::as_slice)
+    }
+
     /// The value of a single-valued key (policy variables use this).
     pub fn single(&self, key: &str) -> Option<&str> {
         match self.get(key) {
@@ -171,6 +176,8 @@ pub struct Condition {
     operator: Operator,
     /// As written in the policy (for messages); compared through [`ContextKeys`].
     key: String,
+    /// `key` normalized once at parse time ([`normalize_key`]): the lookup of every request.
+    normalized_key: String,
     values: Vec<String>,
 }
 
@@ -325,6 +332,7 @@ impl Condition {
         Ok(Self {
             operator: parsed,
             key: key.to_string(),
+            normalized_key: normalize_key(key),
             values,
         })
     }
@@ -336,7 +344,9 @@ impl Condition {
 
     /// Whether the request's context satisfies this condition.
     pub fn holds(&self, keys: &ContextKeys) -> bool {
-        let present = keys.get(&self.key).filter(|values| !values.is_empty());
+        let present = keys
+            .get_normalized(&self.normalized_key)
+            .filter(|values| !values.is_empty());
         let Operator::Compare {
             comparison,
             negated,
