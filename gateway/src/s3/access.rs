@@ -243,7 +243,12 @@ pub(crate) mod tests {
 
     /// One value of every endpoint variant (the authorization tests walk it too).
     pub(crate) fn every_endpoint() -> Vec<Endpoint> {
-        let b = || "b".to_string();
+        every_endpoint_on("b")
+    }
+
+    /// One value of every endpoint variant on bucket `bucket` (key `k`, upload `u`).
+    pub(crate) fn every_endpoint_on(bucket: &str) -> Vec<Endpoint> {
+        let b = || bucket.to_string();
         let k = || "k".to_string();
         let u = || "u".to_string();
         use Endpoint as E;

@@ -257,16 +257,29 @@ impl Catalog {
         name: &str,
         value: Option<String>,
     ) -> Result<Option<VersionRecord>, MetaError> {
+        self.update_live_version(bucket, key, &|version| {
+            version.headers.retain(|(n, _)| n != name);
+            if let Some(value) = &value {
+                version.headers.push((name.to_string(), value.clone()));
+            }
+        })
+    }
+
+    /// Changes the live version of `key` in place by `update` (same seq: no new version), in
+    /// one transaction. `Ok(None)` if `key` has no live version.
+    fn update_live_version(
+        &self,
+        bucket: &BucketId,
+        key: &str,
+        update: &dyn Fn(&mut VersionRecord),
+    ) -> Result<Option<VersionRecord>, MetaError> {
         self.transact(|txn| {
             prefetch_bucket_and_head(txn, bucket, key)?;
             require_bucket(txn, bucket)?;
             let Some(mut version) = live_version(txn, bucket, key)? else {
                 return Ok(None);
             };
-            version.headers.retain(|(n, _)| n != name);
-            if let Some(value) = &value {
-                version.headers.push((name.to_string(), value.clone()));
-            }
+            update(&mut version);
             txn.put_record(
                 Table::Versions,
                 keys::version_key(bucket, key.as_bytes(), version.seq),
@@ -286,19 +299,8 @@ impl Catalog {
         key: &str,
         access: ObjectAccess,
     ) -> Result<Option<VersionRecord>, MetaError> {
-        self.transact(|txn| {
-            prefetch_bucket_and_head(txn, bucket, key)?;
-            require_bucket(txn, bucket)?;
-            let Some(mut version) = live_version(txn, bucket, key)? else {
-                return Ok(None);
-            };
+        self.update_live_version(bucket, key, &|version| {
             version.access = Some(access.clone());
-            txn.put_record(
-                Table::Versions,
-                keys::version_key(bucket, key.as_bytes(), version.seq),
-                &version,
-            )?;
-            Ok(Some(version))
         })
     }
 

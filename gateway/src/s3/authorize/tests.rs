@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::identity::tests::directory;
-use crate::s3::access::tests::every_endpoint;
+use crate::s3::access::tests::every_endpoint_on;
 use crate::s3::policy::ContextKeys;
 
 fn access_of(access_key: Option<&str>) -> Access {
@@ -18,66 +18,6 @@ fn access_of(access_key: Option<&str>) -> Access {
     Access::new(directory, caller, ContextKeys::new())
 }
 
-/// `every_endpoint()` (bucket `b`, key `k`) on bucket `bucket` instead.
-fn every_endpoint_on(bucket: &str) -> Vec<Endpoint> {
-    every_endpoint()
-        .into_iter()
-        .map(|e| rename_bucket(e, bucket))
-        .collect()
-}
-
-fn rename_bucket(endpoint: Endpoint, name: &str) -> Endpoint {
-    use Endpoint as E;
-    let mut endpoint = endpoint;
-    match &mut endpoint {
-        E::ListBuckets | E::NotImplemented { .. } => {}
-        E::CreateBucket { bucket }
-        | E::HeadBucket { bucket }
-        | E::DeleteBucket { bucket }
-        | E::GetBucketLocation { bucket }
-        | E::GetBucketVersioning { bucket }
-        | E::ListObjectsV1 { bucket }
-        | E::ListObjectsV2 { bucket }
-        | E::ListMultipartUploads { bucket }
-        | E::ListObjectVersions { bucket }
-        | E::GetBucketAcl { bucket }
-        | E::PutBucketAcl { bucket }
-        | E::GetBucketPolicy { bucket }
-        | E::PutBucketPolicy { bucket }
-        | E::DeleteBucketPolicy { bucket }
-        | E::GetBucketPolicyStatus { bucket }
-        | E::GetBucketOwnershipControls { bucket }
-        | E::PutBucketOwnershipControls { bucket }
-        | E::DeleteBucketOwnershipControls { bucket }
-        | E::GetPublicAccessBlock { bucket }
-        | E::PutPublicAccessBlock { bucket }
-        | E::DeletePublicAccessBlock { bucket }
-        | E::GetBucketEncryption { bucket }
-        | E::PutBucketEncryption { bucket }
-        | E::DeleteBucketEncryption { bucket }
-        | E::PostObject { bucket }
-        | E::DeleteObjects { bucket }
-        | E::PutObject { bucket, .. }
-        | E::CopyObject { bucket, .. }
-        | E::GetObject { bucket, .. }
-        | E::HeadObject { bucket, .. }
-        | E::DeleteObject { bucket, .. }
-        | E::CreateMultipartUpload { bucket, .. }
-        | E::UploadPart { bucket, .. }
-        | E::CompleteMultipartUpload { bucket, .. }
-        | E::AbortMultipartUpload { bucket, .. }
-        | E::ListParts { bucket, .. }
-        | E::UploadPartCopy { bucket, .. }
-        | E::GetObjectAcl { bucket, .. }
-        | E::PutObjectAcl { bucket, .. }
-        | E::GetObjectTagging { bucket, .. }
-        | E::PutObjectTagging { bucket, .. }
-        | E::DeleteObjectTagging { bucket, .. }
-        | E::GetObjectAttributes { bucket, .. } => *bucket = name.to_string(),
-    }
-    endpoint
-}
-
 const TRAITS: [RequestTraits; 2] = [
     RequestTraits {
         addresses_version: false,
@@ -90,6 +30,22 @@ const TRAITS: [RequestTraits; 2] = [
         sets_acl: true,
     },
 ];
+
+/// The sample directory plus bucket `name` (owned by alice) with `policy`.
+fn directory_with(name: &str, policy: &str) -> Arc<Directory> {
+    let mut snapshot = crate::identity::tests::sample();
+    snapshot.buckets.push(crate::identity::tests::bucket(
+        name,
+        "alice-id",
+        Some(policy),
+    ));
+    Arc::new(crate::identity::build(
+        &snapshot,
+        &crate::identity::tests::master(),
+        "ROOTKEY",
+        "root-secret",
+    ))
+}
 
 /// A user with no policy, on a bucket someone else owns: every operation is refused before
 /// its handler runs, and the deferred checks (DeleteObjects keys, POST form keys) refuse too.
@@ -180,18 +136,10 @@ fn bucket_policies_and_identity_policies_grant_what_they_name() {
 
 #[test]
 fn explicit_deny_beats_every_allow_and_session_policies_narrow() {
-    let mut snapshot = crate::identity::tests::sample();
-    snapshot.buckets.push(crate::identity::tests::bucket(
+    let directory = directory_with(
         "locked",
-        "alice-id",
-        Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::locked/*"}]}"#),
-    ));
-    let directory = Arc::new(crate::identity::build(
-        &snapshot,
-        &crate::identity::tests::master(),
-        "ROOTKEY",
-        "root-secret",
-    ));
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::locked/*"}]}"#,
+    );
     let alice = Caller {
         user: directory.user_of_key("AKALICE"),
         session_policy: None,
@@ -240,18 +188,10 @@ fn explicit_deny_beats_every_allow_and_session_policies_narrow() {
 
 #[test]
 fn existing_object_tags_are_read_only_for_policies_that_ask_and_then_decide() {
-    let mut snapshot = crate::identity::tests::sample();
-    snapshot.buckets.push(crate::identity::tests::bucket(
+    let directory = directory_with(
         "tagged",
-        "alice-id",
-        Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::tagged/*","Condition":{"StringEquals":{"s3:ExistingObjectTag/secret":"yes"}}}]}"#),
-    ));
-    let directory = Arc::new(crate::identity::build(
-        &snapshot,
-        &crate::identity::tests::master(),
-        "ROOTKEY",
-        "root-secret",
-    ));
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::tagged/*","Condition":{"StringEquals":{"s3:ExistingObjectTag/secret":"yes"}}}]}"#,
+    );
     let alice = Caller {
         user: directory.user_of_key("AKALICE"),
         session_policy: None,
