@@ -1,14 +1,16 @@
 //! Every XML request document the gateway parses: CompleteMultipartUpload, Delete (DeleteObjects),
-//! CreateBucketConfiguration, Tagging and AccessControlPolicy (PutBucketAcl/PutObjectAcl).
+//! CreateBucketConfiguration, Tagging, AccessControlPolicy (PutBucketAcl/PutObjectAcl),
+//! OwnershipControls and PublicAccessBlockConfiguration.
 //!
 //! Input: the document; each parser reads every input (they share one corpus).
-//! Properties: no panic; any failure is `MalformedXML` (or, for tagging, `InvalidTag`); a tag
-//! set that parses is rendered by `tagging_xml` into a document that parses back to itself.
+//! Properties: no panic; any failure is `MalformedXML` (tagging: or `InvalidTag`; ACLs:
+//! `MalformedACLError`, `InvalidArgument` or `UnresolvableGrantByEmailAddress`); a tag set or
+//! an ACL that parses is rendered into a document that parses back to itself.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use strata_gateway::s3::acl::{Acl, ObjectOwnership, PublicAccessBlock};
 use strata_gateway::s3::error::{S3Error, S3ErrorCode};
-use strata_gateway::s3::handlers::acl::policy_is_owner_only;
 use strata_gateway::s3::tagging::{parse_tagging_xml, tagging_xml};
 use strata_gateway::s3::xml::{
     parse, parse_document, CompleteMultipartUploadXml, CreateBucketConfigurationXml, DeleteXml,
@@ -27,7 +29,30 @@ fuzz_target!(|data: &[u8]| {
         data,
         "CreateBucketConfiguration",
     ));
-    malformed(policy_is_owner_only(data, "owner"));
+    malformed(ObjectOwnership::from_xml(data));
+    malformed(PublicAccessBlock::from_xml(data));
+    match Acl::from_xml(data) {
+        Ok(acl) => {
+            let rendered = acl.to_xml();
+            match Acl::from_xml(rendered.as_bytes()) {
+                Ok(again) => assert_eq!(acl, again, "ACL changed through to_xml"),
+                Err(error) => panic!(
+                    "to_xml wrote an ACL that does not parse ({:?}): {rendered}",
+                    error.code
+                ),
+            }
+        }
+        Err(error) => assert!(
+            matches!(
+                error.code,
+                S3ErrorCode::MalformedACLError
+                    | S3ErrorCode::InvalidArgument
+                    | S3ErrorCode::UnresolvableGrantByEmailAddress
+            ),
+            "{:?}",
+            error.code
+        ),
+    }
     match parse_tagging_xml(data) {
         Ok(tags) => {
             let rendered = tagging_xml(&tags);
