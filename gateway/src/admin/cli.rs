@@ -941,23 +941,8 @@ mod tests {
 
     #[test]
     fn endpoints_must_be_plain_http() {
-        let mut args = AdminArgs {
-            topic: Topic::Scrub,
-            action: Some(Action::Status),
-            name: None,
-            policies: Vec::new(),
-            user: None,
-            document: None,
-            config: None,
-            force: false,
-            endpoint: Some("http://127.0.0.1:9000/".into()),
-            access_key: None,
-            secret_key: None,
-            data: None,
-            region: "us-east-1".into(),
-            json: false,
-            timeout: 1,
-        };
+        let mut args = args(Topic::Scrub, Some(Action::Status), None);
+        args.endpoint = Some("http://127.0.0.1:9000/".into());
         assert_eq!(
             endpoint(&args).unwrap(),
             ("127.0.0.1:9000".into(), "http://127.0.0.1:9000".into())
