@@ -132,6 +132,15 @@ impl Access {
         }
     }
 
+    /// The directory's entry of `bucket`, `NoSuchBucket` when it has none (the handlers of
+    /// bucket access settings read it).
+    pub fn bucket_entry(&self, bucket: &str) -> Result<&BucketEntry, S3Error> {
+        self.directory
+            .bucket(bucket)
+            .map(|entry| entry.as_ref())
+            .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchBucket).with_extra("BucketName", bucket))
+    }
+
     pub fn caller(&self) -> &Caller {
         &self.caller
     }

@@ -16,23 +16,12 @@ use crate::s3::error::{S3Error, S3ErrorCode};
 /// Largest settings document read (each is a few hundred bytes).
 const MAX_SETTINGS_BODY: usize = 16 * 1024;
 
-fn entry<'a>(
-    req: &'a S3Request,
-    bucket: &str,
-) -> Result<&'a crate::identity::BucketEntry, S3Error> {
-    req.access
-        .directory()
-        .bucket(bucket)
-        .map(|entry| entry.as_ref())
-        .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchBucket).with_extra("BucketName", bucket))
-}
-
 pub async fn handle_get_ownership_controls(req: S3Request, bucket: &str) -> S3Result {
-    xml_response(entry(&req, bucket)?.ownership.to_xml())
+    xml_response(req.access.bucket_entry(bucket)?.ownership.to_xml())
 }
 
 pub async fn handle_put_ownership_controls(req: S3Request, bucket: &str) -> S3Result {
-    let current = entry(&req, bucket)?;
+    let current = req.access.bucket_entry(bucket)?;
     let others_granted = current
         .acl
         .as_ref()
@@ -60,7 +49,7 @@ pub async fn handle_put_ownership_controls(req: S3Request, bucket: &str) -> S3Re
 }
 
 pub async fn handle_delete_ownership_controls(req: S3Request, bucket: &str) -> S3Result {
-    let current = entry(&req, bucket)?;
+    let current = req.access.bucket_entry(bucket)?;
     if current.access.ownership.is_none() {
         return Err(S3Error::new(S3ErrorCode::OwnershipControlsNotFoundError)
             .with_extra("BucketName", bucket));
@@ -77,7 +66,7 @@ pub async fn handle_delete_ownership_controls(req: S3Request, bucket: &str) -> S
 }
 
 pub async fn handle_get_public_access_block(req: S3Request, bucket: &str) -> S3Result {
-    let current = entry(&req, bucket)?;
+    let current = req.access.bucket_entry(bucket)?;
     if current.access.public_access_block.is_none() {
         return Err(
             S3Error::new(S3ErrorCode::NoSuchPublicAccessBlockConfiguration)
@@ -88,7 +77,7 @@ pub async fn handle_get_public_access_block(req: S3Request, bucket: &str) -> S3R
 }
 
 pub async fn handle_put_public_access_block(req: S3Request, bucket: &str) -> S3Result {
-    entry(&req, bucket)?;
+    req.access.bucket_entry(bucket)?;
     let body = read_request_document(req.body, &req.headers, &req.auth, MAX_SETTINGS_BODY).await?;
     let block = PublicAccessBlock::from_xml(&body)?;
     let stored = block.encode();
@@ -103,7 +92,7 @@ pub async fn handle_put_public_access_block(req: S3Request, bucket: &str) -> S3R
 }
 
 pub async fn handle_delete_public_access_block(req: S3Request, bucket: &str) -> S3Result {
-    entry(&req, bucket)?;
+    req.access.bucket_entry(bucket)?;
     req.identity
         .update_bucket_access(bucket, |access| {
             access.public_access_block = None;

@@ -15,10 +15,9 @@ use http::{HeaderMap, StatusCode};
 
 use super::{empty_response, read_request_document, xml_response, S3Request, S3Result};
 use crate::engine::{Engine, ObjectAccess, ObjectInfo};
-use crate::identity::BucketEntry;
 use crate::s3::acl::{acl_from_headers, acl_from_request, Acl, ObjectOwnership, Owner};
 use crate::s3::authorize::Access;
-use crate::s3::error::{S3Error, S3ErrorCode};
+use crate::s3::error::S3Error;
 use crate::s3::handlers::policy::identity_error;
 
 /// Largest PutBucketAcl/PutObjectAcl document read.
@@ -27,14 +26,6 @@ const MAX_ACL_BODY: usize = 64 * 1024;
 /// The owner record of a canonical id (display name from the directory).
 pub fn owner_of(access: &Access, id: &str) -> Owner {
     Owner::new(id, access.display_name(id))
-}
-
-fn bucket_entry<'a>(access: &'a Access, bucket: &str) -> Result<&'a BucketEntry, S3Error> {
-    access
-        .directory()
-        .bucket(bucket)
-        .map(|entry| entry.as_ref())
-        .ok_or_else(|| S3Error::new(S3ErrorCode::NoSuchBucket).with_extra("BucketName", bucket))
 }
 
 /// The ACL stored with a version, if it has one that can be read.
@@ -53,7 +44,7 @@ pub fn object_access_for_write(
     bucket: &str,
     headers: &HeaderMap,
 ) -> Result<Option<ObjectAccess>, S3Error> {
-    let entry = bucket_entry(access, bucket)?;
+    let entry = access.bucket_entry(bucket)?;
     let bucket_owner = owner_of(access, &entry.owner);
     let (writer_id, writer_name) = access.owner();
     let writer = Owner::new(writer_id, writer_name);
@@ -100,7 +91,7 @@ pub fn bucket_access_for_create(
 }
 
 pub async fn handle_get_bucket_acl(req: S3Request, bucket: &str) -> S3Result {
-    let entry = bucket_entry(&req.access, bucket)?;
+    let entry = req.access.bucket_entry(bucket)?;
     let owner = owner_of(&req.access, &entry.owner);
     let acl = match (&entry.acl, entry.acls_enabled()) {
         (Some(acl), true) => acl.clone(),
@@ -110,7 +101,7 @@ pub async fn handle_get_bucket_acl(req: S3Request, bucket: &str) -> S3Result {
 }
 
 pub async fn handle_put_bucket_acl(req: S3Request, bucket: &str) -> S3Result {
-    let entry = bucket_entry(&req.access, bucket)?;
+    let entry = req.access.bucket_entry(bucket)?;
     let owner = owner_of(&req.access, &entry.owner);
     let (ownership, block) = (entry.ownership, entry.public_access_block);
     let body = read_request_document(req.body, &req.headers, &req.auth, MAX_ACL_BODY).await?;
@@ -142,7 +133,7 @@ async fn object_of(engine: &Engine, bucket: &str, key: &str) -> Result<ObjectInf
 }
 
 pub async fn handle_get_object_acl(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    let entry = bucket_entry(&req.access, bucket)?;
+    let entry = req.access.bucket_entry(bucket)?;
     let object = object_of(&req.engine, bucket, key).await?;
     let owner_id = object
         .access()
@@ -156,7 +147,7 @@ pub async fn handle_get_object_acl(req: S3Request, bucket: &str, key: &str) -> S
 }
 
 pub async fn handle_put_object_acl(req: S3Request, bucket: &str, key: &str) -> S3Result {
-    let entry = bucket_entry(&req.access, bucket)?;
+    let entry = req.access.bucket_entry(bucket)?;
     let bucket_owner = owner_of(&req.access, &entry.owner);
     let (ownership, block) = (entry.ownership, entry.public_access_block);
     let object = object_of(&req.engine, bucket, key).await?;

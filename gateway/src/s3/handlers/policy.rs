@@ -24,11 +24,7 @@ pub fn identity_error(error: IdentityError) -> S3Error {
 
 /// The bucket's stored policy text, `NoSuchBucket` / `NoSuchBucketPolicy` otherwise.
 fn stored_policy(req: &S3Request, bucket: &str) -> Result<Option<String>, S3Error> {
-    let entry =
-        req.access.directory().bucket(bucket).ok_or_else(|| {
-            S3Error::new(S3ErrorCode::NoSuchBucket).with_extra("BucketName", bucket)
-        })?;
-    Ok(entry.access.policy.clone())
+    Ok(req.access.bucket_entry(bucket)?.access.policy.clone())
 }
 
 pub async fn handle_put_bucket_policy(req: S3Request, bucket: &str) -> S3Result {
